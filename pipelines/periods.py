@@ -1,0 +1,74 @@
+"""Quarters and months as the market names them (`YYYY-MM`), and the hours they contain.
+
+Times are naive local Guatemala time (UTC-6 with no daylight saving since 2006), an hour labelled
+by its start, which is how the programming files are written."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pipelines.errors import InputError
+
+_GUATEMALA = ZoneInfo("America/Guatemala")
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def parse_month(text: str, what: str = "month") -> date:
+    """`2026-05` -> date(2026, 5, 1); anything else is an InputError."""
+    match = _MONTH.match(text or "")
+    if not match:
+        raise InputError(f"{what} must be YYYY-MM (e.g. 2026-05), got {text!r}")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def add_months(first: date, n: int) -> date:
+    index = first.year * 12 + first.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_label(first: date) -> str:
+    return f"{first.year:04d}-{first.month:02d}"
+
+
+def quarter_months(quarter: str) -> list[str]:
+    """A programming quarter is three consecutive months named by the first (NCC-11)."""
+    first = parse_month(quarter, "quarter")
+    return [month_label(add_months(first, k)) for k in range(3)]
+
+
+def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
+    """[start, end) of the quarter as local datetimes."""
+    first = parse_month(quarter, "quarter")
+    start = datetime(first.year, first.month, 1)
+    end_month = add_months(first, 3)
+    return start, datetime(end_month.year, end_month.month, 1)
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    first = parse_month(month)
+    nxt = add_months(first, 1)
+    return datetime(first.year, first.month, 1), datetime(nxt.year, nxt.month, 1)
+
+
+def hours_between(start: datetime, end: datetime) -> int:
+    return int((end - start) / timedelta(hours=1))
+
+
+def local_month_of(moment: datetime) -> str:
+    """`YYYY-MM` of an instant in Guatemala time (schedulers hand over UTC-aware datetimes)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_GUATEMALA).replace(tzinfo=None)
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def resolve_period(explicit: str | None, interval_start: datetime | None, what: str = "month") -> str:
+    """The period a scheduled run covers: an explicit run parameter wins, else the month in which its
+    data interval starts (local time)."""
+    if explicit:
+        parse_month(explicit, what)
+        return explicit
+    if interval_start is None:
+        raise InputError(f"no {what} given and the run has no data interval")
+    return local_month_of(interval_start)

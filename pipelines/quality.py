@@ -1,0 +1,124 @@
+"""Great Expectations, run from our own code on in-memory frames.
+
+Suites live as JSON under `expectations/` (one file per suite, loaded with `gx.ExpectationSuite(**json)`).
+Each expectation's `severity` decides what a failure means: `critical` stops the run, `warning` is
+recorded. Suites may take run-time values (the quarter's first hour, its number of hours...) through
+GX's `{"$PARAMETER": name}` placeholders. GX cannot read polars frames, so the frame is handed over
+as pandas; GX is imported lazily because importing it costs seconds the other commands should not pay."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import polars as pl
+
+from pipelines import config
+from pipelines.errors import ValidationFailed
+
+_SEVERITY = {"critical": "error", "warning": "warning", "info": "info"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    source: str  # file (or derived view) the check ran on, as a person would look for it
+    check: str  # GX expectation type
+    column: str
+    severity: str  # error | warning | info
+    success: bool
+    unexpected_count: int | None
+    detail: str  # observed value or example offending values
+
+
+@lru_cache(maxsize=1)
+def _context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+@lru_cache(maxsize=None)
+def _validation(suite_name: str) -> Any:
+    import great_expectations as gx
+
+    context = _context()
+    with open(config.expectations_dir() / f"{suite_name}.json", encoding="utf-8") as fh:
+        suite = context.suites.add(gx.ExpectationSuite(**json.load(fh)))
+    batch = context.data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
+    definition = batch.add_batch_definition_whole_dataframe("whole")
+    return context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=definition, suite=suite))
+
+
+def run_suite(suite_name: str, source: str, frame: pl.DataFrame, params: dict[str, Any] | None = None) -> list[CheckResult]:
+    """Validate `frame` against `expectations/<suite_name>.json`; one CheckResult per expectation."""
+    outcome = _validation(suite_name).run(
+        batch_parameters={"dataframe": frame.to_pandas()},
+        expectation_parameters=params or {},
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+    )
+    return [_result(source, r) for r in outcome.results]
+
+
+def _result(source: str, r: Any) -> CheckResult:
+    cfg = r.expectation_config
+    kwargs = cfg.kwargs
+    column = kwargs.get("column") or ",".join(kwargs.get("column_list") or [])
+    result = r.result or {}
+    if r.exception_info and r.exception_info.get("raised_exception"):
+        # GX reports a crashed expectation as a failure; say why instead of a bare False
+        detail = f"check could not run: {r.exception_info.get('exception_message')}"
+        success = False
+    else:
+        success = bool(r.success)
+        if "partial_unexpected_list" in result and not success:
+            detail = "e.g. " + "; ".join(_short(v) for v in result["partial_unexpected_list"])
+        elif "observed_value" in result:
+            detail = f"observed {_short(result['observed_value'])}"
+        else:
+            detail = ""
+    return CheckResult(
+        source=source,
+        check=cfg.type,
+        column=column,
+        severity=_SEVERITY.get(str(getattr(cfg.severity, "value", cfg.severity)), "error"),
+        success=success,
+        unexpected_count=result.get("unexpected_count"),
+        detail=detail,
+    )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def raise_on_errors(results: list[CheckResult]) -> None:
+    failed = [r for r in results if not r.success and r.severity == "error"]
+    if failed:
+        lines = [f"data-quality check failed ({len(failed)} error-level check(s)); nothing was published:"]
+        for r in failed:
+            count = f"{r.unexpected_count} unexpected, " if r.unexpected_count else ""
+            lines.append(f"  - {r.source}: {r.check} [{r.column}]: {count}{r.detail}")
+        raise ValidationFailed("\n".join(lines))
+
+
+def results_frame(results: list[CheckResult], *, run_id: str, pipeline: str, period: str) -> pl.DataFrame:
+    """The `validation_results` rows for one run."""
+    rows = [asdict(r) for r in results]
+    checked_at = datetime.now().replace(microsecond=0)
+    return pl.DataFrame(
+        rows,
+        schema={
+            "source": pl.String, "check": pl.String, "column": pl.String, "severity": pl.String,
+            "success": pl.Boolean, "unexpected_count": pl.Int64, "detail": pl.String,
+        },
+    ).with_columns(
+        run_id=pl.lit(run_id), pipeline=pl.lit(pipeline), period=pl.lit(period), checked_at=pl.lit(checked_at)
+    ).select("run_id", "pipeline", "period", "source", "check", "column", "severity", "success",
+             "unexpected_count", "detail", "checked_at")

@@ -43,21 +43,50 @@ def _context() -> Any:
     return context
 
 
+def _adapt(spec: dict[str, Any], variant: str, rename: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """A suite variant: drop expectations whose meta `variants` excludes it, rename columns."""
+    names = dict(rename)
+    kept = []
+    for exp in spec["expectations"]:
+        variants = exp.get("meta", {}).get("variants")
+        if variants and variant not in variants:
+            continue
+        kwargs = dict(exp["kwargs"])
+        if "column" in kwargs:
+            kwargs["column"] = names.get(kwargs["column"], kwargs["column"])
+        if "column_list" in kwargs:
+            kwargs["column_list"] = [names.get(c, c) for c in kwargs["column_list"]]
+        kept.append({**exp, "kwargs": kwargs})
+    return {**spec, "name": f"{spec['name']}.{variant}", "expectations": kept}
+
+
 @lru_cache(maxsize=None)
-def _validation(suite_name: str) -> Any:
+def _validation(suite_name: str, variant: str, rename: tuple[tuple[str, str], ...]) -> Any:
     import great_expectations as gx
 
     context = _context()
     with open(config.expectations_dir() / f"{suite_name}.json", encoding="utf-8") as fh:
-        suite = context.suites.add(gx.ExpectationSuite(**json.load(fh)))
-    batch = context.data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
+        spec = _adapt(json.load(fh), variant, rename)
+    suite = context.suites.add(gx.ExpectationSuite(**spec))
+    batch = context.data_sources.add_pandas(spec["name"]).add_dataframe_asset(spec["name"])
     definition = batch.add_batch_definition_whole_dataframe("whole")
-    return context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=definition, suite=suite))
+    return context.validation_definitions.add(gx.ValidationDefinition(name=spec["name"], data=definition, suite=suite))
 
 
-def run_suite(suite_name: str, source: str, frame: pl.DataFrame, params: dict[str, Any] | None = None) -> list[CheckResult]:
-    """Validate `frame` against `expectations/<suite_name>.json`; one CheckResult per expectation."""
-    outcome = _validation(suite_name).run(
+def run_suite(
+    suite_name: str,
+    source: str,
+    frame: pl.DataFrame,
+    params: dict[str, Any] | None = None,
+    *,
+    variant: str = "default",
+    rename: dict[str, str] | None = None,
+) -> list[CheckResult]:
+    """Validate `frame` against `expectations/<suite_name>.json`; one CheckResult per expectation.
+
+    `variant` keeps only the expectations whose meta `variants` list includes it (or that have none);
+    `rename` maps suite column names to the frame's (e.g. NCC-11 block mode keys by `block`, not `hour`)."""
+    outcome = _validation(suite_name, variant, tuple(sorted((rename or {}).items()))).run(
         batch_parameters={"dataframe": frame.to_pandas()},
         expectation_parameters=params or {},
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},

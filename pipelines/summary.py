@@ -38,7 +38,7 @@ def render(path: Path | None = None) -> str:
             for title, sql in _VIEWS.items():
                 table = sql.split(" FROM ")[1].split()[0]
                 if table in existing:
-                    parts.append(f"\n== {title} ==\n{con.execute(sql).pl()}")
+                    parts.append(f"\n== {title} ==\n{con.sql(sql).pl()}")
         return "\n".join(parts)
     finally:
         con.close()

@@ -71,6 +71,6 @@ def query(sql: str, path: Path | None = None, params: list[Any] | None = None) -
     """Read-only query returning a polars frame (used by summaries and tests)."""
     con = connect(path, read_only=True)
     try:
-        return con.execute(sql, params or []).pl()
+        return con.sql(sql, params=params or None).pl()
     finally:
         con.close()

@@ -1,0 +1,136 @@
+"""Estimating the hourly energy of points delivered late or never (NCC-14 numeral 14.10).
+
+- consumption: the previous month's metered value at the same day-of-month and hour, plus 10%; when
+  the previous month has no such day (31 March -> February), its last day. The metered value is the
+  `meter_hourly` row with channel kwh_del (energy the point takes from the grid).
+- generation: the dispatch centre's record for the same hour (`dispatch_records`), minus 5%.
+An hour with no basis gets no row: the point's `estimation` text says how many hours could not be
+estimated and why. Nothing is invented."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import config, warehouse
+from pipelines.periods import add_months, month_bounds, month_label, parse_month
+
+CONSUMPTION_UPLIFT = 1.10  # 14.10: previous-month readings + 10%
+GENERATION_FACTOR = 0.95  # 14.10: dispatch records - 5%
+CONSUMPTION_CHANNEL = "kwh_del"
+
+ESTIMATE_COLUMNS = ["month", "point_id", "hour", "kwh", "method", "basis_hour", "basis_kwh"]
+
+
+def point_hours(registry: pl.DataFrame, point_ids: list[str], month: str) -> pl.DataFrame:
+    """(point_id, hour) for every hour of the month in which the point is active (whole days)."""
+    start, end = month_bounds(month)
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    return (
+        registry.filter(pl.col("point_id").is_in(point_ids))
+        .select(
+            "point_id",
+            pl.max_horizontal(pl.col("valid_from"), pl.lit(first)).alias("_from"),
+            pl.min_horizontal(pl.col("valid_to").fill_null(last), pl.lit(last)).alias("_to"),
+        )
+        .filter(pl.col("_from") <= pl.col("_to"))
+        .select("point_id", pl.datetime_ranges(
+            pl.col("_from").cast(pl.Datetime("us")),
+            pl.col("_to").cast(pl.Datetime("us")) + pl.duration(hours=23),
+            interval="1h").alias("hour"))
+        .explode("hour")
+        .unique(["point_id", "hour"])
+        .sort("point_id", "hour")
+    )
+
+
+def previous_month_hour(month: str) -> pl.Expr:
+    """Same day-of-month and hour in the previous month, or that month's last day."""
+    first = parse_month(month)
+    previous = add_months(first, -1)
+    previous_last_day = (first - timedelta(days=1)).day
+    return pl.datetime(
+        previous.year, previous.month, pl.min_horizontal(pl.col("hour").dt.day(), pl.lit(previous_last_day)),
+        pl.col("hour").dt.hour(),
+    ).cast(pl.Datetime("us"))
+
+
+def read_meter_hourly(point_ids: list[str], month: str, path: Path | None) -> tuple[pl.DataFrame | None, str]:
+    """The previous month's kwh_del hours of these points from the warehouse, or (None, why not)."""
+    previous = month_label(add_months(parse_month(month), -1))
+    start, end = month_bounds(previous)
+    db = Path(path or config.warehouse_path())
+    if not db.exists():
+        return None, f"no warehouse at {db}, so no meter_hourly for {previous}"
+    tables = warehouse.query("SELECT table_name FROM information_schema.tables", db)["table_name"].to_list()
+    if "meter_hourly" not in tables:
+        return None, f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)"
+    rows = warehouse.query(
+        "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM meter_hourly "
+        "WHERE channel = ? AND hour >= ? AND hour < ? AND list_contains(?, point_id)",
+        db, [CONSUMPTION_CHANNEL, start, end, point_ids],
+    )
+    duplicated = rows.filter(pl.struct("point_id", "hour").is_duplicated())
+    if duplicated.height:
+        example = duplicated.row(0, named=True)
+        return None, (f"meter_hourly has {duplicated.height} duplicated {CONSUMPTION_CHANNEL} rows for {previous} "
+                      f"(e.g. {example['point_id']} {example['hour']}): not used")
+    return rows.with_columns(pl.col("hour").cast(pl.Datetime("us"))), ""
+
+
+def estimate(points: pl.DataFrame, registry: pl.DataFrame, month: str, *, meter_hourly: pl.DataFrame | None,
+             meter_hourly_note: str, dispatch: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(estimated_hourly rows, per-point estimation text) for `points` (point_id, kind) late or missing."""
+    points = points.unique("point_id").select("point_id", "kind")
+    hours = point_hours(registry, points["point_id"].to_list(), month).join(points, on="point_id")
+    previous = month_label(add_months(parse_month(month), -1))
+
+    consumption = hours.filter(pl.col("kind") == "consumption").with_columns(basis_hour=previous_month_hour(month))
+    if meter_hourly is not None:
+        consumption = consumption.join(
+            meter_hourly.rename({"hour": "basis_hour", "value": "basis_kwh"}), on=["point_id", "basis_hour"], how="left")
+    else:
+        consumption = consumption.with_columns(basis_kwh=pl.lit(None, pl.Float64))
+    consumption = consumption.with_columns(
+        kwh=pl.col("basis_kwh") * CONSUMPTION_UPLIFT,
+        method=pl.lit(f"consumption: meter_hourly {CONSUMPTION_CHANNEL} of {previous}, same day and hour "
+                      f"(last day if {previous} is shorter), +10% (NCC-14 14.10)"),
+    )
+
+    generation = hours.filter(pl.col("kind") == "generation").with_columns(basis_hour=pl.col("hour"))
+    if dispatch is not None:
+        generation = generation.join(
+            dispatch.rename({"hour": "basis_hour", "kwh": "basis_kwh"}), on=["point_id", "basis_hour"], how="left")
+    else:
+        generation = generation.with_columns(basis_kwh=pl.lit(None, pl.Float64))
+    generation = generation.with_columns(
+        kwh=pl.col("basis_kwh") * GENERATION_FACTOR,
+        method=pl.lit("generation: dispatch_records for the same hour, -5% (NCC-14 14.10)"),
+    )
+
+    every = pl.concat([consumption, generation], how="diagonal_relaxed")
+    estimated = every.filter(pl.col("kwh").is_not_null()).with_columns(month=pl.lit(month)).select(ESTIMATE_COLUMNS)
+    missing_basis = {
+        "consumption": meter_hourly_note or f"meter_hourly has no {CONSUMPTION_CHANNEL} value for those hours of {previous}",
+        "generation": ("no dispatch_records file was given" if dispatch is None
+                       else f"dispatch_records has no value for those hours of {month}"),
+    }
+    notes = (
+        points.join(every.group_by("point_id").agg(
+            hours=pl.len(), estimated=pl.col("kwh").is_not_null().sum()), on="point_id", how="left")
+        .with_columns(pl.col("hours", "estimated").fill_null(0))
+        .with_columns(
+            estimation=pl.when(~pl.col("kind").is_in(["consumption", "generation"])).then(
+                pl.format("not estimated: kind '{}' is neither consumption nor generation", pl.col("kind")))
+            .when(pl.col("hours") == 0).then(pl.lit("not estimated: the point has no active hour in the month"))
+            .when(pl.col("estimated") == pl.col("hours")).then(pl.format(
+                "estimated all {} hours ({})", pl.col("hours"), pl.col("kind")))
+            .otherwise(pl.format(
+                "{} of {} hours estimated; {} hours not estimable: {}", pl.col("estimated"), pl.col("hours"),
+                pl.col("hours") - pl.col("estimated"),
+                pl.col("kind").replace_strict(missing_basis, default=""))))
+        .select("point_id", "estimation")
+    )
+    return estimated.sort("point_id", "hour"), notes

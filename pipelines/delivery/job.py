@@ -1,0 +1,185 @@
+"""`mayorista delivery check` and the `vpn_delivery_monthly` DAG: review one month's VPN changes and
+the Direct@mm deliveries that follow them, estimate what came late or never (14.10), write the
+per-participant reports, and publish everything for the month in ONE warehouse transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import config, lake, quality, warehouse
+from pipelines.business_days import BusinessCalendar
+from pipelines.delivery import compliance, estimation, report, rules, sources
+from pipelines.errors import InputError
+from pipelines.inputs import find_input
+from pipelines.manifest import Manifest
+from pipelines.metering.registry import load_registry
+from pipelines.periods import parse_month
+
+PIPELINE = "vpn_delivery"
+TABLES = ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly")
+
+
+@dataclass
+class DeliveryCheck:
+    month: str
+    run_id: str
+    review: pl.DataFrame
+    compliance: pl.DataFrame
+    points: pl.DataFrame
+    estimated: pl.DataFrame
+    unreadable: pl.DataFrame
+    validation: list[quality.CheckResult]
+    reports: dict[str, Path] = field(default_factory=dict)
+    summary: str = ""
+
+
+def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
+                run_id: str | None = None, config_dir: Path | None = None) -> DeliveryCheck:
+    parse_month(month)
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputError(f"input directory {input_dir} does not exist")
+    db = Path(warehouse or config.warehouse_path())
+    root = Path(lake_root or config.lake_root())
+    run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}"
+    manifest = Manifest(PIPELINE, month, run_id)
+
+    with manifest.step("read"):
+        registry = load_registry(input_dir)
+        changes = sources.read_changes(input_dir)
+        deliveries = sources.read_deliveries(input_dir)
+        dispatch = sources.read_dispatch(input_dir)
+    manifest.add_input(find_input(input_dir, "metering_points"), registry.height)
+    manifest.add_input(changes.path, changes.rows.height)
+    manifest.add_input(deliveries.path, deliveries.rows.height)
+    if dispatch is not None:
+        manifest.add_input(find_input(input_dir, "dispatch_records"), dispatch.height)
+
+    with manifest.step("validate"):
+        params = {"known_participants": registry["participant"].unique().sort().to_list(),
+                  "known_points": registry["point_id"].unique().sort().to_list()}
+        checks = (quality.run_suite("delivery_vpn_changes", changes.label, sources.check_frame(changes), params)
+                  + quality.run_suite("delivery_directamm_deliveries", deliveries.label, sources.check_frame(deliveries), params))
+        quality.raise_on_errors(checks)
+
+    with manifest.step("review"):
+        of_month, unplaced = rules.place(changes.rows, month)
+        dates = [parse_month(month)] + [d for c in ("letter_date", "proposed_date", "executed_on", "notified_on")
+                                        for d in of_month[c].drop_nulls().to_list()]
+        calendar = BusinessCalendar.covering(dates, config_dir)
+        of_month = rules.with_calendar_dates(of_month, calendar)
+        points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries.good(), month)
+        review = pl.concat([rules.review(of_month, calendar), delivery_review])
+        review = review.with_columns(month=pl.lit(month), _order=pl.col("rule").replace_strict(
+            {"notice": 0, "metering_period": 1, "approvals": 2, "delivery": 3}, return_dtype=pl.Int64)
+        ).sort("change_id", "_order").select(rules.REVIEW_COLUMNS)
+
+    with manifest.step("estimate"):
+        behind = points.filter(pl.col("status").is_in(["late", "missing"]))
+        ids = behind["point_id"].unique().to_list()
+        hourly, note = estimation.read_meter_hourly(ids, month, db) if ids else (None, "")
+        estimated, notes = estimation.estimate(behind, registry, month, meter_hourly=hourly,
+                                               meter_hourly_note=note, dispatch=dispatch)
+        points = points.join(notes, on="point_id", how="left").with_columns(
+            estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation")))
+
+    unreadable = pl.concat([
+        unplaced.select(pl.lit(changes.label).alias("source"), "line", "participant",
+                        pl.format("change {}: {}; no month can be reviewed for it", pl.col("change_id"),
+                                  pl.col("reason")).alias("reason")),
+        deliveries.bad().select(pl.lit(deliveries.label).alias("source"), pl.col("_line").alias("line"),
+                                pl.col("_raw_participant").alias("participant"), pl.col("_reason").alias("reason")),
+    ])
+    result = DeliveryCheck(month, run_id, review, compliant, points, estimated, unreadable, checks)
+
+    with manifest.step("publish"):
+        result.reports = _write_reports(result, of_month, root)
+        _publish(result, sources.quarantine(deliveries), manifest, db, root)
+    result.summary = summarize(result, db)
+    return result
+
+
+def report_dir(root: Path, month: str) -> Path:
+    return Path(root) / "reports" / "delivery" / f"month={month}"
+
+
+def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: Path) -> dict[str, Path]:
+    """All participants' reports staged, then swapped in whole (a re-run leaves no stale report)."""
+    participants = sorted(set(of_month["participant"].drop_nulls()) | set(result.unreadable["participant"].drop_nulls()))
+    staged = lake.staging_dir(root, PIPELINE, result.month, result.run_id) / "reports"
+    for participant in participants:
+        text = report.render(participant, result.month, changes=of_month, review=result.review,
+                             compliance=result.compliance, points=result.points, unreadable=result.unreadable,
+                             run_id=result.run_id)
+        report.write_atomic(text, staged / report.file_name(participant))
+    staged.mkdir(parents=True, exist_ok=True)
+    target = report_dir(root, result.month)
+    lake.swap_in(staged, target)
+    return {p: target / report.file_name(p) for p in participants}
+
+
+def _publish(result: DeliveryCheck, quarantined: pl.DataFrame, manifest: Manifest, db: Path, root: Path) -> None:
+    month = result.month
+    frames = {"vpn_change_review": result.review, "delivery_compliance": result.compliance,
+              "delivery_points": result.points, "estimated_hourly": result.estimated,
+              "delivery_quarantine": quarantined.with_columns(month=pl.lit(month))}
+    staged = lake.staging_dir(root, PIPELINE, month, result.run_id)
+    for name, frame in frames.items():
+        lake.write_parquet(frame, staged / name / "part.parquet")
+        manifest.outputs[name] = frame.height
+    for name in frames:
+        lake.swap_in(staged / name, lake.partition_dir(root, "delivery", table=name, month=month))
+    lake.discard(staged)
+
+    manifest.counts.update(
+        changes=result.review["change_id"].n_unique(), rules_failed=int((~result.review["ok"]).sum()),
+        unreadable_rows=result.unreadable.height, warnings=sum(not c.success for c in result.validation))
+    manifest.status = "published"
+    manifest.save(manifest.publish_path(root))
+    checks = quality.results_frame(result.validation, run_id=result.run_id, pipeline=PIPELINE, period=month)
+    warehouse.publish(
+        [(name, frame, {"month": month}) for name, frame in frames.items() if name != "delivery_quarantine"]
+        + [("validation_results", checks, {"pipeline": PIPELINE, "period": month}),
+           ("run_manifests", manifest.row(), {"pipeline": PIPELINE, "period": month})],
+        db,
+    )
+
+
+def summarize(result: DeliveryCheck, db: Path) -> str:
+    review = result.review
+    changes = review["change_id"].n_unique()
+    failing = review.filter(~pl.col("ok"))["change_id"].n_unique()
+    lines = [f"vpn_delivery {result.month}: {changes} VPN change(s) reviewed, {changes - failing} meet every rule, "
+             f"{failing} do not (run {result.run_id})"]
+    per_rule = review.group_by("rule").agg(ok=pl.col("ok").sum(), failed=(~pl.col("ok")).sum())
+    for rule in ("notice", "metering_period", "approvals", "delivery"):
+        row = per_rule.filter(pl.col("rule") == rule)
+        if row.height:
+            lines.append(f"  {rule:<16} met {row['ok'][0]:>3}, not met {row['failed'][0]:>3}")
+    with pl.Config(tbl_rows=50, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   tbl_width_chars=160):
+        lines.append(f"Direct@mm delivery compliance, supply month {result.month}:")
+        lines.append(str(result.compliance.drop("month")))
+    behind = result.points.filter(pl.col("status").is_in(["late", "missing"]))
+    lines.append(f"late or missing points: {behind.height}; estimated_hourly rows: {result.estimated.height} "
+                 f"for {result.estimated['point_id'].n_unique()} point(s)")
+    for row in behind.unique("point_id").sort("point_id").iter_rows(named=True):
+        lines.append(f"  {row['point_id']} ({row['kind']}, {row['status']}): {row['estimation']}")
+    others = result.points.filter(pl.col("status").is_in(["not_required", "unknown_point"]))
+    if others.height:
+        lines.append(f"deliveries reported but not counted: " + ", ".join(
+            f"{r['point_id']} ({r['status']})" for r in others.unique("point_id").sort("point_id").iter_rows(named=True)))
+    warnings = [c for c in result.validation if not c.success]
+    lines.append(f"data-quality checks: {len(result.validation)} run, {len(warnings)} warning(s)")
+    lines += [f"  - {c.source}: {c.check} [{c.column}]: {c.detail}" for c in warnings]
+    if result.unreadable.height:
+        lines.append(f"input rows that could not be used: {result.unreadable.height}")
+        lines += [f"  - {r['source']} line {r['line']}: {r['reason']}" for r in result.unreadable.iter_rows(named=True)]
+    lines.append(f"reports ({len(result.reports)}):")
+    lines += [f"  {path}" for path in result.reports.values()]
+    lines.append(f"warehouse: {db}")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""NCC-11 formulas (numerals 11.3 to 11.7) over typed frames; the SQL lives in `sql/ncc11_*.sql`.
+
+The functions take plain polars frames so they can be tested on hand-made rows; `slots` says which
+band each time slot (hour or load block) belongs to and how many hours it stands for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from pipelines import bands, config
+
+
+def _sql(name: str) -> str:
+    return (config.sql_dir() / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _run(sql_name: str, views: dict[str, pl.DataFrame], params: dict[str, object]) -> pl.DataFrame:
+    con = duckdb.connect()
+    try:
+        for name, frame in views.items():
+            con.register(name, frame)
+        return con.sql(_sql(sql_name), params=params).pl()
+    finally:
+        con.close()
+
+
+def hourly_slots(start: datetime, end: datetime, calendar: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Hourly programming: each hour is a slot of weight 1 in the band in force on its date."""
+    return bands.hour_bands(start, end, calendar).select(slot="hour", band="band", weight=pl.lit(1.0))
+
+
+def block_slots(blocks: pl.DataFrame) -> pl.DataFrame:
+    """Block programming: each block carries its band and the number of hours it stands for."""
+    return blocks.select(slot="block", band="band", weight=pl.col("hours").cast(pl.Float64))
+
+
+def _as_slot(frame: pl.DataFrame, time_col: str) -> pl.DataFrame:
+    return frame.rename({time_col: "slot"})
+
+
+def energy_table(
+    quarter: str,
+    nodal_prices: pl.DataFrame,
+    spot_demand: pl.DataFrame,
+    contract_dispatch: pl.DataFrame,
+    total_demand: pl.DataFrame,
+    slots: pl.DataFrame,
+    time_col: str = "hour",
+) -> pl.DataFrame:
+    """ncc11_energy rows: CCS and PESTE (11.3), CCC (11.4), PMCE (11.5) per distributor and band."""
+    views = {
+        "nodal_prices": _as_slot(nodal_prices, time_col),
+        "spot_demand": _as_slot(spot_demand, time_col),
+        "contract_dispatch": _as_slot(contract_dispatch, time_col),
+        "total_demand": _as_slot(total_demand, time_col),
+        "slots": slots,
+    }
+    return _run("ncc11_energy", views, {"quarter": quarter})
+
+
+def power_month_table(quarter: str, power_contracts: pl.DataFrame, firm_demand: pl.DataFrame, prefpot: float) -> pl.DataFrame:
+    """ncc11_power_month rows: CCP per distributor and month (11.6)."""
+    views = {"power_contracts": power_contracts, "firm_demand": firm_demand}
+    return _run("ncc11_power_month", views, {"quarter": quarter, "prefpot": prefpot})
+
+
+def power_table(quarter: str, power_month: pl.DataFrame, prefpot: float) -> pl.DataFrame:
+    """ncc11_power rows: CCP per quarter (11.6) and SCP (11.7) per distributor."""
+    return _run("ncc11_power", {"power_month": power_month}, {"quarter": quarter, "prefpot": prefpot})

@@ -1,0 +1,175 @@
+"""The quarterly NCC-11 run in three steps, shared by the CLI and the Airflow DAG:
+
+    ingest    read + type the programming files, validate them (GX), stage them as Parquet
+    transform compute CCS/PESTE/CCC/PMCE and CCP/SCP from the staged inputs, stage the outputs
+    publish   one warehouse transaction replacing the quarter's rows, then swap the lake partitions
+
+Nothing is published until every step has succeeded, so a failed run leaves the quarter's previous
+results as they were; a re-run replaces them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import config, lake, periods, quality, warehouse
+from pipelines.errors import MayoristaError
+from pipelines.manifest import Manifest
+from pipelines.ncc11 import checks, formulas
+from pipelines.ncc11.inputs import Ncc11Inputs, load
+
+PIPELINE = "ncc11"
+OUTPUT_TABLES = ("ncc11_energy", "ncc11_power_month", "ncc11_power")
+
+
+@dataclass
+class RunResult:
+    quarter: str
+    run_id: str
+    rows: dict[str, int] = field(default_factory=dict)
+    warnings: list[quality.CheckResult] = field(default_factory=list)
+    summary: str = ""
+
+
+def new_run_id() -> str:
+    return f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _paths(warehouse_path: Path | None, lake_root: Path | None) -> tuple[Path, Path]:
+    return Path(warehouse_path or config.warehouse_path()), Path(lake_root or config.lake_root())
+
+
+def _record_failure(manifest: Manifest, error: Exception, warehouse_path: Path) -> None:
+    manifest.status = f"failed: {str(error).splitlines()[0]}"
+    warehouse.publish([("run_manifests", manifest.row(), {"run_id": manifest.run_id})], warehouse_path)
+
+
+def ingest(quarter: str, input_dir: Path, *, run_id: str, warehouse_path: Path | None = None,
+           lake_root: Path | None = None) -> Path:
+    """Read, validate and stage a quarter's inputs; returns the staging directory."""
+    periods.quarter_months(quarter)  # a malformed quarter fails here, before anything is read
+    wh, root = _paths(warehouse_path, lake_root)
+    manifest = Manifest(PIPELINE, quarter, run_id)
+    try:
+        with manifest.step("read"):
+            inputs = load(Path(input_dir), quarter)
+        for name, path in inputs.files.items():
+            manifest.add_input(path, inputs.frames[name].height)
+        with manifest.step("validate"):
+            results = checks.run_checks(inputs)
+        warehouse.publish([("validation_results", quality.results_frame(results, run_id=run_id, pipeline=PIPELINE, period=quarter),
+                            {"run_id": run_id})], wh)
+        quality.raise_on_errors(results)
+    except MayoristaError as exc:
+        _record_failure(manifest, exc, wh)
+        raise
+    stage = lake.staging_dir(root, PIPELINE, quarter, run_id)
+    with manifest.step("stage_inputs"):
+        for name, frame in inputs.frames.items():
+            lake.write_parquet(frame, _staged_input(stage, name, quarter))
+    manifest.counts["programming_by_blocks"] = int(inputs.mode == "block")
+    manifest.counts["warnings"] = sum(1 for r in results if not r.success)
+    manifest.save(stage / "manifest.json")
+    return stage
+
+
+def _staged_input(stage: Path, name: str, quarter: str) -> Path:
+    return lake.partition_dir(stage / "lake", f"ncc11/input/{name}", quarter=quarter) / "data.parquet"
+
+
+def _staged_output(stage: Path, table: str, quarter: str) -> Path:
+    return lake.partition_dir(stage / "lake", table, quarter=quarter) / "data.parquet"
+
+
+def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
+    """The three output tables from validated inputs."""
+    f, q = inputs.frames, inputs.quarter
+    if inputs.mode == "block":
+        slots = formulas.block_slots(f["blocks"])
+    else:
+        slots = formulas.hourly_slots(*periods.quarter_bounds(q))
+    energy = formulas.energy_table(q, f["nodal_prices"], f["spot_demand"], f["contract_dispatch"], f["total_demand"],
+                                   slots, time_col=inputs.time_col)
+    prefpot = inputs.prefpot()
+    power_month = formulas.power_month_table(q, f["power_contracts"], f["firm_demand"], prefpot)
+    return {"ncc11_energy": energy, "ncc11_power_month": power_month,
+            "ncc11_power": formulas.power_table(q, power_month, prefpot)}
+
+
+def transform(stage: Path) -> Path:
+    """Compute the outputs from the staged inputs and stage them next to the inputs."""
+    stage = Path(stage)
+    manifest = Manifest.load(stage / "manifest.json")
+    quarter = manifest.period
+    with manifest.step("transform"):
+        names = [p.parent.parent.name for p in (stage / "lake" / "ncc11" / "input").glob("*/quarter=*/data.parquet")]
+        frames = {n: pl.read_parquet(_staged_input(stage, n, quarter)) for n in names}
+        mode = "block" if "blocks" in frames else "hour"
+        outputs = compute(Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files={}))
+        for table, frame in outputs.items():
+            lake.write_parquet(frame, _staged_output(stage, table, quarter))
+            manifest.outputs[table] = frame.height
+    manifest.save(stage / "manifest.json")
+    return stage
+
+
+def publish(stage: Path, *, warehouse_path: Path | None = None, lake_root: Path | None = None) -> RunResult:
+    """Replace the quarter's rows in the warehouse (one transaction), then its lake partitions."""
+    stage = Path(stage)
+    wh, root = _paths(warehouse_path, lake_root)
+    manifest = Manifest.load(stage / "manifest.json")
+    quarter = manifest.period
+    with manifest.step("publish"):
+        manifest.status = "succeeded"
+        writes = [(t, str(_staged_output(stage, t, quarter)), {"quarter": quarter}) for t in OUTPUT_TABLES]
+        warehouse.publish(writes + [("run_manifests", manifest.row(), {"run_id": manifest.run_id})], wh)
+        for staged in sorted((stage / "lake").glob("**/quarter=*")):
+            lake.swap_in(staged, root / staged.relative_to(stage / "lake"))
+    manifest.save(manifest.publish_path(root))
+    lake.discard(stage)
+    result = RunResult(quarter=quarter, run_id=manifest.run_id, rows=dict(manifest.outputs))
+    result.warnings = _warnings(manifest.run_id, wh)
+    result.summary = _summary(result, wh, root)
+    return result
+
+
+def run(quarter: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
+        run_id: str | None = None) -> RunResult:
+    """The whole quarter, as `mayorista ncc11` runs it."""
+    run_id = run_id or new_run_id()
+    stage = ingest(quarter, input_dir, run_id=run_id, warehouse_path=warehouse, lake_root=lake_root)
+    try:
+        transform(stage)
+        return publish(stage, warehouse_path=warehouse, lake_root=lake_root)
+    except Exception:
+        lake.discard(stage)
+        raise
+
+
+def _warnings(run_id: str, wh: Path) -> list[quality.CheckResult]:
+    rows = warehouse.query(
+        "SELECT source, \"check\", \"column\", severity, success, unexpected_count, detail FROM validation_results "
+        "WHERE run_id = ? AND NOT success", wh, [run_id])
+    return [quality.CheckResult(**r) for r in rows.iter_rows(named=True)]
+
+
+def _summary(result: RunResult, wh: Path, root: Path) -> str:
+    energy = warehouse.query(
+        "SELECT distributor, band, round(ccs_usd) AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
+        "round(ccc_usd) AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy WHERE quarter = ? "
+        "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END", wh, [result.quarter])
+    power = warehouse.query(
+        "SELECT distributor, round(ccp_usd) AS ccp_usd, demax_kw_sum, round(scp_usd) AS scp_usd FROM ncc11_power "
+        "WHERE quarter = ? ORDER BY distributor", wh, [result.quarter])
+    lines = [f"NCC-11 quarter {result.quarter} published (run {result.run_id})",
+             f"  rows: {', '.join(f'{t}={n}' for t, n in result.rows.items())}",
+             f"  warnings: {len(result.warnings)}"]
+    lines += [f"    - {w.source}: {w.check} [{w.column}] {w.unexpected_count or ''} {w.detail}" for w in result.warnings]
+    with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        lines += [str(energy), str(power)]
+    lines.append(f"  warehouse: {wh}\n  lake: {root}")
+    return "\n".join(lines)

@@ -36,6 +36,9 @@ def expected_slots(inputs: Ncc11Inputs) -> pl.DataFrame:
 def coverage_problems(frame: pl.DataFrame, name: str, keys: list[str], time_col: str, expected: pl.DataFrame) -> pl.DataFrame:
     """One `problem` per key whose time slots are not exactly the expected ones, each exactly once."""
     unit = time_col
+    if frame.schema[time_col] == pl.Datetime("us"):  # as the files write it, and it still sorts
+        frame = frame.with_columns(pl.col(time_col).dt.strftime("%Y-%m-%d %H:%M"))
+        expected = expected.with_columns(pl.col(time_col).dt.strftime("%Y-%m-%d %H:%M"))
     counts = frame.group_by(*keys, time_col).agg(n=pl.len())
     key_text = pl.concat_str([pl.format(f"{k}={{}}", pl.col(k)) for k in keys], separator=" ")
     dups = counts.filter(pl.col("n") > 1).group_by(keys).agg(k=pl.len(), first=pl.col(time_col).min())

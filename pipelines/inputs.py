@@ -87,6 +87,23 @@ def parse_columns(lf: pl.LazyFrame, schema: Schema, source_schema: pl.Schema) ->
     )
 
 
+def _fast(column: str, kind: Kind, source: pl.DataType) -> pl.Expr:
+    """The common case, clean values: parse without trimming (several times faster)."""
+    col = pl.col(column)
+    if source == _DTYPES[kind] and kind != "month":
+        return col
+    if source != pl.String or kind == "month":
+        return _parse(column, kind, source)
+    if kind == "str":
+        return col
+    if kind in ("float", "int"):
+        return col.cast(_DTYPES[kind], strict=False)
+    if kind == "date":
+        return col.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    parsed = col.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M", strict=False)
+    return pl.when(parsed.dt.minute() == 0).then(parsed) if kind == "hour" else parsed
+
+
 def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = True) -> pl.DataFrame | None:
     """Read `<stem>.csv|.parquet` strictly typed; raise InputError on anything that does not parse."""
     path = find_input(input_dir, stem)
@@ -97,25 +114,28 @@ def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = T
     try:
         lf = scan_file(path)
         source_schema = lf.collect_schema()
+        missing = [c for c in schema if c not in source_schema]
+        if missing:
+            raise InputError(
+                f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source_schema.names())}"
+            )
+        raw = lf.select(list(schema)).collect()
+    except InputError:
+        raise
     except Exception as exc:  # unreadable file: name it, keep the library's reason
         raise InputError(f"{path.name}: cannot be read ({exc})") from exc
-    missing = [c for c in schema if c not in source_schema]
-    if missing:
-        raise InputError(
-            f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source_schema.names())}"
-        )
-    # line numbers as a person sees them in the CSV: the header is line 1
-    offset = 2 if path.suffix == ".csv" else 0
-    lf = lf.select(list(schema)).with_row_index("_line", offset=offset)
-    raw_cols = {c: pl.col(c).alias(f"_raw_{c}") for c in schema}
-    try:
-        frame = parse_columns(lf.with_columns(**{f"_raw_{c}": e for c, e in raw_cols.items()}), schema, source_schema).collect()
-    except Exception as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc})") from exc
-    bad = frame.filter(pl.col("_reason") != "")
+    typed = raw.select(_fast(c, k, source_schema[c]).alias(c) for c, k in schema.items())
+    lost = raw.select((pl.col(c).is_not_null() & typed[c].is_null()).sum() for c in schema).row(0)
+    if not any(lost):
+        return typed
+    # some values need trimming, or are malformed: the careful parse tells which, by line
+    offset = 2 if path.suffix == ".csv" else 1  # line numbers as a person sees them (CSV header = line 1)
+    careful = parse_columns(raw.lazy().with_row_index("_line", offset=offset)
+                            .with_columns(**{f"_raw_{c}": pl.col(c) for c in schema}), schema, source_schema).collect()
+    bad = careful.filter(pl.col("_reason") != "")
     if bad.height:
         raise InputError(_describe_bad_rows(path, bad, schema))
-    return frame.select(list(schema))
+    return careful.select(list(schema))
 
 
 def _describe_bad_rows(path: Path, bad: pl.DataFrame, schema: Schema) -> str:

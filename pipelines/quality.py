@@ -43,30 +43,30 @@ def _context() -> Any:
     return context
 
 
-def _adapt(spec: dict[str, Any], variant: str, rename: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """A suite variant: drop expectations whose meta `variants` excludes it, rename columns."""
+def _adapt(spec: dict[str, Any], rename: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The suite with its columns renamed (a named variant, so both can live in one context)."""
+    if not rename:
+        return spec
     names = dict(rename)
     kept = []
     for exp in spec["expectations"]:
-        variants = exp.get("meta", {}).get("variants")
-        if variants and variant not in variants:
-            continue
         kwargs = dict(exp["kwargs"])
         if "column" in kwargs:
             kwargs["column"] = names.get(kwargs["column"], kwargs["column"])
         if "column_list" in kwargs:
             kwargs["column_list"] = [names.get(c, c) for c in kwargs["column_list"]]
         kept.append({**exp, "kwargs": kwargs})
-    return {**spec, "name": f"{spec['name']}.{variant}", "expectations": kept}
+    variant = ",".join(f"{a}->{b}" for a, b in rename)
+    return {**spec, "name": f"{spec['name']}[{variant}]", "expectations": kept}
 
 
 @lru_cache(maxsize=None)
-def _validation(suite_name: str, variant: str, rename: tuple[tuple[str, str], ...]) -> Any:
+def _validation(suite_name: str, rename: tuple[tuple[str, str], ...]) -> Any:
     import great_expectations as gx
 
     context = _context()
     with open(config.expectations_dir() / f"{suite_name}.json", encoding="utf-8") as fh:
-        spec = _adapt(json.load(fh), variant, rename)
+        spec = _adapt(json.load(fh), rename)
     suite = context.suites.add(gx.ExpectationSuite(**spec))
     batch = context.data_sources.add_pandas(spec["name"]).add_dataframe_asset(spec["name"])
     definition = batch.add_batch_definition_whole_dataframe("whole")
@@ -79,17 +79,18 @@ def run_suite(
     frame: pl.DataFrame,
     params: dict[str, Any] | None = None,
     *,
-    variant: str = "default",
     rename: dict[str, str] | None = None,
+    id_columns: list[str] | None = None,
 ) -> list[CheckResult]:
     """Validate `frame` against `expectations/<suite_name>.json`; one CheckResult per expectation.
 
-    `variant` keeps only the expectations whose meta `variants` list includes it (or that have none);
-    `rename` maps suite column names to the frame's (e.g. NCC-11 block mode keys by `block`, not `hour`)."""
-    outcome = _validation(suite_name, variant, tuple(sorted((rename or {}).items()))).run(
+    `rename` maps suite column names to the frame's (e.g. NCC-11 block mode keys by `block`, not `hour`);
+    `id_columns` are shown next to each offending value so a report names the row (its key)."""
+    outcome = _validation(suite_name, tuple(sorted((rename or {}).items()))).run(
         batch_parameters={"dataframe": frame.to_pandas()},
         expectation_parameters=params or {},
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5,
+                       **({"unexpected_index_column_names": id_columns} if id_columns else {})},
     )
     return [_result(source, r) for r in outcome.results]
 
@@ -105,7 +106,10 @@ def _result(source: str, r: Any) -> CheckResult:
         success = False
     else:
         success = bool(r.success)
-        if "partial_unexpected_list" in result and not success:
+        rows = result.get("partial_unexpected_index_list") or []
+        if rows and isinstance(rows[0], dict) and not success:
+            detail = "e.g. " + "; ".join(_short(v) for v in result["partial_unexpected_index_list"])
+        elif "partial_unexpected_list" in result and not success:
             detail = "e.g. " + "; ".join(_short(v) for v in result["partial_unexpected_list"])
         elif "observed_value" in result:
             detail = f"observed {_short(result['observed_value'])}"
@@ -123,6 +127,8 @@ def _result(source: str, r: Any) -> CheckResult:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, dict):  # an offending row: its key columns and the value, without nulls
+        value = {k: (v.item() if hasattr(v, "item") else v) for k, v in value.items() if v is not None and v == v}
     text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
     return text if len(text) <= 200 else text[:197] + "..."
 

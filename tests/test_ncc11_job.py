@@ -136,11 +136,13 @@ BAD_INPUTS = {
         hour=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("01/03/2026 00:00")).otherwise("hour"))),
         InputError, ["total_demand.csv", "hour", "line 2"]),
     "duplicate key": (lambda d: _mutate(d, "nodal_prices", lambda f: pl.concat([f, f.head(1)])), ValidationFailed,
-                      ["nodal_prices.csv", "expect_compound_columns_to_be_unique", "node=N1", "more than once"]),
+                      ["nodal_prices.csv", "duplicate_slots", "node=N1", "first duplicated hour: 2026-03-01 00:00"]),
     "missing hours": (lambda d: _mutate(d, "spot_demand", lambda f: f.filter(~f["hour"].str.starts_with("2026-04-02"))),
-                      ValidationFailed, ["spot_demand", "missing, first 2026-04-02 00:00"]),
+                      ValidationFailed, ["spot_demand.csv", "missing_slots", "distributor=D1 node=N1",
+                                         "first missing hour: 2026-04-02 00:00"]),
     "extra hours": (lambda d: _mutate(d, "contract_dispatch", lambda f: pl.concat([f, f.head(1).with_columns(
-        hour=pl.lit("2026-06-01 00:00"))])), ValidationFailed, ["contract_dispatch", "outside the quarter"]),
+        hour=pl.lit("2026-06-01 00:00"))])), ValidationFailed, ["contract_dispatch.csv", "outside_slots",
+                                        "first outside the quarter hour: 2026-06-01 00:00"]),
     "month outside the quarter": (lambda d: _mutate(d, "firm_demand", lambda f: f.with_columns(
         month=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("2026-09")).otherwise("month"))),
         ValidationFailed, ["firm_demand.csv", "expect_column_values_to_be_in_set", "2026-09"]),

@@ -10,9 +10,11 @@ results as they were; a re-run replaces them."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import polars as pl
 
@@ -23,6 +25,7 @@ from pipelines.ncc11 import checks, formulas
 from pipelines.ncc11.inputs import Ncc11Inputs, load
 
 PIPELINE = "ncc11"
+T = TypeVar("T")
 OUTPUT_TABLES = ("ncc11_energy", "ncc11_power_month", "ncc11_power")
 
 
@@ -48,32 +51,54 @@ def _record_failure(manifest: Manifest, error: Exception, warehouse_path: Path) 
     warehouse.publish([("run_manifests", manifest.row(), {"run_id": manifest.run_id})], warehouse_path)
 
 
-def ingest(quarter: str, input_dir: Path, *, run_id: str, warehouse_path: Path | None = None,
-           lake_root: Path | None = None) -> Path:
-    """Read, validate and stage a quarter's inputs; returns the staging directory."""
+def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
+                    ahead: Callable[[Ncc11Inputs], T] | None = None) -> tuple[Ncc11Inputs, T | None]:
+    """Read and validate a quarter's inputs, recording the checks in `validation_results`.
+
+    `ahead(inputs)` runs in a worker thread while GX validates (polars and DuckDB release the GIL,
+    GX mostly holds it); its result is returned only if validation passes, so a run on bad input
+    never gets further than before."""
     periods.quarter_months(quarter)  # a malformed quarter fails here, before anything is read
-    wh, root = _paths(warehouse_path, lake_root)
-    manifest = Manifest(PIPELINE, quarter, run_id)
     try:
         with manifest.step("read"):
             inputs = load(Path(input_dir), quarter)
         for name, path in inputs.files.items():
             manifest.add_input(path, inputs.frames[name].height)
-        with manifest.step("validate"):
-            results = checks.run_checks(inputs)
-        warehouse.publish([("validation_results", quality.results_frame(results, run_id=run_id, pipeline=PIPELINE, period=quarter),
-                            {"run_id": run_id})], wh)
-        quality.raise_on_errors(results)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(ahead, inputs) if ahead else None
+            with manifest.step("validate"):
+                results = checks.run_checks(inputs)
+            warehouse.publish([("validation_results", quality.results_frame(
+                results, run_id=manifest.run_id, pipeline=PIPELINE, period=quarter), {"run_id": manifest.run_id})], wh)
+            quality.raise_on_errors(results)
+            early = future.result() if future else None
     except MayoristaError as exc:
         _record_failure(manifest, exc, wh)
         raise
-    stage = lake.staging_dir(root, PIPELINE, quarter, run_id)
-    with manifest.step("stage_inputs"):
-        for name, frame in inputs.frames.items():
-            lake.write_parquet(frame, _staged_input(stage, name, quarter))
     manifest.counts["programming_by_blocks"] = int(inputs.mode == "block")
     manifest.counts["warnings"] = sum(1 for r in results if not r.success)
+    return inputs, early
+
+
+def _stage(stage: Path, manifest: Manifest, inputs: Ncc11Inputs | None, outputs: dict[str, pl.DataFrame] | None) -> None:
+    quarter = manifest.period
+    with manifest.step("stage"):
+        for name, frame in (inputs.frames if inputs else {}).items():
+            lake.write_parquet(frame, _staged_input(stage, name, quarter))
+        for table, frame in (outputs or {}).items():
+            lake.write_parquet(frame, _staged_output(stage, table, quarter))
+            manifest.outputs[table] = frame.height
     manifest.save(stage / "manifest.json")
+
+
+def ingest(quarter: str, input_dir: Path, *, run_id: str, warehouse_path: Path | None = None,
+           lake_root: Path | None = None) -> Path:
+    """Read, validate and stage a quarter's inputs; returns the staging directory."""
+    wh, root = _paths(warehouse_path, lake_root)
+    manifest = Manifest(PIPELINE, quarter, run_id)
+    inputs, _ = _checked_inputs(quarter, input_dir, manifest, wh)
+    stage = lake.staging_dir(root, PIPELINE, quarter, run_id)
+    _stage(stage, manifest, inputs, None)
     return stage
 
 
@@ -110,10 +135,7 @@ def transform(stage: Path) -> Path:
         frames = {n: pl.read_parquet(_staged_input(stage, n, quarter)) for n in names}
         mode = "block" if "blocks" in frames else "hour"
         outputs = compute(Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files={}))
-        for table, frame in outputs.items():
-            lake.write_parquet(frame, _staged_output(stage, table, quarter))
-            manifest.outputs[table] = frame.height
-    manifest.save(stage / "manifest.json")
+    _stage(stage, manifest, None, outputs)
     return stage
 
 
@@ -139,12 +161,15 @@ def publish(stage: Path, *, warehouse_path: Path | None = None, lake_root: Path 
 
 def run(quarter: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
         run_id: str | None = None) -> RunResult:
-    """The whole quarter, as `mayorista ncc11` runs it."""
-    run_id = run_id or new_run_id()
-    stage = ingest(quarter, input_dir, run_id=run_id, warehouse_path=warehouse, lake_root=lake_root)
+    """The whole quarter, as `mayorista ncc11` runs it: the same steps as the DAG, with the outputs
+    computed while the inputs are validated instead of after."""
+    wh, root = _paths(warehouse, lake_root)
+    manifest = Manifest(PIPELINE, quarter, run_id or new_run_id())
+    inputs, outputs = _checked_inputs(quarter, input_dir, manifest, wh, ahead=compute)  # compute overlaps "validate"
+    stage = lake.staging_dir(root, PIPELINE, quarter, manifest.run_id)
     try:
-        transform(stage)
-        return publish(stage, warehouse_path=warehouse, lake_root=lake_root)
+        _stage(stage, manifest, inputs, outputs)
+        return publish(stage, warehouse_path=wh, lake_root=root)
     except Exception:
         lake.discard(stage)
         raise

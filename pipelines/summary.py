@@ -10,12 +10,12 @@ from pipelines import warehouse
 
 _VIEWS = {
     "NCC-11 energy by distributor and band (latest quarter)": """
-        SELECT quarter, distributor, band, round(spot_energy_mwh, 1) AS spot_mwh, round(ccs_usd, 0) AS ccs_usd,
-               round(peste_usd_mwh, 2) AS peste, round(ccc_usd, 0) AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce
+        SELECT quarter, distributor, band, round(spot_energy_mwh, 1) AS spot_mwh, round(ccs_usd)::BIGINT AS ccs_usd,
+               round(peste_usd_mwh, 2) AS peste, round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce
         FROM ncc11_energy WHERE quarter = (SELECT max(quarter) FROM ncc11_energy)
         ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END""",
     "NCC-11 power by distributor (latest quarter)": """
-        SELECT quarter, distributor, round(ccp_usd, 0) AS ccp_usd, demax_kw_sum, round(scp_usd, 0) AS scp_usd
+        SELECT quarter, distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, round(scp_usd)::BIGINT AS scp_usd
         FROM ncc11_power WHERE quarter = (SELECT max(quarter) FROM ncc11_power) ORDER BY distributor""",
     "Metering completeness by month and channel": """
         SELECT month, channel, count(*) AS points, round(avg(completeness_pct), 2) AS avg_pct,
@@ -34,7 +34,8 @@ def render(path: Path | None = None) -> str:
     try:
         existing = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         parts = [f"warehouse: {Path(path) if path else warehouse.config.warehouse_path()}"]
-        with pl.Config(tbl_rows=40, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        with pl.Config(tbl_rows=40, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                       thousands_separator=",", float_precision=2):
             for title, sql in _VIEWS.items():
                 table = sql.split(" FROM ")[1].split()[0]
                 if table in existing:

@@ -184,17 +184,18 @@ def _warnings(run_id: str, wh: Path) -> list[quality.CheckResult]:
 
 def _summary(result: RunResult, wh: Path, root: Path) -> str:
     energy = warehouse.query(
-        "SELECT distributor, band, round(ccs_usd) AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
-        "round(ccc_usd) AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy WHERE quarter = ? "
+        "SELECT distributor, band, round(ccs_usd)::BIGINT AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
+        "round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy WHERE quarter = ? "
         "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END", wh, [result.quarter])
     power = warehouse.query(
-        "SELECT distributor, round(ccp_usd) AS ccp_usd, demax_kw_sum, round(scp_usd) AS scp_usd FROM ncc11_power "
+        "SELECT distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power "
         "WHERE quarter = ? ORDER BY distributor", wh, [result.quarter])
     lines = [f"NCC-11 quarter {result.quarter} published (run {result.run_id})",
              f"  rows: {', '.join(f'{t}={n}' for t, n in result.rows.items())}",
              f"  warnings: {len(result.warnings)}"]
     lines += [f"    - {w.source}: {w.check} [{w.column}] {w.unexpected_count or ''} {w.detail}" for w in result.warnings]
-    with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+    with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, thousands_separator=",",
+                   float_precision=2):
         lines += [str(energy), str(power)]
     lines.append(f"  warehouse: {wh}\n  lake: {root}")
     return "\n".join(lines)

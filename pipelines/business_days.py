@@ -75,13 +75,6 @@ class BusinessCalendar:
         )
         return cls(days)
 
-    @classmethod
-    def covering(cls, dates: list[date | None], config_dir: Path | None = None) -> "BusinessCalendar":
-        years = [d.year for d in dates if d is not None]
-        if not years:
-            raise InputError("no dates to build a business-day calendar for")
-        return cls.for_years(min(years) - 1, max(years) + 1, config_dir)
-
     def _row(self, day: date) -> dict:
         rows = self.days.filter(pl.col("date") == day)
         if rows.height == 0:

@@ -72,7 +72,8 @@ def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFra
         deadline=(pl.col("notified_on") + pl.duration(days=DEADLINE_CALENDAR_DAYS)),
         supply_month=pl.col("executed_on").dt.strftime("%Y-%m"),
     ).with_columns(deadline=pl.when(pl.col("_problem").is_null()).then(pl.col("deadline")))
-    heads = judged.select("change_id", "participant", "deadline", "_problem")
+    # a change never carried out has no supply month, hence no points to list
+    heads = judged.filter(pl.col("executed_on").is_not_null()).select("change_id", "participant", "deadline", "_problem")
 
     # the deadline ends at midnight after its day: received strictly before that is on time
     deadline_end = pl.col("deadline").cast(pl.Datetime("us")) + pl.duration(days=1)
@@ -96,7 +97,7 @@ def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFra
                       .otherwise(pl.lit("unknown_point")))
     )
     points = pl.concat([points, extra], how="diagonal_relaxed").with_columns(month=pl.lit(month)).select(POINT_COLUMNS)
-    points = points.sort("change_id", "status", "point_id")
+    points = points.sort("change_id", "point_id")
 
     counts = points.group_by("change_id").agg(
         required_points=pl.col("status").is_in(["on_time", "late", "missing", "not_judged"]).sum(),

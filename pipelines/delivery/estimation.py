@@ -21,6 +21,7 @@ CONSUMPTION_UPLIFT = 1.10  # 14.10: previous-month readings + 10%
 GENERATION_FACTOR = 0.95  # 14.10: dispatch records - 5%
 CONSUMPTION_CHANNEL = "kwh_del"
 
+_SHORT = {"consumption": f"previous-month {CONSUMPTION_CHANNEL} +10%", "generation": "dispatch records -5%"}
 ESTIMATE_COLUMNS = ["month", "point_id", "hour", "kwh", "method", "basis_hour", "basis_kwh"]
 
 
@@ -126,7 +127,7 @@ def estimate(points: pl.DataFrame, registry: pl.DataFrame, month: str, *, meter_
                 pl.format("not estimated: kind '{}' is neither consumption nor generation", pl.col("kind")))
             .when(pl.col("hours") == 0).then(pl.lit("not estimated: the point has no active hour in the month"))
             .when(pl.col("estimated") == pl.col("hours")).then(pl.format(
-                "estimated all {} hours ({})", pl.col("hours"), pl.col("kind")))
+                "estimated all {} hours ({})", pl.col("hours"), pl.col("kind").replace_strict(_SHORT, default="")))
             .otherwise(pl.format(
                 "{} of {} hours estimated; {} hours not estimable: {}", pl.col("estimated"), pl.col("hours"),
                 pl.col("hours") - pl.col("estimated"),

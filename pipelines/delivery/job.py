@@ -20,7 +20,21 @@ from pipelines.metering.registry import load_registry
 from pipelines.periods import parse_month
 
 PIPELINE = "vpn_delivery"
-TABLES = ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly")
+_S, _D, _I = pl.String, pl.Date, pl.Int64
+# the published tables, typed explicitly so an empty first month cannot create a column of type null
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "vpn_change_review": {"month": _S, "change_id": _S, "participant": _S, "rule": _S, "ok": pl.Boolean,
+                          "detail": _S, "line": _I},
+    "delivery_compliance": {"month": _S, "change_id": _S, "participant": _S, "supply_month": _S, "notified_on": _D,
+                            "deadline": _D, "required_points": _I, "on_time_points": _I, "late_points": _I,
+                            "missing_points": _I, "compliant": pl.Boolean},
+    "delivery_points": {"month": _S, "change_id": _S, "participant": _S, "point_id": _S, "kind": _S, "status": _S,
+                        "received_at": pl.Datetime("us"), "deliveries": _I, "deadline": _D, "estimation": _S},
+    "estimated_hourly": {"month": _S, "point_id": _S, "hour": pl.Datetime("us"), "kwh": pl.Float64, "method": _S,
+                         "basis_hour": pl.Datetime("us"), "basis_kwh": pl.Float64},
+    "delivery_unreadable_rows": {"month": _S, "source": _S, "line": _I, "participant": _S, "reason": _S},
+}
+TABLES = tuple(SCHEMAS)
 
 
 @dataclass
@@ -35,6 +49,32 @@ class DeliveryCheck:
     validation: list[quality.CheckResult]
     reports: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    changes: pl.DataFrame  # the month's changes with their calendar dates (effective date, notice due...)
+    unplaced: pl.DataFrame  # change rows no month can claim (unusable executed/proposed date)
+    review: pl.DataFrame  # vpn_change_review
+    points: pl.DataFrame  # delivery_points (without estimation)
+    compliance: pl.DataFrame  # delivery_compliance
+
+
+def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries: pl.DataFrame,
+          config_dir: Path | None = None) -> Judgement:
+    """Every rule for the changes the run for `month` reviews (changes as read by sources, with raw text)."""
+    of_month, unplaced = rules.place(changes, month)
+    # a fixed window around the month: letters and approvals come weeks before a change, and a typo
+    # such as 2062 must show up as a finding rather than stretch the calendar
+    year = parse_month(month).year
+    calendar = BusinessCalendar.for_years(year - 2, year + 1, config_dir)
+    of_month = rules.with_calendar_dates(of_month, calendar)
+    points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries, month)
+    review = pl.concat([rules.review(of_month, calendar), delivery_review])
+    review = review.with_columns(month=pl.lit(month), _order=pl.col("rule").replace_strict(
+        {"notice": 0, "metering_period": 1, "approvals": 2, "delivery": 3}, return_dtype=pl.Int64)
+    ).sort("change_id", "_order").select(rules.REVIEW_COLUMNS)
+    return Judgement(of_month, unplaced, review, points, compliant)
 
 
 def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
@@ -62,45 +102,49 @@ def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, l
     with manifest.step("validate"):
         params = {"known_participants": registry["participant"].unique().sort().to_list(),
                   "known_points": registry["point_id"].unique().sort().to_list()}
-        checks = (quality.run_suite("delivery_vpn_changes", changes.label, sources.check_frame(changes), params)
-                  + quality.run_suite("delivery_directamm_deliveries", deliveries.label, sources.check_frame(deliveries), params))
+        checks = (quality.run_suite("delivery_vpn_changes", changes.label, sources.check_frame(changes), params,
+                                    id_columns=["line"])
+                  + quality.run_suite("delivery_directamm_deliveries", deliveries.label, sources.check_frame(deliveries),
+                                      params, id_columns=["line"]))
         quality.raise_on_errors(checks)
 
     with manifest.step("review"):
-        of_month, unplaced = rules.place(changes.rows, month)
-        dates = [parse_month(month)] + [d for c in ("letter_date", "proposed_date", "executed_on", "notified_on")
-                                        for d in of_month[c].drop_nulls().to_list()]
-        calendar = BusinessCalendar.covering(dates, config_dir)
-        of_month = rules.with_calendar_dates(of_month, calendar)
-        points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries.good(), month)
-        review = pl.concat([rules.review(of_month, calendar), delivery_review])
-        review = review.with_columns(month=pl.lit(month), _order=pl.col("rule").replace_strict(
-            {"notice": 0, "metering_period": 1, "approvals": 2, "delivery": 3}, return_dtype=pl.Int64)
-        ).sort("change_id", "_order").select(rules.REVIEW_COLUMNS)
+        judged = judge(month, registry, changes.rows, deliveries.good(), config_dir)
 
     with manifest.step("estimate"):
-        behind = points.filter(pl.col("status").is_in(["late", "missing"]))
+        behind = judged.points.filter(pl.col("status").is_in(["late", "missing"]))
         ids = behind["point_id"].unique().to_list()
         hourly, note = estimation.read_meter_hourly(ids, month, db) if ids else (None, "")
         estimated, notes = estimation.estimate(behind, registry, month, meter_hourly=hourly,
                                                meter_hourly_note=note, dispatch=dispatch)
-        points = points.join(notes, on="point_id", how="left").with_columns(
+        points = judged.points.join(notes, on="point_id", how="left").with_columns(
             estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation")))
 
-    unreadable = pl.concat([
+    unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
+    result = DeliveryCheck(month, run_id, judged.review, judged.compliance, points, estimated, unreadable, checks)
+
+    with manifest.step("publish"):
+        result.reports = _write_reports(result, judged.changes, root)
+        _publish(result, manifest, db, root)
+    result.summary = summarize(result, db) + "\ntimings: " + ", ".join(
+        f"{step} {seconds:.1f}s" for step, seconds in manifest.timings_s.items())
+    return result
+
+
+def _unreadable(month: str, changes: sources.Source, deliveries: sources.Source, unplaced: pl.DataFrame) -> pl.DataFrame:
+    """Rows this month's run could not use, with the reason: change rows no month can claim, and
+    delivery rows for this month (or for an unreadable month) that did not parse."""
+    bad_deliveries = deliveries.bad().filter(pl.col("supply_month").is_null() | (pl.col("supply_month") == month))
+    return pl.concat([
         unplaced.select(pl.lit(changes.label).alias("source"), "line", "participant",
                         pl.format("change {}: {}; no month can be reviewed for it", pl.col("change_id"),
                                   pl.col("reason")).alias("reason")),
-        deliveries.bad().select(pl.lit(deliveries.label).alias("source"), pl.col("_line").alias("line"),
-                                pl.col("_raw_participant").alias("participant"), pl.col("_reason").alias("reason")),
+        sources.quarantine(deliveries).join(
+            bad_deliveries.select(pl.col("_line").alias("line"), pl.col("_raw_participant").alias("participant")),
+            on="line",
+        ).select("source", "line", "participant",
+                 pl.format("{} in row '{}'; not counted", pl.col("reason"), pl.col("row")).alias("reason")),
     ])
-    result = DeliveryCheck(month, run_id, review, compliant, points, estimated, unreadable, checks)
-
-    with manifest.step("publish"):
-        result.reports = _write_reports(result, of_month, root)
-        _publish(result, sources.quarantine(deliveries), manifest, db, root)
-    result.summary = summarize(result, db)
-    return result
 
 
 def report_dir(root: Path, month: str) -> Path:
@@ -109,7 +153,8 @@ def report_dir(root: Path, month: str) -> Path:
 
 def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: Path) -> dict[str, Path]:
     """All participants' reports staged, then swapped in whole (a re-run leaves no stale report)."""
-    participants = sorted(set(of_month["participant"].drop_nulls()) | set(result.unreadable["participant"].drop_nulls()))
+    unplaced = result.unreadable.filter(pl.col("source").str.starts_with("vpn_changes"))["participant"]
+    participants = sorted(set(of_month["participant"].drop_nulls()) | set(unplaced.drop_nulls()))
     staged = lake.staging_dir(root, PIPELINE, result.month, result.run_id) / "reports"
     for participant in participants:
         text = report.render(participant, result.month, changes=of_month, review=result.review,
@@ -122,17 +167,18 @@ def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: Path) ->
     return {p: target / report.file_name(p) for p in participants}
 
 
-def _publish(result: DeliveryCheck, quarantined: pl.DataFrame, manifest: Manifest, db: Path, root: Path) -> None:
+def _publish(result: DeliveryCheck, manifest: Manifest, db: Path, root: Path) -> None:
     month = result.month
     frames = {"vpn_change_review": result.review, "delivery_compliance": result.compliance,
               "delivery_points": result.points, "estimated_hourly": result.estimated,
-              "delivery_quarantine": quarantined.with_columns(month=pl.lit(month))}
+              "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(month))}
+    frames = {name: frame.select(pl.col(c).cast(t) for c, t in SCHEMAS[name].items()) for name, frame in frames.items()}
     staged = lake.staging_dir(root, PIPELINE, month, result.run_id)
     for name, frame in frames.items():
         lake.write_parquet(frame, staged / name / "part.parquet")
         manifest.outputs[name] = frame.height
     for name in frames:
-        lake.swap_in(staged / name, lake.partition_dir(root, "delivery", table=name, month=month))
+        lake.swap_in(staged / name, lake.partition_dir(root, name, month=month))
     lake.discard(staged)
 
     manifest.counts.update(
@@ -142,11 +188,14 @@ def _publish(result: DeliveryCheck, quarantined: pl.DataFrame, manifest: Manifes
     manifest.save(manifest.publish_path(root))
     checks = quality.results_frame(result.validation, run_id=result.run_id, pipeline=PIPELINE, period=month)
     warehouse.publish(
-        [(name, frame, {"month": month}) for name, frame in frames.items() if name != "delivery_quarantine"]
+        [(name, frame, {"month": month}) for name, frame in frames.items()]
         + [("validation_results", checks, {"pipeline": PIPELINE, "period": month}),
            ("run_manifests", manifest.row(), {"pipeline": PIPELINE, "period": month})],
         db,
     )
+
+
+_LISTED = 20  # the summary is read in a terminal; the tables hold everything
 
 
 def summarize(result: DeliveryCheck, db: Path) -> str:
@@ -167,8 +216,11 @@ def summarize(result: DeliveryCheck, db: Path) -> str:
     behind = result.points.filter(pl.col("status").is_in(["late", "missing"]))
     lines.append(f"late or missing points: {behind.height}; estimated_hourly rows: {result.estimated.height} "
                  f"for {result.estimated['point_id'].n_unique()} point(s)")
-    for row in behind.unique("point_id").sort("point_id").iter_rows(named=True):
+    listed = behind.unique("point_id").sort("point_id")
+    for row in listed.head(_LISTED).iter_rows(named=True):
         lines.append(f"  {row['point_id']} ({row['kind']}, {row['status']}): {row['estimation']}")
+    if listed.height > _LISTED:
+        lines.append(f"  ... and {listed.height - _LISTED} more (table delivery_points)")
     others = result.points.filter(pl.col("status").is_in(["not_required", "unknown_point"]))
     if others.height:
         lines.append(f"deliveries reported but not counted: " + ", ".join(
@@ -178,7 +230,9 @@ def summarize(result: DeliveryCheck, db: Path) -> str:
     lines += [f"  - {c.source}: {c.check} [{c.column}]: {c.detail}" for c in warnings]
     if result.unreadable.height:
         lines.append(f"input rows that could not be used: {result.unreadable.height}")
-        lines += [f"  - {r['source']} line {r['line']}: {r['reason']}" for r in result.unreadable.iter_rows(named=True)]
+        lines += [f"  - {r['source']} line {r['line']}: {r['reason']}" for r in result.unreadable.head(_LISTED).iter_rows(named=True)]
+        if result.unreadable.height > _LISTED:
+            lines.append(f"  ... and {result.unreadable.height - _LISTED} more (table delivery_unreadable_rows)")
     lines.append(f"reports ({len(result.reports)}):")
     lines += [f"  {path}" for path in result.reports.values()]
     lines.append(f"warehouse: {db}")

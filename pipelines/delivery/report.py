@@ -68,13 +68,20 @@ def render(participant: str, month: str, *, changes: pl.DataFrame, review: pl.Da
                 out += [f"Supply month {row['supply_month']}; notified {_text(row['notified_on'])}; deadline: end of "
                         f"{_text(row['deadline'])}. {row['required_points']} points required: {row['on_time_points']} "
                         f"on time, {row['late_points']} late, {row['missing_points']} missing.", ""]
-        flagged = points.filter((pl.col("change_id") == cid) & ~pl.col("status").is_in(["on_time"]))
-        if flagged.height:
-            out += ["Points to follow up (late or missing points are estimated by the administrator, 14.10):", ""]
+        of_change = points.filter(pl.col("change_id") == cid)
+        behind = of_change.filter(pl.col("status").is_in(["late", "missing", "not_judged"]))
+        if behind.height:
+            out += ["Points delivered late or not at all (the administrator estimates them, NCC-14 14.10):", ""]
             out += _table(["point", "kind", "status", "first received", "deliveries", "deadline (end of day)", "estimation"],
                           [[p["point_id"], p["kind"], _STATUS.get(p["status"], p["status"]), p["received_at"],
-                            p["deliveries"], p["deadline"], p.get("estimation")]
-                           for p in flagged.iter_rows(named=True)])
+                            p["deliveries"], p["deadline"], p["estimation"]] for p in behind.iter_rows(named=True)])
+            out += [""]
+        extra = of_change.filter(pl.col("status").is_in(["not_required", "unknown_point"]))
+        if extra.height:
+            out += ["Deliveries reported but not counted:", ""]
+            out += _table(["point", "status", "first received", "deliveries"],
+                          [[p["point_id"], _STATUS.get(p["status"], p["status"]), p["received_at"], p["deliveries"]]
+                           for p in extra.iter_rows(named=True)])
             out += [""]
     rows = unreadable.filter(pl.col("participant") == participant)
     if rows.height:

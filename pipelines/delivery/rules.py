@@ -37,6 +37,14 @@ def date_problem(column: str) -> pl.Expr:
     )
 
 
+def outside_calendar(column: str, derived: str, calendar: BusinessCalendar) -> pl.Expr:
+    """A date that parsed but lies outside the calendar (a typo such as 2062 for 2026), else null."""
+    first, last = calendar.days["date"].min(), calendar.days["date"].max()
+    return pl.when(pl.col(column).is_not_null() & pl.col(derived).is_null()).then(
+        pl.format(f"{column} {{}} is outside the business-day calendar ({first}..{last}): check the date",
+                  pl.col(column)))
+
+
 def month_of_change() -> pl.Expr:
     """The month whose run reviews the change: month of executed_on, or of proposed_date for a change
     never executed. Null when that date is unusable (the row is then reported as unplaced)."""
@@ -99,7 +107,8 @@ def _closed_in_notice_window(changes: pl.DataFrame, calendar: BusinessCalendar) 
 
 def notice(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     frame = changes.join(_closed_in_notice_window(changes, calendar), on="change_id", how="left")
-    problem = pl.coalesce(date_problem("letter_date"), date_problem("proposed_date"))
+    problem = pl.coalesce(date_problem("letter_date"), date_problem("proposed_date"),
+                          outside_calendar("letter_date", "notice_due", calendar))
     ok = problem.is_null() & (pl.col("proposed_date") >= pl.col("notice_due"))
     closed = pl.when(pl.col("closed_days").is_not_null()).then(
         pl.format(" (not business days in between: {})", pl.col("closed_days"))).otherwise(pl.lit(""))
@@ -115,8 +124,8 @@ def notice(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     return _rows(frame, "notice", ok, detail)
 
 
-def metering_period(changes: pl.DataFrame) -> pl.DataFrame:
-    problem = date_problem("proposed_date")
+def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
+    problem = pl.coalesce(date_problem("proposed_date"), outside_calendar("proposed_date", "effective_date", calendar))
     ok = problem.is_null() & (pl.col("effective_rank") > METERING_PERIOD_BUSINESS_DAYS)
     moved = pl.when(pl.col("proposed_closed").is_not_null()).then(pl.format(
         "proposed {} is not a business day ({}), so the change takes effect on the next business day; ",
@@ -134,7 +143,7 @@ def metering_period(changes: pl.DataFrame) -> pl.DataFrame:
     return _rows(changes, "metering_period", ok, detail)
 
 
-def approvals(changes: pl.DataFrame) -> pl.DataFrame:
+def approvals(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     def issue(column: str) -> pl.Expr:
         return (
             pl.when(date_problem(column).is_not_null()).then(date_problem(column))
@@ -145,7 +154,8 @@ def approvals(changes: pl.DataFrame) -> pl.DataFrame:
 
     issues = pl.concat_str([issue("medicion_approved_on"), issue("tecnologia_approved_on")],
                            separator="; ", ignore_nulls=True)
-    no_effective = date_problem("proposed_date")
+    no_effective = pl.coalesce(date_problem("proposed_date"),
+                               outside_calendar("proposed_date", "effective_date", calendar))
     ok = no_effective.is_null() & (issues == "")
     detail = (
         pl.when(no_effective.is_not_null()).then(pl.format(
@@ -167,4 +177,4 @@ def _rows(frame: pl.DataFrame, rule: str, ok: pl.Expr, detail: pl.Expr) -> pl.Da
 
 def review(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     """notice, metering_period and approvals rows for changes already enriched by with_calendar_dates."""
-    return pl.concat([notice(changes, calendar), metering_period(changes), approvals(changes)])
+    return pl.concat([notice(changes, calendar), metering_period(changes, calendar), approvals(changes, calendar)])

@@ -13,7 +13,7 @@ The month under review is April 2026, whose first 7 business days end later than
   and of another participant's point (reported, not counted), and a delivery row with a bad date.
 - CHG-2604-04: proposed for a Saturday (works Monday 27 April), Tecnología never approved; a
   generation point missing (estimated from dispatch records -5%).
-- CHG-2604-05: approved but never executed (delivery cannot be judged)."""
+- CHG-2604-05 (the first participant again): approved but never executed (delivery cannot be judged)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ import polars as pl
 
 from pipelines.delivery.compliance import required_points
 from pipelines.errors import InputError
-from pipelines.metering.registry import load_registry
+from pipelines.metering.registry import active_in, load_registry
 
 MONTH = "2026-04"
 
 
-def _changes(p: list[str]) -> list[dict]:
+def _changes(p: list[str], vpn_of: dict[str, str]) -> list[dict]:
     def row(cid, participant, letter, proposed, medicion, tecnologia, executed, notified):
-        return {"change_id": cid, "participant": participant, "vpn_id": f"VPN-{participant}", "letter_date": letter,
+        return {"change_id": cid, "participant": participant, "vpn_id": vpn_of[participant], "letter_date": letter,
                 "proposed_date": proposed, "medicion_approved_on": medicion, "tecnologia_approved_on": tecnologia,
                 "executed_on": executed, "notified_on": notified}
 
@@ -96,19 +96,23 @@ def generate(out_dir: Path) -> Path:
     registry = load_registry(out_dir)
     april = required_points(registry, MONTH)
     march = required_points(registry, "2026-03")
-    kinds = april.group_by("participant").agg(
+    # only participants that reach the administrator through a VPN can change one
+    vpns = active_in(registry, date(2026, 4, 1), date(2026, 4, 30)).filter(pl.col("vpn_id").is_not_null()).group_by(
+        "participant").agg(pl.col("vpn_id").min())
+    kinds = april.join(vpns, on="participant").group_by("participant").agg(
         gen=(pl.col("kind") == "generation").any(), cons=(pl.col("kind") == "consumption").sum())
     with_generation = kinds.filter("gen").sort("participant")["participant"].to_list()
     consumers = kinds.filter(~pl.col("gen") & (pl.col("cons") >= 3)).sort("participant")["participant"].to_list()
-    others = [x for x in kinds.sort("participant")["participant"].to_list() if x not in with_generation[:1] + consumers[:1]]
-    if not with_generation or not consumers or len(others) < 3:
-        raise InputError("the sample registry needs 5 participants active in 2026-04, one with a generation point "
-                         "and one with at least three consumption points and none")
-    p = [others[0], consumers[0], others[1], with_generation[0], others[2]]
-    if p[0] == p[1] or len(set(p)) < 5:
-        raise InputError(f"could not pick 5 distinct sample participants from {sorted(set(p))}")
+    picked = with_generation[:1] + consumers[:1]
+    others = [x for x in kinds.sort("participant")["participant"].to_list() if x not in picked]
+    if len(picked) < 2 or len(others) < 2:
+        raise InputError("the sample registry needs 4 participants with a VPN active in 2026-04: one with a "
+                         "generation point, one with at least three consumption points and none, and two more")
+    # CHG-2604-05 (never executed) reuses the first participant
+    p = [others[0], consumers[0], others[1], with_generation[0], others[0]]
+    vpn_of = dict(zip(vpns["participant"], vpns["vpn_id"]))
 
-    pl.DataFrame(_changes(p)).write_csv(out_dir / "vpn_changes.csv")
+    pl.DataFrame(_changes(p, vpn_of)).write_csv(out_dir / "vpn_changes.csv")
     pl.DataFrame(_deliveries(april, p, march)).write_csv(out_dir / "directamm_deliveries.csv")
     _dispatch(april, p[3]).write_csv(out_dir / "dispatch_records.csv")
     return out_dir

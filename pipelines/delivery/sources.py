@@ -38,7 +38,8 @@ class Source:
         return self.rows.filter(pl.col("_reason") != "")
 
 
-def read_source(input_dir: Path, stem: str, schema: Schema) -> Source:
+def read_source(input_dir: Path, stem: str, schema: Schema, required: tuple[str, ...] = ()) -> Source:
+    """Every row kept; `_reason` says what did not parse or which `required` value is blank."""
     path = find_input(input_dir, stem)
     if path is None:
         raise InputError(f"missing input file {stem}.csv (or {stem}.parquet) in {input_dir}")
@@ -57,7 +58,14 @@ def read_source(input_dir: Path, stem: str, schema: Schema) -> Source:
         rows = parse_columns(lf, schema, source_schema).collect()
     except Exception as exc:
         raise InputError(f"{path.name}: cannot be read ({exc})") from exc
-    return Source(path, rows.with_columns(pl.col("_line").cast(pl.Int64)))
+    blank = [pl.when(pl.col(f"_raw_{c}").is_null() | (pl.col(f"_raw_{c}") == "")).then(pl.lit(f"missing {c}"))
+             for c in required]
+    rows = rows.with_columns(
+        pl.concat_str([pl.col("_reason").replace("", None), *blank], separator="; ", ignore_nulls=True)
+        .fill_null("").alias("_reason"),
+        pl.col("_line").cast(pl.Int64),
+    )
+    return Source(path, rows)
 
 
 def read_changes(input_dir: Path) -> Source:
@@ -65,7 +73,7 @@ def read_changes(input_dir: Path) -> Source:
 
 
 def read_deliveries(input_dir: Path) -> Source:
-    return read_source(input_dir, "directamm_deliveries", DELIVERIES_SCHEMA)
+    return read_source(input_dir, "directamm_deliveries", DELIVERIES_SCHEMA, required=tuple(DELIVERIES_SCHEMA))
 
 
 def read_dispatch(input_dir: Path) -> pl.DataFrame | None:
@@ -73,17 +81,15 @@ def read_dispatch(input_dir: Path) -> pl.DataFrame | None:
     return read_table(input_dir, "dispatch_records", DISPATCH_SCHEMA, required=False)
 
 
-def parse_errors(source: Source) -> pl.Expr:
-    """Per row: `line N: <reason>` when something did not parse, else null (what the GX suite checks)."""
-    return pl.when(pl.col("_reason") != "").then(
-        pl.format("{} line {}: {}", pl.lit(source.label), pl.col("_line"), pl.col("_reason"))
-    ).alias("parse_error")
+def parse_errors() -> pl.Expr:
+    """Per row: what did not parse, else null (what the GX suite checks)."""
+    return pl.when(pl.col("_reason") != "").then(pl.col("_reason")).alias("parse_error")
 
 
 def check_frame(source: Source) -> pl.DataFrame:
-    """What the GX suites see: the typed columns plus `parse_error`."""
+    """What the GX suites see: `line` (to name offending rows), the typed columns, `parse_error`."""
     typed = [c for c in source.rows.columns if not c.startswith("_")]
-    return source.rows.select(*typed, parse_errors(source))
+    return source.rows.select(pl.col("_line").alias("line"), *typed, parse_errors())
 
 
 def quarantine(source: Source) -> pl.DataFrame:

@@ -1,0 +1,184 @@
+"""check_month end to end (GX suites, warehouse, lake, reports) on the sample generator's output for a
+tiny registry, and the bad inputs that must stop the run or be reported."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines import cli, warehouse
+from pipelines.delivery import sample
+from pipelines.delivery.job import check_month
+from pipelines.errors import InputError, ValidationFailed
+
+REGISTRY_COLUMNS = ["point_id", "participant", "kind", "node", "device_id", "serial", "connectivity", "vpn_id",
+                    "public_ip", "public_port", "private_ip", "private_port", "valid_from", "valid_to"]
+
+
+def write_registry(directory: Path) -> None:
+    """Five participants with three consumption points each; ALFA also has OLD (retires 5 April),
+    DELTA a generation point, EPS a generation point starting 10 April."""
+    points = [(f"PM-{p}-{i}", p, "consumption", "2025-01-01", "") for p in ("ALFA", "BETA", "GAMMA", "DELTA", "EPS")
+              for i in range(3)]
+    points += [("PM-DELTA-G", "DELTA", "generation", "2025-01-01", ""),
+               ("PM-EPS-G", "EPS", "generation", "2026-04-10", ""),
+               ("PM-ALFA-OLD", "ALFA", "consumption", "2024-01-01", "2026-04-05")]
+    rows = [{"point_id": p, "participant": who, "kind": kind, "node": "GUA-230", "device_id": f"D-{p}",
+             "serial": f"S-{p}", "connectivity": "vpn_direct", "vpn_id": f"VPN-{who}", "public_ip": "", "public_port": "",
+             "private_ip": "10.1.1.100", "private_port": "7701", "valid_from": start, "valid_to": end}
+            for p, who, kind, start, end in points]
+    directory.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(rows, schema=dict.fromkeys(REGISTRY_COLUMNS, pl.String)).write_csv(directory / "metering_points.csv")
+
+
+def march_meter_hourly(points: list[str]) -> pl.DataFrame:
+    """kwh_del = 2.0 every hour of March 2026 except 31 March, which is 3.0."""
+    hours = [datetime(2026, 3, 1) + timedelta(hours=h) for h in range(31 * 24)]
+    return pl.DataFrame({"point_id": [p for p in points for _ in hours], "hour": hours * len(points)}).with_columns(
+        channel=pl.lit("kwh_del"), value=pl.when(pl.col("hour").dt.day() == 31).then(3.0).otherwise(2.0),
+        quality=pl.lit("measured"))
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    directory = tmp_path / "smec"
+    write_registry(directory)
+    sample.generate(directory)
+    return directory
+
+
+def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
+    db = workspace / "warehouse.duckdb"
+    warehouse.publish([("meter_hourly", march_meter_hourly(["PM-ALFA-0", "PM-ALFA-OLD"]), {})], db)
+    result = check_month("2026-04", inputs)
+
+    review = warehouse.query("SELECT change_id, rule, ok FROM vpn_change_review WHERE month = '2026-04'", db)
+    failed = {(c, r) for c, r, ok in review.rows() if not ok}
+    # the sample's promises (see pipelines/delivery/sample.py), participants picked from this registry
+    assert failed == {("CHG-2604-02", "notice"), ("CHG-2604-02", "delivery"),
+                      ("CHG-2604-03", "notice"), ("CHG-2604-03", "metering_period"),
+                      ("CHG-2604-04", "approvals"), ("CHG-2604-04", "delivery"),
+                      ("CHG-2604-05", "delivery")}
+    assert review.height == 5 * 4
+
+    compliance = warehouse.query(
+        "SELECT change_id, participant, deadline::VARCHAR AS deadline, required_points, on_time_points, late_points, "
+        "missing_points, compliant FROM delivery_compliance ORDER BY change_id", db)
+    assert compliance.rows() == [
+        ("CHG-2604-01", "BETA", "2026-04-24", 3, 3, 0, 0, True),
+        # ALFA: PM-ALFA-0 late (23 Apr 08:15), PM-ALFA-1 at 23:59 of the deadline day, OLD (retired 5 Apr) missing
+        ("CHG-2604-02", "ALFA", "2026-04-22", 4, 2, 1, 1, False),
+        ("CHG-2604-03", "EPS", "2026-04-11", 4, 4, 0, 0, True),
+        ("CHG-2604-04", "DELTA", "2026-04-29", 4, 3, 0, 1, False),
+    ]
+    points = warehouse.query("SELECT change_id, point_id, status, deliveries FROM delivery_points", db)
+    status = {(c, p): s for c, p, s, _ in points.rows()}
+    assert status[("CHG-2604-02", "PM-ALFA-1")] == "on_time"
+    assert status[("CHG-2604-03", "PM-UNKNOWN-01")] == "unknown_point"
+    assert status[("CHG-2604-03", "PM-BETA-0")] == "not_required"
+    assert {(c, p): n for c, p, _, n in points.rows()}[("CHG-2604-01", "PM-BETA-0")] == 2
+
+    est = warehouse.query("SELECT point_id, hour, kwh FROM estimated_hourly WHERE month = '2026-04'", db)
+    kwh = {(p, h): v for p, h, v in est.rows()}
+    assert est.filter(pl.col("point_id") == "PM-ALFA-0").height == 30 * 24
+    assert est.filter(pl.col("point_id") == "PM-ALFA-OLD").height == 5 * 24  # active 1-5 April
+    assert kwh[("PM-ALFA-0", datetime(2026, 4, 30, 5))] == pytest.approx(2.0 * 1.10)
+    # generation from the sample's dispatch: 800 + 40 * 1 + 350 (06-18 h) + (15 % 7) * 5 = 1195 -> -5%
+    assert kwh[("PM-DELTA-G", datetime(2026, 4, 15, 12))] == pytest.approx(1195 * 0.95)
+    assert kwh[("PM-DELTA-G", datetime(2026, 4, 15, 3))] == pytest.approx((800 + 40 + 5) * 0.95)
+
+    checks = warehouse.query("SELECT \"check\", success FROM validation_results WHERE pipeline = 'vpn_delivery'", db)
+    assert checks.height == 12 and checks.filter(~pl.col("success")).height == 2  # bad date row, unknown point
+    report = Path(result.reports["ALFA"])
+    assert report.parent.name == "month=2026-04" and report.parent.parent.name == "delivery"
+    text = report.read_text()
+    assert "CHG-2604-02" in text and "**NOT MET**" in text and "PM-ALFA-OLD" in text and "MISSING" in text
+    assert str(report) in result.summary
+    assert "CHG-2604-02" in result.summary and "late or missing points: 3" in result.summary
+    assert (workspace / "lake" / "vpn_change_review" / "month=2026-04" / "part.parquet").exists()
+
+    # a re-run replaces the month; another month's run leaves it alone
+    check_month("2026-04", inputs)
+    check_month("2026-03", inputs)
+    counts = warehouse.query(
+        "SELECT (SELECT count(*) FROM vpn_change_review WHERE month = '2026-04') AS review, "
+        "(SELECT count(*) FROM estimated_hourly WHERE month = '2026-04') AS est, "
+        "(SELECT count(*) FROM run_manifests WHERE pipeline = 'vpn_delivery') AS runs, "
+        "(SELECT count(*) FROM vpn_change_review WHERE month = '2026-03') AS march", db)
+    assert counts.rows() == [(20, 30 * 24 + 5 * 24 + 30 * 24, 2, 4)]
+
+
+def test_duplicate_change_id_stops_the_run(inputs: Path, workspace: Path) -> None:
+    changes = pl.read_csv(inputs / "vpn_changes.csv", infer_schema=False)
+    pl.concat([changes, changes.head(1)]).write_csv(inputs / "vpn_changes.csv")
+    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_unique \[change_id\]"):
+        check_month("2026-04", inputs)
+    assert not (workspace / "warehouse.duckdb").exists()
+
+
+def test_bad_rows_are_judged_false_and_reported(inputs: Path, workspace: Path) -> None:
+    changes = pl.read_csv(inputs / "vpn_changes.csv", infer_schema=False)
+    extra = pl.DataFrame([
+        {**changes.row(1, named=True), "change_id": "NOLETTER", "letter_date": None},
+        {**changes.row(1, named=True), "change_id": "STRANGER", "participant": "ZETA"},
+        {**changes.row(1, named=True), "change_id": "GARBLED", "executed_on": "21/04/2026"},
+    ])
+    pl.concat([changes, extra]).write_csv(inputs / "vpn_changes.csv")
+    result = check_month("2026-04", inputs)
+    review = {(c, r): (ok, d) for c, r, ok, d in result.review.select("change_id", "rule", "ok", "detail").rows()}
+    assert review[("NOLETTER", "notice")] == (False, "no letter date recorded: notice cannot be checked")
+    assert review[("STRANGER", "delivery")][0] is False
+    warnings = {(c.check, c.column) for c in result.validation if not c.success}
+    assert ("expect_column_values_to_be_in_set", "participant") in warnings
+    assert ("expect_column_values_to_not_be_null", "letter_date") in warnings
+    assert ("expect_column_values_to_be_null", "parse_error") in warnings
+    # the garbled row cannot be placed in a month: reported by name and line, in the summary and report
+    assert "vpn_changes.csv line 10: change GARBLED: executed_on '21/04/2026' is not a date" in result.summary
+    assert "GARBLED" in Path(result.reports["BETA"]).read_text()  # row 1 of the sample is BETA's
+
+
+def test_missing_input_and_bad_month(tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture) -> None:
+    write_registry(tmp_path)
+    with pytest.raises(InputError, match="missing input file vpn_changes.csv"):
+        check_month("2026-04", tmp_path)
+    with pytest.raises(InputError, match="YYYY-MM"):
+        check_month("2026-4", tmp_path)
+    assert cli.main(["delivery", "check", "--month", "2026-04", "--input", str(tmp_path)]) == 2
+    assert "missing input file vpn_changes.csv" in capsys.readouterr().err
+
+
+def test_deliveries_missing_a_column(inputs: Path, workspace: Path) -> None:
+    pl.read_csv(inputs / "directamm_deliveries.csv", infer_schema=False).drop("received_at").write_csv(
+        inputs / "directamm_deliveries.csv")
+    with pytest.raises(InputError, match="directamm_deliveries.csv: missing column.*received_at"):
+        check_month("2026-04", inputs)
+
+
+def test_a_month_without_changes_then_one_with(inputs: Path, workspace: Path) -> None:
+    # the first publication ever is an empty month: the tables must still get their real column types
+    may = check_month("2026-05", inputs)
+    assert may.summary.startswith("vpn_delivery 2026-05: 0 VPN change(s) reviewed")
+    assert may.unreadable.height == 0  # April's bad delivery row is April's business
+    check_month("2026-04", inputs)
+    db = workspace / "warehouse.duckdb"
+    assert warehouse.query("SELECT count(*) AS n FROM delivery_compliance", db)["n"][0] == 4
+    types = dict(warehouse.query("SELECT column_name, data_type FROM information_schema.columns "
+                                 "WHERE table_name = 'estimated_hourly'", db).rows())
+    assert types["kwh"] == "DOUBLE" and types["hour"] == "TIMESTAMP"
+
+
+def test_delivery_rows_with_blanks_are_reported_not_counted(inputs: Path, workspace: Path) -> None:
+    deliveries = pl.read_csv(inputs / "directamm_deliveries.csv", infer_schema=False)
+    # ALFA's on-time PM-ALFA-2 row loses its timestamp: the point becomes missing, the row is reported
+    deliveries = deliveries.with_columns(
+        received_at=pl.when((pl.col("point_id") == "PM-ALFA-2")).then(None).otherwise(pl.col("received_at")))
+    deliveries.write_csv(inputs / "directamm_deliveries.csv")
+    result = check_month("2026-04", inputs)
+    row = result.compliance.filter(pl.col("change_id") == "CHG-2604-02").row(0, named=True)
+    assert (row["on_time_points"], row["late_points"], row["missing_points"]) == (1, 1, 2)
+    reasons = result.unreadable.filter(pl.col("participant") == "ALFA")["reason"].to_list()
+    assert reasons == ["missing received_at in row 'ALFA,PM-ALFA-2,2026-04,'; not counted"]
+    assert "missing received_at" in Path(result.reports["ALFA"]).read_text()

@@ -1,25 +1,31 @@
-"""NCC-11 quarterly wholesale cost report: ingest + validate -> transform -> publish.
+"""NCC-11 quarterly wholesale cost report: ingest + validate -> transform -> publish, per quarter.
 
-One run per programming quarter. The quarter is the `quarter` param when given (backfills, reruns,
-forward projections), else the month in which the run's data interval starts."""
+Runs on the tariff-quarter schedule (Feb/May/Aug/Nov) AND whenever new programming inputs land: an
+asset event on `mayorista://landing/ncc11` whose extra names the quarter ({"quarter": "2026-05"}).
+The quarters a run covers: the `quarter` param if given (backfills, reruns); else those named by
+the triggering asset events; else the month in which its data interval starts. Each quarter is a
+mapped branch of ingest -> transform -> publish."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from pipelines import config, periods
 from pipelines.ncc11 import job
 
 GT = pendulum.timezone("America/Guatemala")
+PROGRAMMING_INPUTS = Asset("mayorista://landing/ncc11")
 NCC11_TABLES = [Asset(f"mayorista://warehouse/{table}") for table in job.OUTPUT_TABLES]
 
 
 @dag(
     dag_id="ncc11_quarterly",
-    schedule=CronDataIntervalTimetable("0 0 1 2,5,8,11 *", timezone=GT),  # regulated tariff quarters
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 0 1 2,5,8,11 *", timezone=GT), assets=PROGRAMMING_INPUTS
+    ),
     start_date=datetime(2025, 2, 1, tzinfo=GT),
     catchup=False,
     max_active_runs=1,  # one writer of the DuckDB warehouse
@@ -28,14 +34,20 @@ NCC11_TABLES = [Asset(f"mayorista://warehouse/{table}") for table in job.OUTPUT_
         "input_dir": Param(None, type=["null", "string"], description="default <landing>/ncc11/<quarter>"),
     },
     tags=["ncc11"],
+    doc_md=__doc__,
 )
 def ncc11_quarterly():
     @task
-    def ingest() -> str:
+    def quarters() -> list[str]:
         ctx = get_current_context()
-        quarter = periods.resolve_period(ctx["params"]["quarter"], ctx["data_interval_start"], "quarter")
+        extras = [event.extra for event in ctx["triggering_asset_events"].get(PROGRAMMING_INPUTS, [])]
+        return periods.requested_periods(ctx["params"]["quarter"], extras, ctx["data_interval_start"], "quarter")
+
+    @task
+    def ingest(quarter: str) -> str:
+        ctx = get_current_context()
         input_dir = ctx["params"]["input_dir"] or config.landing_root() / "ncc11" / quarter
-        return str(job.ingest(quarter, input_dir, run_id=ctx["run_id"]))
+        return str(job.ingest(quarter, input_dir, run_id=f"{ctx['run_id']}-{quarter}"))
 
     @task
     def transform(stage: str) -> str:
@@ -45,7 +57,7 @@ def ncc11_quarterly():
     def publish(stage: str) -> dict[str, int]:
         return job.publish(stage).rows
 
-    publish(transform(ingest()))
+    publish.expand(stage=transform.expand(stage=ingest.expand(quarter=quarters())))
 
 
 ncc11_quarterly()

@@ -79,3 +79,13 @@ def test_an_hour_with_no_regime_in_force_is_an_error(tmp_path):
     path = _calendar(tmp_path, [("2026-01-01", "", "valle", 0, 23)])
     with pytest.raises(InputError, match="no band in force"):
         bands.hour_bands(datetime(2025, 12, 31, 23), datetime(2026, 1, 1, 2), bands.load_calendar(path))
+
+
+def test_an_asset_triggered_run_covers_every_period_its_events_name():
+    extras = [{"quarter": "2026-05"}, {"quarter": "2026-02"}, {"quarter": "2026-05"}]
+    assert periods.requested_periods(None, extras, None, "quarter") == ["2026-02", "2026-05"]
+    assert periods.requested_periods("2025-11", extras, None, "quarter") == ["2025-11"]
+    interval_start = datetime(2026, 5, 1, 6, tzinfo=timezone.utc)
+    assert periods.requested_periods(None, [], interval_start, "quarter") == ["2026-05"]
+    with pytest.raises(InputError, match="does not say which quarter"):
+        periods.requested_periods(None, [{"other": 1}], None, "quarter")

@@ -25,6 +25,6 @@ def test_dag_file_imports_without_errors(dagbag, path):
 def test_ncc11_dag_is_thin_and_single_writer(dagbag):
     dag = dagbag.dags["ncc11_quarterly"]
     assert dag.max_active_runs == 1
-    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "transform", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == ["quarters", "ingest", "transform", "publish"]
     outlets = {a.uri for a in dag.get_task("publish").outlets}
     assert outlets == {f"mayorista://warehouse/{t}" for t in ("ncc11_energy", "ncc11_power_month", "ncc11_power")}

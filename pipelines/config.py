@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pipelines.errors import MayoristaError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,8 +27,18 @@ def warehouse_path() -> Path:
 
 
 def lake_root() -> Path:
-    """Root of the Parquet lake (inputs as ingested, outputs as published, manifests)."""
-    return _path("MAYORISTA_LAKE", data_dir() / "lake")
+    """Root of the Parquet lake (inputs as ingested, outputs as published, manifests).
+
+    Given as a path or a `file://` URI. Other schemes (s3://, gs://) are refused with a clear error
+    rather than written to a local folder of that name: see docs/ for how the lake moves to object
+    storage."""
+    value = os.environ.get("MAYORISTA_LAKE")
+    if not value:
+        return data_dir() / "lake"
+    parsed = urlparse(value)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path) if parsed.scheme else value)
+    raise MayoristaError(f"MAYORISTA_LAKE={value!r}: only local paths and file:// URIs are supported by this deployment")
 
 
 def landing_root() -> Path:

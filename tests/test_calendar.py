@@ -90,13 +90,3 @@ def test_an_asset_triggered_run_covers_every_period_its_events_name():
     with pytest.raises(InputError, match="does not say which quarter"):
         periods.requested_periods(None, [{"other": 1}], None, "quarter")
 
-
-def test_lake_root_is_a_path_or_file_uri(monkeypatch):
-    from pipelines import config
-    from pipelines.errors import MayoristaError
-
-    monkeypatch.setenv("MAYORISTA_LAKE", "file:///srv/lake%20gt")
-    assert str(config.lake_root()) == "/srv/lake gt"
-    monkeypatch.setenv("MAYORISTA_LAKE", "s3://bucket/lake")
-    with pytest.raises(MayoristaError, match="only local paths and file:// URIs"):
-        config.lake_root()

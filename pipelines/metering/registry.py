@@ -1,19 +1,29 @@
 """The meter registry (`metering_points`): which device is which metering point, when, and how the
-administrator reaches it. Rows carry validity ranges, so history is kept, not only the latest state."""
+administrator reaches it. Rows carry validity ranges, so history is kept, not only the latest state.
+
+A point may have several rows over time (a meter replaced, an address changed): its ranges must not
+overlap. Everything that must be unique is therefore unique *at any moment*, not across history."""
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from pipelines.inputs import Schema, read_table
+from pipelines.periods import month_bounds
 
 REGISTRY_SCHEMA: Schema = {
     "point_id": "str", "participant": "str", "kind": "str", "node": "str", "device_id": "str",
     "serial": "str", "connectivity": "str", "vpn_id": "str", "public_ip": "str", "public_port": "int",
     "private_ip": "str", "private_port": "int", "valid_from": "date", "valid_to": "date",
 }
+KINDS = ("consumption", "generation")
+CONNECTIVITY = ("public_ip", "vpn_direct", "vpn_provider_single", "vpn_provider_shared")
+VPN_KINDS = CONNECTIVITY[1:]
+_FOREVER = date(9999, 12, 31)
 
 
 def load_registry(input_dir: Path) -> pl.DataFrame:
@@ -26,3 +36,147 @@ def active_in(registry: pl.DataFrame, first_day: pl.Expr | object, last_day: pl.
     return registry.filter(
         (pl.col("valid_from") <= last_day) & (pl.col("valid_to").is_null() | (pl.col("valid_to") >= first_day))
     )
+
+
+def _overlaps(registry: pl.DataFrame, keys: list[str], label: pl.Expr) -> pl.Series:
+    """Per row: `label` when another row with the same non-null keys is valid on a common day, else null."""
+    rows = registry.with_row_index("_i").with_columns(_to=pl.col("valid_to").fill_null(_FOREVER))
+    rows = rows.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys) & pl.col("valid_from").is_not_null())
+    pairs = rows.join(rows.select(*keys, "_i", "valid_from", "_to"), on=keys, suffix="_o").filter(
+        (pl.col("_i") != pl.col("_i_o")) & (pl.col("valid_from") <= pl.col("_to_o")) & (pl.col("valid_from_o") <= pl.col("_to"))
+    )
+    clashing = pairs.group_by("_i").agg(label.first().alias("_label"))
+    return (
+        registry.with_row_index("_i").join(clashing, on="_i", how="left", maintain_order="left")["_label"]
+    )
+
+
+def _address_problem(value: str | None, *, must_be_private: bool) -> str | None:
+    if value is None:
+        return "missing"
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return f"{value} is not an IP address"
+    if address.is_private != must_be_private:
+        return f"{value} is {'public' if must_be_private else 'private'}"
+    return None
+
+
+def check_frame(registry: pl.DataFrame) -> pl.DataFrame:
+    """The registry plus one `_check` column per cross-row rule: null when the row passes, else what is
+    wrong (so the GX report shows the offending point, device or address, not a bare False).
+
+    These rules compare rows with each other or need `ipaddress`, which GX cannot express; the suite
+    `expectations/metering_points.json` then asserts each column is null."""
+    public = pl.col("connectivity") == "public_ip"
+    # `ipaddress` per row: the registry holds hundreds or thousands of rows, a Python pass is negligible
+    pub = [
+        _address_problem(ip, must_be_private=False) if conn == "public_ip" else None
+        for ip, conn in zip(registry["public_ip"].to_list(), registry["connectivity"].to_list())
+    ]
+    priv = [
+        _address_problem(ip, must_be_private=True) if conn == "public_ip" or ip is not None else None
+        for ip, conn in zip(registry["private_ip"].to_list(), registry["connectivity"].to_list())
+    ]
+    return registry.with_columns(
+        _point_overlap=_overlaps(registry, ["point_id"], pl.col("point_id")),
+        _device_overlap=_overlaps(registry, ["device_id"], pl.col("device_id")),
+        _device_serial_overlap=_overlaps(registry, ["device_id", "serial"], pl.format("{}/{}", "device_id", "serial")),
+        _endpoint_overlap=_overlaps(
+            registry.with_columns(pl.when(public).then(pl.col("public_ip")).alias("public_ip")),
+            ["public_ip", "public_port"], pl.format("{}:{}", "public_ip", "public_port"),
+        ),
+        _public_ip_problem=pl.Series(pub, dtype=pl.String),
+        _private_ip_problem=pl.Series(priv, dtype=pl.String),
+        _public_port_missing=pl.when(public & pl.col("public_port").is_null()).then(pl.col("point_id")),
+        _vpn_id_missing=pl.when(pl.col("connectivity").is_in(VPN_KINDS) & pl.col("vpn_id").is_null()).then(pl.col("point_id")),
+        _validity_reversed=pl.when(pl.col("valid_to") < pl.col("valid_from")).then(
+            pl.format("{} {}..{}", "point_id", "valid_from", "valid_to")),
+    )
+
+
+def has_problems(registry: pl.DataFrame) -> bool:
+    """True when any cross-row rule of `check_frame` fails (cheap: no GX)."""
+    checks = check_frame(registry)
+    return bool(checks.select(pl.any_horizontal(pl.col(c).is_not_null() for c in checks.columns if c.startswith("_")).any()).item())
+
+
+def validate(registry: pl.DataFrame, source: str = "metering_points") -> list:
+    """Run the GX suite `metering_points` on the registry (a few hundred or thousand rows: cheap)."""
+    from pipelines.quality import run_suite
+
+    return run_suite("metering_points", source, check_frame(registry))
+
+
+# --- the registry as the ingest of one month sees it ---------------------------------------------
+
+def month_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
+    """One row per point active in the month: point_idx (grouped by participant, so a participant's
+    readings are contiguous once sorted by point), point_id, participant, kind, active_days.
+
+    A point's participant and kind are taken from its latest row active in the month."""
+    start, end = month_bounds(month)
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    rows = active_in(registry, first, last)
+    days = _active_days(rows, first, last)
+    latest = rows.sort("valid_from").group_by("point_id", maintain_order=True).last()
+    points = (
+        latest.select("point_id", "participant", "kind", "node")
+        .join(days.group_by("point_id").agg(active_days=pl.col("day").n_unique()), on="point_id")
+        .sort("participant", "point_id")
+        .with_row_index("point_idx")
+        .with_columns(pl.col("point_idx").cast(pl.Int64))
+    )
+    return points
+
+
+def _active_days(rows: pl.DataFrame, first: date, last: date) -> pl.DataFrame:
+    """(point_id, device_id, day) with day = 0-based day of the month, for each active day of each row."""
+    return (
+        rows.select(
+            "point_id", "device_id",
+            pl.max_horizontal(pl.col("valid_from"), pl.lit(first)).alias("_from"),
+            pl.min_horizontal(pl.col("valid_to").fill_null(last), pl.lit(last)).alias("_to"),
+        )
+        .filter(pl.col("_from") <= pl.col("_to"))
+        .select("point_id", "device_id", pl.date_ranges("_from", "_to").alias("day"))
+        .explode("day")
+        .with_columns(day=(pl.col("day") - pl.lit(first)).dt.total_days().cast(pl.Int32))
+    )
+
+
+def device_days(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.DataFrame:
+    """(device_id, day, point_idx): which point a device's readings belong to on each day of the month
+    (day = 0-based day of the interval's start). Unique per (device_id, day) once the registry passed
+    its checks (no device on two rows at the same time)."""
+    start, end = month_bounds(month)
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    rows = active_in(registry, first, last)
+    return (
+        _active_days(rows, first, last)
+        .join(points.select("point_id", "point_idx"), on="point_id")
+        .select("device_id", "day", "point_idx")
+        .unique(["device_id", "day"], keep="first")
+    )
+
+
+def point_day_ranges(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.DataFrame:
+    """(point_idx, first_i, last_i): each maximal run of active days of a point as a range of interval
+    indexes (interval i of the month ends at month start + 15 min * i; day d holds i = 96d+1 .. 96d+96)."""
+    start, end = month_bounds(month)
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    days = (
+        _active_days(active_in(registry, first, last), first, last)
+        .join(points.select("point_id", "point_idx"), on="point_id")
+        .select("point_idx", "day").unique().sort("point_idx", "day")
+    )
+    runs = days.with_columns(
+        _run=((pl.col("day") - pl.col("day").shift(1) != 1) | (pl.col("point_idx") != pl.col("point_idx").shift(1)))
+        .fill_null(True).cum_sum()
+    )
+    return runs.group_by("_run", maintain_order=True).agg(
+        pl.col("point_idx").first(),
+        first_i=pl.col("day").min().cast(pl.Int64) * 96 + 1,
+        last_i=pl.col("day").max().cast(pl.Int64) * 96 + 96,
+    ).drop("_run")

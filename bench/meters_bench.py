@@ -1,0 +1,129 @@
+"""Benchmark: `mayorista meters ingest` on one full month for 2,000 points x 4 channels (~23.8M CSV rows).
+
+Prints, from one run:
+  - rows/s and peak RSS of the ingest end to end (a subprocess: start-up, VEE, completeness, GX, publish)
+  - the fixed start-up cost: a subprocess that only imports what the command needs
+  - the floor: DuckDB converting the same CSV files to Parquet, COPY (SELECT * FROM read_csv(...))
+  - ratio = (end to end - start-up) / floor
+Targets on the 2-core reference machine: ratio <= 3, >= 1M rows/s, peak RSS <= 4 GB.
+
+The data are generated in a temporary directory (not committed): one CSV per participant per day,
+as PrimeRead exports them. `--keep DIR` reuses/keeps the generated data there."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+POINTS, PARTICIPANTS, MONTH, DAYS = 2000, 40, "2026-03", 31
+ROWS = POINTS * 4 * DAYS * 96
+
+
+def generate(root: Path) -> None:
+    """Registry and readings with DuckDB (seconds, deterministic: values from a hash of the key)."""
+    if (root / "metering_points.csv").exists():
+        return
+    (root / "readings").mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"""
+        COPY (
+          SELECT printf('PT-%05d', i) AS point_id, printf('MP%02d', i % {PARTICIPANTS}) AS participant,
+                 CASE WHEN i % 5 = 0 THEN 'generation' ELSE 'consumption' END AS kind, printf('N%02d', i % 17) AS node,
+                 printf('DEV%05d', i) AS device_id, printf('SN%07d', i) AS serial, 'vpn_direct' AS connectivity,
+                 printf('VPN-%02d', i % {PARTICIPANTS}) AS vpn_id, NULL AS public_ip, NULL AS public_port,
+                 printf('10.%d.%d.%d', i // 65536 + 1, (i // 256) % 256, i % 256) AS private_ip, 7701 AS private_port,
+                 DATE '2025-01-01' AS valid_from, NULL AS valid_to
+          FROM range({POINTS}) t(i)
+        ) TO '{root / "metering_points.csv"}' (HEADER)""")
+    con.execute(f"""
+        COPY (
+          WITH pts AS (SELECT i, printf('DEV%05d', i) AS device_id, printf('MP%02d', i % {PARTICIPANTS}) AS participant
+                       FROM range({POINTS}) t(i)),
+               ts AS (SELECT TIMESTAMP '{MONTH}-01 00:15' + INTERVAL (k * 15) MINUTE AS interval_end FROM range({DAYS * 96}) t(k)),
+               ch AS (SELECT * FROM (VALUES ('kwh_del'), ('kwh_rec'), ('kvarh_del'), ('kvarh_rec')) c(channel))
+          SELECT participant, strftime(interval_end - INTERVAL 15 MINUTE, '%Y-%m-%d') AS day, device_id,
+                 strftime(interval_end, '%Y-%m-%d %H:%M') AS interval_end, channel,
+                 round(50 + 40 * sin(epoch(interval_end) / 13751.0 + i) + (hash(i, interval_end, channel) % 1000) / 100.0, 3) AS value
+          FROM pts, ts, ch
+          ORDER BY participant, day, device_id, channel, interval_end
+        ) TO '{root / "readings"}' (FORMAT csv, HEADER, PARTITION_BY (participant, day))""")
+    con.close()
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
+    """(wall seconds, exit code, output, peak RSS in GB) of one child process. os.wait4 returns that
+    child's own resource usage (no psutil needed, no mixing with other children)."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return wall, child.returncode, out.read(), usage.ru_maxrss * 1024 / 1e9  # Linux: KiB
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", type=Path, default=None, help="generate into / reuse this directory")
+    parser.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate_only:
+        generate(args.generate_only)
+        return 0
+    work = Path(args.keep or tempfile.mkdtemp(prefix="meters-bench-"))
+    try:
+        t0 = time.perf_counter()
+        # in a child process: a forked child starts its peak-RSS record from the parent's size, so the
+        # parent stays small for the ingest's peak RSS to be its own
+        subprocess.run([sys.executable, __file__, "--generate-only", str(work / "smec")], check=True)
+        files = sorted((work / "smec" / "readings").rglob("*.csv"))
+        size = sum(p.stat().st_size for p in files)
+        print(f"data: {len(files)} CSV files, {size / 1e9:.2f} GB, {ROWS:,} rows "
+              f"({POINTS} points x 4 channels x {DAYS} days x 96) in {work} (generated in {time.perf_counter() - t0:.1f}s)")
+
+        env = {**os.environ, "MAYORISTA_WAREHOUSE": str(work / "warehouse.duckdb"), "MAYORISTA_LAKE": str(work / "lake"),
+               "GX_ANALYTICS_ENABLED": "False"}
+        shutil.rmtree(work / "lake", ignore_errors=True)
+        (work / "warehouse.duckdb").unlink(missing_ok=True)
+
+        mayorista = str(Path(sys.executable).with_name("mayorista"))
+        e2e, code, output, peak_gb = timed([mayorista, "meters", "ingest", "--month", MONTH, "--input", str(work / "smec")], env)
+        print(output.strip())
+        if code != 0:
+            return 1
+
+        startup, _, _, _ = timed([sys.executable, "-c",
+                                  "import pipelines.cli, pipelines.metering.job, polars, duckdb, pyarrow, great_expectations"], env)
+
+        out = work / "floor.parquet"
+        con = duckdb.connect()
+        start = time.perf_counter()
+        con.execute(f"COPY (SELECT * FROM read_csv('{work / 'smec' / 'readings'}/**/*.csv')) TO '{out}' (FORMAT parquet)")
+        floor = time.perf_counter() - start
+        con.close()
+        out.unlink(missing_ok=True)
+
+        ratio = (e2e - startup) / floor
+        print()
+        print(f"end to end      {e2e:7.2f} s   {ROWS / e2e / 1e6:5.2f} M rows/s   (target >= 1.00)")
+        print(f"peak RSS        {peak_gb:7.2f} GB                     (target <= 4)")
+        print(f"start-up        {startup:7.2f} s   (importing pipelines, polars, duckdb, pyarrow, great_expectations)")
+        print(f"floor (DuckDB)  {floor:7.2f} s   COPY (SELECT * FROM read_csv(...)) TO parquet")
+        print(f"ratio           {ratio:7.2f}     (end to end - start-up) / floor   (target <= 3)")
+        return 0
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

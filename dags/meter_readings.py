@@ -1,0 +1,52 @@
+"""SMEC 15-minute readings, daily: registry + readings -> quarantine, VEE, completeness, hourly values.
+
+Each run covers one day (data interval [D 01:00, D+1 01:00) local) and re-ingests the month of D from
+<landing>/smec (see pipelines/metering/schedule.py for why the whole month). catchup=True with a
+start date, so `airflow backfill create` over past days (re)builds their months; params `month` / `day`
+override the period (tests, manual reruns)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from pipelines import config
+from pipelines.metering import job, schedule
+
+GT = pendulum.timezone("America/Guatemala")
+METER_TABLES = [Asset(f"mayorista://warehouse/{t}") for t in job.WAREHOUSE_TABLES]
+
+
+@dag(
+    dag_id="meter_readings",
+    schedule=CronDataIntervalTimetable("0 1 * * *", timezone=GT),  # after PrimeRead's nightly interrogation
+    start_date=datetime(2026, 3, 1, tzinfo=GT),
+    catchup=True,
+    max_active_runs=1,  # one writer of the DuckDB warehouse
+    params={
+        "month": Param(None, type=["null", "string"], description="YYYY-MM to (re)ingest"),
+        "day": Param(None, type=["null", "string"], description="YYYY-MM-DD: ingest the month of this day"),
+        "input_dir": Param(None, type=["null", "string"], description="default <landing>/smec"),
+    },
+    tags=["smec", "metering"],
+)
+def meter_readings():
+    @task
+    def period() -> str:
+        ctx = get_current_context()
+        return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx["data_interval_start"])
+
+    @task(outlets=METER_TABLES)
+    def ingest(month: str) -> dict[str, int]:
+        ctx = get_current_context()
+        input_dir = ctx["params"]["input_dir"] or config.landing_root() / "smec"
+        result = job.ingest_month(month, input_dir, run_id=ctx["run_id"])
+        print(result.summary)
+        return result.counts
+
+    ingest(period())
+
+
+meter_readings()

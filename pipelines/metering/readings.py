@@ -1,0 +1,327 @@
+"""Reading the 15-minute readings files (`readings/**.csv|parquet`) in one streaming pass.
+
+Every row read ends in exactly one category, written to a staged Parquet file together with what the
+later steps need (`CATEGORY`):
+  good        in the month, typed, mapped to its metering point: kept as the sort key `k` and value `v`
+  quarantine  in the month but unusable (unknown or unregistered device, off-grid or unparsable
+              timestamp, unknown channel, value not a number): raw values and the reason are kept
+  other_month a valid timestamp of another month: not this run's business (counted, not kept)
+  unplaced    the timestamp does not parse, so its month is unknown: decided later from the file
+  blank       an empty line (not a row)
+
+Speed: the common case (CSV files whose header is exactly the contract's columns) is one multi-file
+polars scan, all columns as text, parsed with explicit formats. Anything else (other column order,
+BOM, Parquet, a ragged line that makes the fast scan fail) goes through a per-file path that is slower
+but tolerant, so one odd file never costs the speed of all the others, and never stops them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.errors import InputError
+from pipelines.periods import month_bounds
+
+COLUMNS = ("device_id", "interval_end", "channel", "value")
+CHANNELS = ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")
+CATEGORY = {"good": 0, "quarantine": 1, "other_month": 2, "unplaced": 3, "blank": 4}
+INTERVAL_US = 15 * 60 * 1_000_000
+DAY_US = 96 * INTERVAL_US
+# sort key k = series * KEY_SPAN + i, series = point_idx * 4 + channel, i = interval of the month (1..2976)
+KEY_SPAN = 8192
+_TS_FORMAT = "%Y-%m-%d %H:%M"
+
+
+STAGED_SCHEMA = {
+    "cat": pl.UInt8, "file": pl.UInt32, "row": pl.UInt32, "k": pl.Int64, "v": pl.Float64, "rel": pl.Int8,
+    **{f"raw_{c}": pl.String for c in COLUMNS}, "flags": pl.UInt16, "shape": pl.String,
+}
+
+
+@dataclass
+class Staged:
+    """What the streaming pass produced: staged Parquet files and the list of inputs by index."""
+
+    directory: Path
+    files: list[Path]  # index = the `file` column
+    fast_files: set[int] = field(default_factory=set)  # read by the multi-file scan (global row index)
+    unreadable: dict[int, str] = field(default_factory=dict)  # file index -> why it could not be read
+
+    def scan(self) -> pl.LazyFrame:
+        if not any(self.directory.glob("*.parquet")):  # every file unreadable
+            return pl.LazyFrame(schema=STAGED_SCHEMA)
+        return pl.scan_parquet(self.directory / "*.parquet")
+
+
+def find_files(input_dir: Path) -> list[Path]:
+    """All readings files under `<input>/readings/`, in path order (a later file supersedes an earlier
+    one for differing duplicates, e.g. `.../resend/...` after the original)."""
+    root = Path(input_dir) / "readings"
+    found = [p for p in root.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet")
+             and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _header(path: Path) -> tuple[list[str] | None, bool, str]:
+    """(column names, exact contract header without BOM, problem) from a CSV's first line."""
+    with open(path, "rb") as fh:
+        first = fh.readline(65536)
+    if not first.strip():
+        return None, False, "empty file (no header line)"
+    try:
+        text = first.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, False, "header line is not UTF-8 text"
+    exact = text.rstrip("\r\n") == ",".join(COLUMNS)
+    names = [c.strip().strip('"').strip().lower() for c in text.lstrip("\ufeff").rstrip("\r\n").split(",")]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        return None, False, f"header lacks column(s) {', '.join(missing)} (found {', '.join(names)})"
+    return names, exact, ""
+
+
+def _text(expr: pl.Expr) -> pl.Expr:
+    text = expr.str.strip_chars()
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+def _typed_from_text(raw: dict[str, pl.Expr]) -> list[pl.Expr]:
+    """device_id, channel as trimmed text; interval_end and value parsed strictly (bad -> null)."""
+    value = _text(raw["value"]).cast(pl.Float64, strict=False)
+    return [
+        _text(raw["device_id"]).alias("device_id"),
+        _text(raw["interval_end"]).str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False).alias("ts"),
+        _text(raw["channel"]).alias("channel"),
+        pl.when(value.is_finite()).then(value).alias("v"),
+    ]
+
+
+def _fast_scan(paths: list[Path], enum: pl.Enum) -> pl.LazyFrame:
+    raw = pl.scan_csv(
+        paths, schema={c: pl.String for c in COLUMNS}, has_header=True, row_index_name="row",
+        include_file_paths="_path", empty_string_is_null=False,
+    )
+    return raw.select(
+        pl.col("_path").cast(enum).to_physical().cast(pl.UInt32).alias("file"),
+        pl.col("row").cast(pl.UInt32),
+        pl.lit(None, pl.String).alias("_shape"),
+        *[pl.col(c).alias(f"raw_{c}") for c in COLUMNS],
+        *_typed_from_text({c: pl.col(c) for c in COLUMNS}),
+    )
+
+
+def _line_scan(path: Path, index: int, names: list[str]) -> pl.LazyFrame:
+    """Tolerant CSV path: each physical line as text, split on commas (readings values hold no commas).
+    A line with the wrong number of fields is quarantined with the count, not guessed at."""
+    lines = pl.scan_csv(
+        path, has_header=False, separator="\x1f", quote_char=None, schema={"_line": pl.String},
+        encoding="utf8-lossy", truncate_ragged_lines=True, empty_string_is_null=False,
+    ).with_row_index("row").filter(pl.col("row") > 0)
+    fields = pl.col("_line").str.strip_chars_end("\r").str.split(",")
+    raw = {c: fields.list.get(names.index(c), null_on_oob=True).str.strip_chars().str.strip_chars('"') for c in COLUMNS}
+    blank = pl.col("_line").str.strip_chars().fill_null("") == ""
+    return lines.select(
+        pl.lit(index, pl.UInt32).alias("file"),
+        (pl.col("row") - 1).cast(pl.UInt32).alias("row"),
+        pl.when(~blank & (fields.list.len() != len(names)))
+        .then(pl.format("expected {} fields, found {}", pl.lit(len(names)), fields.list.len())).alias("_shape"),
+        *[pl.when(~blank).then(e).alias(f"raw_{c}") for c, e in raw.items()],
+        *_typed_from_text({c: pl.when(~blank).then(e) for c, e in raw.items()}),
+    )
+
+
+def _parquet_scan(path: Path, index: int, schema: pl.Schema) -> pl.LazyFrame:
+    """Parquet inputs may be typed (datetime, float) or text; both are accepted."""
+    lf = pl.scan_parquet(path).with_row_index("row")
+    ts_type = schema["interval_end"]
+    if isinstance(ts_type, pl.Datetime):
+        ts = pl.col("interval_end")
+        if ts_type.time_zone is not None:
+            ts = ts.dt.convert_time_zone("America/Guatemala").dt.replace_time_zone(None)
+        ts = ts.cast(pl.Datetime("us"))
+    else:
+        ts = _text(pl.col("interval_end").cast(pl.String)).str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+    value = (pl.col("value").cast(pl.Float64) if schema["value"].is_numeric()
+             else _text(pl.col("value").cast(pl.String)).cast(pl.Float64, strict=False))
+    return lf.select(
+        pl.lit(index, pl.UInt32).alias("file"),
+        pl.col("row").cast(pl.UInt32),
+        pl.lit(None, pl.String).alias("_shape"),
+        *[_raw_text(c, schema[c]).alias(f"raw_{c}") for c in COLUMNS],
+        _text(pl.col("device_id").cast(pl.String)).alias("device_id"),
+        ts.alias("ts"),
+        _text(pl.col("channel").cast(pl.String)).alias("channel"),
+        pl.when(value.is_finite()).then(value).alias("v"),
+    )
+
+
+def _raw_text(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A typed Parquet value as a person would have written it in the CSV."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(column).dt.strftime("%Y-%m-%d %H:%M:%S").str.strip_suffix(":00")
+    return pl.col(column).cast(pl.String)
+
+
+# Why a row is quarantined, as bits (cheap integer work per row); the text is built later, for the
+# quarantined rows only (`reasons`).
+FLAGS = {
+    1: "wrong number of fields",
+    2: "missing device_id",
+    8: "interval_end",  # missing or unparsable: told apart from the raw text
+    16: "interval_end not on the 15-minute grid",
+    64: "channel",  # missing or not one of the four
+    256: "value",  # missing or not a number
+    512: "device_id not in the registry",
+    1024: "device_id not registered to an active point on that day",
+}
+
+
+def reasons() -> pl.Expr:
+    """The readable reason of a staged row, from `flags`, `shape` and the raw values."""
+    flags = pl.col("flags")
+
+    def missing(column: str) -> pl.Expr:
+        return _text(pl.col(f"raw_{column}")).is_null()
+
+    texts = {
+        1: pl.col("shape"),
+        8: pl.when(missing("interval_end")).then(pl.lit("missing interval_end"))
+        .otherwise(pl.lit("unparsable interval_end (expected YYYY-MM-DD HH:MM)")),
+        64: pl.when(missing("channel")).then(pl.lit("missing channel"))
+        .otherwise(pl.lit(f"unknown channel (expected one of {', '.join(CHANNELS)})")),
+        256: pl.when(missing("value")).then(pl.lit("missing value")).otherwise(pl.lit("value is not a number")),
+    }
+    parts = [pl.when((flags & bit) != 0).then(texts.get(bit, pl.lit(text))) for bit, text in FLAGS.items()]
+    return pl.concat_str(parts, separator="; ", ignore_nulls=True)
+
+
+def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[str], days: int) -> pl.LazyFrame:
+    """Category, sort key and quarantine flags of every row (see the module docstring).
+
+    `point_of[device_index * days + day]` is the point index of a registered device on a day of the
+    month (-1 when it is not registered that day): a gather, not a join, so the pass stays streaming."""
+    start, end = month_bounds(month)
+    span_us = int((end - start) / timedelta(microseconds=1))
+    off = (pl.col("ts") - pl.lit(start)).dt.total_microseconds()
+    in_month = (off >= INTERVAL_US) & (off < span_us + INTERVAL_US)
+    interval = off // INTERVAL_US
+    device = pl.col("device_id").cast(pl.Enum(devices), strict=False).to_physical().cast(pl.Int64)
+    channel = pl.col("channel").cast(pl.Enum(list(CHANNELS)), strict=False).to_physical().cast(pl.Int64)
+    day = (off - INTERVAL_US) // DAY_US
+    point = pl.when(in_month).then(pl.lit(point_of).gather(pl.col("_dev") * days + day.clip(0, days - 1)))
+    # cheap per-row tests on the typed columns; which of "missing" or "malformed" is told apart later,
+    # for the quarantined rows only
+    flag_bits = [
+        (pl.col("_shape").is_not_null(), 1),
+        (pl.col("device_id").is_null(), 2),
+        (pl.col("ts").is_null(), 8),
+        (off % INTERVAL_US != 0, 16),
+        (pl.col("_ch").is_null(), 64),
+        (pl.col("v").is_null(), 256),
+        (pl.col("device_id").is_not_null() & pl.col("_dev").is_null(), 512),
+        (in_month & (pl.col("_point") < 0), 1024),
+    ]
+    flags = pl.sum_horizontal(pl.when(cond.fill_null(False)).then(pl.lit(bit, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
+                              for cond, bit in flag_bits)
+    blank = (pl.col("flags") & (2 | 8 | 64 | 256)) == (2 | 8 | 64 | 256)
+    category = (
+        pl.when(blank & pl.all_horizontal(pl.col(f"raw_{c}").is_null() for c in COLUMNS)).then(CATEGORY["blank"])
+        .when(pl.col("ts").is_null()).then(CATEGORY["unplaced"])
+        .when(~in_month).then(CATEGORY["other_month"])
+        .when(pl.col("flags") != 0).then(CATEGORY["quarantine"])
+        .otherwise(CATEGORY["good"]).cast(pl.UInt8)
+    )
+    keep_raw = pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]])
+    return (
+        lf.with_columns(_dev=device, _ch=channel)
+        .with_columns(_point=point)
+        .with_columns(flags=flags)
+        .with_columns(cat=category)
+        .select(
+            "cat", "file", "row",
+            pl.when(pl.col("cat") == CATEGORY["good"])
+            .then((pl.col("_point") * len(CHANNELS) + pl.col("_ch")) * KEY_SPAN + interval).alias("k"),
+            "v",
+            # where a placed row lies relative to the month: -1 before, 0 in it, 1 after
+            pl.when(off < INTERVAL_US).then(-1).when(off >= span_us + INTERVAL_US).then(1)
+            .when(pl.col("ts").is_not_null()).then(0).cast(pl.Int8).alias("rel"),
+            *[pl.when(keep_raw).then(pl.col(f"raw_{c}")).alias(f"raw_{c}") for c in COLUMNS],
+            pl.when(keep_raw).then(pl.col("flags")).alias("flags"),
+            pl.when(keep_raw).then(pl.col("_shape")).alias("shape"),
+        )
+    )
+
+
+def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl.Series:
+    """Dense (device index, day) -> point index table for `_classify` (-1 = not registered that day)."""
+    index = {d: i for i, d in enumerate(devices)}
+    table = [-1] * (len(devices) * days)
+    for device, day, point in device_days.select("device_id", "day", "point_idx").iter_rows():
+        table[index[device] * days + day] = point
+    return pl.Series("point", table, dtype=pl.Int64)
+
+
+def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices: list[str], out_dir: Path) -> Staged:
+    """Read every readings file once and write the staged rows under `out_dir`. Files that cannot be
+    read are recorded in `unreadable` (with the reason) and skipped; the others are always processed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start, end = month_bounds(month)
+    days = (end - start).days
+    devices = sorted(set(known_devices))
+    point_of = point_lookup(device_days, devices, days)
+    files = find_files(input_dir)
+    if not files:
+        raise InputError(f"no readings files (*.csv or *.parquet) under {Path(input_dir) / 'readings'}")
+    staged = Staged(out_dir, files)
+    enum = pl.Enum([str(p) for p in files])
+    fast: list[int] = []
+    others: list[tuple[int, pl.LazyFrame]] = []
+    for index, path in enumerate(files):
+        try:
+            if path.suffix == ".parquet":
+                schema = pl.read_parquet_schema(path)
+                missing = [c for c in COLUMNS if c not in schema]
+                if missing:
+                    staged.unreadable[index] = f"missing column(s) {', '.join(missing)}"
+                    continue
+                others.append((index, _parquet_scan(path, index, pl.Schema(schema))))
+                continue
+            names, exact, problem = _header(path)
+        except Exception as exc:  # unreadable file: name it, keep the library's reason, go on
+            staged.unreadable[index] = f"cannot be read ({exc})"
+            continue
+        if problem:
+            staged.unreadable[index] = problem
+        elif exact:
+            fast.append(index)
+        else:
+            others.append((index, _line_scan(path, index, names)))
+
+    def sink(lf: pl.LazyFrame, name: str) -> None:
+        target = out_dir / f"{name}.parquet"
+        tmp = out_dir / f".{name}.tmp"
+        try:
+            _classify(lf, month, point_of, devices, days).sink_parquet(tmp, compression="lz4")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.rename(target)
+
+    if fast:
+        try:
+            sink(_fast_scan([files[i] for i in fast], enum), "fast")
+            staged.fast_files = set(fast)
+        except pl.exceptions.PolarsError:
+            # a ragged line or broken encoding somewhere: read those files one by one, tolerantly
+            for index in fast:
+                names, _, _ = _header(files[index])
+                others.append((index, _line_scan(files[index], index, names or list(COLUMNS))))
+    for index, lf in others:
+        try:
+            sink(lf, f"file_{index:06d}")
+        except Exception as exc:
+            staged.unreadable[index] = f"cannot be read ({str(exc).splitlines()[0]})"
+    return staged

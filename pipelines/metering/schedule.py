@@ -1,0 +1,28 @@
+"""Which month a daily `meter_readings` run ingests.
+
+A daily run re-ingests the whole month its day belongs to, rather than only the day's files: the
+month's outputs (completeness, gaps, hourly sums, duplicates across files) depend on every day of it,
+a re-ingest replaces the month atomically, and late or corrected files of earlier days are picked up
+by the next run with no bookkeeping. The cost is re-reading the month (seconds for the whole market)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pipelines.errors import InputError
+from pipelines.periods import local_month_of, parse_month
+
+
+def run_month(month: str | None, day: str | None, interval_start: datetime | None) -> str:
+    """`month` param wins, then `day` (YYYY-MM-DD), else the local day the run's data interval starts."""
+    if month:
+        parse_month(month)
+        return month
+    if day:
+        try:
+            return datetime.strptime(day, "%Y-%m-%d").strftime("%Y-%m")
+        except ValueError as exc:
+            raise InputError(f"day must be YYYY-MM-DD, got {day!r}") from exc
+    if interval_start is None:
+        raise InputError("no month or day given and the run has no data interval")
+    return local_month_of(interval_start)

@@ -1,0 +1,54 @@
+"""The meter_readings DAG: daily with catch-up, one writer, Assets declared, and a real run (dag.test())."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pendulum
+import pytest
+
+from pipelines.errors import InputError
+from pipelines.metering.schedule import run_month
+from tests.conftest import ROOT
+
+GT = pendulum.timezone("America/Guatemala")
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "meter_readings.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["meter_readings"]
+
+
+def test_dag_is_daily_backfillable_and_single_writer(dag):
+    assert dag.catchup is True and dag.max_active_runs == 1
+    assert dag.start_date.date().isoformat() == "2026-03-01"
+    assert [t.task_id for t in dag.topological_sort()] == ["period", "ingest"]
+    outlets = {a.uri for a in dag.get_task("ingest").outlets}
+    assert outlets == {f"mayorista://warehouse/{t}" for t in
+                       ("meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points")}
+    assert dag.timetable.expression == "0 1 * * *" and str(dag.timetable.timezone) == "America/Guatemala"
+
+
+def test_period_resolution():
+    assert run_month("2026-04", "2026-03-31", None) == "2026-04"  # month param wins
+    assert run_month(None, "2026-03-31", None) == "2026-03"
+    # the run covering 31 March: data interval [2026-03-31 01:00, 2026-04-01 01:00) local
+    assert run_month(None, None, datetime(2026, 3, 31, 1, tzinfo=GT)) == "2026-03"
+    assert run_month(None, None, datetime(2026, 4, 1, 5, 59, tzinfo=pendulum.UTC)) == "2026-03"  # 23:59 local, 31 March
+    with pytest.raises(InputError):
+        run_month(None, "31/03/2026", None)
+
+
+def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
+    run = dag.test(logical_date=datetime(2026, 4, 20, 1, tzinfo=GT),
+                   run_conf={"month": "2026-04", "input_dir": str(ROOT / "data" / "sample" / "smec")})
+    assert run.state == "success"
+    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    assert con.sql("SELECT DISTINCT month FROM meter_completeness").fetchall() == [("2026-04",)]
+    assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(50,)]
+    assert con.sql("SELECT count(*) FROM run_manifests WHERE pipeline = 'meters'").fetchall() == [(1,)]

@@ -1,0 +1,226 @@
+"""`mayorista meters ingest` end to end on hand-made inputs: every contract rule, the row accounting,
+bad files, and idempotent re-ingest. Expected numbers are worked out in the comments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.errors import InputError
+from pipelines.metering import job
+from tests.test_metering_fixtures import REGISTRY, series, standard_month, value_of, write_lines, write_readings, write_registry
+
+
+def _q(workspace: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _completeness(workspace: Path) -> dict[tuple[str, str], tuple[int, int, float]]:
+    rows = _q(workspace, "SELECT point_id, channel, expected_intervals, received_intervals, completeness_pct "
+                         "FROM meter_completeness WHERE month = '2026-04'")
+    return {(p, c): (e, r, pct) for p, c, e, r, pct in rows}
+
+
+def test_complete_month_and_mid_month_validity(tmp_path, workspace):
+    standard_month(tmp_path / "in")
+    result = job.ingest_month("2026-04", tmp_path / "in")
+    c = _completeness(workspace)
+    # P1 all April: 30 days * 96; P2 from the 16th: 15 * 96; P3 until the 10th: 10 * 96
+    assert c[("P1", "kwh_del")] == (2880, 2880, 100.0)
+    assert c[("P2", "kvarh_rec")] == (1440, 1440, 100.0)
+    assert c[("P3", "kwh_rec")] == (960, 960, 100.0)
+    assert len(c) == 3 * 4
+    rows = 4 * (2880 + 1440 + 960)
+    assert result.counts["rows_read"] == rows and result.counts["ingested"] == rows
+    assert result.counts["quarantined"] == 0 and result.counts["other_month_rows"] == 0
+    # hourly: 4 real intervals per hour, labelled by the hour's start
+    (hours,) = _q(workspace, "SELECT count(*) FROM meter_hourly WHERE point_id = 'P1' AND channel = 'kwh_del'")[0:1]
+    assert hours == (720,)
+    first = _q(workspace, "SELECT hour, value, quality FROM meter_hourly WHERE point_id = 'P1' AND channel = 'kwh_del' "
+                          "ORDER BY hour LIMIT 1")[0]
+    assert str(first[0]) == "2026-04-01 00:00:00"
+    assert first[1] == pytest.approx(sum(value_of("DEV1", i, "kwh_del") for i in (1, 2, 3, 4)))
+    assert first[2] == "complete"
+    assert "completeness" in result.summary and "rows read" in result.summary
+
+
+def test_month_boundary_interval_is_labelled_by_its_end(tmp_path, workspace):
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(root, "edge.csv", [
+        "DEV1,2026-04-01 00:00,kwh_del,5",   # covers 31 March 23:45-24:00: March's, not April's business
+        "DEV1,2026-04-01 00:15,kwh_del,6",   # first interval of April
+        "DEV1,2026-05-01 00:00,kwh_del,7",   # covers 30 April 23:45-24:00: last interval of April
+        "DEV1,2026-05-01 00:15,kwh_del,8",   # May's
+    ])
+    result = job.ingest_month("2026-04", root)
+    assert result.counts["rows_read"] == 4
+    assert result.counts["ingested"] == 2 and result.counts["other_month_rows"] == 2
+    assert result.counts["quarantined"] == 0
+    assert _completeness(workspace)[("P1", "kwh_del")] == (2880, 2, pytest.approx(100 * 2 / 2880, abs=1e-4))
+    hours = dict(_q(workspace, "SELECT strftime(hour, '%d %H'), value FROM meter_hourly WHERE point_id = 'P1'"))
+    assert hours == {"01 00": 6.0, "30 23": 7.0}
+    march = job.ingest_month("2026-03", root)
+    assert march.counts["ingested"] == 1 and march.counts["other_month_rows"] == 3
+
+
+def test_quarantine_rules_with_file_and_line(tmp_path, workspace):
+    root = tmp_path / "in"
+    write_registry(root)
+    # read before bad.csv in the same multi-file scan: line numbers must restart per file; CRLF is fine
+    (root / "readings").mkdir()
+    (root / "readings" / "a_first.csv").write_bytes(
+        b"device_id,interval_end,channel,value\r\nDEV1,2026-04-01 00:15,kwh_del,1\r\nDEV1,2026-04-01 00:30,kwh_del,2\r\n")
+    write_lines(root, "bad.csv", [
+        "DEV1,2026-04-02 10:00,kwh_del,1.5",     # line 2: good
+        "DEV9,2026-04-02 10:00,kwh_del,1.5",     # line 3: unknown device
+        "DEV1,2026-04-02 10:07,kwh_del,1.5",     # line 4: off the 15-minute grid
+        "DEV1,2026-04-02 10:15,kwh_del,n/a",     # line 5: not a number
+        "DEV1,2026-04-02 10:30,kwh_xxx,1.5",     # line 6: unknown channel
+        "DEV2,2026-04-15 10:00,kwh_del,1.5",     # line 7: P2 starts on the 16th: not registered that day
+        "DEV3,2026-04-11 00:15,kwh_del,1.5",     # line 8: P3 retired on the 10th
+        "DEV3,2026-04-11 00:00,kwh_del,1.5",     # line 9: covers 10 April 23:45-24:00: still P3's
+        "DEV1,2026-04-02 25:00,kwh_del,1.5",     # line 10: unparsable timestamp (the file's other rows are April's)
+        "DEV1,,kwh_del,1.5",                     # line 11: missing timestamp
+        "DEV1,2026-04-02 11:00,kwh_del,",        # line 12: missing value
+        "DEV1,2026-04-02 11:15,kwh_del,inf",     # line 13: not a finite number
+    ])
+    result = job.ingest_month("2026-04", root)
+    got = {line: reason for line, reason in _q(workspace, "SELECT line, reason FROM quarantine WHERE month = '2026-04'")}
+    assert got == {
+        3: "device_id not in the registry",
+        4: "interval_end not on the 15-minute grid",
+        5: "value is not a number",
+        6: "unknown channel (expected one of kwh_del, kwh_rec, kvarh_del, kvarh_rec)",
+        7: "device_id not registered to an active point on that day",
+        8: "device_id not registered to an active point on that day",
+        10: "unparsable interval_end (expected YYYY-MM-DD HH:MM)",
+        11: "missing interval_end",
+        12: "missing value",
+        13: "value is not a number",
+    }
+    raw = _q(workspace, "SELECT source_file, raw_device_id, raw_interval_end, raw_channel, raw_value FROM quarantine WHERE line = 5")
+    assert raw == [("readings/bad.csv", "DEV1", "2026-04-02 10:15", "kwh_del", "n/a")]
+    assert result.counts == result.counts | {"rows_read": 14, "month_rows": 14, "ingested": 4, "quarantined": 10}
+    # unparsable rows of an April file are not March's
+    march = job.ingest_month("2026-03", root)
+    assert march.counts["quarantined"] == 0 and march.counts["other_month_rows"] == 14
+
+
+def test_duplicates_count_once_and_disagreeing_ones_are_findings(tmp_path, workspace):
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(root, "a.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0", "DEV1,2026-04-02 10:30,kwh_del,2.0",
+                                "DEV1,2026-04-02 10:15,kwh_del,1.0"])  # identical duplicate in the same file
+    write_lines(root, "b_resend.csv", ["DEV1,2026-04-02 10:30,kwh_del,2.5"])  # differs, later file wins
+    result = job.ingest_month("2026-04", root)
+    assert result.counts["ingested"] == 2 and result.counts["duplicates_dropped"] == 2
+    assert _completeness(workspace)[("P1", "kwh_del")][1] == 2
+    findings = _q(workspace, "SELECT strftime(interval_end, '%H:%M'), rule, detail FROM vee_findings WHERE rule = 'duplicate_conflict'")
+    assert findings == [("10:30", "duplicate_conflict", "2 readings with different values: 2.0 / 2.5 (the last read is kept)")]
+    assert _q(workspace, "SELECT value FROM meter_hourly WHERE point_id = 'P1' AND strftime(hour, '%d %H') = '02 10'") == [(3.5,)]
+
+
+def test_bad_files_do_not_stop_the_others(tmp_path, workspace):
+    root = tmp_path / "in"
+    standard_month(root)
+    write_lines(root, "ragged.csv", ["DEV1,2026-04-03 10:00,kwh_del,1.0,extra", "DEV1,2026-04-03 10:00,kwh_rec,0.5"])
+    (root / "readings" / "garbage.csv").write_bytes(b"\xff\xfe\x00binary\x00")
+    write_lines(root, "2026-04/PA_dup.csv", ["DEV1,2026-04-03 10:00,kwh_rec,0.5"])
+    (root / "readings" / "wrong_header.csv").write_text("meter,when,kwh\nDEV1,2026-04-01 00:15,1\n")
+    with pytest.raises(InputError) as err:
+        job.ingest_month("2026-04", root)
+    message = str(err.value)
+    assert "2 readings file(s) could not be read" in message
+    assert "garbage.csv" in message and "wrong_header.csv" in message
+    # everything else was ingested and published
+    assert _completeness(workspace)[("P1", "kwh_del")] == (2880, 2880, 100.0)
+    got = _q(workspace, "SELECT source_file, line, reason FROM quarantine ORDER BY source_file, line")
+    by_file = {(f, line): reason for f, line, reason in got}
+    assert by_file[("readings/ragged.csv", 2)].endswith("expected 4 fields, found 5")
+    assert by_file[("readings/garbage.csv", None)].startswith("file cannot be read")
+    assert by_file[("readings/wrong_header.csv", None)].startswith("file cannot be read: header lacks column(s)")
+    # manifest: rows read = ingested + duplicates + quarantined (+ other months), for every file read
+    (manifest,) = _q(workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' AND period = '2026-04'")[0]
+    counts = json.loads(manifest)["counts"]
+    assert counts["rows_read"] == 4 * (2880 + 1440 + 960) + 2 + 1
+    assert counts["rows_read"] == counts["ingested"] + counts["duplicates_dropped"] + counts["quarantined"] + counts["other_month_rows"]
+    assert counts["duplicates_dropped"] == 2 and counts["quarantined"] == 1
+
+
+def test_reingest_replaces_never_duplicates(tmp_path, workspace):
+    root = tmp_path / "in"
+    standard_month(root)
+    write_lines(root, "bad.csv", ["DEV9,2026-04-02 10:00,kwh_del,1.5"])
+    tables = ("meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points",
+              "validation_results", "run_manifests")
+
+    def counts():
+        return {t: _q(workspace, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+
+    job.ingest_month("2026-04", root)
+    first = counts()
+    lake_files = sorted(p.relative_to(workspace / "lake") for p in (workspace / "lake").rglob("*.parquet"))
+    job.ingest_month("2026-04", root)
+    assert counts() == first
+    assert first["quarantine"] == 1 and first["run_manifests"] == 1 and first["metering_points"] == 3
+    again = sorted(p.relative_to(workspace / "lake") for p in (workspace / "lake").rglob("*.parquet"))
+    assert again == lake_files
+    assert Path("meter_readings/month=2026-04/participant=PA/readings.parquet") in again
+    assert not list((workspace / "lake" / "_staging").rglob("*.parquet"))
+    lake_rows = pl.scan_parquet(workspace / "lake" / "meter_readings" / "month=2026-04" / "**" / "*.parquet").select(pl.len()).collect().item()
+    assert lake_rows == 4 * (2880 + 1440 + 960)
+
+
+def test_parquet_and_csv_inputs_agree(tmp_path, workspace):
+    root = tmp_path / "in"
+    write_registry(root)
+    frame = series("DEV1", 1, 1)
+    (root / "readings").mkdir(parents=True)
+    frame.with_columns(pl.col("interval_end").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M"),
+                       pl.col("value").cast(pl.Float64)).write_parquet(root / "readings" / "typed.parquet")
+    write_readings(root, "text.csv", frame)  # the same rows again: all duplicates, all equal
+    result = job.ingest_month("2026-04", root)
+    assert result.counts["ingested"] == 4 * 96 and result.counts["duplicates_dropped"] == 4 * 96
+    assert _q(workspace, "SELECT count(*) FROM vee_findings WHERE rule = 'duplicate_conflict'") == [(0,)]
+
+
+def test_registry_errors_stop_the_run_before_publishing(tmp_path, workspace):
+    root = tmp_path / "in"
+    standard_month(root)
+    write_registry(root, [*REGISTRY, "P4,PB,consumption,N2,DEV1,S9,vpn_direct,VPN-B,,,10.2.1.4,7701,2026-01-01,"])
+    from pipelines.errors import ValidationFailed
+    with pytest.raises(ValidationFailed, match="_device_overlap"):
+        job.ingest_month("2026-04", root)
+    assert not (workspace / "warehouse.duckdb").exists()
+
+
+def test_sample_april_summary(workspace):
+    from tests.conftest import ROOT
+
+    result = job.ingest_month("2026-04", ROOT / "data" / "sample" / "smec")
+    c = result.counts
+    assert c["rows_read"] == c["month_rows"] + c["other_month_rows"]
+    assert c["duplicates_dropped"] == 2  # the resend repeats one reading and contradicts another
+    rules = dict(_q(workspace, "SELECT rule, count(*) FROM vee_findings GROUP BY rule"))
+    assert rules == {"gap": 12, "duplicate_conflict": 1, "stuck": 1, "spike": 1, "negative": 1}
+    reasons = dict(_q(workspace, "SELECT reason, count(*) FROM quarantine GROUP BY reason"))
+    assert reasons == {"device_id not registered to an active point on that day": 4 * 96,
+                       "device_id not in the registry": 2, "interval_end not on the 15-minute grid": 1,
+                       "value is not a number": 1}
+
+
+def test_no_readings_at_all_is_a_clear_error(tmp_path, workspace):
+    root = tmp_path / "in"
+    write_registry(root)
+    with pytest.raises(InputError, match="no readings files"):
+        job.ingest_month("2026-04", root)
+    assert not (workspace / "warehouse.duckdb").exists()

@@ -3,7 +3,8 @@
 Each run covers one day (data interval [D 01:00, D+1 01:00) local) and re-ingests the month of D from
 <landing>/smec (see pipelines/metering/schedule.py for why the whole month). catchup=True with a
 start date, so `airflow backfill create` over past days (re)builds their months; params `month` / `day`
-override the period (tests, manual reruns)."""
+override the period (tests, manual reruns). The run of a month's last day (or of an explicit month)
+announces the month as closed, which triggers that month's delivery check (vpn_delivery_monthly)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from datetime import datetime
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from pipelines import config
+from pipelines import assets, config
 from pipelines.metering import job, schedule
 
 GT = pendulum.timezone("America/Guatemala")
-METER_TABLES = [Asset(f"mayorista://warehouse/{t}") for t in job.WAREHOUSE_TABLES]
+METER_TABLES = [Asset(assets.table(t)) for t in job.WAREHOUSE_TABLES]
+MONTH_CLOSED = Asset(assets.METER_MONTH_CLOSED)
 
 
 @dag(
@@ -46,7 +48,17 @@ def meter_readings():
         print(result.summary)
         return result.counts
 
-    ingest(period())
+    @task.short_circuit
+    def month_is_complete() -> bool:
+        ctx = get_current_context()
+        return schedule.closes_month(ctx["params"]["month"], ctx["data_interval_start"])
+
+    @task(outlets=[MONTH_CLOSED])
+    def announce_month_closed(month: str) -> None:
+        get_current_context()["outlet_events"][MONTH_CLOSED].extra = {"month": month}
+
+    month = period()
+    ingest(month) >> month_is_complete() >> announce_month_closed(month)
 
 
 meter_readings()

@@ -13,12 +13,12 @@ from datetime import datetime
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from pipelines import config, periods
+from pipelines import assets, config, periods
 from pipelines.ncc11 import job
 
 GT = pendulum.timezone("America/Guatemala")
-PROGRAMMING_INPUTS = Asset("mayorista://landing/ncc11")
-NCC11_TABLES = [Asset(f"mayorista://warehouse/{table}") for table in job.OUTPUT_TABLES]
+PROGRAMMING_INPUTS = Asset(assets.PROGRAMMING_INPUTS)
+NCC11_TABLES = [Asset(assets.table(t)) for t in job.OUTPUT_TABLES]
 
 
 @dag(

@@ -1,26 +1,28 @@
 """Monthly review of VPN changes and Direct@mm deliveries (NCC-14 numeral 14.10).
 
 Runs at 06:00 Guatemala time on the 1st; its data interval is the previous month, which is the month
-reviewed (a `month` param overrides it). Catch-up from the start date makes past months backfillable;
+reviewed (a `month` param overrides it). It also runs as soon as meter_readings announces a month
+closed (asset event with extra {"month": ...}): that month is reviewed. Catch-up from the start date makes past months backfillable;
 a re-run of a month replaces that month's rows. The logic is pipelines.delivery.job.check_month."""
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-OUTLETS = [
-    Asset("mayorista://warehouse/vpn_change_review"),
-    Asset("mayorista://warehouse/delivery_compliance"),
-    Asset("mayorista://warehouse/delivery_points"),
-    Asset("mayorista://warehouse/estimated_hourly"),
-    Asset("mayorista://lake/reports/delivery"),
-]
+from pipelines import assets, config, periods
+from pipelines.delivery.job import check_month
+
+MONTH_CLOSED = Asset(assets.METER_MONTH_CLOSED)
+OUTLETS = [Asset(assets.table(t)) for t in ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly")]
+OUTLETS.append(Asset("mayorista://lake/reports/delivery"))
 
 
 @dag(
     dag_id="vpn_delivery_monthly",
-    schedule=CronDataIntervalTimetable("0 6 1 * *", timezone="America/Guatemala"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 6 1 * *", timezone="America/Guatemala"), assets=MONTH_CLOSED
+    ),
     start_date=pendulum.datetime(2026, 3, 1, tz="America/Guatemala"),
     catchup=True,
     max_active_runs=1,
@@ -29,16 +31,18 @@ OUTLETS = [
     doc_md=__doc__,
 )
 def vpn_delivery_monthly():
-    @task(outlets=OUTLETS)
-    def review_month(params=None, data_interval_start=None, run_id=None) -> str:
-        from pipelines import config
-        from pipelines.delivery.job import check_month
-        from pipelines.periods import resolve_period
+    @task
+    def months() -> list[str]:
+        ctx = get_current_context()
+        extras = [event.extra for event in ctx["triggering_asset_events"].get(MONTH_CLOSED, [])]
+        return periods.requested_periods(ctx["params"]["month"], extras, ctx["data_interval_start"], "month")
 
-        month = resolve_period((params or {}).get("month"), data_interval_start)
+    @task(outlets=OUTLETS)
+    def review_month(month: str) -> str:
+        run_id = f"{get_current_context()['run_id']}-{month}"
         return check_month(month, config.landing_root() / "smec", run_id=run_id).summary
 
-    review_month()
+    review_month.expand(month=months())
 
 
 vpn_delivery_monthly()

@@ -19,6 +19,10 @@ from pipelines import config, summary
 # (what, dag_id, logical date, run conf)
 STEPS: list[tuple[str, str, str, dict]] = [
     ("NCC-11 quarter 2026-05", "ncc11_quarterly", "2026-08-01", {"quarter": "2026-05"}),
+    # March first: April's delivery check estimates late consumption points from March's meter_hourly
+    ("SMEC readings, March 2026", "meter_readings", "2026-03-31T01:00:00-06:00", {"month": "2026-03"}),
+    ("SMEC readings, April 2026", "meter_readings", "2026-04-30T01:00:00-06:00", {"month": "2026-04"}),
+    ("VPN changes and Direct@mm, April 2026", "vpn_delivery_monthly", "2026-05-01T06:00:00-06:00", {"month": "2026-04"}),
 ]
 
 
@@ -29,14 +33,14 @@ def _airflow() -> str:
 def main() -> int:
     logs = Path(os.environ.get("AIRFLOW_HOME", config.ROOT / ".airflow")) / "demo-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    for what, dag_id, logical_date, conf in STEPS:
-        log = logs / f"{dag_id}.log"
+    for step, (what, dag_id, logical_date, conf) in enumerate(STEPS, start=1):
+        log = logs / f"{step}-{dag_id}.log"
         start = time.perf_counter()
         with open(log, "w") as fh:
             done = subprocess.run([_airflow(), "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
                                   stdout=fh, stderr=subprocess.STDOUT)
         failed = done.returncode != 0 or "state=failed" in log.read_text()
-        print(f"{'FAILED' if failed else 'ok':6} {what:40} DAG {dag_id:22} {time.perf_counter() - start:5.1f} s  log: {log}")
+        print(f"{'FAILED' if failed else 'ok':6} {what:38} DAG {dag_id:21} {time.perf_counter() - start:5.1f} s  log: {log}")
         if failed:
             print(log.read_text()[-3000:], file=sys.stderr)
             return 1

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pipelines.errors import InputError
 
-_GUATEMALA = ZoneInfo("America/Guatemala")
+GUATEMALA = ZoneInfo("America/Guatemala")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -59,7 +59,7 @@ def hours_between(start: datetime, end: datetime) -> int:
 def local_month_of(moment: datetime) -> str:
     """`YYYY-MM` of an instant in Guatemala time (schedulers hand over UTC-aware datetimes)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(_GUATEMALA).replace(tzinfo=None)
+        moment = moment.astimezone(GUATEMALA).replace(tzinfo=None)
     return f"{moment.year:04d}-{moment.month:02d}"
 
 

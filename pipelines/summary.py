@@ -18,7 +18,7 @@ _VIEWS = {
         SELECT quarter, distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, round(scp_usd)::BIGINT AS scp_usd
         FROM ncc11_power WHERE quarter = (SELECT max(quarter) FROM ncc11_power) ORDER BY distributor""",
     "Metering completeness by month and channel": """
-        SELECT month, channel, count(*) AS points, round(avg(completeness_pct), 2) AS avg_pct,
+        SELECT month, channel, count(*) AS points, round(avg(completeness_pct), 3) AS avg_pct, round(min(completeness_pct), 2) AS min_pct,
                count(*) FILTER (WHERE completeness_pct < 100) AS incomplete_points
         FROM meter_completeness GROUP BY ALL ORDER BY ALL""",
     "VEE findings by rule": """
@@ -35,7 +35,7 @@ def render(path: Path | None = None) -> str:
         existing = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         parts = [f"warehouse: {Path(path) if path else warehouse.config.warehouse_path()}"]
         with pl.Config(tbl_rows=40, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
-                       thousands_separator=",", float_precision=2):
+                       thousands_separator=",", float_precision=2, tbl_width_chars=200, fmt_str_lengths=60):
             for title, sql in _VIEWS.items():
                 table = sql.split(" FROM ")[1].split()[0]
                 if table in existing:

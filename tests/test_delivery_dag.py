@@ -39,7 +39,8 @@ def load_dag():
 def test_dag_shape_and_schedule() -> None:
     dag = load_dag()
     assert dag.max_active_runs == 1 and dag.catchup is True
-    assert [t.task_id for t in dag.tasks] == ["review_month"]
+    assert [t.task_id for t in dag.topological_sort()] == ["months", "review_month"]
+    assert dag.timetable.asset_condition.uri == "mayorista://smec/meter_month_closed"  # meter_readings closes a month
     outlets = {a.uri for a in dag.get_task("review_month").outlets}
     assert "mayorista://warehouse/delivery_compliance" in outlets
     # the run made on 1 May 06:00 covers April: its data interval is [1 Apr 06:00, 1 May 06:00) local

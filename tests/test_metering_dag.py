@@ -9,7 +9,7 @@ import pendulum
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.metering.schedule import run_month
+from pipelines.metering.schedule import closes_month, run_month
 from tests.conftest import ROOT
 
 GT = pendulum.timezone("America/Guatemala")
@@ -27,7 +27,8 @@ def dag():
 def test_dag_is_daily_backfillable_and_single_writer(dag):
     assert dag.catchup is True and dag.max_active_runs == 1
     assert dag.start_date.date().isoformat() == "2026-03-01"
-    assert [t.task_id for t in dag.topological_sort()] == ["period", "ingest"]
+    assert [t.task_id for t in dag.topological_sort()] == ["period", "ingest", "month_is_complete", "announce_month_closed"]
+    assert {a.uri for a in dag.get_task("announce_month_closed").outlets} == {"mayorista://smec/meter_month_closed"}
     outlets = {a.uri for a in dag.get_task("ingest").outlets}
     assert outlets == {f"mayorista://warehouse/{t}" for t in
                        ("meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points")}
@@ -44,10 +45,19 @@ def test_period_resolution():
         run_month(None, "31/03/2026", None)
 
 
+def test_the_last_daily_run_of_a_month_closes_it():
+    assert closes_month(None, datetime(2026, 3, 31, 1, tzinfo=GT))
+    assert not closes_month(None, datetime(2026, 3, 30, 1, tzinfo=GT))
+    assert closes_month(None, datetime(2026, 4, 1, 5, 59, tzinfo=pendulum.UTC))  # 23:59 local, 31 March
+    assert closes_month("2026-03", None)  # an explicit whole-month re-ingest
+    assert not closes_month(None, None)
+
+
 def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
     run = dag.test(logical_date=datetime(2026, 4, 20, 1, tzinfo=GT),
                    run_conf={"month": "2026-04", "input_dir": str(ROOT / "data" / "sample" / "smec")})
     assert run.state == "success"
+    assert run.get_task_instance("announce_month_closed").state == "success"  # triggers the delivery check
     con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
     assert con.sql("SELECT DISTINCT month FROM meter_completeness").fetchall() == [("2026-04",)]
     assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(50,)]

@@ -7,10 +7,10 @@ by the next run with no bookkeeping. The cost is re-reading the month (seconds f
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pipelines.errors import InputError
-from pipelines.periods import local_month_of, parse_month
+from pipelines.periods import GUATEMALA, local_month_of, parse_month
 
 
 def run_month(month: str | None, day: str | None, interval_start: datetime | None) -> str:
@@ -26,3 +26,14 @@ def run_month(month: str | None, day: str | None, interval_start: datetime | Non
     if interval_start is None:
         raise InputError("no month or day given and the run has no data interval")
     return local_month_of(interval_start)
+
+
+def closes_month(month: str | None, interval_start: datetime | None) -> bool:
+    """Whether a run completes its month, so that month's delivery check may start: a run for an
+    explicit `month` (a whole-month re-ingest), or the daily run of the month's last day."""
+    if month:
+        return True
+    if interval_start is None:
+        return False
+    day = interval_start.astimezone(GUATEMALA) if interval_start.tzinfo else interval_start
+    return (day + timedelta(days=1)).month != day.month

@@ -62,9 +62,9 @@ def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
     try:
         with manifest.step("read"):
             inputs = load(Path(input_dir), quarter)
-        for name, path in inputs.files.items():
-            manifest.add_input(path, inputs.frames[name].height)
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # hashing the input files and `ahead` release the GIL, so they overlap GX
+            hashed = [pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()]
             future = pool.submit(ahead, inputs) if ahead else None
             with manifest.step("validate"):
                 results = checks.run_checks(inputs)
@@ -72,6 +72,9 @@ def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
                 results, run_id=manifest.run_id, pipeline=PIPELINE, period=quarter), {"run_id": manifest.run_id})], wh)
             quality.raise_on_errors(results)
             early = future.result() if future else None
+            for done in hashed:
+                done.result()
+        manifest.inputs.sort(key=lambda entry: entry["file"])
     except MayoristaError as exc:
         _record_failure(manifest, exc, wh)
         raise

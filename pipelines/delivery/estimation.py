@@ -81,6 +81,13 @@ def read_meter_hourly(point_ids: list[str], month: str, path: Path | None) -> tu
     return rows.with_columns(pl.col("hour").cast(pl.Datetime("us"))), ""
 
 
+def _with_basis(hours: pl.DataFrame, basis: pl.DataFrame | None, value: str) -> pl.DataFrame:
+    """`basis_kwh` for each (point_id, basis_hour): the basis frame's `value`, null where it has none."""
+    if basis is None:
+        return hours.with_columns(basis_kwh=pl.lit(None, pl.Float64))
+    return hours.join(basis.rename({"hour": "basis_hour", value: "basis_kwh"}), on=["point_id", "basis_hour"], how="left")
+
+
 def estimate(points: pl.DataFrame, registry: pl.DataFrame, month: str, *, meter_hourly: pl.DataFrame | None,
              meter_hourly_note: str, dispatch: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(estimated_hourly rows, per-point estimation text) for `points` (point_id, kind) late or missing."""
@@ -88,25 +95,15 @@ def estimate(points: pl.DataFrame, registry: pl.DataFrame, month: str, *, meter_
     hours = point_hours(registry, points["point_id"].to_list(), month).join(points, on="point_id")
     previous = month_label(add_months(parse_month(month), -1))
 
-    consumption = hours.filter(pl.col("kind") == "consumption").with_columns(basis_hour=previous_month_hour(month))
-    if meter_hourly is not None:
-        consumption = consumption.join(
-            meter_hourly.rename({"hour": "basis_hour", "value": "basis_kwh"}), on=["point_id", "basis_hour"], how="left")
-    else:
-        consumption = consumption.with_columns(basis_kwh=pl.lit(None, pl.Float64))
-    consumption = consumption.with_columns(
+    consumption = _with_basis(hours.filter(pl.col("kind") == "consumption").with_columns(
+        basis_hour=previous_month_hour(month)), meter_hourly, "value").with_columns(
         kwh=pl.col("basis_kwh") * CONSUMPTION_UPLIFT,
         method=pl.lit(f"consumption: meter_hourly {CONSUMPTION_CHANNEL} of {previous}, same day and hour "
                       f"(last day if {previous} is shorter), +10% (NCC-14 14.10)"),
     )
 
-    generation = hours.filter(pl.col("kind") == "generation").with_columns(basis_hour=pl.col("hour"))
-    if dispatch is not None:
-        generation = generation.join(
-            dispatch.rename({"hour": "basis_hour", "kwh": "basis_kwh"}), on=["point_id", "basis_hour"], how="left")
-    else:
-        generation = generation.with_columns(basis_kwh=pl.lit(None, pl.Float64))
-    generation = generation.with_columns(
+    generation = _with_basis(hours.filter(pl.col("kind") == "generation").with_columns(
+        basis_hour=pl.col("hour")), dispatch, "kwh").with_columns(
         kwh=pl.col("basis_kwh") * GENERATION_FACTOR,
         method=pl.lit("generation: dispatch_records for the same hour, -5% (NCC-14 14.10)"),
     )

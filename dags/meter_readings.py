@@ -38,7 +38,7 @@ def meter_readings():
     @task
     def period() -> str:
         ctx = get_current_context()
-        return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx["data_interval_start"])
+        return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx.get("data_interval_start"))
 
     @task(outlets=METER_TABLES)
     def ingest(month: str) -> dict[str, int]:
@@ -51,7 +51,7 @@ def meter_readings():
     @task.short_circuit
     def month_is_complete() -> bool:
         ctx = get_current_context()
-        return schedule.closes_month(ctx["params"]["month"], ctx["data_interval_start"])
+        return schedule.closes_month(ctx["params"]["month"], ctx.get("data_interval_start"))
 
     @task(outlets=[MONTH_CLOSED])
     def announce_month_closed(month: str) -> None:

@@ -41,7 +41,8 @@ def ncc11_quarterly():
     def quarters() -> list[str]:
         ctx = get_current_context()
         extras = [event.extra for event in ctx["triggering_asset_events"].get(PROGRAMMING_INPUTS, [])]
-        return periods.requested_periods(ctx["params"]["quarter"], extras, ctx["data_interval_start"], "quarter")
+        # asset-triggered runs have no data interval: their events name the quarter
+        return periods.requested_periods(ctx["params"]["quarter"], extras, ctx.get("data_interval_start"), "quarter")
 
     @task
     def ingest(quarter: str) -> str:

@@ -35,7 +35,7 @@ def vpn_delivery_monthly():
     def months() -> list[str]:
         ctx = get_current_context()
         extras = [event.extra for event in ctx["triggering_asset_events"].get(MONTH_CLOSED, [])]
-        return periods.requested_periods(ctx["params"]["month"], extras, ctx["data_interval_start"], "month")
+        return periods.requested_periods(ctx["params"]["month"], extras, ctx.get("data_interval_start"), "month")
 
     @task(outlets=OUTLETS)
     def review_month(month: str) -> str:

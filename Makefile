@@ -6,7 +6,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test env airflow-db bench sample
+.PHONY: demo test env airflow-db bench sample airflow test-unit test-integration
 
 $(UV):
 	python3 -m pip install --user --quiet uv
@@ -32,3 +32,30 @@ sample: env
 bench: env
 	$(UV) run --locked python bench/ncc11_bench.py
 	$(UV) run --locked python bench/meters_bench.py
+
+# `make airflow`: all of Airflow on this machine (scheduler, DAG processor, triggerer, API server and
+# UI, LocalExecutor) via `airflow standalone`, metadata in SQLite under $(AIRFLOW_HOME), the project's
+# DAGs, inputs from data/sample (MAYORISTA_LANDING), warehouse data/warehouse.duckdb. Ctrl-C stops it.
+AIRFLOW_PORT ?= 8080
+airflow: env airflow-db
+	@$(UV) run --locked python -c "import sys; from airflow.models import DagBag; \
+	b = DagBag(dag_folder='dags'); print('DAGs:', ', '.join(sorted(b.dags))); \
+	[print('IMPORT ERROR', f, e, file=sys.stderr) for f, e in b.import_errors.items()]; sys.exit(bool(b.import_errors))"
+	@banner() { \
+	  for i in $$(seq 120); do \
+	    if $(CURDIR)/.venv/bin/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/version', timeout=2)" 2>/dev/null; then \
+	      echo; echo "==> Airflow is up: http://127.0.0.1:$(AIRFLOW_PORT)   login: $$($(CURDIR)/.venv/bin/python -c \
+	        "import json; print(*(f'{u} / {p}' for u, p in json.load(open('$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated')).items()))")"; \
+	      echo "==> DAGs start paused: unpause and trigger them in the UI (give the period as a param, e.g. {\"quarter\": \"2026-05\"})"; echo; \
+	      return; fi; sleep 2; done; }; \
+	banner & trap "kill $$! 2>/dev/null" EXIT; \
+	PATH="$(CURDIR)/.venv/bin:$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__API__HOST=$${AIRFLOW__API__HOST:-127.0.0.1} \
+	AIRFLOW__CORE__PARALLELISM=$${AIRFLOW__CORE__PARALLELISM:-4} $(UV) run --locked airflow standalone
+
+# the unit tests only (fast), and the end-to-end scheduler tests only (SQLite; PostgreSQL too when
+# MAYORISTA_TEST_POSTGRES_URL is set, as .ci/run does). `make test` runs both.
+test-unit: env
+	$(UV) run --locked pytest -q --ignore=tests/integration
+
+test-integration: env
+	$(UV) run --locked pytest -q tests/integration --durations=10

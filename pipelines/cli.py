@@ -33,6 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="regenerate the bundled sample data (deterministic)")
     sample.add_argument("--out", type=Path, default=None, help="default data/sample")
 
+    backfill = sub.add_parser("backfill", help="re-run a range of past periods without a scheduler")
+    backfill.add_argument("domain", choices=["ncc11", "meters", "delivery"])
+    backfill.add_argument("--from", dest="start", required=True,
+                          help="first period: YYYY-MM (ncc11: first month of a quarter; meters/delivery: also YYYY-MM-DD)")
+    backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
+    backfill.add_argument("--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)")
+    backfill.add_argument("--warehouse", type=Path, default=None)
+    backfill.add_argument("--lake", type=Path, default=None)
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     summary = sub.add_parser("summary", help="print what the warehouse holds for analysts")
     summary.add_argument("--warehouse", type=Path, default=None)
     return parser
@@ -55,6 +65,14 @@ def run(args: argparse.Namespace) -> str:
         from pipelines import sample
 
         return sample.generate_all(args.out)
+    if args.command == "backfill":
+        from pipelines import backfill
+
+        result = backfill.backfill(args.domain, args.start, args.end, landing=args.landing, warehouse=args.warehouse,
+                                   lake_root=args.lake, progress=not args.no_progress)
+        if result.failed:
+            raise MayoristaError(result.summary)
+        return result.summary
     if args.command == "summary":
         from pipelines import summary
 

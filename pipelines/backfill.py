@@ -1,0 +1,121 @@
+"""`mayorista backfill ...`: re-run a range of past periods without a scheduler, one after another in
+this process, with a progress bar. The same functions the DAGs call, on the inputs the DAGs read:
+
+    ncc11     quarters   <landing>/ncc11/<quarter>/   pipelines.ncc11.job.run
+    meters    months     <landing>/smec/              pipelines.metering.job.ingest_month
+    delivery  months     <landing>/smec/              pipelines.delivery.job.check_month
+
+A period that fails does not stop the others (each publishes in its own transaction, so a failure
+leaves that period's previous rows in place); the failures are listed at the end and the command exits
+non-zero. Re-running a period replaces its rows, so a backfill can simply be run again."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from pipelines import config
+from pipelines.errors import InputError, MayoristaError
+from pipelines.periods import add_months, month_label, parse_month
+
+DOMAINS = ("ncc11", "meters", "delivery")
+
+
+@dataclass
+class BackfillResult:
+    domain: str
+    periods: list[str]
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # period -> error message
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        unit = "quarter" if self.domain == "ncc11" else "month"
+        total = sum(self.seconds.values())
+        lines = [f"backfill {self.domain}: {len(self.succeeded)} of {len(self.periods)} {unit}(s) published "
+                 f"in {total:.1f} s ({self.periods[0]} .. {self.periods[-1]})"]
+        if self.failed:
+            lines.append(f"{len(self.failed)} failed (their previous rows are unchanged; fix and re-run them):")
+            lines += [f"  {period}: {message}" for period, message in self.failed.items()]
+        return "\n".join(lines)
+
+
+def _month_of(text: str, what: str) -> date:
+    """`YYYY-MM`, or a day `YYYY-MM-DD` standing for its month."""
+    if len(text or "") == 10:
+        try:
+            return date.fromisoformat(text).replace(day=1)
+        except ValueError as exc:
+            raise InputError(f"{what} must be YYYY-MM or YYYY-MM-DD, got {text!r}") from exc
+    return parse_month(text, what)
+
+
+def periods(domain: str, start: str, end: str) -> list[str]:
+    """The periods from `start` to `end` inclusive: quarters (every third month from `start`) for
+    ncc11, months for meters and delivery. Days are accepted for meters and delivery and stand for
+    their months: a daily meter run re-ingests its whole month, so each month needs one run."""
+    if domain not in DOMAINS:
+        raise InputError(f"unknown domain {domain!r}; one of {', '.join(DOMAINS)}")
+    first, last = _month_of(start, "--from"), _month_of(end, "--to")
+    if domain == "ncc11" and (len(start) != 7 or len(end) != 7):
+        raise InputError("ncc11 backfills take quarters as YYYY-MM (the first month of each quarter)")
+    if last < first:
+        raise InputError(f"--to {end} is before --from {start}")
+    span = (last.year - first.year) * 12 + last.month - first.month
+    step = 3 if domain == "ncc11" else 1
+    if span % step:
+        raise InputError(f"--to {end} is not a quarter start counted from --from {start} (quarters are 3 months)")
+    return [month_label(add_months(first, k)) for k in range(0, span + 1, step)]
+
+
+def input_dir(domain: str, period: str, landing: Path | None = None) -> Path:
+    """Where the scheduled run of that period reads its inputs (as the DAGs do)."""
+    root = Path(landing or config.landing_root())
+    return root / "ncc11" / period if domain == "ncc11" else root / "smec"
+
+
+def _job(domain: str) -> Callable[..., object]:
+    if domain == "ncc11":
+        from pipelines.ncc11 import job
+
+        return job.run
+    if domain == "meters":
+        from pipelines.metering import job as metering
+
+        return metering.ingest_month
+    from pipelines.delivery import job as delivery
+
+    return delivery.check_month
+
+
+def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, warehouse: Path | None = None,
+             lake_root: Path | None = None, progress: bool = True) -> BackfillResult:
+    """Run every period of the range in order; never stops at a failed period."""
+    from tqdm import tqdm
+
+    result = BackfillResult(domain, periods(domain, start, end))
+    run = _job(domain)
+    unit = "quarter" if domain == "ncc11" else "month"
+    bar = tqdm(result.periods, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    for period in bar:
+        bar.set_postfix_str(f"{period} failed={len(result.failed)}")
+        began = time.perf_counter()
+        try:
+            run(period, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
+            result.succeeded.append(period)
+            outcome = "ok"
+        except Exception as exc:  # noqa: BLE001 - one bad period must not stop the others; reported below
+            kind = "" if isinstance(exc, MayoristaError) else f"{type(exc).__name__}: "
+            result.failed[period] = kind + str(exc).strip().replace("\n", "\n    ")
+            outcome = "FAILED"
+        result.seconds[period] = time.perf_counter() - began
+        if progress:
+            bar.write(f"{period} {outcome} ({result.seconds[period]:.1f} s)", file=sys.stderr)
+    bar.close()
+    return result

@@ -21,12 +21,13 @@ def partition_dir(root: Path, dataset: str, **keys: str) -> Path:
 
 
 def staging_dir(root: Path, pipeline: str, period: str, run_id: str) -> Path:
-    path = Path(root) / "_staging" / pipeline / period / _safe(run_id)
+    path = Path(root) / "_staging" / pipeline / period / safe_name(run_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """A run id made safe as a file or folder name (Airflow run ids contain ":" and "+")."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 

@@ -83,4 +83,4 @@ class Manifest:
         })
 
     def publish_path(self, lake_root: Path) -> Path:
-        return lake.partition_dir(lake_root, "_manifests", pipeline=self.pipeline, period=self.period) / f"{lake._safe(self.run_id)}.json"
+        return lake.partition_dir(lake_root, "_manifests", pipeline=self.pipeline, period=self.period) / f"{lake.safe_name(self.run_id)}.json"

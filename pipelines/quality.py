@@ -9,6 +9,7 @@ as pandas; GX is imported lazily because importing it costs seconds the other co
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -60,6 +61,14 @@ def _adapt(spec: dict[str, Any], rename: tuple[tuple[str, str], ...]) -> dict[st
     return {**spec, "name": f"{spec['name']}[{variant}]", "expectations": kept}
 
 
+_SETUP = threading.Lock()  # the warm-up thread and the caller may both ask for a suite
+
+
+def _prepared(suite_name: str, rename: tuple[tuple[str, str], ...]) -> Any:
+    with _SETUP:
+        return _validation(suite_name, rename)
+
+
 @lru_cache(maxsize=None)
 def _validation(suite_name: str, rename: tuple[tuple[str, str], ...]) -> Any:
     import great_expectations as gx
@@ -71,6 +80,24 @@ def _validation(suite_name: str, rename: tuple[tuple[str, str], ...]) -> Any:
     batch = context.data_sources.add_pandas(spec["name"]).add_dataframe_asset(spec["name"])
     definition = batch.add_batch_definition_whole_dataframe("whole")
     return context.validation_definitions.add(gx.ValidationDefinition(name=spec["name"], data=definition, suite=suite))
+
+
+def warm(*suite_names: str) -> threading.Thread:
+    """Import GX and prepare the named suites in a background thread; join it before `run_suite`.
+
+    The import costs seconds of mostly Python work; callers start this first so it overlaps their
+    (native, GIL-free) reads of the input files."""
+    def load() -> None:
+        try:
+            with _SETUP:
+                _context()
+            for name in suite_names:
+                _prepared(name, ())
+        except Exception:  # the real call later reports any problem, in the caller's thread
+            pass
+    thread = threading.Thread(target=load, name="gx-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_suite(
@@ -86,7 +113,7 @@ def run_suite(
 
     `rename` maps suite column names to the frame's (e.g. NCC-11 block mode keys by `block`, not `hour`);
     `id_columns` are shown next to each offending value so a report names the row (its key)."""
-    validation = _validation(suite_name, tuple(sorted((rename or {}).items())))
+    validation = _prepared(suite_name, tuple(sorted((rename or {}).items())))
     batch = {"dataframe": frame.to_pandas()}
     # Pass/fail only is about twice as fast; the details are computed again only when something failed.
     outcome = validation.run(batch_parameters=batch, expectation_parameters=params or {},

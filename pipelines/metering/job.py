@@ -46,19 +46,6 @@ class IngestResult:
     validation: list = field(default_factory=list)
 
 
-def _warm_gx() -> threading.Thread:
-    """Import Great Expectations in the background: the import costs seconds of mostly Python work
-    that overlaps with the (native, GIL-free) scan of the readings."""
-    def load() -> None:
-        try:
-            quality._context()
-        except Exception:  # the real call later reports any problem
-            pass
-    thread = threading.Thread(target=load, daemon=True)
-    thread.start()
-    return thread
-
-
 def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
                  run_id: str | None = None) -> IngestResult:
     parse_month(month)
@@ -67,7 +54,7 @@ def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, 
     root = Path(lake_root or config.lake_root())
     run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     manifest = Manifest(PIPELINE, month, run_id)
-    gx_ready = _warm_gx()
+    gx_ready = quality.warm("metering_points", "metering_month")
     # file hashes for the manifest, computed alongside the scan (hashlib releases the GIL)
     hashing = ThreadPoolExecutor(max_workers=1)
     hashes = hashing.submit(lambda: {p: file_sha256(p) for p in find_files(input_dir)})

@@ -32,6 +32,7 @@ ROW_KEYS = {
     "parameters": ["name"],
     "blocks": ["block"],
 }
+SUITES = tuple(f"ncc11_{name}" for name in [*TIME_KEYED, *ROW_KEYS, "consistency", "balance", "prefpot"])
 DISTRIBUTOR_FILES = ("spot_demand", "contract_dispatch", "total_demand", "power_contracts", "firm_demand")
 _FMT = "%Y-%m-%d %H:%M"
 

@@ -59,9 +59,11 @@ def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
     GX mostly holds it); its result is returned only if validation passes, so a run on bad input
     never gets further than before."""
     periods.quarter_months(quarter)  # a malformed quarter fails here, before anything is read
+    gx_ready = quality.warm(*checks.SUITES)
     try:
         with manifest.step("read"):
             inputs = load(Path(input_dir), quarter)
+        gx_ready.join()
         with ThreadPoolExecutor(max_workers=2) as pool:
             # hashing the input files and `ahead` release the GIL, so they overlap GX
             hashed = [pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()]

@@ -94,7 +94,7 @@ def _job(domain: str) -> Callable[..., object]:
 
 
 def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, warehouse: Path | None = None,
-             lake_root: Path | None = None, progress: bool = True) -> BackfillResult:
+             lake_root: str | Path | None = None, progress: bool = True) -> BackfillResult:
     """Run every period of the range in order; never stops at a failed period."""
     from tqdm import tqdm
 

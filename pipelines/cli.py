@@ -14,7 +14,7 @@ def _common(parser: argparse.ArgumentParser, period: str) -> None:
     parser.add_argument(f"--{period}", required=True, help="YYYY-MM")
     parser.add_argument("--input", required=True, type=Path, help="directory with the input files")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default data/warehouse.duckdb)")
-    parser.add_argument("--lake", type=Path, default=None, help="Parquet lake root (default data/lake)")
+    parser.add_argument("--lake", default=None, help="Parquet lake root: a path or a URI such as s3://bucket/lake (default data/lake)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
     backfill.add_argument("--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)")
     backfill.add_argument("--warehouse", type=Path, default=None)
-    backfill.add_argument("--lake", type=Path, default=None)
+    backfill.add_argument("--lake", default=None)
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     summary = sub.add_parser("summary", help="print what the warehouse holds for analysts")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING
 
-from pipelines.errors import MayoristaError
+if TYPE_CHECKING:
+    from upath import UPath
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,19 +27,13 @@ def warehouse_path() -> Path:
     return _path("MAYORISTA_WAREHOUSE", data_dir() / "warehouse.duckdb")
 
 
-def lake_root() -> Path:
-    """Root of the Parquet lake (inputs as ingested, outputs as published, manifests).
+def lake_root() -> "UPath":
+    """Root of the Parquet lake (inputs as ingested, outputs as published, manifests): a path or a
+    URI (`file://`, or `s3://` / `gs://` / `abfs://` with that fsspec filesystem installed)."""
+    from pipelines import lake
 
-    Given as a path or a `file://` URI. Other schemes (s3://, gs://) are refused with a clear error
-    rather than written to a local folder of that name: see docs/ for how the lake moves to object
-    storage."""
     value = os.environ.get("MAYORISTA_LAKE")
-    if not value:
-        return data_dir() / "lake"
-    parsed = urlparse(value)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path) if parsed.scheme else value)
-    raise MayoristaError(f"MAYORISTA_LAKE={value!r}: only local paths and file:// URIs are supported by this deployment")
+    return lake.location(value or data_dir() / "lake")
 
 
 def landing_root() -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import polars as pl
+from upath import UPath
 
 from pipelines import lake
 
@@ -65,14 +66,12 @@ class Manifest:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json(), encoding="utf-8")
-        return path
+    def save(self, path: UPath) -> UPath:
+        return lake.write_text(self.to_json(), path)
 
     @classmethod
-    def load(cls, path: Path) -> "Manifest":
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+    def load(cls, path: UPath) -> "Manifest":
+        return cls(**json.loads(lake.location(path).read_text(encoding="utf-8")))
 
     def row(self) -> pl.DataFrame:
         """The `run_manifests` row."""
@@ -82,5 +81,5 @@ class Manifest:
             "status": [self.status], "manifest": [self.to_json()],
         })
 
-    def publish_path(self, lake_root: Path) -> Path:
+    def publish_path(self, lake_root: UPath) -> UPath:
         return lake.partition_dir(lake_root, "_manifests", pipeline=self.pipeline, period=self.period) / f"{lake.safe_name(self.run_id)}.json"

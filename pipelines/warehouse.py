@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import config
+from pipelines import config, lake
 
 Rows = pl.DataFrame | str  # a frame, or a Parquet path/glob read by DuckDB directly
 
@@ -35,6 +35,10 @@ def connect(path: Path | None = None, *, read_only: bool = False, wait_s: float 
 
 def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRelation:
     if isinstance(rows, str):
+        where = lake.location(rows)
+        if not lake.is_local(where) and not con.filesystem_is_registered(where.protocol):
+            # the lake's own fsspec filesystem (same credentials as every other lake access)
+            con.register_filesystem(where.fs)
         return con.read_parquet(rows)
     return con.from_arrow(rows.to_arrow())
 

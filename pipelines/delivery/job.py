@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+from upath import UPath
 
 from pipelines import config, lake, quality, warehouse
 from pipelines.business_days import BusinessCalendar
@@ -47,7 +48,7 @@ class DeliveryCheck:
     estimated: pl.DataFrame
     unreadable: pl.DataFrame
     validation: list[quality.CheckResult]
-    reports: dict[str, Path] = field(default_factory=dict)
+    reports: dict[str, UPath] = field(default_factory=dict)
     summary: str = ""
 
 
@@ -77,14 +78,14 @@ def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries:
     return Judgement(of_month, unplaced, review, points, compliant)
 
 
-def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
+def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: str | Path | None = None,
                 run_id: str | None = None, config_dir: Path | None = None) -> DeliveryCheck:
     parse_month(month)
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     db = Path(warehouse or config.warehouse_path())
-    root = Path(lake_root or config.lake_root())
+    root = lake.location(lake_root) if lake_root else config.lake_root()
     run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}"
     manifest = Manifest(PIPELINE, month, run_id)
 
@@ -147,11 +148,11 @@ def _unreadable(month: str, changes: sources.Source, deliveries: sources.Source,
     ])
 
 
-def report_dir(root: Path, month: str) -> Path:
-    return Path(root) / "reports" / "delivery" / f"month={month}"
+def report_dir(root: UPath, month: str) -> UPath:
+    return lake.location(root) / "reports" / "delivery" / f"month={month}"
 
 
-def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: Path) -> dict[str, Path]:
+def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: UPath) -> dict[str, UPath]:
     """All participants' reports staged, then swapped in whole (a re-run leaves no stale report)."""
     unplaced = result.unreadable.filter(pl.col("source").str.starts_with("vpn_changes"))["participant"]
     participants = sorted(set(of_month["participant"].drop_nulls()) | set(unplaced.drop_nulls()))
@@ -160,14 +161,15 @@ def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: Path) ->
         text = report.render(participant, result.month, changes=of_month, review=result.review,
                              compliance=result.compliance, points=result.points, unreadable=result.unreadable,
                              run_id=result.run_id)
-        report.write_atomic(text, staged / report.file_name(participant))
-    staged.mkdir(parents=True, exist_ok=True)
+        lake.write_text(text, staged / report.file_name(participant))
+    if lake.is_local(staged):
+        staged.mkdir(parents=True, exist_ok=True)  # a month with no participant still replaces old reports
     target = report_dir(root, result.month)
     lake.swap_in(staged, target)
     return {p: target / report.file_name(p) for p in participants}
 
 
-def _publish(result: DeliveryCheck, manifest: Manifest, db: Path, root: Path) -> None:
+def _publish(result: DeliveryCheck, manifest: Manifest, db: Path, root: UPath) -> None:
     month = result.month
     frames = {"vpn_change_review": result.review, "delivery_compliance": result.compliance,
               "delivery_points": result.points, "estimated_hourly": result.estimated,

@@ -5,10 +5,7 @@ It is what staff attach to the letter to the participant, so it states facts and
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import date, datetime
-from pathlib import Path
 
 import polars as pl
 
@@ -89,14 +86,6 @@ def render(participant: str, month: str, *, changes: pl.DataFrame, review: pl.Da
         out += _table(["file", "line", "reason"], [[r["source"], r["line"], r["reason"]] for r in rows.iter_rows(named=True)])
         out += [""]
     return "\n".join(out)
-
-
-def write_atomic(text: str, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def file_name(participant: str) -> str:

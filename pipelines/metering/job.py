@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+from upath import UPath
 
 from pipelines import config, lake, quality, warehouse
 from pipelines.errors import InputError, MayoristaError
@@ -46,12 +47,12 @@ class IngestResult:
     validation: list = field(default_factory=list)
 
 
-def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
+def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: str | Path | None = None,
                  run_id: str | None = None) -> IngestResult:
     parse_month(month)
     input_dir = Path(input_dir)
     db = Path(warehouse or config.warehouse_path())
-    root = Path(lake_root or config.lake_root())
+    root = lake.location(lake_root) if lake_root else config.lake_root()
     run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     manifest = Manifest(PIPELINE, month, run_id)
     gx_ready = quality.warm("metering_points", "metering_month")
@@ -71,10 +72,12 @@ def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, 
         ranges = reg.point_day_ranges(registry, month, points)
 
     staging = lake.staging_dir(root, PIPELINE, month, run_id)
+    scratch = lake.scratch_dir(staging)
     try:
-        return _run(month, input_dir, db, root, staging, manifest, registry, points, device_days, ranges,
+        return _run(month, input_dir, db, root, staging, scratch, manifest, registry, points, device_days, ranges,
                     thresholds, gx_ready, hashes)
     finally:
+        lake.discard(scratch)
         lake.discard(staging)
 
 
@@ -82,11 +85,11 @@ def _registry_name(input_dir: Path) -> str:
     return "metering_points.parquet" if (input_dir / "metering_points.parquet").exists() else "metering_points.csv"
 
 
-def _run(month: str, input_dir: Path, db: Path, root: Path, staging: Path, manifest: Manifest,
+def _run(month: str, input_dir: Path, db: Path, root: UPath, staging: UPath, scratch: Path, manifest: Manifest,
          registry: pl.DataFrame, points: pl.DataFrame, device_days: pl.DataFrame, ranges: pl.DataFrame,
          thresholds: vee.Thresholds, gx_ready: threading.Thread, hashes: Future) -> IngestResult:
     with manifest.step("read_readings"):
-        staged = stage(month, input_dir, device_days, registry["device_id"].unique().to_list(), staging / "_rows")
+        staged = stage(month, input_dir, device_days, registry["device_id"].unique().to_list(), scratch)
         cats = staged.scan().group_by("cat", "file").agg(n=pl.len(), rel_min=pl.col("rel").min()).collect()
     rows_per_file = dict(cats.filter(pl.col("cat") != CATEGORY["blank"]).group_by("file").agg(pl.col("n").sum()).iter_rows())
     digests = hashes.result()
@@ -255,7 +258,7 @@ def _label_hours(hours: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
     )
 
 
-def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, out: Path) -> None:
+def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, out: UPath) -> None:
     """Lake `meter_readings/month=M/participant=P/`: the month's unique real readings. Points are
     numbered participant by participant, so each participant is one contiguous slice of the sorted keys."""
     start, _ = month_bounds(month)
@@ -271,11 +274,8 @@ def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, ou
             interval_end=pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
             value=pl.col("v"),
         )
-        # the whole directory is swapped in at the end, so a plain write is atomic enough; zstd level 1
-        # keeps the largest write of the run fast
-        path = out / f"participant={participant[0]}" / "readings.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part.write_parquet(path, compression="zstd", compression_level=1)
+        # zstd level 1 keeps the largest write of the run fast
+        lake.write_parquet(part, out / f"participant={participant[0]}" / "readings.parquet", compression_level=1)
 
 
 def _counts(cats: pl.DataFrame, month: str, good_rows: int, ingested: int, duplicates: int, quarantined: pl.DataFrame,

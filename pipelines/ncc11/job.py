@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from upath import UPath
+
 import polars as pl
 
 from pipelines import config, lake, periods, quality, warehouse
@@ -42,8 +44,8 @@ def new_run_id() -> str:
     return f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def _paths(warehouse_path: Path | None, lake_root: Path | None) -> tuple[Path, Path]:
-    return Path(warehouse_path or config.warehouse_path()), Path(lake_root or config.lake_root())
+def _paths(warehouse_path: Path | None, lake_root: str | Path | None) -> tuple[Path, UPath]:
+    return Path(warehouse_path or config.warehouse_path()), lake.location(lake_root) if lake_root else config.lake_root()
 
 
 def _record_failure(manifest: Manifest, error: Exception, warehouse_path: Path) -> None:
@@ -85,7 +87,7 @@ def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
     return inputs, early
 
 
-def _stage(stage: Path, manifest: Manifest, inputs: Ncc11Inputs | None, outputs: dict[str, pl.DataFrame] | None) -> None:
+def _stage(stage: UPath, manifest: Manifest, inputs: Ncc11Inputs | None, outputs: dict[str, pl.DataFrame] | None) -> None:
     quarter = manifest.period
     with manifest.step("stage"):
         for name, frame in (inputs.frames if inputs else {}).items():
@@ -97,7 +99,7 @@ def _stage(stage: Path, manifest: Manifest, inputs: Ncc11Inputs | None, outputs:
 
 
 def ingest(quarter: str, input_dir: Path, *, run_id: str, warehouse_path: Path | None = None,
-           lake_root: Path | None = None) -> Path:
+           lake_root: str | Path | None = None) -> UPath:
     """Read, validate and stage a quarter's inputs; returns the staging directory."""
     wh, root = _paths(warehouse_path, lake_root)
     manifest = Manifest(PIPELINE, quarter, run_id)
@@ -107,11 +109,11 @@ def ingest(quarter: str, input_dir: Path, *, run_id: str, warehouse_path: Path |
     return stage
 
 
-def _staged_input(stage: Path, name: str, quarter: str) -> Path:
+def _staged_input(stage: UPath, name: str, quarter: str) -> UPath:
     return lake.partition_dir(stage / "lake", f"ncc11/input/{name}", quarter=quarter) / "data.parquet"
 
 
-def _staged_output(stage: Path, table: str, quarter: str) -> Path:
+def _staged_output(stage: UPath, table: str, quarter: str) -> UPath:
     return lake.partition_dir(stage / "lake", table, quarter=quarter) / "data.parquet"
 
 
@@ -130,23 +132,23 @@ def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
             "ncc11_power": formulas.power_table(q, power_month, prefpot)}
 
 
-def transform(stage: Path) -> Path:
+def transform(stage: str | UPath) -> UPath:
     """Compute the outputs from the staged inputs and stage them next to the inputs."""
-    stage = Path(stage)
+    stage = lake.location(stage)
     manifest = Manifest.load(stage / "manifest.json")
     quarter = manifest.period
     with manifest.step("transform"):
-        names = [p.parent.parent.name for p in (stage / "lake" / "ncc11" / "input").glob("*/quarter=*/data.parquet")]
-        frames = {n: pl.read_parquet(_staged_input(stage, n, quarter)) for n in names}
+        staged = lake.files(stage / "lake" / "ncc11" / "input")  # <name>/quarter=<q>/data.parquet
+        frames = {f.parent.parent.name: lake.read_parquet(f) for f in staged}
         mode = "block" if "blocks" in frames else "hour"
         outputs = compute(Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files={}))
     _stage(stage, manifest, None, outputs)
     return stage
 
 
-def publish(stage: Path, *, warehouse_path: Path | None = None, lake_root: Path | None = None) -> RunResult:
+def publish(stage: str | UPath, *, warehouse_path: Path | None = None, lake_root: str | Path | None = None) -> RunResult:
     """Replace the quarter's rows in the warehouse (one transaction), then its lake partitions."""
-    stage = Path(stage)
+    stage = lake.location(stage)
     wh, root = _paths(warehouse_path, lake_root)
     manifest = Manifest.load(stage / "manifest.json")
     quarter = manifest.period
@@ -154,8 +156,8 @@ def publish(stage: Path, *, warehouse_path: Path | None = None, lake_root: Path 
         manifest.status = "succeeded"
         writes = [(t, str(_staged_output(stage, t, quarter)), {"quarter": quarter}) for t in OUTPUT_TABLES]
         warehouse.publish(writes + [("run_manifests", manifest.row(), {"run_id": manifest.run_id})], wh)
-        for staged in sorted((stage / "lake").glob("**/quarter=*")):
-            lake.swap_in(staged, root / staged.relative_to(stage / "lake"))
+        for partition in sorted({f.parent for f in lake.files(stage / "lake")}, key=str):
+            lake.swap_in(partition, root / partition.relative_to(stage / "lake").as_posix())
     manifest.save(manifest.publish_path(root))
     lake.discard(stage)
     result = RunResult(quarter=quarter, run_id=manifest.run_id, rows=dict(manifest.outputs))
@@ -164,7 +166,7 @@ def publish(stage: Path, *, warehouse_path: Path | None = None, lake_root: Path 
     return result
 
 
-def run(quarter: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: Path | None = None,
+def run(quarter: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: str | Path | None = None,
         run_id: str | None = None) -> RunResult:
     """The whole quarter, as `mayorista ncc11` runs it: the same steps as the DAG, with the outputs
     computed while the inputs are validated instead of after."""
@@ -187,7 +189,7 @@ def _warnings(run_id: str, wh: Path) -> list[quality.CheckResult]:
     return [quality.CheckResult(**r) for r in rows.iter_rows(named=True)]
 
 
-def _summary(result: RunResult, wh: Path, root: Path) -> str:
+def _summary(result: RunResult, wh: Path, root: UPath) -> str:
     energy = warehouse.query(
         "SELECT distributor, band, round(ccs_usd)::BIGINT AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
         "round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy WHERE quarter = ? "

@@ -40,7 +40,7 @@ def meter_readings():
         ctx = get_current_context()
         return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx.get("data_interval_start"))
 
-    @task(outlets=METER_TABLES)
+    @task(outlets=METER_TABLES, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
     def ingest(month: str) -> dict[str, int]:
         ctx = get_current_context()
         input_dir = ctx["params"]["input_dir"] or config.landing_root() / "smec"

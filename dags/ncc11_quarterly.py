@@ -44,7 +44,8 @@ def ncc11_quarterly():
         # asset-triggered runs have no data interval: their events name the quarter
         return periods.requested_periods(ctx["params"]["quarter"], extras, ctx.get("data_interval_start"), "quarter")
 
-    @task
+    # tasks that write the warehouse run one at a time across all runs, backfills included
+    @task(max_active_tis_per_dag=1)
     def ingest(quarter: str) -> str:
         ctx = get_current_context()
         input_dir = ctx["params"]["input_dir"] or config.landing_root() / "ncc11" / quarter
@@ -54,7 +55,7 @@ def ncc11_quarterly():
     def transform(stage: str) -> str:
         return str(job.transform(stage))
 
-    @task(outlets=NCC11_TABLES)
+    @task(outlets=NCC11_TABLES, max_active_tis_per_dag=1)
     def publish(stage: str) -> dict[str, int]:
         return job.publish(stage).rows
 

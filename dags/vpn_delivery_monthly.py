@@ -37,7 +37,7 @@ def vpn_delivery_monthly():
         extras = [event.extra for event in ctx["triggering_asset_events"].get(MONTH_CLOSED, [])]
         return periods.requested_periods(ctx["params"]["month"], extras, ctx.get("data_interval_start"), "month")
 
-    @task(outlets=OUTLETS)
+    @task(outlets=OUTLETS, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
     def review_month(month: str) -> str:
         run_id = f"{get_current_context()['run_id']}-{month}"
         return check_month(month, config.landing_root() / "smec", run_id=run_id).summary

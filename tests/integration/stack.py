@@ -162,11 +162,11 @@ class AirflowStack:
                               timeout=timeout)
 
     def backfill_create(self, dag_id: str, start: str, end: str, *extra: str) -> subprocess.CompletedProcess:
-        """`airflow backfill create`, one run at a time. On SQLite the CLI can meet the scheduler's
-        write lock ("database is locked"; the creation is rolled back): try again, for a bounded time."""
+        """`airflow backfill create` with the CLI's defaults (up to 10 active runs). On SQLite the CLI can
+        meet the scheduler's write lock ("database is locked"; the creation is rolled back): try again,
+        for a bounded time."""
         def attempt() -> subprocess.CompletedProcess | None:
-            done = self.cli("backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end,
-                            "--max-active-runs", "1", *extra)
+            done = self.cli("backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, *extra)
             return None if "database is locked" in done.stdout + done.stderr else done
         return wait_for(f"backfill create {dag_id} without a locked SQLite", attempt, 120, every=2)
 

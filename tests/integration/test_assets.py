@@ -1,8 +1,14 @@
-"""Data-aware scheduling under a real scheduler: an upstream system announces a quarter's new
-programming inputs (an asset event) and the scheduler itself starts ncc11_quarterly for that quarter.
+"""Data-aware scheduling under a real scheduler: an asset event makes the scheduler itself start the
+consumer DAG for the period the event names.
 
-Its own deployment: the scheduler must create runs here (use_job_schedule on), and only
-ncc11_quarterly is unpaused so that the catch-up DAGs do not queue months of runs."""
+- An upstream system announces a quarter's new programming inputs: ncc11_quarterly runs that quarter.
+- A month of meter readings is closed: vpn_delivery_monthly reviews that month. meter_readings
+  emits this event with extra {"month": ...} (checked in test_scheduler.py); here the event is
+  posted through the REST API the same way, because unpausing meter_readings in a deployment that
+  creates scheduled runs would first catch up every day since its start date.
+
+Its own deployment: the scheduler must create runs here (use_job_schedule on). meter_readings stays
+paused; vpn_delivery_monthly's monthly catch-up runs (one at a time) go on beside the test's run."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from tests.integration.conftest import Deployment
 from tests.integration.stack import ROOT, wait_for
 
 PROGRAMMING_INPUTS = "mayorista://landing/ncc11"
+MONTH_CLOSED = "mayorista://smec/meter_month_closed"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +32,7 @@ def scheduling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     deployment = Deployment(root, "sqlite", {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
-    }, unpaused=("ncc11_quarterly",))
+    }, unpaused=("ncc11_quarterly", "vpn_delivery_monthly"))
     try:
         deployment.start()
         yield deployment
@@ -53,3 +60,27 @@ def test_new_programming_inputs_trigger_that_quarters_run(scheduling: Deployment
         con.close()
     assert len(quarters) == 1 and quarters[0][0] == "2026-05", quarters  # the quarter the event named, only
     assert quarters[0][1] == 3 * quarters[0][2] > 0  # one row per distributor and band
+
+
+def test_a_closed_meter_month_triggers_its_delivery_check(scheduling: Deployment):
+    stack = scheduling.stack
+    stack.post_asset_event(MONTH_CLOSED, {"month": "2026-04"})
+
+    def triggered() -> list[dict]:
+        runs = stack.api("GET", "/dags/vpn_delivery_monthly/dagRuns", params={"run_type": "asset_triggered"})["dag_runs"]
+        return [r for r in runs if r["state"] in ("success", "failed")]
+
+    runs = wait_for("an asset-triggered vpn_delivery_monthly run to finish", triggered, 420, every=1)
+    run_id = runs[0]["dag_run_id"]
+    assert [r["state"] for r in runs] == ["success"], stack.task_report("vpn_delivery_monthly", run_id)
+
+    con = duckdb.connect(str(scheduling.warehouse), read_only=True)
+    try:
+        # what that run published: the month the event named, and only that month
+        published = con.sql("SELECT period, status FROM run_manifests WHERE pipeline = 'vpn_delivery' AND starts_with(run_id, ?)",
+                            params=[run_id]).fetchall()
+        reviewed = con.sql("SELECT count(*) FROM vpn_change_review WHERE month = '2026-04'").fetchall()[0][0]
+    finally:
+        con.close()
+    assert published == [("2026-04", "published")], published
+    assert reviewed > 0

@@ -168,7 +168,8 @@ def test_airflow_backfill_create_runs_days_and_a_quarter(deployment: Deployment,
     # three days of April (each re-ingests April) and the one sample quarter. The CLI's dates are UTC
     # midnights; the runs' logical dates are 01:00 (meters) and 00:00 (NCC-11) Guatemala time (UTC-6).
     for dag_id, start, end in (("meter_readings", "2026-04-27", "2026-04-30"), ("ncc11_quarterly", "2026-05-01", "2026-05-02")):
-        # a backfill does not obey the DAG's max_active_runs (its own default is 10): one writer at a time
+        # no --max-active-runs: a backfill ignores the DAG's max_active_runs (its own default is 10), so
+        # the writer tasks' max_active_tis_per_dag=1 is what keeps one meter ingest at a time
         done = stack.backfill_create(dag_id, start, end)
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -183,6 +184,10 @@ def test_airflow_backfill_create_runs_days_and_a_quarter(deployment: Deployment,
     assert sorted(r["logical_date"][:10] for r in meters) == ["2026-04-27", "2026-04-28", "2026-04-29"]
     assert {r["state"] for r in meters + quarters} == {"success"}, reports
     assert quarters[0]["data_interval_start"][:10] == "2026-05-01"
+    ingests = sorted((ti["start_date"], ti["end_date"]) for r in meters
+                     for ti in stack.api("GET", f"/dags/meter_readings/dagRuns/{r['dag_run_id']}/taskInstances")["task_instances"]
+                     if ti["task_id"] == "ingest")
+    assert len(ingests) == 3 and all(a[1] <= b[0] for a, b in zip(ingests, ingests[1:])), ingests  # never two at once
     # four runs re-published the same periods: replaced, never duplicated
     assert_matches_reference(deployment, reference)
     assert duplicated_keys(deployment.warehouse) == dict.fromkeys(KEYS, 0)

@@ -5,7 +5,7 @@
 Generates a year of landing data (meter registry and readings for 12 months, NCC-11 inputs for four
 tariff quarters) with the sample generators, starts `airflow standalone` (SQLite, or PostgreSQL +
 LocalExecutor with --postgres), runs `airflow backfill create` for meter_readings over the days and
-ncc11_quarterly over the four quarters (one run at a time per DAG: one DuckDB writer), polls until
+ncc11_quarterly over the four quarters (the CLI's default of 10 active runs; the warehouse writers run one at a time), polls until
 every run has finished and prints the timings. Then the same year with `mayorista backfill`."""
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ distributors everywhere, total = contract + spot) are derived frames with their 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
+from typing import Callable
 
 import polars as pl
 
@@ -131,24 +133,38 @@ def balance_frame(inputs: Ncc11Inputs) -> pl.DataFrame:
     )
 
 
-def run_checks(inputs: Ncc11Inputs) -> list[CheckResult]:
+SuiteRun = Callable[[], list[CheckResult]]
+
+
+def plan_checks(inputs: Ncc11Inputs) -> list[SuiteRun]:
+    """Every suite run of a quarter with the frame it validates already computed. Building them is
+    polars work only, so it can happen while GX is still being imported."""
     start, end = periods.quarter_bounds(inputs.quarter)
     params = {"first_hour": start, "last_hour": end - timedelta(hours=1), "months": periods.quarter_months(inputs.quarter)}
     expected = expected_slots(inputs)
     t = inputs.time_col
     rename = {"hour": "block", "null_hour": "null_block"} if inputs.mode == "block" else None
-    results: list[CheckResult] = []
+    runs: list[SuiteRun] = []
     for name, frame in inputs.frames.items():
         source = inputs.files[name].name
         if name in TIME_KEYED:
             keys, values = TIME_KEYED[name]
             prof = profile(frame, keys, values, t, expected)
-            results += run_suite(f"ncc11_{name}", f"{source} (per-key profile)", prof, params, rename=rename,
-                                 id_columns=["key", "example"])
+            runs.append(partial(run_suite, f"ncc11_{name}", f"{source} (per-key profile)", prof, params, rename=rename,
+                                id_columns=["key", "example"]))
         else:
-            results += run_suite(f"ncc11_{name}", source, frame, params, id_columns=ROW_KEYS[name])
-    results += run_suite("ncc11_consistency", "across input files", consistency_problems(inputs))
-    results += run_suite("ncc11_balance", "total_demand vs contract_dispatch + spot_demand", balance_frame(inputs), id_columns=["where"])
+            runs.append(partial(run_suite, f"ncc11_{name}", source, frame, params, id_columns=ROW_KEYS[name]))
+    runs.append(partial(run_suite, "ncc11_consistency", "across input files", consistency_problems(inputs)))
+    runs.append(partial(run_suite, "ncc11_balance", "total_demand vs contract_dispatch + spot_demand", balance_frame(inputs),
+                        id_columns=["where"]))
     prefpot = inputs.frames["parameters"].filter(pl.col("name") == PREFPOT)
-    results += run_suite("ncc11_prefpot", f"{inputs.files['parameters'].name} ({PREFPOT})", prefpot)
-    return results
+    runs.append(partial(run_suite, "ncc11_prefpot", f"{inputs.files['parameters'].name} ({PREFPOT})", prefpot))
+    return runs
+
+
+def run_planned(runs: list[SuiteRun]) -> list[CheckResult]:
+    return [result for run in runs for result in run()]
+
+
+def run_checks(inputs: Ncc11Inputs) -> list[CheckResult]:
+    return run_planned(plan_checks(inputs))

@@ -57,21 +57,24 @@ def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
                     ahead: Callable[[Ncc11Inputs], T] | None = None) -> tuple[Ncc11Inputs, T | None]:
     """Read and validate a quarter's inputs, recording the checks in `validation_results`.
 
-    `ahead(inputs)` runs in a worker thread while GX validates (polars and DuckDB release the GIL,
-    GX mostly holds it); its result is returned only if validation passes, so a run on bad input
-    never gets further than before."""
+    GX is imported in the background from the start. Meanwhile the files are read and the frames the
+    suites check are computed, and `ahead(inputs)` runs in a worker thread (polars, DuckDB and
+    hashing release the GIL; the GX import and GX itself mostly hold it). `ahead`'s result is
+    returned only if validation passes, so a run on bad input never gets further than before."""
     periods.quarter_months(quarter)  # a malformed quarter fails here, before anything is read
     gx_ready = quality.warm(*checks.SUITES)
     try:
         with manifest.step("read"):
             inputs = load(Path(input_dir), quarter)
-        gx_ready.join()
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            # hashing the input files and `ahead` release the GIL, so they overlap GX
-            hashed = [pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()]
+        with ThreadPoolExecutor(max_workers=3) as pool:
             future = pool.submit(ahead, inputs) if ahead else None
+            hashed = [pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()]
+            with manifest.step("profile"):
+                planned = checks.plan_checks(inputs)
+            with manifest.step("await_gx_import"):
+                gx_ready.join()
             with manifest.step("validate"):
-                results = checks.run_checks(inputs)
+                results = checks.run_planned(planned)
             warehouse.publish([("validation_results", quality.results_frame(
                 results, run_id=manifest.run_id, pipeline=PIPELINE, period=quarter), {"run_id": manifest.run_id})], wh)
             quality.raise_on_errors(results)
@@ -87,7 +90,8 @@ def _checked_inputs(quarter: str, input_dir: Path, manifest: Manifest, wh: Path,
     return inputs, early
 
 
-def _stage(stage: UPath, manifest: Manifest, inputs: Ncc11Inputs | None, outputs: dict[str, pl.DataFrame] | None) -> None:
+def _stage(stage: UPath, manifest: Manifest, inputs: Ncc11Inputs | None, outputs: dict[str, pl.DataFrame] | None,
+           *, save: bool = True) -> None:
     quarter = manifest.period
     with manifest.step("stage"):
         for name, frame in (inputs.frames if inputs else {}).items():
@@ -95,7 +99,8 @@ def _stage(stage: UPath, manifest: Manifest, inputs: Ncc11Inputs | None, outputs
         for table, frame in (outputs or {}).items():
             lake.write_parquet(frame, _staged_output(stage, table, quarter))
             manifest.outputs[table] = frame.height
-    manifest.save(stage / "manifest.json")
+    if save:
+        manifest.save(stage / "manifest.json")
 
 
 def ingest(quarter: str, input_dir: Path, *, run_id: str, warehouse_path: Path | None = None,
@@ -169,13 +174,18 @@ def publish(stage: str | UPath, *, warehouse_path: Path | None = None, lake_root
 def run(quarter: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: str | Path | None = None,
         run_id: str | None = None) -> RunResult:
     """The whole quarter, as `mayorista ncc11` runs it: the same steps as the DAG, with the outputs
-    computed while the inputs are validated instead of after."""
+    computed and staged while the inputs are validated instead of after."""
+    periods.quarter_months(quarter)
     wh, root = _paths(warehouse, lake_root)
     manifest = Manifest(PIPELINE, quarter, run_id or new_run_id())
-    inputs, outputs = _checked_inputs(quarter, input_dir, manifest, wh, ahead=compute)  # compute overlaps "validate"
     stage = lake.staging_dir(root, PIPELINE, quarter, manifest.run_id)
+
+    def compute_and_stage(inputs: Ncc11Inputs) -> None:
+        _stage(stage, manifest, inputs, compute(inputs), save=False)  # the manifest is saved by this thread, below
+
     try:
-        _stage(stage, manifest, inputs, outputs)
+        _checked_inputs(quarter, input_dir, manifest, wh, ahead=compute_and_stage)
+        manifest.save(stage / "manifest.json")
         return publish(stage, warehouse_path=wh, lake_root=root)
     except Exception:
         lake.discard(stage)

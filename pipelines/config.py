@@ -27,13 +27,13 @@ def warehouse_path() -> Path:
     return _path("MAYORISTA_WAREHOUSE", data_dir() / "warehouse.duckdb")
 
 
-def lake_root() -> "UPath":
+def lake_root(override: str | os.PathLike[str] | None = None) -> "UPath":
     """Root of the Parquet lake (inputs as ingested, outputs as published, manifests): a path or a
-    URI (`file://`, or `s3://` / `gs://` / `abfs://` with that fsspec filesystem installed)."""
+    URI (`file://`, or `s3://` / `gs://` / `abfs://` with that fsspec filesystem installed).
+    `override` (a command's --lake) wins over MAYORISTA_LAKE."""
     from pipelines import lake
 
-    value = os.environ.get("MAYORISTA_LAKE")
-    return lake.location(value or data_dir() / "lake")
+    return lake.location(override or os.environ.get("MAYORISTA_LAKE") or data_dir() / "lake")
 
 
 def landing_root() -> Path:

@@ -85,7 +85,7 @@ def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, l
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     db = Path(warehouse or config.warehouse_path())
-    root = lake.location(lake_root) if lake_root else config.lake_root()
+    root = config.lake_root(lake_root)
     run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}"
     manifest = Manifest(PIPELINE, month, run_id)
 

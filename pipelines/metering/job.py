@@ -52,7 +52,7 @@ def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, 
     parse_month(month)
     input_dir = Path(input_dir)
     db = Path(warehouse or config.warehouse_path())
-    root = lake.location(lake_root) if lake_root else config.lake_root()
+    root = config.lake_root(lake_root)
     run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     manifest = Manifest(PIPELINE, month, run_id)
     gx_ready = quality.warm("metering_points", "metering_month")

@@ -45,7 +45,7 @@ def new_run_id() -> str:
 
 
 def _paths(warehouse_path: Path | None, lake_root: str | Path | None) -> tuple[Path, UPath]:
-    return Path(warehouse_path or config.warehouse_path()), lake.location(lake_root) if lake_root else config.lake_root()
+    return Path(warehouse_path or config.warehouse_path()), config.lake_root(lake_root)
 
 
 def _record_failure(manifest: Manifest, error: Exception, warehouse_path: Path) -> None:

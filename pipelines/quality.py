@@ -88,13 +88,11 @@ def warm(*suite_names: str) -> threading.Thread:
     The import costs seconds of mostly Python work; callers start this first so it overlaps their
     (native, GIL-free) reads of the input files."""
     def load() -> None:
-        try:
-            with _SETUP:
-                _context()
-            for name in suite_names:
+        for name in suite_names:
+            try:
                 _prepared(name, ())
-        except Exception:  # the real call later reports any problem, in the caller's thread
-            pass
+            except Exception:  # the caller's own call reports the problem, in its thread
+                pass
     thread = threading.Thread(target=load, name="gx-warm", daemon=True)
     thread.start()
     return thread

@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from pipelines import assets, config
+from pipelines.airflow_ids import airflow_run_id
 from pipelines.metering import job, schedule
 
 GT = pendulum.timezone("America/Guatemala")
@@ -26,7 +27,7 @@ MONTH_CLOSED = Asset(assets.METER_MONTH_CLOSED)
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone=GT),  # after PrimeRead's nightly interrogation
     start_date=datetime(2026, 3, 1, tzinfo=GT),
     catchup=True,
-    max_active_runs=1,  # one writer of the DuckDB warehouse
+    max_active_runs=1,  # runs in day order: a month's last day announces it closed after its other days
     params={
         "month": Param(None, type=["null", "string"], description="YYYY-MM to (re)ingest"),
         "day": Param(None, type=["null", "string"], description="YYYY-MM-DD: ingest the month of this day"),
@@ -41,10 +42,9 @@ def meter_readings():
         return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx.get("data_interval_start"))
 
     @task(outlets=METER_TABLES, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
-    def ingest(month: str) -> dict[str, int]:
-        ctx = get_current_context()
-        input_dir = ctx["params"]["input_dir"] or config.landing_root() / "smec"
-        result = job.ingest_month(month, input_dir, run_id=ctx["run_id"])
+    def ingest(month: str, **context) -> dict[str, int]:
+        input_dir = context["params"]["input_dir"] or config.landing_root() / "smec"
+        result = job.ingest_month(month, input_dir, run_id=airflow_run_id(context, month))
         print(result.summary)
         return result.counts
 

@@ -1,10 +1,10 @@
-"""NCC-11 quarterly wholesale cost report: ingest + validate -> transform -> publish, per quarter.
+"""NCC-11 quarterly wholesale cost report: read + validate -> compute -> publish, per quarter.
 
 Runs on the tariff-quarter schedule (Feb/May/Aug/Nov) AND whenever new programming inputs land: an
 asset event on `mayorista://landing/ncc11` whose extra names the quarter ({"quarter": "2026-05"}).
 The quarters a run covers: the `quarter` param if given (backfills, reruns); else those named by
 the triggering asset events; else the month in which its data interval starts. Each quarter is a
-mapped branch of ingest -> transform -> publish."""
+mapped task running pipelines.ncc11.job.run, exactly what `mayorista ncc11` runs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from pipelines import assets, config, periods
+from pipelines.airflow_ids import airflow_run_id
 from pipelines.ncc11 import job
 
 GT = pendulum.timezone("America/Guatemala")
@@ -28,7 +29,6 @@ NCC11_TABLES = [Asset(assets.table(t)) for t in job.OUTPUT_TABLES]
     ),
     start_date=datetime(2025, 2, 1, tzinfo=GT),
     catchup=False,
-    max_active_runs=1,  # one writer of the DuckDB warehouse
     params={
         "quarter": Param(None, type=["null", "string"], description="first month of the quarter, YYYY-MM"),
         "input_dir": Param(None, type=["null", "string"], description="default <landing>/ncc11/<quarter>"),
@@ -44,22 +44,15 @@ def ncc11_quarterly():
         # asset-triggered runs have no data interval: their events name the quarter
         return periods.requested_periods(ctx["params"]["quarter"], extras, ctx.get("data_interval_start"), "quarter")
 
-    # tasks that write the warehouse run one at a time across all runs, backfills included
-    @task(max_active_tis_per_dag=1)
-    def ingest(quarter: str) -> str:
-        ctx = get_current_context()
-        input_dir = ctx["params"]["input_dir"] or config.landing_root() / "ncc11" / quarter
-        return str(job.ingest(quarter, input_dir, run_id=f"{ctx['run_id']}-{quarter}"))
-
-    @task
-    def transform(stage: str) -> str:
-        return str(job.transform(stage))
-
+    # the same code path as `mayorista ncc11`; writers run one at a time across all runs, backfills included
     @task(outlets=NCC11_TABLES, max_active_tis_per_dag=1)
-    def publish(stage: str) -> dict[str, int]:
-        return job.publish(stage).rows
+    def run_quarter(quarter: str, **context) -> dict[str, int]:
+        input_dir = context["params"]["input_dir"] or config.landing_root() / "ncc11" / quarter
+        result = job.run(quarter, input_dir, run_id=airflow_run_id(context, quarter))
+        print(result.summary)
+        return result.rows
 
-    publish.expand(stage=transform.expand(stage=ingest.expand(quarter=quarters())))
+    run_quarter.expand(quarter=quarters())
 
 
 ncc11_quarterly()

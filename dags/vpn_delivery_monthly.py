@@ -11,10 +11,11 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from pipelines import assets, config, periods
-from pipelines.delivery.job import check_month
+from pipelines.airflow_ids import airflow_run_id
+from pipelines.delivery.job import SCHEMAS, check_month
 
 MONTH_CLOSED = Asset(assets.METER_MONTH_CLOSED)
-OUTLETS = [Asset(assets.table(t)) for t in ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly")]
+OUTLETS = [Asset(assets.table(t)) for t in SCHEMAS]
 OUTLETS.append(Asset("mayorista://lake/reports/delivery"))
 
 
@@ -38,9 +39,8 @@ def vpn_delivery_monthly():
         return periods.requested_periods(ctx["params"]["month"], extras, ctx.get("data_interval_start"), "month")
 
     @task(outlets=OUTLETS, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
-    def review_month(month: str) -> str:
-        run_id = f"{get_current_context()['run_id']}-{month}"
-        return check_month(month, config.landing_root() / "smec", run_id=run_id).summary
+    def review_month(month: str, **context) -> str:
+        return check_month(month, config.landing_root() / "smec", run_id=airflow_run_id(context, month)).summary
 
     review_month.expand(month=months())
 

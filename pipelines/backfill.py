@@ -93,7 +93,7 @@ def _job(domain: str) -> Callable[..., object]:
     return delivery.check_month
 
 
-def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, warehouse: Path | None = None,
+def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, warehouse: str | Path | None = None,
              lake_root: str | Path | None = None, progress: bool = True) -> BackfillResult:
     """Run every period of the range in order; never stops at a failed period."""
     from tqdm import tqdm

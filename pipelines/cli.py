@@ -4,17 +4,28 @@ CLI and the Airflow DAGs run exactly the same code. Heavy libraries are imported
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
-from pipelines.errors import MayoristaError
+from pipelines.errors import MayoristaError, environment_fault
+
+
+_WAREHOUSE_HELP = ("warehouse catalog: a SQLite file or postgresql://user:pass@host:port/db "
+                   "(default $MAYORISTA_WAREHOUSE or data/warehouse.sqlite)")
+
+
+def _warehouse(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warehouse", default=None, help=_WAREHOUSE_HELP)
 
 
 def _common(parser: argparse.ArgumentParser, period: str) -> None:
     parser.add_argument(f"--{period}", required=True, help="YYYY-MM")
     parser.add_argument("--input", required=True, type=Path, help="directory with the input files")
-    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default data/warehouse.duckdb)")
-    parser.add_argument("--lake", default=None, help="Parquet lake root: a path or a URI such as s3://bucket/lake (default data/lake)")
+    _warehouse(parser)
+    parser.add_argument("--lake", default=None,
+                        help="where new data files go: a path or a URI such as s3://bucket/lake (default data/lake)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,12 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
                           help="first period: YYYY-MM (ncc11: first month of a quarter; meters/delivery: also YYYY-MM-DD)")
     backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
     backfill.add_argument("--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)")
-    backfill.add_argument("--warehouse", type=Path, default=None)
+    _warehouse(backfill)
     backfill.add_argument("--lake", default=None)
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     summary = sub.add_parser("summary", help="print what the warehouse holds for analysts")
-    summary.add_argument("--warehouse", type=Path, default=None)
+    _warehouse(summary)
+
+    sql = sub.add_parser("sql", help="query the warehouse read-only (an SQL session when no QUERY is given)")
+    _warehouse(sql)
+    sql.add_argument("--csv", action="store_true", help="CSV output: a header row, NULL as an empty field")
+    sql.add_argument("query", nargs="?", default=None, help="one SQL statement; omit it for a session on standard input")
+
+    history = sub.add_parser("history", help="a period's runs: run id, start, status, snapshot, input hashes")
+    history.add_argument("pipeline", choices=["ncc11", "meters", "delivery"])
+    history.add_argument("--period", required=True, help="YYYY-MM (ncc11: the quarter's first month)")
+    _warehouse(history)
+
+    maintain = sub.add_parser("maintain", help="merge small files, expire old snapshots (never NCC-11's), delete unneeded files")
+    _warehouse(maintain)
+    maintain.add_argument("--retention-days", type=int, default=None,
+                          help="keep snapshots this recent (default $MAYORISTA_SNAPSHOT_RETENTION_DAYS or 90)")
     return parser
 
 
@@ -77,15 +103,40 @@ def run(args: argparse.Namespace) -> str:
         from pipelines import summary
 
         return summary.render(args.warehouse)
+    if args.command == "sql":
+        from pipelines import analyst
+
+        if args.query is None:
+            analyst.session(sys.stdin, sys.stdout, args.warehouse, csv=args.csv)
+            return ""
+        return analyst.run_query(args.query, args.warehouse, csv=args.csv)
+    if args.command == "history":
+        from pipelines import analyst
+
+        return analyst.history(args.pipeline, args.period, args.warehouse)
+    if args.command == "maintain":
+        from pipelines import maintenance
+
+        return maintenance.maintain(args.warehouse, retention_days=args.retention_days).summary
     raise AssertionError(args.command)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("MAYORISTA_LOG_LEVEL", "WARNING"), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        print(run(args))
+        out = run(args)
+        if out:
+            print(out)
     except MayoristaError as exc:
         print(f"mayorista {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a failure of the machine that no step translated: still one clear sentence
+        fault = environment_fault(exc, getattr(exc, "filename", None) or "?", f"run {args.command}")
+        if fault is None:
+            raise
+        print(f"mayorista {args.command}: error: {fault}", file=sys.stderr)
         return 2
     return 0
 

@@ -4,6 +4,7 @@ runs in the demo, the tests, and under a scheduler; defaults keep everything ins
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,13 +23,19 @@ def data_dir() -> Path:
     return _path("MAYORISTA_DATA_DIR", ROOT / "data")
 
 
-def warehouse_path() -> Path:
-    """The DuckDB file analysts query."""
-    return _path("MAYORISTA_WAREHOUSE", data_dir() / "warehouse.duckdb")
+def warehouse(override: str | os.PathLike[str] | None = None) -> str:
+    """The warehouse catalog: a SQLite file path (embedded default) or a PostgreSQL URI (production).
+    `override` (a command's --warehouse) wins over MAYORISTA_WAREHOUSE."""
+    return str(override or os.environ.get("MAYORISTA_WAREHOUSE") or data_dir() / "warehouse.sqlite")
+
+
+def scratch_root() -> Path:
+    """Local working files of running jobs (never published); a run removes what dead runs left here."""
+    return _path("MAYORISTA_SCRATCH", Path(tempfile.gettempdir()) / "mayorista-scratch")
 
 
 def lake_root(override: str | os.PathLike[str] | None = None) -> "UPath":
-    """Root of the Parquet lake (inputs as ingested, outputs as published, manifests): a path or a
+    """Root of the lake (the warehouse's Parquet data files, and reports under reports/): a path or a
     URI (`file://`, or `s3://` / `gs://` / `abfs://` with that fsspec filesystem installed).
     `override` (a command's --lake) wins over MAYORISTA_LAKE."""
     from pipelines import lake

@@ -45,8 +45,10 @@ def main() -> int:
             print(log.read_text()[-3000:], file=sys.stderr)
             return 1
     print(summary.render())
-    print(f"\nResults: DuckDB warehouse {config.warehouse_path()}, Parquet lake {config.lake_root()}")
-    print(f"Query them:  uv run python -c \"import duckdb; print(duckdb.connect('{config.warehouse_path()}', read_only=True).sql('FROM ncc11_energy'))\"")
+    print(f"\nResults: warehouse (DuckLake catalog) {config.warehouse()}, data files and reports under {config.lake_root()}")
+    print(f"Delivery letters: {config.lake_root()}/reports/delivery/")
+    print("Query them:  uv run mayorista sql \"FROM ncc11_energy WHERE quarter = '2026-05'\"   "
+          "(or `uv run mayorista sql` for a session; `uv run mayorista history ncc11 --period 2026-05`)")
     return 0
 
 

@@ -1,24 +1,27 @@
-"""Run manifests: what a run read (file hashes, row counts), what it wrote, with which versions,
-and how long each step took. Written as JSON in the lake and as a row of `run_manifests`."""
+"""Run manifests: what a run read (file hashes, row counts), what it wrote, with which versions, how
+long each step took, and why it failed when it did. Stored as the JSON `manifest` of its
+`run_manifests` row, in the same transaction as the run's tables."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
-from upath import UPath
 
-from pipelines import lake
+logger = logging.getLogger(__name__)
 
 _PACKAGES = ("mayorista", "polars", "duckdb", "pyarrow", "great-expectations", "apache-airflow", "holidays")
+SCHEMA = {"run_id": pl.String, "pipeline": pl.String, "period": pl.String, "started_at": pl.Datetime("us"),
+          "finished_at": pl.Datetime("us"), "status": pl.String, "snapshot_id": pl.Int64, "manifest": pl.String}
 
 
 def file_sha256(path: Path) -> str:
@@ -51,35 +54,31 @@ class Manifest:
     timings_s: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=versions)
     status: str = "running"
+    reason: str | None = None  # why a failed run failed
 
     def add_input(self, path: Path, rows: int) -> None:
-        self.inputs.append({"file": Path(path).name, "sha256": file_sha256(path), "bytes": Path(path).stat().st_size, "rows": rows})
+        self.inputs.append({"file": Path(path).name, "sha256": file_sha256(path), "bytes": Path(path).stat().st_size,
+                            "rows": rows})
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        """Time a step (summed when repeated) and log its start and end."""
+        logger.info("%s %s: %s ...", self.pipeline, self.period, name)
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.timings_s[name] = round(self.timings_s.get(name, 0.0) + time.perf_counter() - start, 3)
+            seconds = time.perf_counter() - start
+            self.timings_s[name] = round(self.timings_s.get(name, 0.0) + seconds, 3)
+            logger.info("%s %s: %s done in %.2f s", self.pipeline, self.period, name, seconds)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
 
-    def save(self, path: UPath) -> UPath:
-        return lake.write_text(self.to_json(), path)
-
-    @classmethod
-    def load(cls, path: UPath) -> "Manifest":
-        return cls(**json.loads(lake.location(path).read_text(encoding="utf-8")))
-
-    def row(self) -> pl.DataFrame:
+    def row(self, snapshot_id: int | None = None) -> pl.DataFrame:
         """The `run_manifests` row."""
         return pl.DataFrame({
             "run_id": [self.run_id], "pipeline": [self.pipeline], "period": [self.period],
-            "started_at": [self.started_at], "finished_at": [datetime.now().isoformat(timespec="seconds")],
-            "status": [self.status], "manifest": [self.to_json()],
-        })
-
-    def publish_path(self, lake_root: UPath) -> UPath:
-        return lake.partition_dir(lake_root, "_manifests", pipeline=self.pipeline, period=self.period) / f"{lake.safe_name(self.run_id)}.json"
+            "started_at": [datetime.fromisoformat(self.started_at)], "finished_at": [datetime.now().replace(microsecond=0)],
+            "status": [self.status], "snapshot_id": [snapshot_id], "manifest": [self.to_json()],
+        }, schema=SCHEMA)

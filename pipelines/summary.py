@@ -29,11 +29,11 @@ _VIEWS = {
 }
 
 
-def render(path: Path | None = None) -> str:
+def render(path: str | Path | None = None) -> str:
     con = warehouse.connect(path, read_only=True)
     try:
-        existing = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        parts = [f"warehouse: {Path(path) if path else warehouse.config.warehouse_path()}"]
+        existing = warehouse.tables(con)
+        parts = [f"warehouse: {warehouse.describe(path)}"]
         with pl.Config(tbl_rows=40, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
                        thousands_separator=",", float_precision=2, tbl_width_chars=200, fmt_str_lengths=60):
             for title, sql in _VIEWS.items():

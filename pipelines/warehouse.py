@@ -1,79 +1,298 @@
-"""The DuckDB warehouse: the one file analysts query.
+"""The warehouse: a DuckLake (a SQL catalog plus Parquet data files under the lake root).
 
-Every publication is one transaction that first deletes the period's rows and then inserts the new
-ones, so a re-run replaces and never duplicates, and a failure leaves the previous rows in place.
-DuckDB allows one writer per file; DAGs that write it run with max_active_runs=1, and a writer that
-finds the file locked by another process waits and retries for a bounded time."""
+- The catalog is a SQLite file by default (`data/warehouse.sqlite`, embedded) or a PostgreSQL database
+  (`postgresql://user:pass@host:port/db`, the production profile). It remembers where its data files
+  live, so a reader needs only the catalog.
+- Writers and readers work at once: an analyst's open session never blocks a publish, and sees the new
+  rows on its next statement. Every commit is a snapshot; any table can be read as of one
+  (`FROM t AT (VERSION => n)`), which is how a published report is reproduced later.
+- A publication is ONE transaction over all of a run's tables (delete the period's rows, insert the
+  new ones), so a failed or killed run leaves the previous snapshot as it was.
+
+The extensions come from Python wheels (duckdb-extension-ducklake, -sqlite, -postgres) and are
+installed from those files: nothing is downloaded at run time (`LOAD ducklake` alone would try)."""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import duckdb
 import polars as pl
 
 from pipelines import config, lake
+from pipelines.errors import EnvironmentFault, MayoristaError, environment_fault
 
-Rows = pl.DataFrame | str  # a frame, or a Parquet path/glob read by DuckDB directly
+logger = logging.getLogger(__name__)
+
+ALIAS = "wh"  # the attached catalog's name in every connection
+# (wheel package, file name inside it, name LOAD knows it by)
+_EXTENSIONS = {
+    "ducklake": ("duckdb_extension_ducklake", "ducklake", "ducklake"),
+    "sqlite": ("duckdb_extension_sqlite", "sqlite", "sqlite_scanner"),
+    "postgres": ("duckdb_extension_postgres", "postgres", "postgres_scanner"),
+}
+_CONFLICT_RETRIES = 6
+
+Rows = pl.DataFrame | str  # a frame, or a local Parquet path/glob read by DuckDB directly
 
 
-def connect(path: Path | None = None, *, read_only: bool = False, wait_s: float = 120.0) -> duckdb.DuckDBPyConnection:
-    path = Path(path or config.warehouse_path())
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+def literal(text: str) -> str:
+    """A SQL string literal: data never becomes SQL text unescaped."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def identifier(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def is_postgres(warehouse: str) -> bool:
+    return urlparse(warehouse).scheme.split("+")[0] in ("postgresql", "postgres")
+
+
+def describe(warehouse: str | os.PathLike[str] | None = None) -> str:
+    """The catalog as a person would name it (a PostgreSQL URI without its password)."""
+    text = str(warehouse or config.warehouse())
+    if is_postgres(text):
+        parsed = urlparse(text)
+        return parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[-1], scheme="postgresql").geturl()
+    return text
+
+
+def _install(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    package, file_name, loaded_as = _EXTENSIONS[kind]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise EnvironmentFault(f"the DuckDB extension {kind!r} is not installed: install the package "
+                               f"{package.replace('_', '-')}=={duckdb.__version__} (it is in the project's lock file: `uv sync`)")
+    path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{file_name}.duckdb_extension"
+    if not path.exists():
+        raise EnvironmentFault(f"the package {package.replace('_', '-')} has no extension for DuckDB {duckdb.__version__} "
+                               f"({path} is missing): install {package.replace('_', '-')}=={duckdb.__version__}")
+    installed = con.execute("SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [loaded_as]).fetchone()
+    if not (installed and installed[0]):
+        con.execute(f"INSTALL {literal(str(path))}")
+    con.execute(f"LOAD {loaded_as}")
+
+
+def _catalog_uri(warehouse: str) -> tuple[str, str]:
+    """(ATTACH string, back end) for a catalog path or PostgreSQL URI."""
+    if is_postgres(warehouse):
+        parsed = urlparse(warehouse)
+        return "ducklake:postgres:" + parsed._replace(scheme="postgresql").geturl(), "postgres"
+    return f"ducklake:sqlite:{Path(warehouse).resolve()}", "sqlite"
+
+
+def _data_path(lake_root: str | os.PathLike[str] | None) -> str:
+    root = config.lake_root(lake_root)
+    text = str(Path(root).resolve()) if lake.is_local(root) else str(root)
+    return text.rstrip("/") + "/"
+
+
+def connect(warehouse: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+            lake_root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the warehouse attached as `wh` and in use.
+
+    A writer creates a missing SQLite catalog (with its data path at the lake root); a reader of a
+    missing one fails with a clear message. `lake_root` (else MAYORISTA_LAKE, else data/lake) is where
+    new data files go; it must be where the catalog keeps them."""
+    target = str(warehouse or config.warehouse())
+    uri, backend = _catalog_uri(target)
+    if backend == "sqlite":
+        path = Path(target)
+        if not path.exists():
+            if read_only:
+                raise MayoristaError(f"no warehouse at {path}: nothing has been published there yet "
+                                     "(run a pipeline first, or give --warehouse)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise environment_fault(exc, path.parent, "create the warehouse folder") or exc
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        _install(con, "ducklake")
+        _install(con, backend)
+        _register_lake(con, str(config.lake_root(lake_root)))
+        _attach(con, uri, target, read_only=read_only, data_path=_data_path(lake_root),
+                explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")))
+        stored = con.execute(f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'").fetchone()
+        if stored:
+            _register_lake(con, stored[0])
+        con.execute(f"USE {ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
+    """DuckDB reads and writes the lake through its own fsspec filesystem when it is not a local disk
+    (memory:// in tests, s3://... with that filesystem installed): the same credentials as the rest."""
+    where = lake.location(root)
+    if not lake.is_local(where) and not con.filesystem_is_registered(where.protocol if isinstance(where.protocol, str) else where.protocol[0]):
+        con.register_filesystem(where.fs)
+
+
+def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, *, read_only: bool, data_path: str,
+            explicit_lake: bool) -> None:
+    # every row goes to Parquet under the lake (no rows kept inside the catalog): the data files are the lake
+    options = ["DATA_INLINING_ROW_LIMIT 0"] + (["READ_ONLY"] if read_only else [f"DATA_PATH {literal(data_path)}"])
+    try:
+        con.execute(f"ATTACH {literal(uri)} AS {ALIAS} ({', '.join(options)})")
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "does not match existing data path" in text:
+            if explicit_lake:
+                raise MayoristaError(
+                    f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
+                    f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse") from exc
+            con.execute(f"ATTACH {literal(uri)} AS {ALIAS} (DATA_INLINING_ROW_LIMIT 0)")  # the catalog's own lake
+            return
+        if "not a database" in text or "Failed to probe DuckLake" in text or "ducklake_metadata" in text:
+            raise MayoristaError(f"{describe(target)} is not a warehouse catalog (a DuckLake in SQLite or "
+                                 f"PostgreSQL): {text.splitlines()[0]}") from exc
+        raise _fault(exc, describe(target), "open the warehouse") from exc
+
+
+def _fault(exc: BaseException, where: object, doing: str) -> BaseException:
+    return environment_fault(exc, where, doing) or exc
+
+
+@dataclass
+class Write:
+    """Replace the rows of `table` that match `where` (column = value) with `rows`; `partition` is the
+    table's partition column (its period) when the table is created."""
+
+    table: str
+    rows: Rows
+    where: dict[str, Any] = field(default_factory=dict)
+    partition: Sequence[str] = ()
 
 
 def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRelation:
     if isinstance(rows, str):
-        where = lake.location(rows)
-        if not lake.is_local(where) and not con.filesystem_is_registered(where.protocol):
-            # the lake's own fsspec filesystem (same credentials as every other lake access)
-            con.register_filesystem(where.fs)
         return con.read_parquet(rows)
     return con.from_arrow(rows.to_arrow())
 
 
-def _replace(con: duckdb.DuckDBPyConnection, table: str, rows: Rows, where: dict[str, Any]) -> None:
-    incoming = _relation(con, rows)
-    con.register("_incoming", incoming)
+def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> None:
+    """Create missing tables (in their own commit: DDL of two runs at once must not mix with data)."""
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]).fetchall()}
+    for write in writes:
+        if write.table in existing:
+            continue
+        con.register("_shape", _relation(con, write.rows))
+        try:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {identifier(write.table)} AS SELECT * FROM _shape LIMIT 0")
+            if write.partition:
+                con.execute(f"ALTER TABLE {identifier(write.table)} SET PARTITIONED BY "
+                            f"({', '.join(identifier(c) for c in write.partition)})")
+        finally:
+            con.unregister("_shape")
+        existing.add(write.table)
+
+
+def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
+    con.register("_incoming", _relation(con, write.rows))
     try:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
-        if where:
-            clause = " AND ".join(f"{k} = ?" for k in where)
-            con.execute(f"DELETE FROM {table} WHERE {clause}", list(where.values()))
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+        if write.where:
+            clause = " AND ".join(f"{identifier(k)} = ?" for k in write.where)
+            con.execute(f"DELETE FROM {identifier(write.table)} WHERE {clause}", list(write.where.values()))
+        con.execute(f"INSERT INTO {identifier(write.table)} BY NAME SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
 
 
-def publish(writes: list[tuple[str, Rows, dict[str, Any]]], path: Path | None = None) -> None:
-    """Replace, in one transaction, the rows of each table that match its `where` (column = value)."""
-    con = connect(path)
+def _is_conflict(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.TransactionException) or "conflict" in text or "already exists" in text
+
+
+@contextmanager
+def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: str | os.PathLike[str] | None = None,
+                what: str = "publish to the warehouse") -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection inside BEGIN ... COMMIT; ROLLBACK on error. A failure of the machine becomes
+    an EnvironmentFault (a failed ROLLBACK never hides the first error)."""
+    target = describe(warehouse)
+    con = connect(warehouse, lake_root=lake_root)
     try:
         con.execute("BEGIN TRANSACTION")
-        for table, rows, where in writes:
-            _replace(con, table, rows, where)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the transaction is gone with the connection; the first error is the one to report
+            if isinstance(exc, duckdb.Error) and not _is_conflict(exc):
+                raise _fault(exc, target, what) from exc
+            raise
     finally:
         con.close()
 
 
-def query(sql: str, path: Path | None = None, params: list[Any] | None = None) -> pl.DataFrame:
-    """Read-only query returning a polars frame (used by summaries and tests)."""
-    con = connect(path, read_only=True)
+def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = None, *,
+            lake_root: str | os.PathLike[str] | None = None,
+            then: Any = None) -> Any:
+    """Apply every write in ONE transaction; `then(con)` runs last inside it (the run's manifest row)
+    and its result is returned. Two writers at once: DuckLake detects a conflicting commit, and the
+    whole transaction is retried (one wins whole, then the other replaces it whole)."""
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            con = connect(warehouse, lake_root=lake_root)
+            try:
+                _ensure_tables(con, writes)
+            except duckdb.Error as exc:
+                if not _is_conflict(exc):
+                    raise _fault(exc, describe(warehouse), "create the warehouse tables") from exc
+                raise
+            finally:
+                con.close()
+            with transaction(warehouse, lake_root=lake_root) as con:
+                for write in writes:
+                    _replace(con, write)
+                return then(con) if then else None
+        except duckdb.Error as exc:
+            if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
+                raise _fault(exc, describe(warehouse), "publish to the warehouse") from exc
+            wait = 0.2 * 2 ** attempt
+            logger.warning("publish conflicted with another commit (%s); retrying in %.1f s", str(exc).splitlines()[0], wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]).fetchall()}
+
+
+def exists(warehouse: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the catalog is there (a PostgreSQL catalog is assumed to be: connecting tells)."""
+    target = str(warehouse or config.warehouse())
+    return is_postgres(target) or Path(target).exists()
+
+
+def table_names(warehouse: str | os.PathLike[str] | None = None) -> set[str]:
+    con = connect(warehouse, read_only=True)
+    try:
+        return tables(con)
+    finally:
+        con.close()
+
+
+def query(sql: str, warehouse: str | os.PathLike[str] | None = None, params: list[Any] | None = None) -> pl.DataFrame:
+    """Read-only query returning a polars frame (summaries, reports, tests)."""
+    con = connect(warehouse, read_only=True)
     try:
         return con.sql(sql, params=params or None).pl()
     finally:

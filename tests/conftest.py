@@ -31,6 +31,6 @@ def airflow_home() -> Path:
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Warehouse and lake under tmp_path, via the same environment variables production uses."""
-    monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "warehouse.sqlite"))
     monkeypatch.setenv("MAYORISTA_LAKE", str(tmp_path / "lake"))
     return tmp_path

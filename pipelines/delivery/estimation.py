@@ -58,15 +58,14 @@ def previous_month_hour(month: str) -> pl.Expr:
     ).cast(pl.Datetime("us"))
 
 
-def read_meter_hourly(point_ids: list[str], month: str, path: Path | None) -> tuple[pl.DataFrame | None, str]:
+def read_meter_hourly(point_ids: list[str], month: str, path: str | Path | None) -> tuple[pl.DataFrame | None, str]:
     """The previous month's kwh_del hours of these points from the warehouse, or (None, why not)."""
     previous = month_label(add_months(parse_month(month), -1))
     start, end = month_bounds(previous)
-    db = Path(path or config.warehouse_path())
-    if not db.exists():
-        return None, f"no warehouse at {db}, so no meter_hourly for {previous}"
-    tables = warehouse.query("SELECT table_name FROM information_schema.tables", db)["table_name"].to_list()
-    if "meter_hourly" not in tables:
+    db = config.warehouse(path)
+    if not warehouse.exists(db):
+        return None, f"no warehouse at {warehouse.describe(db)}, so no meter_hourly for {previous}"
+    if "meter_hourly" not in warehouse.table_names(db):
         return None, f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)"
     rows = warehouse.query(
         "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM meter_hourly "

@@ -5,22 +5,21 @@ per-participant reports, and publish everything for the month in ONE warehouse t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 from upath import UPath
 
-from pipelines import config, lake, quality, warehouse
+from pipelines import config, lake, quality, run as runs, warehouse
 from pipelines.business_days import BusinessCalendar
 from pipelines.delivery import compliance, estimation, report, rules, sources
 from pipelines.errors import InputError
 from pipelines.inputs import find_input
-from pipelines.manifest import Manifest
 from pipelines.metering.registry import load_registry
 from pipelines.periods import parse_month
+from pipelines.warehouse import Write
 
-PIPELINE = "vpn_delivery"
+PIPELINE = "delivery"
 _S, _D, _I = pl.String, pl.Date, pl.Int64
 # the published tables, typed explicitly so an empty first month cannot create a column of type null
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -35,7 +34,6 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
                          "basis_hour": pl.Datetime("us"), "basis_kwh": pl.Float64},
     "delivery_unreadable_rows": {"month": _S, "source": _S, "line": _I, "participant": _S, "reason": _S},
 }
-TABLES = tuple(SCHEMAS)
 
 
 @dataclass
@@ -50,6 +48,7 @@ class DeliveryCheck:
     validation: list[quality.CheckResult]
     reports: dict[str, UPath] = field(default_factory=dict)
     summary: str = ""
+    snapshot_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,56 +77,58 @@ def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries:
     return Judgement(of_month, unplaced, review, points, compliant)
 
 
-def check_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: str | Path | None = None,
+def check_month(month: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
                 run_id: str | None = None, config_dir: Path | None = None) -> DeliveryCheck:
     parse_month(month)
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
-    db = Path(warehouse or config.warehouse_path())
-    root = config.lake_root(lake_root)
-    run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}"
-    manifest = Manifest(PIPELINE, month, run_id)
+    with runs.start(PIPELINE, month, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
+        manifest = r.manifest
+        with r.step("read"):
+            registry = load_registry(input_dir)
+            changes = sources.read_changes(input_dir)
+            deliveries = sources.read_deliveries(input_dir)
+            dispatch = sources.read_dispatch(input_dir)
+        manifest.add_input(find_input(input_dir, "metering_points"), registry.height)
+        manifest.add_input(changes.path, changes.rows.height)
+        manifest.add_input(deliveries.path, deliveries.rows.height)
+        if dispatch is not None:
+            manifest.add_input(find_input(input_dir, "dispatch_records"), dispatch.height)
 
-    with manifest.step("read"):
-        registry = load_registry(input_dir)
-        changes = sources.read_changes(input_dir)
-        deliveries = sources.read_deliveries(input_dir)
-        dispatch = sources.read_dispatch(input_dir)
-    manifest.add_input(find_input(input_dir, "metering_points"), registry.height)
-    manifest.add_input(changes.path, changes.rows.height)
-    manifest.add_input(deliveries.path, deliveries.rows.height)
-    if dispatch is not None:
-        manifest.add_input(find_input(input_dir, "dispatch_records"), dispatch.height)
+        with r.step("validate"):
+            params = {"known_participants": registry["participant"].unique().sort().to_list(),
+                      "known_points": registry["point_id"].unique().sort().to_list()}
+            r.validation = (
+                quality.run_suite("delivery_vpn_changes", changes.label, sources.check_frame(changes), params,
+                                  id_columns=["line"])
+                + quality.run_suite("delivery_directamm_deliveries", deliveries.label, sources.check_frame(deliveries),
+                                    params, id_columns=["line"]))
+            quality.raise_on_errors(r.validation)
 
-    with manifest.step("validate"):
-        params = {"known_participants": registry["participant"].unique().sort().to_list(),
-                  "known_points": registry["point_id"].unique().sort().to_list()}
-        checks = (quality.run_suite("delivery_vpn_changes", changes.label, sources.check_frame(changes), params,
-                                    id_columns=["line"])
-                  + quality.run_suite("delivery_directamm_deliveries", deliveries.label, sources.check_frame(deliveries),
-                                      params, id_columns=["line"]))
-        quality.raise_on_errors(checks)
+        with r.step("review"):
+            judged = judge(month, registry, changes.rows, deliveries.good(), config_dir)
 
-    with manifest.step("review"):
-        judged = judge(month, registry, changes.rows, deliveries.good(), config_dir)
+        with r.step("estimate"):
+            behind = judged.points.filter(pl.col("status").is_in(["late", "missing"]))
+            ids = behind["point_id"].unique().to_list()
+            hourly, note = estimation.read_meter_hourly(ids, month, r.warehouse) if ids else (None, "")
+            estimated, notes = estimation.estimate(behind, registry, month, meter_hourly=hourly,
+                                                   meter_hourly_note=note, dispatch=dispatch)
+            points = judged.points.join(notes, on="point_id", how="left").with_columns(
+                estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation")))
 
-    with manifest.step("estimate"):
-        behind = judged.points.filter(pl.col("status").is_in(["late", "missing"]))
-        ids = behind["point_id"].unique().to_list()
-        hourly, note = estimation.read_meter_hourly(ids, month, db) if ids else (None, "")
-        estimated, notes = estimation.estimate(behind, registry, month, meter_hourly=hourly,
-                                               meter_hourly_note=note, dispatch=dispatch)
-        points = judged.points.join(notes, on="point_id", how="left").with_columns(
-            estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation")))
-
-    unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
-    result = DeliveryCheck(month, run_id, judged.review, judged.compliance, points, estimated, unreadable, checks)
-
-    with manifest.step("publish"):
-        result.reports = _write_reports(result, judged.changes, root)
-        _publish(result, manifest, db, root)
-    result.summary = summarize(result, db) + "\ntimings: " + ", ".join(
+        unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
+        result = DeliveryCheck(month, r.run_id, judged.review, judged.compliance, points, estimated, unreadable,
+                               r.validation)
+        manifest.counts.update(
+            changes=result.review["change_id"].n_unique(), rules_failed=int((~result.review["ok"]).sum()),
+            unreadable_rows=result.unreadable.height, warnings=sum(not c.success for c in result.validation))
+        r.publish([Write(name, frame, {"month": month}, ("month",)) for name, frame in _frames(result).items()])
+    result.snapshot_id = r.snapshot_id
+    # reports after the commit: they describe what was published
+    result.reports = _write_reports(result, judged.changes, config.lake_root(lake_root))
+    result.summary = summarize(result, r.warehouse) + "\ntimings: " + ", ".join(
         f"{step} {seconds:.1f}s" for step, seconds in manifest.timings_s.items())
     return result
 
@@ -153,54 +154,36 @@ def report_dir(root: UPath, month: str) -> UPath:
 
 
 def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: UPath) -> dict[str, UPath]:
-    """All participants' reports staged, then swapped in whole (a re-run leaves no stale report)."""
+    """One report per participant (file names percent-encoded: distinct participants, distinct files);
+    reports of the month's earlier runs for participants no longer in it are removed."""
     unplaced = result.unreadable.filter(pl.col("source").str.starts_with("vpn_changes"))["participant"]
     participants = sorted(set(of_month["participant"].drop_nulls()) | set(unplaced.drop_nulls()))
-    staged = lake.staging_dir(root, PIPELINE, result.month, result.run_id) / "reports"
+    target = report_dir(root, result.month)
+    written = {}
     for participant in participants:
         text = report.render(participant, result.month, changes=of_month, review=result.review,
                              compliance=result.compliance, points=result.points, unreadable=result.unreadable,
                              run_id=result.run_id)
-        lake.write_text(text, staged / report.file_name(participant))
-    if lake.is_local(staged):
-        staged.mkdir(parents=True, exist_ok=True)  # a month with no participant still replaces old reports
-    target = report_dir(root, result.month)
-    lake.swap_in(staged, target)
-    return {p: target / report.file_name(p) for p in participants}
+        written[participant] = lake.write_text(text, target / report.file_name(participant))
+    keep = {path.name for path in written.values()}
+    if target.exists():
+        for stale in target.iterdir():
+            if stale.name not in keep:
+                stale.unlink()
+    return written
 
 
-def _publish(result: DeliveryCheck, manifest: Manifest, db: Path, root: UPath) -> None:
-    month = result.month
+def _frames(result: DeliveryCheck) -> dict[str, pl.DataFrame]:
     frames = {"vpn_change_review": result.review, "delivery_compliance": result.compliance,
               "delivery_points": result.points, "estimated_hourly": result.estimated,
-              "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(month))}
-    frames = {name: frame.select(pl.col(c).cast(t) for c, t in SCHEMAS[name].items()) for name, frame in frames.items()}
-    staged = lake.staging_dir(root, PIPELINE, month, result.run_id)
-    for name, frame in frames.items():
-        lake.write_parquet(frame, staged / name / "part.parquet")
-        manifest.outputs[name] = frame.height
-    for name in frames:
-        lake.swap_in(staged / name, lake.partition_dir(root, name, month=month))
-    lake.discard(staged)
-
-    manifest.counts.update(
-        changes=result.review["change_id"].n_unique(), rules_failed=int((~result.review["ok"]).sum()),
-        unreadable_rows=result.unreadable.height, warnings=sum(not c.success for c in result.validation))
-    manifest.status = "published"
-    manifest.save(manifest.publish_path(root))
-    checks = quality.results_frame(result.validation, run_id=result.run_id, pipeline=PIPELINE, period=month)
-    warehouse.publish(
-        [(name, frame, {"month": month}) for name, frame in frames.items()]
-        + [("validation_results", checks, {"pipeline": PIPELINE, "period": month}),
-           ("run_manifests", manifest.row(), {"pipeline": PIPELINE, "period": month})],
-        db,
-    )
+              "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(result.month))}
+    return {name: frame.select(pl.col(c).cast(t) for c, t in SCHEMAS[name].items()) for name, frame in frames.items()}
 
 
 _LISTED = 20  # the summary is read in a terminal; the tables hold everything
 
 
-def summarize(result: DeliveryCheck, db: Path) -> str:
+def summarize(result: DeliveryCheck, db: str) -> str:
     review = result.review
     changes = review["change_id"].n_unique()
     failing = review.filter(~pl.col("ok"))["change_id"].n_unique()
@@ -237,5 +220,5 @@ def summarize(result: DeliveryCheck, db: Path) -> str:
             lines.append(f"  ... and {result.unreadable.height - _LISTED} more (table delivery_unreadable_rows)")
     lines.append(f"reports ({len(result.reports)}):")
     lines += [f"  {path}" for path in result.reports.values()]
-    lines.append(f"warehouse: {db}")
+    lines.append(f"warehouse: {warehouse.describe(db)} (snapshot {result.snapshot_id}); query it with `mayorista sql`")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ from datetime import date, datetime
 
 import polars as pl
 
+from pipelines import lake
+
 _RULE_TITLES = {
     "notice": "Request at least 5 business days before the proposed date (rule 3)",
     "metering_period": "Not within the first 7 business days of the month (rules 4 and 5)",
@@ -89,4 +91,5 @@ def render(participant: str, month: str, *, changes: pl.DataFrame, review: pl.Da
 
 
 def file_name(participant: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in participant) + ".md"
+    """Percent-encoded: distinct participants never share a file and no name leaves the folder."""
+    return lake.file_name(participant) + ".md"

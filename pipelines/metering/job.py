@@ -14,27 +14,27 @@ ingested + duplicates_dropped + quarantined; the run stops if that ever fails to
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-from upath import UPath
 
-from pipelines import config, lake, quality, warehouse
+from pipelines import quality, run as runs
 from pipelines.errors import InputError, MayoristaError
+from pipelines.warehouse import Write
 from pipelines.manifest import Manifest, file_sha256
 from pipelines.metering import aggregates, checks, registry as reg, vee
 from pipelines.metering.readings import CATEGORY, CHANNELS, COLUMNS, KEY_SPAN, Staged, find_files, reasons, stage
 from pipelines.periods import month_bounds, parse_month
 
+logger = logging.getLogger(__name__)
+
 PIPELINE = "meters"
-WAREHOUSE_TABLES = ("meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points")
-DATASETS = ("meter_readings", "meter_hourly", "meter_completeness", "vee_findings", "quarantine", "metering_points")
+WAREHOUSE_TABLES = ("meter_readings", "meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points")
 
 
 @dataclass
@@ -45,49 +45,47 @@ class IngestResult:
     counts: dict[str, int]
     unreadable: dict[str, str] = field(default_factory=dict)  # file -> why
     validation: list = field(default_factory=list)
+    snapshot_id: int | None = None
 
 
-def ingest_month(month: str, input_dir: Path, *, warehouse: Path | None = None, lake_root: str | Path | None = None,
+def ingest_month(month: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
                  run_id: str | None = None) -> IngestResult:
     parse_month(month)
     input_dir = Path(input_dir)
-    db = Path(warehouse or config.warehouse_path())
-    root = config.lake_root(lake_root)
-    run_id = run_id or f"{PIPELINE}-{month}-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    manifest = Manifest(PIPELINE, month, run_id)
-    gx_ready = quality.warm("metering_points", "metering_month")
-    # file hashes for the manifest, computed alongside the scan (hashlib releases the GIL)
-    hashing = ThreadPoolExecutor(max_workers=1)
-    hashes = hashing.submit(lambda: {p: file_sha256(p) for p in find_files(input_dir)})
-    hashing.shutdown(wait=False)
-    thresholds = vee.load_thresholds()
+    if not input_dir.is_dir():
+        raise InputError(f"input directory {input_dir} does not exist")
+    with runs.start(PIPELINE, month, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
+        gx_ready = quality.warm("metering_points", "metering_month")
+        # file hashes for the manifest, computed alongside the scan (hashlib releases the GIL)
+        hashing = ThreadPoolExecutor(max_workers=1)
+        hashes = hashing.submit(lambda: {p: file_sha256(p) for p in find_files(input_dir)})
+        hashing.shutdown(wait=False)
+        thresholds = vee.load_thresholds()
 
-    with manifest.step("registry"):
-        registry = reg.load_registry(input_dir)
-        if reg.has_problems(registry):  # fail before reading millions of rows; GX writes the report
-            quality.raise_on_errors(reg.validate(registry))
-        manifest.add_input(input_dir / _registry_name(input_dir), registry.height)
-        points = reg.month_points(registry, month)
-        device_days = reg.device_days(registry, month, points)
-        ranges = reg.point_day_ranges(registry, month, points)
-
-    staging = lake.staging_dir(root, PIPELINE, month, run_id)
-    scratch = lake.scratch_dir(staging)
-    try:
-        return _run(month, input_dir, db, root, staging, scratch, manifest, registry, points, device_days, ranges,
-                    thresholds, gx_ready, hashes)
-    finally:
-        lake.discard(scratch)
-        lake.discard(staging)
+        with r.step("registry"):
+            registry = reg.load_registry(input_dir)
+            if reg.has_problems(registry):  # fail before reading millions of rows; GX writes the report
+                r.validation = reg.validate(registry)
+                quality.raise_on_errors(r.validation)
+            r.manifest.add_input(input_dir / _registry_name(input_dir), registry.height)
+            points = reg.month_points(registry, month)
+            device_days = reg.device_days(registry, month, points)
+            ranges = reg.point_day_ranges(registry, month, points)
+        result = _run(r, input_dir, registry, points, device_days, ranges, thresholds, gx_ready, hashes)
+    if result.unreadable:
+        listing = "\n".join(f"  {name}: {why}" for name, why in result.unreadable.items())
+        raise InputError(f"{len(result.unreadable)} readings file(s) could not be read; the other files were ingested "
+                         f"and published, these are also in `quarantine`:\n{listing}\n\n{result.summary}")
+    return result
 
 
 def _registry_name(input_dir: Path) -> str:
     return "metering_points.parquet" if (input_dir / "metering_points.parquet").exists() else "metering_points.csv"
 
 
-def _run(month: str, input_dir: Path, db: Path, root: UPath, staging: UPath, scratch: Path, manifest: Manifest,
-         registry: pl.DataFrame, points: pl.DataFrame, device_days: pl.DataFrame, ranges: pl.DataFrame,
-         thresholds: vee.Thresholds, gx_ready: threading.Thread, hashes: Future) -> IngestResult:
+def _run(r: runs.Run, input_dir: Path, registry: pl.DataFrame, points: pl.DataFrame, device_days: pl.DataFrame,
+         ranges: pl.DataFrame, thresholds: vee.Thresholds, gx_ready: threading.Thread, hashes: Future) -> IngestResult:
+    month, manifest, scratch = r.period, r.manifest, r.scratch
     with manifest.step("read_readings"):
         staged = stage(month, input_dir, device_days, registry["device_id"].unique().to_list(), scratch)
         cats = staged.scan().group_by("cat", "file").agg(n=pl.len(), rel_min=pl.col("rel").min()).collect()
@@ -125,44 +123,28 @@ def _run(month: str, input_dir: Path, db: Path, root: UPath, staging: UPath, scr
         gx_ready.join()
         results = reg.validate(registry) + checks.month_checks(stats, completeness, hourly, points, month)
 
-    with manifest.step("write_lake"):
-        out = staging / "out"
-        _write_readings(readings, points, month, out / "meter_readings")
-        frames = {"meter_hourly": hourly, "meter_completeness": completeness, "vee_findings": findings,
-                  "quarantine": quarantined, "metering_points": registry.with_columns(source_file=pl.lit(_registry_name(input_dir)))}
-        for name, frame in frames.items():
-            lake.write_parquet(frame, out / name / "part.parquet")
-            manifest.outputs[name] = frame.height
+    with manifest.step("stage_readings"):
+        readings_file = _write_readings(readings, points, month, scratch / "meter_readings.parquet")
         manifest.outputs["meter_readings"] = readings.height
 
     unreadable = {staged.files[i].relative_to(input_dir).as_posix(): why for i, why in staged.unreadable.items()}
     # an error-level check stops the run before anything is published
+    r.validation = results
     quality.raise_on_errors(results)
-    manifest.status = "published" if not unreadable else "published with unreadable files"
+    manifest.counts["unreadable_files"] = len(unreadable)
 
-    with manifest.step("publish"):
-        part = lambda name: str(out / name / "part.parquet")  # noqa: E731
-        warehouse.publish([
-            ("meter_completeness", part("meter_completeness"), {"month": month}),
-            # the frame, not its Parquet copy: its dictionary-encoded text columns insert ~2x faster
-            ("meter_hourly", hourly, {"month": month}),
-            ("vee_findings", part("vee_findings"), {"month": month}),
-            ("quarantine", part("quarantine"), {"month": month}),
-            ("metering_points", part("metering_points"), {"source_file": _registry_name(input_dir)}),
-            ("validation_results", quality.results_frame(results, run_id=manifest.run_id, pipeline=PIPELINE, period=month),
-             {"pipeline": PIPELINE, "period": month}),
-            ("run_manifests", manifest.row(), {"pipeline": PIPELINE, "period": month}),
-        ], db)
-        for name in DATASETS:
-            lake.swap_in(out / name, lake.partition_dir(root, name, month=month))
-    manifest.save(manifest.publish_path(root))
-
-    result = IngestResult(month, manifest.run_id, "", counts, unreadable, results)
+    by_month = lambda table, rows: Write(table, rows, {"month": month}, ("month",))  # noqa: E731
+    r.publish([
+        by_month("meter_readings", str(readings_file)),
+        by_month("meter_hourly", hourly),
+        by_month("meter_completeness", completeness),
+        by_month("vee_findings", findings),
+        by_month("quarantine", quarantined),
+        Write("metering_points", registry.with_columns(source_file=pl.lit(_registry_name(input_dir))),
+              {"source_file": _registry_name(input_dir)}),
+    ])
+    result = IngestResult(month, r.run_id, "", counts, unreadable, results, r.snapshot_id)
     result.summary = summarize(result, completeness, findings, manifest)
-    if unreadable:
-        listing = "\n".join(f"  {name}: {why}" for name, why in unreadable.items())
-        raise InputError(f"{len(unreadable)} readings file(s) could not be read; the other files were ingested "
-                         f"and published, these are also in `quarantine`:\n{listing}\n\n{result.summary}")
     return result
 
 
@@ -258,24 +240,20 @@ def _label_hours(hours: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
     )
 
 
-def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, out: UPath) -> None:
-    """Lake `meter_readings/month=M/participant=P/`: the month's unique real readings. Points are
-    numbered participant by participant, so each participant is one contiguous slice of the sorted keys."""
+def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, path: Path) -> Path:
+    """The month's unique real readings as `meter_readings` rows, staged as one local Parquet file that
+    the publish transaction inserts (DuckDB reads it in parallel)."""
     start, _ = month_bounds(month)
-    keys = readings["k"]
-    ids = _point_label(points)
-    for participant, group in points.group_by("participant", maintain_order=True):
-        lo = int(group["point_idx"].min()) * len(CHANNELS) * KEY_SPAN
-        hi = (int(group["point_idx"].max()) + 1) * len(CHANNELS) * KEY_SPAN
-        a, b = int(keys.search_sorted(lo, "left")), int(keys.search_sorted(hi, "left"))
-        part = readings.slice(a, b - a).select(
-            point_id=_lookup(ids, pl.col("k") // KEY_SPAN // len(CHANNELS)),
-            channel=_lookup(pl.Series(list(CHANNELS)), pl.col("k") // KEY_SPAN % len(CHANNELS)),
-            interval_end=pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
-            value=pl.col("v"),
-        )
-        # zstd level 1 keeps the largest write of the run fast
-        lake.write_parquet(part, out / f"participant={participant[0]}" / "readings.parquet", compression_level=1)
+    point = pl.col("k") // KEY_SPAN // len(CHANNELS)
+    readings.lazy().select(
+        month=pl.lit(month),
+        participant=_lookup(_point_label(points, "participant"), point),
+        point_id=_lookup(_point_label(points), point),
+        channel=_lookup(pl.Series(list(CHANNELS)), pl.col("k") // KEY_SPAN % len(CHANNELS)),
+        interval_end=pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
+        value=pl.col("v"),
+    ).sink_parquet(path, compression="lz4")  # scratch: read once, right away
+    return path
 
 
 def _counts(cats: pl.DataFrame, month: str, good_rows: int, ingested: int, duplicates: int, quarantined: pl.DataFrame,

@@ -1,0 +1,188 @@
+"""The one run skeleton every pipeline uses (NCC-11, meters, delivery; CLI and DAGs alike):
+
+    with run.start("meters", month, ...) as r:   a unique run id (uuid) and the manifest
+        with r.step("read"): ...                 timed, logged steps
+        r.validation += checks                   GX results, recorded whether the run passes or not
+        r.publish([Write(...), ...])             ONE warehouse transaction: the period's rows of every
+                                                 table, validation_results and the run_manifests row
+    reports are written after the commit, by the caller.
+
+A run that fails anywhere (bad input, a failure of the machine, a bug) publishes nothing: the previous
+snapshot stays as it was, and the run is recorded in `run_manifests` with status `failed` and the
+reason (best effort: when the warehouse itself is what failed, the error says so and nothing more can
+be written). Working files live in a scratch folder that is removed at the end, and the next run
+removes what a killed run left."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import traceback
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipelines import config, lake, quality
+from pipelines import warehouse as store
+from pipelines.errors import MayoristaError, environment_fault
+from pipelines.manifest import Manifest
+from pipelines.warehouse import Write
+
+logger = logging.getLogger(__name__)
+
+PIPELINES = ("ncc11", "meters", "delivery")
+
+
+def new_run_id(pipeline: str, period: str) -> str:
+    """Unique per run (a uuid), readable in listings."""
+    return f"{pipeline}-{period}-{uuid.uuid4().hex}"
+
+
+@dataclass
+class Run:
+    pipeline: str
+    period: str
+    run_id: str
+    warehouse: str
+    lake_root: str | None
+    manifest: Manifest
+    validation: list[quality.CheckResult] = field(default_factory=list)
+    snapshot_id: int | None = None
+    _scratch: Path | None = None
+
+    def step(self, name: str):  # noqa: ANN201 - a context manager
+        return self.manifest.step(name)
+
+    @property
+    def scratch(self) -> Path:
+        """This run's local working folder (created on first use, removed when the run ends)."""
+        if self._scratch is None:
+            path = config.scratch_root() / f"{lake.safe_name(self.run_id)}.{os.getpid()}"
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise environment_fault(exc, path, "create the run's scratch folder") or exc
+            self._scratch = path
+        return self._scratch
+
+    def publish(self, writes: Sequence[Write]) -> int:
+        """Publish every table of the run, its validation results and its manifest row in one
+        transaction; returns the snapshot it created."""
+        self.manifest.status = "published"
+        checks = quality.results_frame(self.validation, run_id=self.run_id, pipeline=self.pipeline, period=self.period)
+        all_writes = [*writes, Write("validation_results", checks, {"run_id": self.run_id}, ("period",))]
+        for write in writes:
+            if not isinstance(write.rows, str):
+                self.manifest.outputs.setdefault(write.table, write.rows.height)
+
+        def manifest_row(con: duckdb.DuckDBPyConnection) -> int:
+            # the snapshot this commit will create: DuckLake numbers commits consecutively; checked after
+            # the commit in case another writer's commit took that number first
+            predicted = con.execute(f"SELECT max(snapshot_id) + 1 FROM ducklake_snapshots({store.literal(store.ALIAS)})").fetchone()[0]
+            _insert_manifest(con, self.manifest, predicted)
+            con.execute(f"CALL {store.ALIAS}.set_commit_message('mayorista', ?, extra_info => ?)",
+                        [f"{self.pipeline} {self.period}", self.run_id])
+            return int(predicted)
+
+        with self.step("publish"):
+            predicted = store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row)
+            self.snapshot_id = _confirm_snapshot(self.warehouse, self.lake_root, self.run_id, predicted)
+        logger.info("%s %s published as snapshot %s (run %s)", self.pipeline, self.period, self.snapshot_id, self.run_id)
+        return self.snapshot_id
+
+
+def _insert_manifest(con: duckdb.DuckDBPyConnection, manifest: Manifest, snapshot_id: int | None) -> None:
+    row = manifest.row(snapshot_id)
+    if "run_manifests" not in store.tables(con):
+        con.register("_m", row.to_arrow())
+        con.execute("CREATE TABLE IF NOT EXISTS run_manifests AS SELECT * FROM _m LIMIT 0")
+        con.unregister("_m")
+    con.register("_m", row.to_arrow())
+    try:
+        con.execute("INSERT INTO run_manifests BY NAME SELECT * FROM _m")
+    finally:
+        con.unregister("_m")
+
+
+def _confirm_snapshot(wh: str, lake_root: str | None, run_id: str, predicted: int) -> int:
+    actual = store.query(
+        f"SELECT snapshot_id FROM ducklake_snapshots({store.literal(store.ALIAS)}) WHERE commit_extra_info = ?",
+        wh, [run_id])
+    snapshot = int(actual["snapshot_id"][0]) if actual.height else predicted
+    if snapshot != predicted:  # another writer committed in between: record the real number
+        with store.transaction(wh, lake_root=lake_root) as con:
+            con.execute("UPDATE run_manifests SET snapshot_id = ? WHERE run_id = ?", [snapshot, run_id])
+    return snapshot
+
+
+def _record_failure(r: Run, exc: BaseException) -> None:
+    r.manifest.status = "failed"
+    r.manifest.reason = (str(exc).strip() or type(exc).__name__)[:4000]
+    if not isinstance(exc, MayoristaError):
+        r.manifest.reason += "\n" + "".join(traceback.format_exception(exc))[-4000:]
+    checks = quality.results_frame(r.validation, run_id=r.run_id, pipeline=r.pipeline, period=r.period)
+    try:
+        store.publish([Write("validation_results", checks, {"run_id": r.run_id}, ("period",))], r.warehouse,
+                          lake_root=r.lake_root, then=lambda con: _insert_manifest(con, r.manifest, None))
+    except Exception as second:  # noqa: BLE001 - the run's own error is what must reach the user
+        logger.warning("could not record the failed run %s in run_manifests: %s", r.run_id, str(second).splitlines()[0])
+
+
+def clean_dead_scratch() -> None:
+    """Remove scratch folders of runs whose process is gone (killed runs)."""
+    root = config.scratch_root()
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        pid = path.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            logger.info("removing %s, left by a run that died", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def start(pipeline: str, period: str, *, run_id: str | None = None, warehouse: str | os.PathLike[str] | None = None,
+          lake_root: str | os.PathLike[str] | None = None) -> Iterator[Run]:
+    """Run a pipeline's period: see the module docstring."""
+    if pipeline not in PIPELINES:
+        raise ValueError(pipeline)
+    run_id = run_id or new_run_id(pipeline, period)
+    r = Run(pipeline, period, run_id, config.warehouse(warehouse), str(lake_root) if lake_root else None,
+            Manifest(pipeline, period, run_id))
+    clean_dead_scratch()
+    logger.info("%s %s: run %s started", pipeline, period, run_id)
+    try:
+        yield r
+    except BaseException as exc:
+        fault = None if isinstance(exc, MayoristaError) else _environment(exc, r)
+        _record_failure(r, fault or exc)
+        logger.error("%s %s: run %s failed: %s", pipeline, period, run_id, str(fault or exc).splitlines()[0] if str(fault or exc) else type(exc).__name__)
+        if fault:
+            raise fault from exc
+        raise
+    finally:
+        if r._scratch is not None:
+            shutil.rmtree(r._scratch, ignore_errors=True)
+
+
+def _environment(exc: BaseException, r: Run) -> MayoristaError | None:
+    """A failure of the machine anywhere in a run (an OSError from a write, DuckDB's IO errors)."""
+    if isinstance(exc, (OSError, duckdb.IOException)) or "No space left" in str(exc):
+        where = getattr(exc, "filename", None) or (r._scratch or r.warehouse)
+        return environment_fault(exc, where, f"run {r.pipeline} {r.period}")
+    return None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import InputError
+from pipelines.errors import EnvironmentFault, InputError, environment_fault
 from pipelines.periods import month_bounds
 
 COLUMNS = ("device_id", "interval_end", "channel", "value")
@@ -267,7 +267,10 @@ def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl
 def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices: list[str], out_dir: Path) -> Staged:
     """Read every readings file once and write the staged rows under `out_dir`. Files that cannot be
     read are recorded in `unreadable` (with the reason) and skipped; the others are always processed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _scratch_fault(exc, out_dir) or exc
     start, end = month_bounds(month)
     days = (end - start).days
     devices = sorted(set(known_devices))
@@ -301,19 +304,24 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
             others.append((index, _line_scan(path, index, names)))
 
     def sink(lf: pl.LazyFrame, name: str) -> None:
+        """Stream `lf` into the scratch dir. A failure of the machine (disk full, read-only, ...) is
+        raised as an EnvironmentFault: it says nothing about the input, so the run must stop before
+        publishing, never go on with the file marked unreadable."""
         target = out_dir / f"{name}.parquet"
         tmp = out_dir / f".{name}.tmp"
         try:
             _classify(lf, month, point_of, devices, days).sink_parquet(tmp, compression="lz4")
-        except BaseException:
+            tmp.rename(target)
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
-            raise
-        tmp.rename(target)
+            raise _scratch_fault(exc, out_dir) or exc
 
     if fast:
         try:
             sink(_fast_scan([files[i] for i in fast], enum), "fast")
             staged.fast_files = set(fast)
+        except EnvironmentFault:
+            raise
         except pl.exceptions.PolarsError:
             # a ragged line or broken encoding somewhere: read those files one by one, tolerantly
             for index in fast:
@@ -322,6 +330,18 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
     for index, lf in others:
         try:
             sink(lf, f"file_{index:06d}")
-        except Exception as exc:
+        except EnvironmentFault:
+            raise
+        except Exception as exc:  # only a read or parse failure of this input file gets here
             staged.unreadable[index] = f"cannot be read ({str(exc).splitlines()[0]})"
     return staged
+
+
+def _scratch_fault(exc: BaseException, out_dir: Path) -> EnvironmentFault | None:
+    """The EnvironmentFault for a failed staging write, or None when the failure is the input's.
+
+    polars reports a full disk as e.g. `ComputeError: parquet: ... underlying IO error: No space left
+    on device (os error 28)`: the OS's words are recognised by `environment_fault`."""
+    if not isinstance(exc, Exception):
+        return None
+    return environment_fault(exc, out_dir, "write the staged readings (scratch files of this run)")

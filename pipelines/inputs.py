@@ -2,7 +2,12 @@
 
 A value that does not parse is never turned into a silent null: `read_table` raises an InputError
 naming the file, the column and example lines; `parse_columns` (for pipelines that quarantine
-instead of failing) returns the typed rows with the reason each bad one failed."""
+instead of failing) returns the typed rows with the reason each bad one failed. A number must be
+finite: `NaN`, `inf`, `Infinity` parse as floats but are no price or energy, so they are bad values.
+
+The shape of a CSV is checked before its values, each with one message a person can act on: an
+empty file, a semicolon-separated export (decimal commas), a line with the wrong number of fields
+(named by line), a missing input directory."""
 
 from __future__ import annotations
 
@@ -35,6 +40,72 @@ def find_input(input_dir: Path, stem: str) -> Path | None:
     return None
 
 
+def check_dir(input_dir: Path) -> None:
+    """Raise the InputError for an input directory that is not there (rather than "missing file")."""
+    input_dir = Path(input_dir)
+    if not input_dir.exists():
+        raise InputError(f"input directory {input_dir} does not exist")
+    if not input_dir.is_dir():
+        raise InputError(f"input directory {input_dir} is not a directory")
+
+
+def missing_file(input_dir: Path, stem: str) -> InputError:
+    """The error for a required input that is not there: its directory, or the file."""
+    try:
+        check_dir(input_dir)
+    except InputError as exc:
+        return exc
+    return InputError(f"missing input file {stem}.csv (or {stem}.parquet) in {input_dir}")
+
+
+def check_csv_shape(path: Path) -> None:
+    """Raise an InputError when a CSV's first line shows it cannot be what the contract asks for:
+    empty, or separated by semicolons (a Spanish-language Excel export: `;` between fields and a
+    decimal comma), which would otherwise surface as every column "missing"."""
+    if path.suffix != ".csv":
+        return
+    with open(path, "rb") as fh:
+        first = fh.readline(65536)
+    if not first.strip():
+        raise InputError(f"{path.name} is empty (no header line)")
+    header = first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    if header.count(";") > header.count(","):
+        raise InputError(
+            f"{path.name} looks semicolon-separated (header {header[:120]!r}), as a Spanish-language Excel "
+            "export is; the contract wants comma-separated values with decimal points (61.97, not 61,97): "
+            "save it as CSV with ',' between fields and '.' as the decimal separator")
+
+
+def ragged_lines(path: Path, limit: int = 5) -> str | None:
+    """A message naming the lines whose number of fields differs from the header's, or None.
+
+    One native pass over the file's lines (commas inside double quotes do not count)."""
+    text = pl.col("_l").str.strip_chars_end("\r")
+    fields = text.str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1
+    lines = (
+        pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, schema={"_l": pl.String},
+                    encoding="utf8-lossy", truncate_ragged_lines=True, empty_string_is_null=False)
+        .with_row_index("line", offset=1)
+        .select("line", fields=fields, blank=text.fill_null("").str.strip_chars() == "")
+    )
+    header = lines.head(1).collect()
+    if header.height == 0:
+        return None
+    expected = int(header["fields"][0])
+    bad = lines.filter((pl.col("line") > 1) & ((pl.col("fields") != expected) | pl.col("blank"))).collect()
+    if bad.height == 0:
+        return None
+    examples = ", ".join(
+        f"line {line} is blank" if blank else f"line {line} has {found}"
+        for line, found, blank in bad.head(limit).iter_rows()
+    )
+    more = f" (and {bad.height - limit} more)" if bad.height > limit else ""
+    if bad.height == 1:
+        unit = "" if bad["blank"][0] else " fields"
+        return f"{path.name}: {examples}{unit}; every line must have the header's {expected} fields"
+    return f"{path.name}: {bad.height} line(s) do not have the header's {expected} fields: {examples}{more}"
+
+
 def scan_file(path: Path) -> pl.LazyFrame:
     """Raw rows; CSV columns all as text so that nothing is coerced before we can report it."""
     if path.suffix == ".parquet":
@@ -48,16 +119,21 @@ def _text(column: str) -> pl.Expr:
     return pl.when(text == "").then(None).otherwise(text)
 
 
+def _finite(value: pl.Expr) -> pl.Expr:
+    """The number, or null when it is NaN or infinite (no price or energy is)."""
+    return pl.when(value.is_finite()).then(value)
+
+
 def _parse(column: str, kind: Kind, source: pl.DataType) -> pl.Expr:
     target = _DTYPES[kind]
     col = pl.col(column)
     if source == target and kind != "month":
-        return col
+        return _finite(col) if kind == "float" else col
     text = _text(column)
     if kind == "str":
         return text
     if kind == "float":
-        return text.cast(pl.Float64, strict=False)
+        return _finite(text.cast(pl.Float64, strict=False))
     if kind == "int":
         return text.cast(pl.Int64, strict=False)
     if kind == "date":
@@ -91,13 +167,15 @@ def _fast(column: str, kind: Kind, source: pl.DataType) -> pl.Expr:
     """The common case, clean values: parse without trimming (several times faster)."""
     col = pl.col(column)
     if source == _DTYPES[kind] and kind != "month":
-        return col
+        return _finite(col) if kind == "float" else col
     if source != pl.String or kind == "month":
         return _parse(column, kind, source)
     if kind == "str":
         return col
-    if kind in ("float", "int"):
-        return col.cast(_DTYPES[kind], strict=False)
+    if kind == "float":
+        return _finite(col.cast(pl.Float64, strict=False))
+    if kind == "int":
+        return col.cast(pl.Int64, strict=False)
     if kind == "date":
         return col.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
     parsed = col.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M", strict=False)
@@ -110,7 +188,8 @@ def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = T
     if path is None:
         if not required:
             return None
-        raise InputError(f"missing input file {stem}.csv (or {stem}.parquet) in {input_dir}")
+        raise missing_file(input_dir, stem)
+    check_csv_shape(path)
     try:
         lf = scan_file(path)
         source_schema = lf.collect_schema()
@@ -123,7 +202,13 @@ def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = T
     except InputError:
         raise
     except Exception as exc:  # unreadable file: name it, keep the library's reason
-        raise InputError(f"{path.name}: cannot be read ({exc})") from exc
+        ragged = ragged_lines(path) if path.suffix == ".csv" else None
+        raise InputError(ragged or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from exc
+    if path.suffix == ".csv" and raw.null_count().sum_horizontal().item():
+        # a short line reads as nulls at its end: name the line (only looked for when there are nulls)
+        ragged = ragged_lines(path)
+        if ragged:
+            raise InputError(ragged)
     typed = raw.select(_fast(c, k, source_schema[c]).alias(c) for c, k in schema.items())
     lost = raw.select((pl.col(c).is_not_null() & typed[c].is_null()).sum() for c in schema).row(0)
     if not any(lost):
@@ -147,6 +232,6 @@ def _describe_bad_rows(path: Path, bad: pl.DataFrame, schema: Schema) -> str:
                 f"line {row['_line']}: {row[f'_raw_{column}']!r}" for row in failing.head(5).iter_rows(named=True)
             )
             expected = {"hour": "YYYY-MM-DD HH:00", "minute": "YYYY-MM-DD HH:MM", "date": "YYYY-MM-DD",
-                        "month": "YYYY-MM", "float": "a number", "int": "a whole number"}.get(kind, kind)
+                        "month": "YYYY-MM", "float": "a finite number", "int": "a whole number"}.get(kind, kind)
             lines.append(f"  column {column} (expected {expected}): {failing.height} bad, e.g. {examples}")
     return "\n".join(lines)

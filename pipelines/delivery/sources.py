@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputError
-from pipelines.inputs import Schema, find_input, parse_columns, read_table, scan_file
+from pipelines.inputs import (Schema, check_csv_shape, find_input, missing_file, parse_columns, ragged_lines, read_table,
+                              scan_file)
 
 VPN_CHANGES_SCHEMA: Schema = {
     "change_id": "str", "participant": "str", "vpn_id": "str", "letter_date": "date", "proposed_date": "date",
@@ -42,12 +43,13 @@ def read_source(input_dir: Path, stem: str, schema: Schema, required: tuple[str,
     """Every row kept; `_reason` says what did not parse or which `required` value is blank."""
     path = find_input(input_dir, stem)
     if path is None:
-        raise InputError(f"missing input file {stem}.csv (or {stem}.parquet) in {input_dir}")
+        raise missing_file(input_dir, stem)
+    check_csv_shape(path)
     try:
         lf = scan_file(path)
         source_schema = lf.collect_schema()
     except Exception as exc:  # unreadable file: name it, keep the library's reason
-        raise InputError(f"{path.name}: cannot be read ({exc})") from exc
+        raise InputError(f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in schema if c not in source_schema]
     if missing:
         raise InputError(f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source_schema.names())}")
@@ -57,7 +59,13 @@ def read_source(input_dir: Path, stem: str, schema: Schema, required: tuple[str,
     try:
         rows = parse_columns(lf, schema, source_schema).collect()
     except Exception as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc})") from exc
+        ragged = ragged_lines(path) if path.suffix == ".csv" else None
+        raise InputError(ragged or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from exc
+    if path.suffix == ".csv" and rows.select(pl.any_horizontal(pl.col(f"_raw_{c}").is_null() for c in schema).any()).item():
+        # a short line reads as blanks at its end (a date "that did not happen"): name the line instead
+        ragged = ragged_lines(path)
+        if ragged:
+            raise InputError(ragged)
     blank = [pl.when(pl.col(f"_raw_{c}").is_null() | (pl.col(f"_raw_{c}") == "")).then(pl.lit(f"missing {c}"))
              for c in required]
     rows = rows.with_columns(

@@ -104,6 +104,19 @@ def connect(warehouse: str | os.PathLike[str] | None = None, *, read_only: bool 
     A writer creates a missing SQLite catalog (with its data path at the lake root); a reader of a
     missing one fails with a clear message. `lake_root` (else MAYORISTA_LAKE, else data/lake) is where
     new data files go; it must be where the catalog keeps them."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        attach(con, warehouse, ALIAS, read_only=read_only, lake_root=lake_root)
+        con.execute(f"USE {ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike[str] | None, alias: str, *,
+           read_only: bool = False, lake_root: str | os.PathLike[str] | None = None) -> None:
+    """Attach a warehouse to an open connection under `alias` (e.g. to compare two warehouses)."""
     target = str(warehouse or config.warehouse())
     uri, backend = _catalog_uri(target)
     if backend == "sqlite":
@@ -116,21 +129,14 @@ def connect(warehouse: str | os.PathLike[str] | None = None, *, read_only: bool 
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise environment_fault(exc, path.parent, "create the warehouse folder") or exc
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    try:
-        _install(con, "ducklake")
-        _install(con, backend)
-        _register_lake(con, str(config.lake_root(lake_root)))
-        _attach(con, uri, target, read_only=read_only, data_path=_data_path(lake_root),
-                explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")))
-        stored = con.execute(f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'").fetchone()
-        if stored:
-            _register_lake(con, stored[0])
-        con.execute(f"USE {ALIAS}")
-    except BaseException:
-        con.close()
-        raise
-    return con
+    _install(con, "ducklake")
+    _install(con, backend)
+    _register_lake(con, str(config.lake_root(lake_root)))
+    _attach(con, uri, target, alias, read_only=read_only, data_path=_data_path(lake_root),
+            explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")))
+    stored = con.execute(f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'").fetchone()
+    if stored:
+        _register_lake(con, stored[0])
 
 
 def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
@@ -141,12 +147,12 @@ def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
         con.register_filesystem(where.fs)
 
 
-def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, *, read_only: bool, data_path: str,
+def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *, read_only: bool, data_path: str,
             explicit_lake: bool) -> None:
     # every row goes to Parquet under the lake (no rows kept inside the catalog): the data files are the lake
     options = ["DATA_INLINING_ROW_LIMIT 0"] + (["READ_ONLY"] if read_only else [f"DATA_PATH {literal(data_path)}"])
     try:
-        con.execute(f"ATTACH {literal(uri)} AS {ALIAS} ({', '.join(options)})")
+        con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(options)})")
     except duckdb.Error as exc:
         text = str(exc)
         if "does not match existing data path" in text:
@@ -154,7 +160,8 @@ def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, *, read_only:
                 raise MayoristaError(
                     f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
                     f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse") from exc
-            con.execute(f"ATTACH {literal(uri)} AS {ALIAS} (DATA_INLINING_ROW_LIMIT 0)")  # the catalog's own lake
+            ro = ", READ_ONLY" if read_only else ""
+            con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} (DATA_INLINING_ROW_LIMIT 0{ro})")  # its own lake
             return
         if "not a database" in text or "Failed to probe DuckLake" in text or "ducklake_metadata" in text:
             raise MayoristaError(f"{describe(target)} is not a warehouse catalog (a DuckLake in SQLite or "
@@ -213,8 +220,11 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
 
 
 def _is_conflict(exc: BaseException) -> bool:
+    """Another writer got there first (a conflicting commit, a table it just created, the SQLite
+    catalog busy past its timeout): the whole transaction can simply be tried again."""
     text = str(exc).lower()
-    return isinstance(exc, duckdb.TransactionException) or "conflict" in text or "already exists" in text
+    return (isinstance(exc, duckdb.TransactionException) or "conflict" in text or "already exists" in text
+            or "database is locked" in text)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Fixtures that start real Airflow deployments: one per metadata database (SQLite always;
 PostgreSQL when MAYORISTA_TEST_POSTGRES_URL names a server, as .ci/run does), each with its own
-AIRFLOW_HOME, warehouse, lake and a copy of the sample landing data."""
+AIRFLOW_HOME, warehouse, lake and a copy of the sample landing data. On PostgreSQL the warehouse's
+DuckLake catalog is a PostgreSQL database too (its own, not Airflow's): the production profile."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ POSTGRES_URL = os.environ.get("MAYORISTA_TEST_POSTGRES_URL", "")  # postgresql+p
 class Deployment:
     """A running stack plus where its pipelines write; `restart()` replaces the stack after a crash."""
 
-    def __init__(self, root: Path, backend: str, db_extra: dict[str, str],
+    def __init__(self, root: Path, backend: str, db_extra: dict[str, str], warehouse: str | None = None,
                  unpaused: tuple[str, ...] = ("ncc11_quarterly", "meter_readings", "vpn_delivery_monthly")):
         self.unpaused = unpaused
         self.root = root
         self.backend = backend
         self.landing = root / "landing"
-        self.warehouse = root / "warehouse.duckdb"
+        self.warehouse = warehouse or str(root / "warehouse.sqlite")
         self.lake = root / "lake"
         self.extra = {
             **db_extra,
@@ -54,7 +55,7 @@ class Deployment:
         return self.stack
 
 
-def _postgres_database() -> Iterator[str]:
+def _postgres_database(purpose: str = "it") -> Iterator[str]:
     """A fresh database on the given server for this session, dropped afterwards."""
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL not configured: set MAYORISTA_TEST_POSTGRES_URL (CI's .ci/run does)")
@@ -67,7 +68,7 @@ def _postgres_database() -> Iterator[str]:
         pytest.fail("Airflow 3 on PostgreSQL needs the asyncpg driver next to psycopg2: `uv add asyncpg`")
 
     url = make_url(POSTGRES_URL)
-    name = f"mayorista_it_{uuid.uuid4().hex[:8]}"
+    name = f"mayorista_{purpose}_{uuid.uuid4().hex[:8]}"
     dsn = dict(host=url.host or "localhost", port=url.port or 5432, user=url.username, password=url.password,
                dbname=url.database or "postgres")
     try:
@@ -89,20 +90,25 @@ def _postgres_database() -> Iterator[str]:
 def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp(f"airflow-{request.param}")
     shutil.copytree(ROOT / "data" / "sample", root / "landing")
+    warehouse = None
     if request.param == "postgres":
         databases = _postgres_database()
+        catalogs = _postgres_database("catalog")
         db_extra = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": next(databases),
                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+        warehouse = next(catalogs).replace("postgresql+psycopg2://", "postgresql://")
     else:
-        databases = iter(())
+        databases = catalogs = iter(())
         db_extra = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}"}
-    deployment = Deployment(root, request.param, db_extra)
+    deployment = Deployment(root, request.param, db_extra, warehouse)
     try:
         deployment.start()
         yield deployment
     finally:
         deployment.stack.stop()
         leftover = deployment.stack.pids()
-        for _ in databases:  # drops the PostgreSQL database
+        for _ in databases:  # drops the PostgreSQL databases
+            pass
+        for _ in catalogs:
             pass
         assert not leftover, f"processes left behind: {leftover}"

@@ -15,8 +15,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
-import duckdb
 import pytest
+
+from pipelines import warehouse
 
 from tests.integration.conftest import Deployment
 from tests.integration.stack import ROOT, wait_for
@@ -53,7 +54,7 @@ def test_new_programming_inputs_trigger_that_quarters_run(scheduling: Deployment
     assert [r["state"] for r in runs] == ["success"], stack.task_report("ncc11_quarterly", runs[0]["dag_run_id"])
     assert event["id"] in {e["id"] for e in stack.asset_events(PROGRAMMING_INPUTS)}
 
-    con = duckdb.connect(str(scheduling.warehouse), read_only=True)
+    con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:
         quarters = con.sql("SELECT quarter, count(*), count(DISTINCT distributor) FROM ncc11_energy GROUP BY 1").fetchall()
     finally:
@@ -74,10 +75,10 @@ def test_a_closed_meter_month_triggers_its_delivery_check(scheduling: Deployment
     run_id = runs[0]["dag_run_id"]
     assert [r["state"] for r in runs] == ["success"], stack.task_report("vpn_delivery_monthly", run_id)
 
-    con = duckdb.connect(str(scheduling.warehouse), read_only=True)
+    con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:
         # what that run published: the month the event named, and only that month
-        published = con.sql("SELECT period, status FROM run_manifests WHERE pipeline = 'vpn_delivery' AND starts_with(run_id, ?)",
+        published = con.sql("SELECT period, status FROM run_manifests WHERE pipeline = 'delivery' AND starts_with(run_id, ?)",
                             params=[run_id]).fetchall()
         reviewed = con.sql("SELECT count(*) FROM vpn_change_review WHERE month = '2026-04'").fetchall()[0][0]
     finally:

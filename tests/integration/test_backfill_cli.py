@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipelines import backfill
+from pipelines import warehouse as wh
 from pipelines.cli import main
 from pipelines.errors import InputError
 from tests.integration.stack import ROOT
@@ -48,7 +48,7 @@ def test_inputs_are_where_the_dags_read_them(tmp_path):
 
 
 def _count(warehouse: Path, sql: str) -> int:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = wh.connect(warehouse, read_only=True)
     try:
         return con.sql(sql).fetchall()[0][0]
     finally:
@@ -56,7 +56,7 @@ def _count(warehouse: Path, sql: str) -> int:
 
 
 def test_a_failed_quarter_does_not_stop_the_others_and_reruns_replace(tmp_path, capsys):
-    wh, lake = tmp_path / "warehouse.duckdb", tmp_path / "lake"
+    wh, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
     common = ["--landing", str(SAMPLE), "--warehouse", str(wh), "--lake", str(lake), "--no-progress"]
 
     # 2026-02 has no inputs in the sample, 2026-05 has: the first fails, the second still publishes
@@ -76,7 +76,7 @@ def test_a_failed_quarter_does_not_stop_the_others_and_reruns_replace(tmp_path, 
 
 
 def test_meters_then_delivery_over_days_with_a_progress_bar(tmp_path, capsys):
-    wh, lake = tmp_path / "warehouse.duckdb", tmp_path / "lake"
+    wh, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
     common = ["--landing", str(SAMPLE), "--warehouse", str(wh), "--lake", str(lake)]
 
     assert main(["backfill", "meters", "--from", "2026-03-30", "--to", "2026-04-02", *common]) == 0

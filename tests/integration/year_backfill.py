@@ -57,7 +57,7 @@ def landing(root: Path, months: list[str]) -> Path:
 
 
 def airflow_year(out: Path, postgres: str | None, days: int) -> None:
-    extra = {"MAYORISTA_WAREHOUSE": str(out / "airflow-warehouse.duckdb"), "MAYORISTA_LAKE": str(out / "airflow-lake"),
+    extra = {"MAYORISTA_WAREHOUSE": str(out / "airflow-warehouse.sqlite"), "MAYORISTA_LAKE": str(out / "airflow-lake"),
              "MAYORISTA_LANDING": str(out / "landing")}
     if postgres:
         extra |= {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
@@ -107,7 +107,7 @@ def airflow_year(out: Path, postgres: str | None, days: int) -> None:
 def cli_year(out: Path, months: list[str]) -> None:
     from pipelines.cli import main
 
-    common = ["--landing", str(out / "landing"), "--warehouse", str(out / "cli-warehouse.duckdb"),
+    common = ["--landing", str(out / "landing"), "--warehouse", str(out / "cli-warehouse.sqlite"),
               "--lake", str(out / "cli-lake"), "--no-progress"]
     for args in (["meters", "--from", months[0], "--to", months[-1]], ["ncc11", "--from", QUARTERS[0], "--to", QUARTERS[-1]]):
         began = time.monotonic()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import traceback
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,16 @@ from pipelines.warehouse import Write
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("ncc11", "meters", "delivery")
+
+
+def checkpoint(name: str) -> None:
+    """A named point of a run where the fault-injection tests (tests/faults/) kill the process:
+    `MAYORISTA_KILL_AT=<name>` makes it SIGKILL itself there, as a crash of the machine would. The
+    points: `before_publish`, `mid_publish` (rows inserted, not committed), `after_publish` (committed,
+    reports not yet written)."""
+    if os.environ.get("MAYORISTA_KILL_AT") == name:
+        logger.warning("MAYORISTA_KILL_AT=%s: killing this process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def new_run_id(pipeline: str, period: str) -> str:
@@ -81,6 +92,7 @@ class Run:
                 self.manifest.outputs.setdefault(write.table, write.rows.height)
 
         def manifest_row(con: duckdb.DuckDBPyConnection) -> int:
+            checkpoint("mid_publish")
             # the snapshot this commit will create: DuckLake numbers commits consecutively; checked after
             # the commit in case another writer's commit took that number first
             predicted = con.execute(f"SELECT max(snapshot_id) + 1 FROM ducklake_snapshots({store.literal(store.ALIAS)})").fetchone()[0]
@@ -89,10 +101,12 @@ class Run:
                         [f"{self.pipeline} {self.period}", self.run_id])
             return int(predicted)
 
+        checkpoint("before_publish")
         with self.step("publish"):
             predicted = store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row)
             self.snapshot_id = _confirm_snapshot(self.warehouse, self.lake_root, self.run_id, predicted)
         logger.info("%s %s published as snapshot %s (run %s)", self.pipeline, self.period, self.snapshot_id, self.run_id)
+        checkpoint("after_publish")
         return self.snapshot_id
 
 

@@ -11,7 +11,9 @@ from typing import Literal
 
 import polars as pl
 
-from pipelines.inputs import Schema, find_input, read_table
+from pipelines import periods
+from pipelines.errors import InputError
+from pipelines.inputs import Schema, check_dir, find_input, read_table
 
 Mode = Literal["hour", "block"]
 
@@ -58,6 +60,7 @@ def schema_for(name: str, mode: Mode) -> Schema:
 def load(input_dir: Path, quarter: str) -> Ncc11Inputs:
     """Read every contract file; the presence of a `blocks` file switches to block mode."""
     input_dir = Path(input_dir)
+    check_dir(input_dir)
     mode: Mode = "block" if find_input(input_dir, "blocks") else "hour"
     frames: dict[str, pl.DataFrame] = {}
     files: dict[str, Path] = {}
@@ -66,4 +69,38 @@ def load(input_dir: Path, quarter: str) -> Ncc11Inputs:
         schema = BLOCKS_SCHEMA if name == "blocks" else schema_for(name, mode)
         frames[name] = read_table(input_dir, name, schema)
         files[name] = find_input(input_dir, name)  # type: ignore[assignment]
-    return Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files=files)
+    inputs = Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files=files)
+    check_quarter(inputs)
+    return inputs
+
+
+def _month_list(months: list[str], limit: int = 4) -> str:
+    if len(months) <= limit:
+        return ", ".join(months)
+    return f"{months[0]} .. {months[-1]} ({len(months)} months)"
+
+
+def check_quarter(inputs: Ncc11Inputs) -> None:
+    """One short InputError when files hold none of the quarter at all (the files of another quarter,
+    or the wrong --quarter), instead of every hour of every key reported as outside and missing."""
+    wanted = periods.quarter_months(inputs.quarter)
+    wrong: dict[tuple[str, ...], list[str]] = {}  # months found -> files holding only those
+    for name, frame in inputs.frames.items():
+        if inputs.mode == "hour" and name in TIME_KEYED:
+            months = frame["hour"].drop_nulls().dt.strftime("%Y-%m")
+        elif "month" in frame.columns:
+            months = frame["month"].drop_nulls()
+        else:
+            continue
+        found = tuple(sorted(months.unique().to_list()))
+        if found and not set(found) & set(wanted):
+            wrong.setdefault(found, []).append(inputs.files[name].name)
+    if not wrong:
+        return
+    quarter = f"not of the quarter {inputs.quarter} ({', '.join(wanted)})"
+    if len(wrong) == 1:
+        ((found, files),) = wrong.items()
+        raise InputError(f"the input files hold hours of {_month_list(list(found))}, {quarter}: {', '.join(files)}; "
+                         "check --quarter or the input directory")
+    held = "; ".join(f"{', '.join(files)} hold {_month_list(list(found))}" for found, files in wrong.items())
+    raise InputError(f"{held}; {quarter}: check --quarter or the input directory")

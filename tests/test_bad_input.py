@@ -138,3 +138,50 @@ def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
     (tmp_path / "in" / "power_contracts.csv").unlink()
     with pytest.raises(InputError, match=r"(?s)power_contracts.parquet: 1 row.*column power_kw .*e.g. line 5: inf"):
         load(tmp_path / "in", "2026-05")
+
+
+# --- registry: clashes name the point and the line; names from data never reach a path -----------
+
+def _registry_failures(tmp_path: Path, extra: list[str]) -> str:
+    from pipelines.quality import raise_on_errors
+    from tests.test_metering_fixtures import REGISTRY
+
+    write_registry(tmp_path, REGISTRY + extra)
+    registry = reg.load_registry(tmp_path)
+    assert reg.has_problems(registry)
+    with pytest.raises(Exception) as raised:
+        raise_on_errors(reg.validate(registry))
+    return str(raised.value)
+
+
+def test_registry_clashes_name_the_point_and_the_lines(tmp_path):
+    message = _registry_failures(tmp_path, [
+        "P1,PA,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,",  # line 5: P1 again
+        "P7,PC,consumption,N1,DEV1,S7,vpn_direct,VPN-A,,,10.1.1.7,7701,2026-01-01,",  # line 6: DEV1 on a 2nd point
+    ])
+    assert '{"_point_overlap": "P1", "line": 2, "point_id": "P1"}; {"_point_overlap": "P1", "line": 5, "point_id": "P1"}' in message
+    assert '{"_device_overlap": "DEV1", "line": 2, "point_id": "P1"}; {"_device_overlap": "DEV1", "line": 6, "point_id": "P7"}' in message
+
+
+@pytest.mark.parametrize("point_id,participant,why", [
+    ("P9", "../../evil", "participant '../../evil' contains a path separator"),
+    ("P9", "..", "participant '..' is a path step"),
+    ("P9", "PA\\PB", "participant 'PA\\\\PB' contains a path separator"),  # JSON-escaped in the GX detail
+    ("P9", "PA\x00", "participant 'PA?' contains a control character (U+0000)"),
+    ("P9", "PA\x1b[31m", "participant 'PA?[31m' contains a control character (U+001B)"),
+    ("a/b", "PA", "point_id 'a/b' contains a path separator"),
+    (".", "PA", "point_id '.' is a path step"),
+    ("P\t9", "PA", "point_id 'P?9' contains a control character (U+0009)"),
+])
+def test_names_that_could_act_as_paths_are_rejected_with_their_line(tmp_path, point_id, participant, why):
+    message = _registry_failures(tmp_path, [f"{point_id},{participant},consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"])
+    assert f"line 5: {why}" in message
+
+
+def test_ordinary_codes_are_accepted(tmp_path):
+    from tests.test_metering_fixtures import REGISTRY
+
+    write_registry(tmp_path, REGISTRY + ["PM-010.b,EEGSA_2 S.A.,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"])
+    registry = reg.load_registry(tmp_path)
+    assert not reg.has_problems(registry)
+    assert all(r.success for r in reg.validate(registry) if r.severity == "error")

@@ -2,7 +2,11 @@
 administrator reaches it. Rows carry validity ranges, so history is kept, not only the latest state.
 
 A point may have several rows over time (a meter replaced, an address changed): its ranges must not
-overlap. Everything that must be unique is therefore unique *at any moment*, not across history."""
+overlap. Everything that must be unique is therefore unique *at any moment*, not across history.
+
+`participant` and `point_id` name things downstream (lake partitions such as `participant=P/`,
+report files), so a value that could act as a path (`/`, `\\`, a control character, `.` or `..`) is
+rejected here, with its line: no real market participant or point code has one."""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ KINDS = ("consumption", "generation")
 CONNECTIVITY = ("public_ip", "vpn_direct", "vpn_provider_single", "vpn_provider_shared")
 VPN_KINDS = CONNECTIVITY[1:]
 _FOREVER = date(9999, 12, 31)
+FIRST_LINE = 2  # registry row 0 is CSV line 2 (the header is line 1)
+PATH_SAFE_COLUMNS = ("point_id", "participant")
 
 
 def load_registry(input_dir: Path) -> pl.DataFrame:
@@ -39,7 +45,8 @@ def active_in(registry: pl.DataFrame, first_day: pl.Expr | object, last_day: pl.
 
 
 def _overlaps(registry: pl.DataFrame, keys: list[str], label: pl.Expr) -> pl.Series:
-    """Per row: `label` when another row with the same non-null keys is valid on a common day, else null."""
+    """Per row: `label` when another row with the same non-null keys is valid on a common day, else null.
+    (The GX report names each such row by its `line` and `point_id`, so both rows of a clash show.)"""
     rows = registry.with_row_index("_i").with_columns(_to=pl.col("valid_to").fill_null(_FOREVER))
     rows = rows.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys) & pl.col("valid_from").is_not_null())
     pairs = rows.join(rows.select(*keys, "_i", "valid_from", "_to"), on=keys, suffix="_o").filter(
@@ -63,9 +70,26 @@ def _address_problem(value: str | None, *, must_be_private: bool) -> str | None:
     return None
 
 
-def check_frame(registry: pl.DataFrame) -> pl.DataFrame:
-    """The registry plus one `_check` column per cross-row rule: null when the row passes, else what is
-    wrong (so the GX report shows the offending point, device or address, not a bare False).
+def _name_problem(value: str | None, column: str) -> str | None:
+    """Why `value` could act as a path (or escape one), else None. Control characters are shown as
+    `?` with their code point, so the message itself stays printable."""
+    if value is None:
+        return None
+    controls = [ch for ch in value if ord(ch) < 32 or ord(ch) == 127]
+    shown = "".join("?" if ch in controls else ch for ch in value)
+    if value in (".", ".."):
+        return f"{column} '{shown}' is a path step"
+    if "/" in value or "\\" in value:
+        return f"{column} '{shown}' contains a path separator"
+    if controls:
+        return f"{column} '{shown}' contains a control character (U+{ord(controls[0]):04X})"
+    return None
+
+
+def check_frame(registry: pl.DataFrame, first_line: int = FIRST_LINE) -> pl.DataFrame:
+    """The registry plus `line` (as in the CSV) and one `_check` column per rule GX cannot express: null
+    when the row passes, else what is wrong (so the GX report shows the offending point, device or
+    address and its line, not a bare False).
 
     These rules compare rows with each other or need `ipaddress`, which GX cannot express; the suite
     `expectations/metering_points.json` then asserts each column is null."""
@@ -79,7 +103,17 @@ def check_frame(registry: pl.DataFrame) -> pl.DataFrame:
         _address_problem(ip, must_be_private=True) if conn == "public_ip" or ip is not None else None
         for ip, conn in zip(registry["private_ip"].to_list(), registry["connectivity"].to_list())
     ]
+    lines = pl.int_range(pl.len(), dtype=pl.Int64) + first_line
+    unsafe = {
+        f"_{column}_unsafe": pl.Series([
+            f"line {i + first_line}: {problem}" if (problem := _name_problem(value, column)) else None
+            for i, value in enumerate(registry[column].to_list())
+        ], dtype=pl.String)
+        for column in PATH_SAFE_COLUMNS
+    }
     return registry.with_columns(
+        line=lines,
+        **unsafe,
         _point_overlap=_overlaps(registry, ["point_id"], pl.col("point_id")),
         _device_overlap=_overlaps(registry, ["device_id"], pl.col("device_id")),
         _device_serial_overlap=_overlaps(registry, ["device_id", "serial"], pl.format("{}/{}", "device_id", "serial")),
@@ -106,7 +140,7 @@ def validate(registry: pl.DataFrame, source: str = "metering_points") -> list:
     """Run the GX suite `metering_points` on the registry (a few hundred or thousand rows: cheap)."""
     from pipelines.quality import run_suite
 
-    return run_suite("metering_points", source, check_frame(registry))
+    return run_suite("metering_points", source, check_frame(registry), id_columns=["line", "point_id"])
 
 
 # --- the registry as the ingest of one month sees it ---------------------------------------------

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines import warehouse
+from pipelines.warehouse import Write
 from pipelines.delivery import estimation
 
 REGISTRY = pl.DataFrame({
@@ -38,9 +39,9 @@ def february_meter_hourly() -> pl.DataFrame:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "warehouse.duckdb"
-    warehouse.publish([("meter_hourly", february_meter_hourly(), {})], path)
+def db(workspace: Path) -> Path:
+    path = workspace / "warehouse.sqlite"
+    warehouse.publish([Write("meter_hourly", february_meter_hourly())], path)
     return path
 
 
@@ -82,12 +83,12 @@ def test_generation_dispatch_minus_five_percent() -> None:
     assert notes["estimation"].to_list() == ["estimated all 744 hours (dispatch records -5%)"]
 
 
-def test_without_a_basis_nothing_is_estimated_and_it_says_why(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.duckdb"
-    warehouse.publish([("other_table", pl.DataFrame({"x": [1]}), {})], empty)
+def test_without_a_basis_nothing_is_estimated_and_it_says_why(workspace: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite"
+    warehouse.publish([Write("other_table", pl.DataFrame({"x": [1]}))], empty)
     hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", empty)
     assert hourly is None and "no meter_hourly table" in note and "--month 2026-02" in note
-    hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", tmp_path / "absent.duckdb")
+    hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", tmp_path / "absent.sqlite")
     assert hourly is None and "no warehouse" in note
     est, notes = estimation.estimate(BEHIND, REGISTRY, "2026-03", meter_hourly=hourly, meter_hourly_note=note,
                                      dispatch=None)
@@ -97,11 +98,11 @@ def test_without_a_basis_nothing_is_estimated_and_it_says_why(tmp_path: Path) ->
     assert text["G1"] == "0 of 744 hours estimated; 744 hours not estimable: no dispatch_records file was given"
 
 
-def test_duplicated_meter_hourly_is_not_used(tmp_path: Path) -> None:
-    path = tmp_path / "dup.duckdb"
+def test_duplicated_meter_hourly_is_not_used(workspace: Path) -> None:
+    path = workspace / "dup.sqlite"
     row = pl.DataFrame({"point_id": ["C1", "C1"], "hour": [datetime(2026, 2, 5, 7)] * 2, "channel": "kwh_del",
                         "value": [1.0, 2.0], "quality": "measured"})
-    warehouse.publish([("meter_hourly", row, {})], path)
+    warehouse.publish([Write("meter_hourly", row)], path)
     hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", path)
     assert hourly is None and "duplicated" in note
 

@@ -13,6 +13,7 @@ from pipelines import cli, warehouse
 from pipelines.delivery import sample
 from pipelines.delivery.job import check_month
 from pipelines.errors import InputError, ValidationFailed
+from pipelines.warehouse import Write
 
 REGISTRY_COLUMNS = ["point_id", "participant", "kind", "node", "device_id", "serial", "connectivity", "vpn_id",
                     "public_ip", "public_port", "private_ip", "private_port", "valid_from", "valid_to"]
@@ -51,8 +52,8 @@ def inputs(tmp_path: Path) -> Path:
 
 
 def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
-    db = workspace / "warehouse.duckdb"
-    warehouse.publish([("meter_hourly", march_meter_hourly(["PM-ALFA-0", "PM-ALFA-OLD"]), {})], db)
+    db = workspace / "warehouse.sqlite"
+    warehouse.publish([Write("meter_hourly", march_meter_hourly(["PM-ALFA-0", "PM-ALFA-OLD"]))], db)
     result = check_month("2026-04", inputs)
 
     review = warehouse.query("SELECT change_id, rule, ok FROM vpn_change_review WHERE month = '2026-04'", db)
@@ -90,7 +91,7 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
     assert kwh[("PM-DELTA-G", datetime(2026, 4, 15, 12))] == pytest.approx(1195 * 0.95)
     assert kwh[("PM-DELTA-G", datetime(2026, 4, 15, 3))] == pytest.approx((800 + 40 + 5) * 0.95)
 
-    checks = warehouse.query("SELECT \"check\", success FROM validation_results WHERE pipeline = 'vpn_delivery'", db)
+    checks = warehouse.query("SELECT \"check\", success FROM validation_results WHERE pipeline = 'delivery'", db)
     assert checks.height == 12 and checks.filter(~pl.col("success")).height == 2  # bad date row, unknown point
     report = Path(result.reports["ALFA"])
     assert report.parent.name == "month=2026-04" and report.parent.parent.name == "delivery"
@@ -98,7 +99,7 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
     assert "CHG-2604-02" in text and "**NOT MET**" in text and "PM-ALFA-OLD" in text and "MISSING" in text
     assert str(report) in result.summary
     assert "CHG-2604-02" in result.summary and "late or missing points: 3" in result.summary
-    assert (workspace / "lake" / "vpn_change_review" / "month=2026-04" / "part.parquet").exists()
+    assert list((workspace / "lake" / "main" / "vpn_change_review" / "month=2026-04").glob("ducklake-*.parquet"))
 
     # a re-run replaces the month; another month's run leaves it alone
     check_month("2026-04", inputs)
@@ -106,9 +107,9 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
     counts = warehouse.query(
         "SELECT (SELECT count(*) FROM vpn_change_review WHERE month = '2026-04') AS review, "
         "(SELECT count(*) FROM estimated_hourly WHERE month = '2026-04') AS est, "
-        "(SELECT count(*) FROM run_manifests WHERE pipeline = 'vpn_delivery') AS runs, "
+        "(SELECT count(*) FROM run_manifests WHERE pipeline = 'delivery') AS runs, "
         "(SELECT count(*) FROM vpn_change_review WHERE month = '2026-03') AS march", db)
-    assert counts.rows() == [(20, 30 * 24 + 5 * 24 + 30 * 24, 2, 4)]
+    assert counts.rows() == [(20, 30 * 24 + 5 * 24 + 30 * 24, 3, 4)]  # one run_manifests row per run
 
 
 def test_duplicate_change_id_stops_the_run(inputs: Path, workspace: Path) -> None:
@@ -116,7 +117,10 @@ def test_duplicate_change_id_stops_the_run(inputs: Path, workspace: Path) -> Non
     pl.concat([changes, changes.head(1)]).write_csv(inputs / "vpn_changes.csv")
     with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_unique \[change_id\]"):
         check_month("2026-04", inputs)
-    assert not (workspace / "warehouse.duckdb").exists()
+    tables = warehouse.table_names(workspace / "warehouse.sqlite")
+    assert "vpn_change_review" not in tables and "delivery_compliance" not in tables
+    failed = warehouse.query("SELECT status, snapshot_id, manifest FROM run_manifests")
+    assert failed.rows()[0][:2] == ("failed", None) and "change_id" in failed["manifest"][0]
 
 
 def test_bad_rows_are_judged_false_and_reported(inputs: Path, workspace: Path) -> None:
@@ -163,7 +167,7 @@ def test_a_month_without_changes_then_one_with(inputs: Path, workspace: Path) ->
     assert may.summary.startswith("vpn_delivery 2026-05: 0 VPN change(s) reviewed")
     assert may.unreadable.height == 0  # April's bad delivery row is April's business
     check_month("2026-04", inputs)
-    db = workspace / "warehouse.duckdb"
+    db = workspace / "warehouse.sqlite"
     assert warehouse.query("SELECT count(*) AS n FROM delivery_compliance", db)["n"][0] == 4
     types = dict(warehouse.query("SELECT column_name, data_type FROM information_schema.columns "
                                  "WHERE table_name = 'estimated_hourly'", db).rows())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import pendulum
 import pytest
 
+from pipelines import warehouse
 from pipelines.errors import InputError
 from pipelines.metering.schedule import closes_month, run_month
 from tests.conftest import ROOT
@@ -31,7 +31,9 @@ def test_dag_is_daily_backfillable_and_single_writer(dag):
     assert {a.uri for a in dag.get_task("announce_month_closed").outlets} == {"mayorista://smec/meter_month_closed"}
     outlets = {a.uri for a in dag.get_task("ingest").outlets}
     assert outlets == {f"mayorista://warehouse/{t}" for t in
-                       ("meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points")}
+                       ("meter_readings", "meter_completeness", "meter_hourly", "vee_findings", "quarantine",
+                        "metering_points")}
+    assert dag.get_task("ingest").max_active_tis_per_dag == 1
     assert dag.timetable.expression == "0 1 * * *" and str(dag.timetable.timezone) == "America/Guatemala"
 
 
@@ -58,7 +60,7 @@ def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
                    run_conf={"month": "2026-04", "input_dir": str(ROOT / "data" / "sample" / "smec")})
     assert run.state == "success"
     assert run.get_task_instance("announce_month_closed").state == "success"  # triggers the delivery check
-    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     assert con.sql("SELECT DISTINCT month FROM meter_completeness").fetchall() == [("2026-04",)]
     assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(50,)]
     assert con.sql("SELECT count(*) FROM run_manifests WHERE pipeline = 'meters'").fetchall() == [(1,)]

@@ -6,21 +6,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
+from pipelines import warehouse
 from pipelines.errors import InputError
 from pipelines.metering import job
 from tests.test_metering_fixtures import REGISTRY, series, standard_month, value_of, write_lines, write_readings, write_registry
 
 
 def _q(workspace: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     try:
         return con.sql(sql).fetchall()
     finally:
         con.close()
+
+
+def _published_nothing(workspace: Path) -> None:
+    """A failed run: no meter table, only its run_manifests row (status failed, no snapshot, the reason)."""
+    tables = warehouse.table_names(workspace / "warehouse.sqlite")
+    assert not {t for t in tables if t.startswith("meter_")} and "quarantine" not in tables
+    rows = _q(workspace, "SELECT status, snapshot_id, json_extract_string(manifest, '$.reason') FROM run_manifests")
+    assert len(rows) == 1 and rows[0][:2] == ("failed", None) and rows[0][2]
 
 
 def _completeness(workspace: Path) -> dict[tuple[str, str], tuple[int, int, float]]:
@@ -168,16 +176,19 @@ def test_reingest_replaces_never_duplicates(tmp_path, workspace):
 
     job.ingest_month("2026-04", root)
     first = counts()
-    lake_files = sorted(p.relative_to(workspace / "lake") for p in (workspace / "lake").rglob("*.parquet"))
     job.ingest_month("2026-04", root)
-    assert counts() == first
-    assert first["quarantine"] == 1 and first["run_manifests"] == 1 and first["metering_points"] == 3
-    again = sorted(p.relative_to(workspace / "lake") for p in (workspace / "lake").rglob("*.parquet"))
-    assert again == lake_files
-    assert Path("meter_readings/month=2026-04/participant=PA/readings.parquet") in again
-    assert not list((workspace / "lake" / "_staging").rglob("*.parquet"))
-    lake_rows = pl.scan_parquet(workspace / "lake" / "meter_readings" / "month=2026-04" / "**" / "*.parquet").select(pl.len()).collect().item()
-    assert lake_rows == 4 * (2880 + 1440 + 960)
+    second = counts()
+    # every table holds the month once; run_manifests and validation_results keep one set per run
+    assert {t: n for t, n in second.items() if t not in ("run_manifests", "validation_results")} == \
+        {t: n for t, n in first.items() if t not in ("run_manifests", "validation_results")}
+    assert first["run_manifests"] == 1 and second["run_manifests"] == 2
+    assert second["validation_results"] == 2 * first["validation_results"]
+    assert first["quarantine"] == 1 and first["metering_points"] == 3
+    # the current meter_readings rows live in DuckLake's Parquet files under <lake>/main/meter_readings/month=M/
+    assert _q(workspace, "SELECT count(*) FROM meter_readings WHERE month = '2026-04'") == [(4 * (2880 + 1440 + 960),)]
+    files = _q(workspace, "SELECT data_file FROM ducklake_list_files('wh', 'meter_readings')")
+    assert files and all("/main/meter_readings/month=2026-04/" in f for (f,) in files)
+    assert all(Path(f).exists() for (f,) in files)
 
 
 def test_parquet_and_csv_inputs_agree(tmp_path, workspace):
@@ -200,7 +211,7 @@ def test_registry_errors_stop_the_run_before_publishing(tmp_path, workspace):
     from pipelines.errors import ValidationFailed
     with pytest.raises(ValidationFailed, match="_device_overlap"):
         job.ingest_month("2026-04", root)
-    assert not (workspace / "warehouse.duckdb").exists()
+    _published_nothing(workspace)
 
 
 def test_sample_april_summary(workspace):
@@ -223,4 +234,4 @@ def test_no_readings_at_all_is_a_clear_error(tmp_path, workspace):
     write_registry(root)
     with pytest.raises(InputError, match="no readings files"):
         job.ingest_month("2026-04", root)
-    assert not (workspace / "warehouse.duckdb").exists()
+    _published_nothing(workspace)

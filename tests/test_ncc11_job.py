@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
-from pipelines import cli, periods
+from pipelines import cli, periods, warehouse
 from pipelines.errors import InputError, ValidationFailed
 from pipelines.ncc11 import job
 
@@ -50,15 +49,13 @@ def quarter_dir(tmp_path: Path) -> Path:
 
 
 def energy(wh: Path) -> dict[tuple[str, str], dict]:
-    con = duckdb.connect(str(wh), read_only=True)
-    rows = con.sql("SELECT * FROM ncc11_energy").pl().to_dicts()
-    con.close()
+    rows = warehouse.query("SELECT * FROM ncc11_energy", wh).to_dicts()
     return {(r["distributor"], r["band"]): r for r in rows}
 
 
 def test_backfill_quarter_straddling_the_band_change(workspace, quarter_dir):
     job.run(QUARTER, quarter_dir)
-    rows = energy(workspace / "warehouse.duckdb")
+    rows = energy(workspace / "warehouse.sqlite")
     # punta hours: March+April (61 days) x 4 (18-21) + May (31 days) x 6 (10-12, 18-20) = 430
     # intermedia: 61 x 12 + 31 x 9 = 1011; valle: 61 x 8 + 31 x 9 = 767 (total 2208 = 92 days x 24)
     hours = {"punta": 430, "intermedia": 1011, "valle": 767}
@@ -76,7 +73,7 @@ def test_backfill_quarter_straddling_the_band_change(workspace, quarter_dir):
 
 def test_power_tables_by_hand(workspace, quarter_dir):
     job.run(QUARTER, quarter_dir)
-    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     month = {(r[0], r[1]): r[2] for r in con.sql("SELECT distributor, month, ccp_usd FROM ncc11_power_month").fetchall()}
     power = {r[0]: r[1:] for r in con.sql("SELECT distributor, ccp_usd, demax_kw_sum, scp_usd FROM ncc11_power").fetchall()}
     # D1: 1000 kW x 9 + DFNC x 8.5 -> 9850, 10700, 11550; quarter 32100; SCP = 32100 - 8.5 x 4800 = -8700
@@ -96,13 +93,16 @@ def test_output_tables_follow_the_contract(workspace, quarter_dir):
     }
     keys = {"ncc11_energy": "quarter, distributor, band", "ncc11_power_month": "quarter, month, distributor",
             "ncc11_power": "quarter, distributor"}
-    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     for table, columns in contract.items():
         present = [r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()]
         assert set(columns) <= set(present), table
         dupes = con.execute(f"SELECT count(*) - count(DISTINCT ({keys[table]})) FROM {table}").fetchall()[0][0]
         assert dupes == 0
-        lake_rows = con.execute(f"SELECT count(*) FROM read_parquet('{workspace}/lake/{table}/quarter={QUARTER}/*.parquet')").fetchall()[0][0]
+        # DuckLake keeps the rows as Parquet files under <lake>/main/<table>/quarter=<quarter>/
+        files = list((workspace / "lake" / "main" / table / f"quarter={QUARTER}").glob("ducklake-*.parquet"))
+        assert files, table
+        lake_rows = con.execute("SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]).fetchall()[0][0]
         assert lake_rows == con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     assert con.sql("SELECT DISTINCT band FROM ncc11_energy ORDER BY 1").fetchall() == [("intermedia",), ("punta",), ("valle",)]
     assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_name='ncc11_energy' AND column_name='quarter'").fetchall()[0][0] == "VARCHAR"
@@ -112,10 +112,10 @@ def test_rerun_replaces_the_quarter_and_keeps_other_quarters(workspace, tmp_path
     job.run(QUARTER, quarter_dir)
     job.run("2026-06", write_quarter(tmp_path / "june", "2026-06"))
     job.run(QUARTER, quarter_dir)
-    con = duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True)
+    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     counts = dict(con.sql("SELECT quarter, count(*) FROM ncc11_energy GROUP BY 1").fetchall())
     assert counts == {QUARTER: 6, "2026-06": 6}
-    assert con.execute("SELECT count(*) FROM run_manifests WHERE status = 'succeeded'").fetchall()[0][0] == 3
+    assert con.execute("SELECT count(*) FROM run_manifests WHERE status = 'published'").fetchall()[0][0] == 3
     manifest = con.execute("SELECT manifest FROM run_manifests ORDER BY finished_at DESC LIMIT 1").fetchall()[0][0]
     assert '"sha256"' in manifest and '"timings_s"' in manifest
 
@@ -158,15 +158,18 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_fails_clearly_and_keeps_previous_results(case, workspace, quarter_dir, capsys):
     job.run(QUARTER, quarter_dir)
-    before = energy(workspace / "warehouse.duckdb")
+    before = energy(workspace / "warehouse.sqlite")
     damage, error, words = BAD_INPUTS[case]
     damage(quarter_dir)
     with pytest.raises(error) as raised:
         job.run(QUARTER, quarter_dir)
     for word in words:
         assert word in str(raised.value), str(raised.value)
-    assert energy(workspace / "warehouse.duckdb") == before
-    assert not list((workspace / "lake" / "_staging").rglob("*.parquet"))
+    assert energy(workspace / "warehouse.sqlite") == before
+    # the failed run is recorded, with its reason, and published nothing
+    failed = warehouse.query("SELECT snapshot_id, manifest FROM run_manifests WHERE status = 'failed'")
+    assert failed.height == 1 and failed["snapshot_id"][0] is None
+    assert words[0] in failed["manifest"][0]
     # the CLI turns the same failure into a message and a non-zero exit code
     assert cli.main(["ncc11", "--quarter", QUARTER, "--input", str(quarter_dir)]) == 2
     assert words[0] in capsys.readouterr().err
@@ -196,6 +199,6 @@ def test_block_programming_end_to_end(workspace, tmp_path):
                 .unique(subset=[c for c in f.columns if c not in ("hour",)] + ["block"], keep="first"))
     pl.DataFrame({"block": ["B0", "B1", "B2"], "band": ["punta", "intermedia", "valle"], "hours": [430.0, 1011.0, 767.0]}).write_csv(folder / "blocks.csv")
     job.run(QUARTER, folder)
-    rows = energy(workspace / "warehouse.duckdb")
+    rows = energy(workspace / "warehouse.sqlite")
     assert rows[("D1", "punta")]["ccs_usd"] == pytest.approx(100.0 * 430)
     assert rows[("D2", "valle")]["spot_energy_mwh"] == pytest.approx(-767.0)

@@ -185,3 +185,65 @@ def test_ordinary_codes_are_accepted(tmp_path):
     registry = reg.load_registry(tmp_path)
     assert not reg.has_problems(registry)
     assert all(r.success for r in reg.validate(registry) if r.severity == "error")
+
+
+# --- readings: other timestamp formats, non-finite values --------------------------------------
+
+def _april_rows(fmt: str) -> list[str]:
+    rows = series("DEV1", 1, 1).with_columns(pl.col("interval_end").str.replace(" ", fmt[0], literal=True) + fmt[1:])
+    return [",".join(r) for r in rows.iter_rows()]
+
+
+@pytest.mark.parametrize("fmt", [" :00", "T", "T:00"])
+def test_seconds_and_t_separator_are_the_same_local_time(tmp_path, fmt):
+    """`2026-04-01 00:15:00` and `2026-04-01T00:15` are unambiguous: read as the contract's time."""
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(root, "2026-04/PA.csv", _april_rows(fmt) + ["DEV1,2026-04-02 00:15:30,kwh_del,1.0"])
+    staged = _stage(root, tmp_path / "scratch")
+    assert staged.unreadable == {}
+    rows = staged.scan().collect()
+    assert rows.filter(pl.col("cat") == readings.CATEGORY["good"]).height == 4 * 96
+    # seconds other than :00 are no interval end: quarantined with the file's month (the job places them)
+    bad = rows.filter(pl.col("cat") == readings.CATEGORY["unplaced"]).with_columns(reason=readings.reasons())
+    assert bad.select("raw_interval_end", "reason").rows() == [
+        ("2026-04-02 00:15:30", "unparsable interval_end (expected YYYY-MM-DD HH:MM)")]
+
+
+@pytest.mark.parametrize("suffix", ["Z", "-06:00", "+00:00"])
+def test_a_file_with_zoned_timestamps_is_one_unreadable_file(tmp_path, suffix):
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(root, "2026-04/PA.csv", _april_rows("T:00" + suffix))
+    pl.read_csv(root / "readings" / "2026-04" / "PA.csv", infer_schema=False).write_parquet(root / "readings" / "PA.parquet")
+    staged = _stage(root, tmp_path / "scratch")
+    reasons = {staged.files[i].name: why for i, why in staged.unreadable.items()}
+    example = f"2026-04-01T00:15:00{suffix}"
+    expected = (f"interval_end carries a time zone (found e.g. {example!r}); "
+                "the contract wants local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset")
+    assert reasons == {"PA.csv": expected, "PA.parquet": expected}
+    assert staged.scan().collect().height == 0  # not thousands of quarantined rows
+
+
+def test_a_file_where_no_timestamp_parses_is_one_unreadable_file(tmp_path):
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(root, "2026-04/PA.csv", [f"DEV1,01/04/2026 00:{m:02d},kwh_del,1.0" for m in (15, 30, 45)] * 10)
+    write_lines(root, "2026-04/PB.csv", _april_rows(" "))
+    staged = _stage(root, tmp_path / "scratch")
+    reasons = {staged.files[i].name: why for i, why in staged.unreadable.items()}
+    assert reasons == {"PA.csv": "no interval_end of the file parses (found e.g. '01/04/2026 00:15'); "
+                                 "the contract wants local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"}
+    rows = staged.scan().collect()
+    assert rows.height == 4 * 96 and rows["cat"].unique().to_list() == [readings.CATEGORY["good"]]
+
+
+@pytest.mark.parametrize("word", ["NaN", "nan", "inf", "-inf", "Infinity", "1e400"])
+def test_non_finite_readings_are_quarantined_as_not_a_number(tmp_path, word):
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(root, "2026-04/PA.csv", ["DEV1,2026-04-02 00:15,kwh_del,1.5", f"DEV1,2026-04-02 00:30,kwh_del,{word}"])
+    rows = _stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
+    assert rows.filter(pl.col("cat") == readings.CATEGORY["good"])["v"].to_list() == [1.5]
+    bad = rows.filter(pl.col("cat") == readings.CATEGORY["quarantine"])
+    assert bad.select("raw_value", "reason").rows() == [(word, "value is not a number")]

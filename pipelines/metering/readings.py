@@ -9,6 +9,12 @@ later steps need (`CATEGORY`):
   unplaced    the timestamp does not parse, so its month is unknown: decided later from the file
   blank       an empty line (not a row)
 
+Timestamps: the contract's `YYYY-MM-DD HH:MM` (local Guatemala time). A file written with `:00`
+seconds or a `T` separator means the same local time unambiguously and is read as such. A file whose
+timestamps carry a zone (`Z`, `-06:00`), or in which no timestamp parses at all, is reported as one
+unreadable FILE with the format found and the one expected (not as thousands of identical rows).
+Which case a file is is told from its first lines (`_sniff`), so the fast path stays a plain parse.
+
 Speed: the common case (CSV files whose header is exactly the contract's columns) is one multi-file
 polars scan, all columns as text, parsed with explicit formats. Anything else (other column order,
 BOM, Parquet, a ragged line that makes the fast scan fail) goes through a per-file path that is slower
@@ -16,6 +22,7 @@ but tolerant, so one odd file never costs the speed of all the others, and never
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +40,11 @@ DAY_US = 96 * INTERVAL_US
 # sort key k = series * KEY_SPAN + i, series = point_idx * 4 + channel, i = interval of the month (1..2976)
 KEY_SPAN = 8192
 _TS_FORMAT = "%Y-%m-%d %H:%M"
+_SNIFF_LINES = 20
+_TS_CONTRACT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+_TS_LOCAL_VARIANT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:00)?")
+_TS_ZONED = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?(Z|UTC|[+-]\d{2}(:?\d{2})?)", re.IGNORECASE)
+EXPECTED_TS = "local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
 
 
 STAGED_SCHEMA = {
@@ -88,12 +100,53 @@ def _text(expr: pl.Expr) -> pl.Expr:
     return pl.when(text == "").then(None).otherwise(text)
 
 
-def _typed_from_text(raw: dict[str, pl.Expr]) -> list[pl.Expr]:
+def _sniff(values: list[str | None]) -> tuple[str, str | None]:
+    """How a file writes interval_end, from its first values: ("contract" | "local" | "zoned" |
+    "unknown", an example). "local" = `:00` seconds and/or a `T`: the same local time, read leniently."""
+    seen = [v.strip().strip('"').strip() for v in values if v is not None and v.strip().strip('"').strip()]
+    if not seen:
+        return "contract", None
+    if all(_TS_ZONED.fullmatch(v) for v in seen):
+        return "zoned", seen[0]
+    variant = next((v for v in seen if _TS_LOCAL_VARIANT.fullmatch(v) and not _TS_CONTRACT.fullmatch(v)), None)
+    if variant is not None:
+        return "local", variant
+    if any(_TS_CONTRACT.fullmatch(v) for v in seen):
+        return "contract", None
+    return "unknown", seen[0]
+
+
+def _sniff_csv(path: Path, names: list[str]) -> tuple[str, str | None]:
+    column = names.index("interval_end")
+    values: list[str | None] = []
+    with open(path, "rb") as fh:
+        fh.readline(65536)
+        for _ in range(_SNIFF_LINES):
+            line = fh.readline(65536)
+            if not line:
+                break
+            fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
+            values.append(fields[column] if column < len(fields) else None)
+    return _sniff(values)
+
+
+def _parse_ts(text: pl.Expr, lenient: bool = False) -> pl.Expr:
+    """The contract's format; `lenient` also takes `:00` seconds and a `T` separator (same local time)."""
+    exact = text.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+    if not lenient:
+        return exact
+    spaced = text.str.replace("T", " ", literal=True)
+    minutes = spaced.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+    seconds = spaced.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+    return pl.coalesce(minutes, pl.when(seconds.dt.second() == 0).then(seconds))
+
+
+def _typed_from_text(raw: dict[str, pl.Expr], lenient: bool = False) -> list[pl.Expr]:
     """device_id, channel as trimmed text; interval_end and value parsed strictly (bad -> null)."""
     value = _text(raw["value"]).cast(pl.Float64, strict=False)
     return [
         _text(raw["device_id"]).alias("device_id"),
-        _text(raw["interval_end"]).str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False).alias("ts"),
+        _parse_ts(_text(raw["interval_end"]), lenient).alias("ts"),
         _text(raw["channel"]).alias("channel"),
         pl.when(value.is_finite()).then(value).alias("v"),
     ]
@@ -113,7 +166,7 @@ def _fast_scan(paths: list[Path], enum: pl.Enum) -> pl.LazyFrame:
     )
 
 
-def _line_scan(path: Path, index: int, names: list[str]) -> pl.LazyFrame:
+def _line_scan(path: Path, index: int, names: list[str], lenient: bool = False) -> pl.LazyFrame:
     """Tolerant CSV path: each physical line as text, split on commas (readings values hold no commas).
     A line with the wrong number of fields is quarantined with the count, not guessed at."""
     lines = pl.scan_csv(
@@ -129,11 +182,11 @@ def _line_scan(path: Path, index: int, names: list[str]) -> pl.LazyFrame:
         pl.when(~blank & (fields.list.len() != len(names)))
         .then(pl.format("expected {} fields, found {}", pl.lit(len(names)), fields.list.len())).alias("_shape"),
         *[pl.when(~blank).then(e).alias(f"raw_{c}") for c, e in raw.items()],
-        *_typed_from_text({c: pl.when(~blank).then(e) for c, e in raw.items()}),
+        *_typed_from_text({c: pl.when(~blank).then(e) for c, e in raw.items()}, lenient),
     )
 
 
-def _parquet_scan(path: Path, index: int, schema: pl.Schema) -> pl.LazyFrame:
+def _parquet_scan(path: Path, index: int, schema: pl.Schema, lenient: bool = False) -> pl.LazyFrame:
     """Parquet inputs may be typed (datetime, float) or text; both are accepted."""
     lf = pl.scan_parquet(path).with_row_index("row")
     ts_type = schema["interval_end"]
@@ -143,7 +196,7 @@ def _parquet_scan(path: Path, index: int, schema: pl.Schema) -> pl.LazyFrame:
             ts = ts.dt.convert_time_zone("America/Guatemala").dt.replace_time_zone(None)
         ts = ts.cast(pl.Datetime("us"))
     else:
-        ts = _text(pl.col("interval_end").cast(pl.String)).str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+        ts = _parse_ts(_text(pl.col("interval_end").cast(pl.String)), lenient)
     value = (pl.col("value").cast(pl.Float64) if schema["value"].is_numeric()
              else _text(pl.col("value").cast(pl.String)).cast(pl.Float64, strict=False))
     return lf.select(
@@ -290,18 +343,29 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
                 if missing:
                     staged.unreadable[index] = f"missing column(s) {', '.join(missing)}"
                     continue
-                others.append((index, _parquet_scan(path, index, pl.Schema(schema))))
+                if isinstance(schema["interval_end"], pl.Datetime):
+                    kind, example = "contract", None
+                else:
+                    head = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()
+                    kind, example = _sniff(head["interval_end"].cast(pl.String).to_list())
+                if kind == "zoned":
+                    staged.unreadable[index] = _zoned(example)
+                    continue
+                others.append((index, _parquet_scan(path, index, pl.Schema(schema), lenient=kind == "local")))
                 continue
             names, exact, problem = _header(path)
+            kind, example = _sniff_csv(path, names) if names else ("contract", None)
         except Exception as exc:  # unreadable file: name it, keep the library's reason, go on
             staged.unreadable[index] = f"cannot be read ({exc})"
             continue
         if problem:
             staged.unreadable[index] = problem
-        elif exact:
+        elif kind == "zoned":
+            staged.unreadable[index] = _zoned(example)
+        elif exact and kind == "contract":
             fast.append(index)
         else:
-            others.append((index, _line_scan(path, index, names)))
+            others.append((index, _line_scan(path, index, names, lenient=kind == "local")))
 
     def sink(lf: pl.LazyFrame, name: str) -> None:
         """Stream `lf` into the scratch dir. A failure of the machine (disk full, read-only, ...) is
@@ -334,7 +398,31 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
             raise
         except Exception as exc:  # only a read or parse failure of this input file gets here
             staged.unreadable[index] = f"cannot be read ({str(exc).splitlines()[0]})"
+            continue
+        unplaced = _unplaced_file(out_dir / f"file_{index:06d}.parquet")
+        if unplaced is not None:  # no timestamp of the file parses: one reason for the file, not per row
+            staged.unreadable[index] = unplaced
+            (out_dir / f"file_{index:06d}.parquet").unlink()
     return staged
+
+
+def _zoned(example: str | None) -> str:
+    return f"interval_end carries a time zone (found e.g. {example!r}); the contract wants {EXPECTED_TS}"
+
+
+def _unplaced_file(staged_file: Path) -> str | None:
+    """The reason to report a whole file when none of its rows has a parsable interval_end, else None."""
+    counts = pl.scan_parquet(staged_file).select(
+        placed=pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"], CATEGORY["other_month"]]).sum(),
+        unplaced=(pl.col("cat") == CATEGORY["unplaced"]).sum(),
+    ).collect()
+    if counts["placed"][0] or not counts["unplaced"][0]:
+        return None
+    example = (pl.scan_parquet(staged_file).filter(pl.col("cat") == CATEGORY["unplaced"])
+               .select(pl.col("raw_interval_end").drop_nulls().first()).collect().item())
+    if example is None or not str(example).strip():
+        return "interval_end is missing on every row"
+    return f"no interval_end of the file parses (found e.g. {example!r}); the contract wants {EXPECTED_TS}"
 
 
 def _scratch_fault(exc: BaseException, out_dir: Path) -> EnvironmentFault | None:

@@ -90,10 +90,10 @@ def main() -> int:
         print(f"data: {len(files)} CSV files, {size / 1e9:.2f} GB, {ROWS:,} rows "
               f"({POINTS} points x 4 channels x {DAYS} days x 96) in {work} (generated in {time.perf_counter() - t0:.1f}s)")
 
-        env = {**os.environ, "MAYORISTA_WAREHOUSE": str(work / "warehouse.duckdb"), "MAYORISTA_LAKE": str(work / "lake"),
+        env = {**os.environ, "MAYORISTA_WAREHOUSE": str(work / "warehouse.sqlite"), "MAYORISTA_LAKE": str(work / "lake"),
                "GX_ANALYTICS_ENABLED": "False"}
         shutil.rmtree(work / "lake", ignore_errors=True)
-        (work / "warehouse.duckdb").unlink(missing_ok=True)
+        (work / "warehouse.sqlite").unlink(missing_ok=True)
 
         mayorista = str(Path(sys.executable).with_name("mayorista"))
         e2e, code, output, peak_gb = timed([mayorista, "meters", "ingest", "--month", MONTH, "--input", str(work / "smec")], env)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import warehouse
+
 from pipelines.ncc11 import sample
 
 QUARTER = "2026-05"
@@ -81,7 +83,7 @@ def main() -> None:
         rows = sum(sum(1 for _ in open(p)) - 1 for p in inputs.glob("*.csv"))
         mayorista = str(Path(sys.executable).with_name("mayorista"))
         cmd = [mayorista, "ncc11", "--quarter", QUARTER, "--input", str(inputs),
-               "--warehouse", str(root / "w.duckdb"), "--lake", str(root / "lake")]
+               "--warehouse", str(root / "w.sqlite"), "--lake", str(root / "lake")]
         e2e, startup, work, rss = paired(cmd, [sys.executable, "-c", IMPORTS])
         con = duckdb.connect()
         floors = []
@@ -90,7 +92,7 @@ def main() -> None:
             floor_rows = con.sql(FLOOR_SQL.format(d=inputs)).fetchall()
             floors.append(time.perf_counter() - start)
         floor = statistics.median(floors)
-        ours = duckdb.connect(str(root / "w.duckdb"), read_only=True).sql(
+        ours = warehouse.connect(root / "w.sqlite", read_only=True).sql(
             "SELECT distributor, band, ccs_usd FROM ncc11_energy").fetchall()
         want = {(d, b): c for d, b, c, *_ in floor_rows}
         worst = max(abs(c - want[(d, b)]) / max(abs(want[(d, b)]), 1.0) for d, b, c in ours)

@@ -42,6 +42,10 @@ _EXTENSIONS = {
 }
 _CONFLICT_RETRIES = 6
 
+class NoWarehouse(MayoristaError):
+    """A reader found no warehouse: nothing has been published there yet."""
+
+
 Rows = pl.DataFrame | str  # a frame, or a local Parquet path/glob read by DuckDB directly
 
 
@@ -123,8 +127,8 @@ def attach(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike[str] | N
         path = Path(target)
         if not path.exists():
             if read_only:
-                raise MayoristaError(f"no warehouse at {path}: nothing has been published there yet "
-                                     "(run a pipeline first, or give --warehouse)")
+                raise NoWarehouse(f"no warehouse at {path}: nothing has been published there yet "
+                                  "(run a pipeline first, or give --warehouse)")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -154,19 +158,36 @@ def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *
     try:
         con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(options)})")
     except duckdb.Error as exc:
-        text = str(exc)
+        text = _redact(str(exc), target)
         if "does not match existing data path" in text:
             if explicit_lake:
                 raise MayoristaError(
                     f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
-                    f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse") from exc
+                    f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse") from None
             ro = ", READ_ONLY" if read_only else ""
             con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} (DATA_INLINING_ROW_LIMIT 0{ro})")  # its own lake
             return
+        if "creating a new DuckLake is explicitly disabled" in text:
+            raise NoWarehouse(f"no warehouse in {describe(target)}: nothing has been published there yet "
+                              "(run a pipeline first, or give --warehouse)") from None
+        if "Unable to connect" in text:  # the catalog's server: down, wrong database, credentials
+            reason = text.rsplit("failed:", 1)[-1].strip()
+            raise EnvironmentFault(f"could not connect to the warehouse catalog {describe(target)}: {reason}. "
+                                   "Nothing was published; check the server and MAYORISTA_WAREHOUSE / --warehouse.") from None
         if "not a database" in text or "Failed to probe DuckLake" in text or "ducklake_metadata" in text:
             raise MayoristaError(f"{describe(target)} is not a warehouse catalog (a DuckLake in SQLite or "
-                                 f"PostgreSQL): {text.splitlines()[0]}") from exc
-        raise _fault(exc, describe(target), "open the warehouse") from exc
+                                 f"PostgreSQL): {text.splitlines()[0]}") from None
+        fault = environment_fault(exc, describe(target), "open the warehouse")
+        if fault:
+            raise fault from None
+        # e.g. PostgreSQL refusing the connection: the catalog's own words, without its password
+        raise MayoristaError(f"could not open the warehouse {describe(target)}: {text.splitlines()[0]}") from None
+
+
+def _redact(text: str, target: str) -> str:
+    """Error text without the catalog's password (DuckDB quotes the whole connection string)."""
+    password = urlparse(target).password if is_postgres(target) else None
+    return text.replace(password, "***") if password else text
 
 
 def _fault(exc: BaseException, where: object, doing: str) -> BaseException:
@@ -287,9 +308,15 @@ def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def exists(warehouse: str | os.PathLike[str] | None = None) -> bool:
-    """Whether the catalog is there (a PostgreSQL catalog is assumed to be: connecting tells)."""
+    """Whether a warehouse has been created there (by a first publish)."""
     target = str(warehouse or config.warehouse())
-    return is_postgres(target) or Path(target).exists()
+    if not is_postgres(target):
+        return Path(target).exists()
+    try:
+        connect(target, read_only=True).close()
+    except NoWarehouse:
+        return False
+    return True
 
 
 def table_names(warehouse: str | os.PathLike[str] | None = None) -> set[str]:

@@ -65,7 +65,7 @@ def read_meter_hourly(point_ids: list[str], month: str, path: str | Path | None)
     db = config.warehouse(path)
     if not warehouse.exists(db):
         return None, f"no warehouse at {warehouse.describe(db)}, so no meter_hourly for {previous}"
-    if "meter_hourly" not in warehouse.table_names(db):
+    if "meter_hourly" not in warehouse.table_names(db):  # exists() just saw it, so a reader opens it
         return None, f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)"
     rows = warehouse.query(
         "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM meter_hourly "

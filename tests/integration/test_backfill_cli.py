@@ -63,7 +63,7 @@ def test_a_failed_quarter_does_not_stop_the_others_and_reruns_replace(tmp_path, 
     assert main(["backfill", "ncc11", "--from", "2026-02", "--to", "2026-05", *common]) == 2
     err = capsys.readouterr().err
     assert "1 of 2 quarter(s) published" in err
-    assert "2026-02: missing input file" in err and "2026-05:" not in err
+    assert "2026-02: input directory" in err and "does not exist" in err and "2026-05:" not in err
     energy = "SELECT count(*) FROM ncc11_energy WHERE quarter = '{}'"
     published = _count(wh, energy.format("2026-05"))
     distributors = _count(wh, "SELECT count(DISTINCT distributor) FROM ncc11_energy")

@@ -1,20 +1,21 @@
 """The lake on something that is not a local disk: fsspec's in-memory filesystem stands in for object
-storage (no rename, no directories). All three pipelines run on the sample data with the lake at a
-`memory://` URI and must publish the same warehouse rows as with a local lake, leave nothing staged,
-and replace partitions on a re-run."""
+storage (no rename, no directories). The catalog stays a local SQLite file; DuckLake writes the data
+files (and the jobs their reports) to a `memory://` URI. All three pipelines run on the sample data and
+must publish the same warehouse rows as with a local lake, write nothing to a local folder named after
+the scheme, and replace a partition's rows on a re-run."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from upath import UPath
 
-from pipelines import config, lake
+from pipelines import config, warehouse
 from pipelines.delivery.job import check_month
 from pipelines.metering.job import ingest_month
 from pipelines.ncc11 import job as ncc11
@@ -30,14 +31,14 @@ TABLES = {
 }
 
 
-def _run_all(root: str | Path, warehouse: Path) -> None:
-    ncc11.run("2026-05", SAMPLE / "ncc11" / "2026-05", warehouse=warehouse, lake_root=root)
-    ingest_month("2026-04", SAMPLE / "smec", warehouse=warehouse, lake_root=root)
-    check_month("2026-04", SAMPLE / "smec", warehouse=warehouse, lake_root=root)
+def _run_all(root: str | Path, catalog: Path) -> None:
+    ncc11.run("2026-05", SAMPLE / "ncc11" / "2026-05", warehouse=catalog, lake_root=root)
+    ingest_month("2026-04", SAMPLE / "smec", warehouse=catalog, lake_root=root)
+    check_month("2026-04", SAMPLE / "smec", warehouse=catalog, lake_root=root)
 
 
-def _tables(warehouse: Path) -> dict[str, pl.DataFrame]:
-    con = duckdb.connect(str(warehouse), read_only=True)
+def _tables(catalog: Path) -> dict[str, pl.DataFrame]:
+    con = warehouse.connect(catalog, read_only=True)
     try:
         columns = {t: {r[0] for r in con.sql(f"DESCRIBE {t}").fetchall()} for t in TABLES}
         # run_id differs between runs by design; only drop it where the table has one
@@ -48,51 +49,57 @@ def _tables(warehouse: Path) -> dict[str, pl.DataFrame]:
 
 
 def _names(root: UPath) -> list[str]:
-    return [f.relative_to(root).as_posix() for f in lake.files(root)]
+    """Every file under the root, relative to it, DuckLake's random file names replaced by a marker."""
+    names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    return sorted(re.sub(r"ducklake-[0-9a-f-]+\.parquet$", "ducklake-*.parquet", n) for n in names)
 
 
 @pytest.fixture(scope="module")
 def both_lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, UPath, Path]:
     base = tmp_path_factory.mktemp("lakes")
     local_root, memory_root = base / "lake", UPath(f"memory://mayorista-{uuid.uuid4().hex}/lake")
-    _run_all(local_root, base / "local.duckdb")
-    _run_all(str(memory_root), base / "memory.duckdb")
+    _run_all(local_root, base / "local.sqlite")
+    _run_all(str(memory_root), base / "memory.sqlite")
     return base, local_root, memory_root, Path.cwd()
 
 
 def test_object_storage_lake_publishes_the_same_rows(both_lakes):
     base, _, _, _ = both_lakes
-    local, remote = _tables(base / "local.duckdb"), _tables(base / "memory.duckdb")
+    local, remote = _tables(base / "local.sqlite"), _tables(base / "memory.sqlite")
     for table in TABLES:
         assert remote[table].height > 0, table
         # parallel sums may differ in the last bits between any two runs, whatever the lake
         assert_frame_equal(remote[table], local[table], check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
 
 
-def test_object_storage_lake_holds_the_same_files_and_nothing_staged(both_lakes):
-    _, local_root, memory_root, cwd = both_lakes
-    remote = _names(memory_root)
-    local = [f.relative_to(local_root).as_posix() for f in lake.files(UPath(local_root))]
-    assert not [n for n in remote if n.startswith("_staging")]
-    # manifests are named by run id, which differs; every other file has the same name in both lakes
-    assert [n for n in remote if not n.startswith("_manifests")] == [n for n in local if not n.startswith("_manifests")]
-    assert "ncc11_energy/quarter=2026-05/data.parquet" in remote
+def test_object_storage_lake_holds_the_same_files(both_lakes):
+    base, local_root, memory_root, cwd = both_lakes
+    remote, local = _names(memory_root), _names(UPath(local_root))
+    assert remote == local
+    assert "main/ncc11_energy/quarter=2026-05/ducklake-*.parquet" in remote
+    assert "main/meter_readings/month=2026-04/ducklake-*.parquet" in remote
     assert "reports/delivery/month=2026-04/INDPAC.md" in remote
-    assert len([n for n in remote if n.startswith("_manifests/")]) == 3
-    assert not (cwd / "memory:").exists()  # nothing went to a local folder named after the scheme
+    # the catalog is local and remembers where its data lives
+    data_path = warehouse.query("SELECT value FROM ducklake_options('wh') WHERE option_name = 'data_path'",
+                                base / "memory.sqlite")["value"][0]
+    assert data_path.rstrip("/") == str(memory_root).rstrip("/")
+    # nothing went to a local folder named after the scheme
+    for folder in (cwd, base, config.ROOT):
+        assert not (folder / "memory:").exists()
+        assert not list(folder.glob("memory:*"))
 
 
 def test_rerun_on_object_storage_replaces_the_partition(both_lakes):
     base, _, memory_root, _ = both_lakes
-    partition = lake.partition_dir(memory_root, "ncc11_energy", quarter="2026-05")
-    (partition / "stale-from-an-old-layout.parquet").write_bytes(b"old")
-    before = lake.read_parquet(partition / "data.parquet")
-    ncc11.run("2026-05", SAMPLE / "ncc11" / "2026-05", warehouse=base / "memory.duckdb", lake_root=str(memory_root))
-    assert [f.name for f in lake.files(partition)] == ["data.parquet"]
-    assert_frame_equal(lake.read_parquet(partition / "data.parquet").drop("run_id", strict=False), before.drop("run_id", strict=False),
-                       check_exact=False, rel_tol=1e-12)
-    con = duckdb.connect(str(base / "memory.duckdb"), read_only=True)
-    try:
-        assert con.sql("SELECT count(*) FROM ncc11_energy WHERE quarter = '2026-05'").fetchall()[0][0] == before.height
-    finally:
-        con.close()
+    catalog = base / "memory.sqlite"
+    sql = "SELECT * EXCLUDE (run_id) FROM ncc11_energy WHERE quarter = '2026-05' ORDER BY ALL"
+    drop = lambda f: f.drop("run_id", strict=False)  # noqa: E731
+    before = drop(warehouse.query(sql.replace(" EXCLUDE (run_id)", ""), catalog))
+    ncc11.run("2026-05", SAMPLE / "ncc11" / "2026-05", warehouse=catalog, lake_root=str(memory_root))
+    after = drop(warehouse.query(sql.replace(" EXCLUDE (run_id)", ""), catalog))
+    assert after.height == before.height == 12
+    assert_frame_equal(after, before, check_exact=False, rel_tol=1e-12)
+    # the new rows are in new files on the object store
+    files = warehouse.query("SELECT data_file FROM ducklake_list_files('wh', 'ncc11_energy')", catalog)["data_file"]
+    assert files.len() >= 1 and all(f.startswith("memory://") for f in files)
+    assert all(UPath(f).exists() for f in files)

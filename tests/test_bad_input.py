@@ -247,3 +247,15 @@ def test_non_finite_readings_are_quarantined_as_not_a_number(tmp_path, word):
     assert rows.filter(pl.col("cat") == readings.CATEGORY["good"])["v"].to_list() == [1.5]
     bad = rows.filter(pl.col("cat") == readings.CATEGORY["quarantine"])
     assert bad.select("raw_value", "reason").rows() == [(word, "value is not a number")]
+
+
+def test_a_value_holding_the_line_scan_separator_is_quarantined_not_cut_short(tmp_path):
+    """Found by the property test: on the tolerant per-file path '1.5<U+001F>9' used to read as 1.5."""
+    root = tmp_path / "in"
+    write_registry(root)
+    (root / "readings").mkdir()
+    (root / "readings" / "PA.csv").write_bytes(  # the ragged second line sends the file to the tolerant path
+        b"device_id,interval_end,channel,value\nDEV1,2026-04-02 00:15,kwh_del,1.5\x1f9\nDEV1,2026-04-02 00:30,kwh_del,1.6,x\n")
+    rows = _stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
+    assert rows.filter(pl.col("cat") == readings.CATEGORY["good"]).height == 0
+    assert rows["reason"].to_list()[0].startswith("line holds the control character U+001F")

@@ -169,17 +169,21 @@ def _fast_scan(paths: list[Path], enum: pl.Enum) -> pl.LazyFrame:
 def _line_scan(path: Path, index: int, names: list[str], lenient: bool = False) -> pl.LazyFrame:
     """Tolerant CSV path: each physical line as text, split on commas (readings values hold no commas).
     A line with the wrong number of fields is quarantined with the count, not guessed at."""
+    # one column per line, split on a control character no contract value holds (U+001F); a line that
+    # does hold it spills into `_rest` and is quarantined, never read cut short
     lines = pl.scan_csv(
-        path, has_header=False, separator="\x1f", quote_char=None, schema={"_line": pl.String},
-        encoding="utf8-lossy", truncate_ragged_lines=True, empty_string_is_null=False,
+        path, has_header=False, separator="\x1f", quote_char=None, schema={"_line": pl.String, "_rest": pl.String},
+        encoding="utf8-lossy", truncate_ragged_lines=True, empty_string_is_null=True, missing_columns="insert",
     ).with_row_index("row").filter(pl.col("row") > 0)
-    fields = pl.col("_line").str.strip_chars_end("\r").str.split(",")
+    line = pl.col("_line").fill_null("")
+    fields = line.str.strip_chars_end("\r").str.split(",")
     raw = {c: fields.list.get(names.index(c), null_on_oob=True).str.strip_chars().str.strip_chars('"') for c in COLUMNS}
-    blank = pl.col("_line").str.strip_chars().fill_null("") == ""
+    blank = (line.str.strip_chars() == "") & pl.col("_rest").is_null()
     return lines.select(
         pl.lit(index, pl.UInt32).alias("file"),
         (pl.col("row") - 1).cast(pl.UInt32).alias("row"),
-        pl.when(~blank & (fields.list.len() != len(names)))
+        pl.when(pl.col("_rest").is_not_null()).then(pl.lit("line holds the control character U+001F"))
+        .when(~blank & (fields.list.len() != len(names)))
         .then(pl.format("expected {} fields, found {}", pl.lit(len(names)), fields.list.len())).alias("_shape"),
         *[pl.when(~blank).then(e).alias(f"raw_{c}") for c, e in raw.items()],
         *_typed_from_text({c: pl.when(~blank).then(e) for c, e in raw.items()}, lenient),

@@ -1,0 +1,148 @@
+"""`mayorista sql`: one query (table or CSV), a session reading statements from a pipe, and a session
+left open while a run publishes (the publish must not wait for it; its next statement sees the rows)."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from pipelines import cli
+from pipelines.ncc11 import job as ncc11
+from tests.conftest import ROOT
+from tests.test_ncc11_job import write_quarter
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A warehouse holding one NCC-11 quarter (6 ncc11_energy rows)."""
+    base = tmp_path_factory.mktemp("analyst")
+    catalog, lake = base / "warehouse.sqlite", base / "lake"
+    ncc11.run("2026-03", write_quarter(base / "in"), warehouse=catalog, lake_root=lake)
+    return catalog, lake
+
+
+def sql_command(catalog: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", "sql", "--warehouse", str(catalog), *args]
+
+
+def test_query_prints_a_table(published, capsys):
+    catalog, _ = published
+    assert cli.main(["sql", "--warehouse", str(catalog),
+                     "SELECT distributor, count(*) AS bands FROM ncc11_energy GROUP BY 1 ORDER BY 1"]) == 0
+    out = capsys.readouterr().out
+    assert "distributor" in out and "bands" in out and "D1" in out and "D2" in out
+
+
+def test_query_as_csv_with_header_and_empty_nulls(published, capsys):
+    catalog, _ = published
+    query = ("SELECT distributor, band, round(peste_usd_mwh, 1) AS peste, NULL AS nothing FROM ncc11_energy "
+             "WHERE distributor = 'D1' ORDER BY band")
+    assert cli.main(["sql", "--warehouse", str(catalog), "--csv", query]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "distributor,band,peste,nothing",
+        "D1,intermedia,100.0,",
+        "D1,punta,100.0,",
+        "D1,valle,100.0,",
+    ]
+
+
+def test_query_errors_exit_non_zero_and_the_warehouse_is_read_only(published, capsys):
+    catalog, _ = published
+    assert cli.main(["sql", "--warehouse", str(catalog), "SELECT * FROM no_such_table"]) == 2
+    assert "no_such_table" in capsys.readouterr().err
+    assert cli.main(["sql", "--warehouse", str(catalog), "DELETE FROM ncc11_energy"]) == 2
+    assert "read" in capsys.readouterr().err.lower()  # read-only
+    assert cli.main(["sql", "--warehouse", str(catalog), "--csv", "SELECT count(*) AS n FROM ncc11_energy"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "6"]
+
+
+def test_query_as_of_a_snapshot(published, capsys):
+    catalog, _ = published
+    assert cli.main(["sql", "--warehouse", str(catalog), "--csv",
+                     "SELECT snapshot_id FROM run_manifests WHERE status = 'published'"]) == 0
+    snapshot = capsys.readouterr().out.split()[1]
+    assert cli.main(["sql", "--warehouse", str(catalog), "--csv",
+                     f"SELECT count(*) AS n FROM ncc11_energy AT (VERSION => {snapshot})"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "6"]
+
+
+def test_session_reads_statements_from_a_pipe(published):
+    catalog, _ = published
+    statements = ("SELECT count(*) AS n FROM ncc11_energy;\n"
+                  "SELECT distributor\n  FROM ncc11_power\n ORDER BY 1;\n"  # one statement over three lines
+                  "SELECT * FROM no_such_table;\n"  # an error is printed and the session goes on
+                  "SELECT 'a;b' AS text, NULL AS empty;\n"
+                  "SELECT 42 AS last")  # the last statement may end with the input, without ';'
+    done = subprocess.run(sql_command(catalog, "--csv"), input=statements, capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["n", "6", "distributor", "D1", "D2", "text,empty", "a;b,", "last", "42"]
+    assert "no_such_table" in done.stderr
+
+
+def _lines(stream) -> queue.Queue:
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _next(lines: queue.Queue, timeout: float = 60) -> str:
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"the sql session printed nothing within {timeout} s")
+    assert line is not None, "the sql session ended"
+    return line
+
+
+def test_an_open_session_does_not_block_a_publish_and_sees_its_rows(tmp_path):
+    catalog, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
+    ncc11.run("2026-03", write_quarter(tmp_path / "march", "2026-03"), warehouse=catalog, lake_root=lake)
+    june = write_quarter(tmp_path / "june", "2026-06")
+
+    session = subprocess.Popen(sql_command(catalog, "--csv"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT)
+    try:
+        out = _lines(session.stdout)
+        session.stdin.write("SELECT count(*) AS n FROM ncc11_energy;\n")
+        session.stdin.flush()
+        assert (_next(out, 120), _next(out)) == ("n", "6")
+
+        # the session stays open (its stdin too) while a run publishes in this process
+        outcome: dict = {}
+
+        def publish() -> None:
+            try:
+                outcome["result"] = ncc11.run("2026-06", june, warehouse=catalog, lake_root=lake)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+
+        writer = threading.Thread(target=publish, daemon=True)
+        writer.start()
+        writer.join(timeout=180)
+        assert not writer.is_alive(), "the publish is blocked by the open sql session"
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["result"].snapshot_id is not None
+        assert session.poll() is None  # the session is still open
+
+        session.stdin.write("SELECT count(*) AS n FROM ncc11_energy;\n")
+        session.stdin.write("SELECT quarter, count(*) AS n FROM ncc11_energy GROUP BY 1 ORDER BY 1;\n")
+        session.stdin.flush()
+        assert [_next(out) for _ in range(5)] == ["n", "12", "quarter,n", "2026-03,6", "2026-06,6"]
+        session.stdin.close()
+        assert session.wait(timeout=60) == 0
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()

@@ -28,7 +28,8 @@ class EnvironmentFault(MayoristaError):
 # errnos that mean "the storage we write to", never "the file we read"
 _ENV_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE}
 _ENV_TEXT = ("no space left", "read-only file system", "disk quota", "permission denied", "could not set lock",
-             "conflicting lock", "database is locked", "input/output error")
+             "conflicting lock", "database is locked", "input/output error", "database or disk is full",
+             "readonly database", "read-only database")
 
 
 def environment_fault(exc: BaseException, where: object, doing: str) -> EnvironmentFault | None:
@@ -40,9 +41,9 @@ def environment_fault(exc: BaseException, where: object, doing: str) -> Environm
     text = str(exc).lower()
     if code not in _ENV_ERRNOS and not any(words in text for words in _ENV_TEXT):
         return None
-    if code == errno.ENOSPC or "no space left" in text or "quota" in text:
+    if code == errno.ENOSPC or "no space left" in text or "quota" in text or "disk is full" in text:
         what, todo = "the disk is full", "free space there (or point it elsewhere) and run again"
-    elif code == errno.EROFS or "read-only" in text:
+    elif code == errno.EROFS or "read-only" in text or "readonly" in text:
         what, todo = "the storage is read-only", "make it writable (or point it elsewhere) and run again"
     elif "lock" in text:
         what, todo = "it is locked by another process", "wait for that process to finish (or stop it) and run again"

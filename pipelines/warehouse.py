@@ -14,6 +14,7 @@ installed from those files: nothing is downloaded at run time (`LOAD ducklake` a
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import logging
 import os
@@ -41,6 +42,12 @@ _EXTENSIONS = {
     "postgres": ("duckdb_extension_postgres", "postgres", "postgres_scanner"),
 }
 _CONFLICT_RETRIES = 6
+_LOCK_WAIT_S = 120.0  # how long a run waits for a catalog another process holds (MAYORISTA_LOCK_WAIT_S)
+_FULL_BELOW_BYTES = 1 << 20  # a disk with less free space than this is taken as full
+
+class _Locked(Exception):
+    """The catalog is locked by another process (retried by `attach`)."""
+
 
 class NoWarehouse(MayoristaError):
     """A reader found no warehouse: nothing has been published there yet."""
@@ -136,8 +143,19 @@ def attach(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike[str] | N
     _install(con, "ducklake")
     _install(con, backend)
     _register_lake(con, str(config.lake_root(lake_root)))
-    _attach(con, uri, target, alias, read_only=read_only, data_path=_data_path(lake_root),
-            explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")))
+    deadline = time.monotonic() + float(os.environ.get("MAYORISTA_LOCK_WAIT_S", _LOCK_WAIT_S))
+    while True:
+        try:
+            _attach(con, uri, target, alias, read_only=read_only, data_path=_data_path(lake_root),
+                    explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")))
+            break
+        except _Locked:
+            if time.monotonic() > deadline:
+                raise EnvironmentFault(
+                    f"could not open the warehouse {describe(target)}: it is locked by another process. Nothing was "
+                    "published; wait for that process to finish (or stop it) and run again.") from None
+            logger.warning("the warehouse %s is locked by another process; waiting", describe(target))
+            time.sleep(1.0)
     stored = con.execute(f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'").fetchone()
     if stored:
         _register_lake(con, stored[0])
@@ -167,6 +185,8 @@ def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *
             ro = ", READ_ONLY" if read_only else ""
             con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} (DATA_INLINING_ROW_LIMIT 0{ro})")  # its own lake
             return
+        if "database is locked" in text:  # another process holds the SQLite catalog: waited for by attach()
+            raise _Locked() from None
         if "creating a new DuckLake is explicitly disabled" in text:
             raise NoWarehouse(f"no warehouse in {describe(target)}: nothing has been published there yet "
                               "(run a pipeline first, or give --warehouse)") from None
@@ -188,10 +208,6 @@ def _redact(text: str, target: str) -> str:
     """Error text without the catalog's password (DuckDB quotes the whole connection string)."""
     password = urlparse(target).password if is_postgres(target) else None
     return text.replace(password, "***") if password else text
-
-
-def _fault(exc: BaseException, where: object, doing: str) -> BaseException:
-    return environment_fault(exc, where, doing) or exc
 
 
 @dataclass
@@ -242,10 +258,41 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
 
 def _is_conflict(exc: BaseException) -> bool:
     """Another writer got there first (a conflicting commit, a table it just created, the SQLite
-    catalog busy past its timeout): the whole transaction can simply be tried again."""
+    catalog busy past its timeout): the whole transaction can simply be tried again. Other failed
+    commits (a full or read-only disk under the catalog) are not conflicts, whatever their type."""
     text = str(exc).lower()
-    return (isinstance(exc, duckdb.TransactionException) or "conflict" in text or "already exists" in text
-            or "database is locked" in text)
+    return "conflict" in text or "already exists" in text or "database is locked" in text
+
+
+def _storage_fault(warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None,
+                   what: str) -> EnvironmentFault | None:
+    """When an error does not say what failed (a failed COMMIT of the SQLite catalog can surface only as
+    'cannot rollback - no transaction is active'), look at the storage the warehouse writes to."""
+    target = str(warehouse or config.warehouse())
+    places = [] if is_postgres(target) else [Path(target).resolve().parent]
+    root = config.lake_root(lake_root)
+    if lake.is_local(root):
+        places.append(Path(root))
+    for place in places:
+        while not place.exists() and place != place.parent:
+            place = place.parent
+        try:
+            stat = os.statvfs(place)
+        except OSError:
+            continue
+        if stat.f_flag & os.ST_RDONLY:
+            return environment_fault(OSError(errno.EROFS, "Read-only file system"), place, what)
+        if stat.f_bavail * stat.f_frsize < _FULL_BELOW_BYTES:
+            return environment_fault(OSError(errno.ENOSPC, "No space left on device"), place, what)
+    return None
+
+
+def _fault_of(exc: BaseException, warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None,
+              what: str) -> BaseException:
+    """The error to report for a failed warehouse operation: a failure of the machine as an
+    EnvironmentFault (from the error's own words, else from the state of the storage), else `exc`."""
+    return (environment_fault(exc, describe(warehouse), what) or _storage_fault(warehouse, lake_root, what)
+            or exc)
 
 
 @contextmanager
@@ -253,7 +300,6 @@ def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: s
                 what: str = "publish to the warehouse") -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection inside BEGIN ... COMMIT; ROLLBACK on error. A failure of the machine becomes
     an EnvironmentFault (a failed ROLLBACK never hides the first error)."""
-    target = describe(warehouse)
     con = connect(warehouse, lake_root=lake_root)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -266,7 +312,7 @@ def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: s
             except duckdb.Error:
                 pass  # the transaction is gone with the connection; the first error is the one to report
             if isinstance(exc, duckdb.Error) and not _is_conflict(exc):
-                raise _fault(exc, target, what) from exc
+                raise _fault_of(exc, warehouse, lake_root, what) from exc
             raise
     finally:
         con.close()
@@ -285,7 +331,7 @@ def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = 
                 _ensure_tables(con, writes)
             except duckdb.Error as exc:
                 if not _is_conflict(exc):
-                    raise _fault(exc, describe(warehouse), "create the warehouse tables") from exc
+                    raise _fault_of(exc, warehouse, lake_root, "create the warehouse tables") from exc
                 raise
             finally:
                 con.close()
@@ -295,7 +341,7 @@ def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = 
                 return then(con) if then else None
         except duckdb.Error as exc:
             if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
-                raise _fault(exc, describe(warehouse), "publish to the warehouse") from exc
+                raise _fault_of(exc, warehouse, lake_root, "publish to the warehouse") from exc
             wait = 0.2 * 2 ** attempt
             logger.warning("publish conflicted with another commit (%s); retrying in %.1f s", str(exc).splitlines()[0], wait)
             time.sleep(wait)

@@ -23,8 +23,11 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 demo: env airflow-db
 	$(UV) run --locked python -m pipelines.demo
 
+# unit and fault-injection tests on both cores, then the end-to-end scheduler tests (each starts its
+# own Airflow, so they run one at a time)
 test: env
-	$(UV) run --locked pytest -q
+	$(UV) run --locked pytest -q -n 2 --ignore=tests/integration
+	$(UV) run --locked pytest -q tests/integration --durations=5
 
 sample: env
 	$(UV) run --locked mayorista sample
@@ -55,7 +58,7 @@ airflow: env airflow-db
 # the unit tests only (fast), and the end-to-end scheduler tests only (SQLite; PostgreSQL too when
 # MAYORISTA_TEST_POSTGRES_URL is set, as .ci/run does). `make test` runs both.
 test-unit: env
-	$(UV) run --locked pytest -q --ignore=tests/integration
+	$(UV) run --locked pytest -q -n 2 --ignore=tests/integration --ignore=tests/faults
 
 test-integration: env
 	$(UV) run --locked pytest -q tests/integration --durations=10

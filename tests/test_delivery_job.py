@@ -164,7 +164,7 @@ def test_deliveries_missing_a_column(inputs: Path, workspace: Path) -> None:
 def test_a_month_without_changes_then_one_with(inputs: Path, workspace: Path) -> None:
     # the first publication ever is an empty month: the tables must still get their real column types
     may = check_month("2026-05", inputs)
-    assert may.summary.startswith("vpn_delivery 2026-05: 0 VPN change(s) reviewed")
+    assert may.summary.startswith("delivery 2026-05: 0 VPN change(s) reviewed")
     assert may.unreadable.height == 0  # April's bad delivery row is April's business
     check_month("2026-04", inputs)
     db = workspace / "warehouse.sqlite"

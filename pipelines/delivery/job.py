@@ -187,7 +187,7 @@ def summarize(result: DeliveryCheck, db: str) -> str:
     review = result.review
     changes = review["change_id"].n_unique()
     failing = review.filter(~pl.col("ok"))["change_id"].n_unique()
-    lines = [f"vpn_delivery {result.month}: {changes} VPN change(s) reviewed, {changes - failing} meet every rule, "
+    lines = [f"delivery {result.month}: {changes} VPN change(s) reviewed, {changes - failing} meet every rule, "
              f"{failing} do not (run {result.run_id})"]
     per_rule = review.group_by("rule").agg(ok=pl.col("ok").sum(), failed=(~pl.col("ok")).sum())
     for rule in ("notice", "metering_period", "approvals", "delivery"):

@@ -2,7 +2,7 @@
 
 registry (GX) -> one streaming pass over every readings file (readings.stage) -> quarantine, duplicates
 -> VEE findings and short-gap estimates -> completeness and hourly values -> GX on the month's
-aggregates -> lake (staged, swapped in at the end) and warehouse (one transaction replacing the month).
+aggregates -> one warehouse transaction replacing the month in every table (pipelines.run).
 
 Which rows are the month's: those whose interval (interval_end - 15 min) starts in it. Rows of other
 months found in the same files are counted in the manifest as `other_month_rows` and left alone (their

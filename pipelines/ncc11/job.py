@@ -118,7 +118,8 @@ def summary(quarter: str, warehouse_: str | Path | None = None, *, snapshot_id: 
     power = warehouse.query(
         "SELECT distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, "
         f"round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power{at} WHERE quarter = ? ORDER BY distributor", warehouse_, [quarter])
-    lines = [f"NCC-11 quarter {quarter} published (run {run_id}, snapshot {snapshot_id})"]
+    lines = [f"NCC-11 quarter {quarter} published (run {run_id}, snapshot {snapshot_id})" if run_id
+             else f"NCC-11 quarter {quarter} as of snapshot {snapshot_id if snapshot_id is not None else '(current)'}"]
     if rows:
         lines.append(f"  rows: {', '.join(f'{t}={n}' for t, n in rows.items())}")
     lines.append(f"  warnings: {len(warnings)}")

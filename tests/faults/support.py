@@ -382,6 +382,9 @@ def message_problems(result: Result, *, command: str) -> list[str]:
         problems.append("a traceback on stderr")
     if f"mayorista {command}: error:" not in err:
         problems.append(f"no 'mayorista {command}: error:' message on stderr")
+    raw = re.search(r"_duckdb\.\w+|duckdb\.duckdb\.\w+|polars\.exceptions\.\w+|\bException:", error_text(result))
+    if raw:
+        problems.append(f"a raw exception ({raw.group(0)}) in the message")
     return problems
 
 
@@ -554,3 +557,32 @@ def assert_failed_row(before: Fingerprint, after: Fingerprint, pipeline: str, pe
     assert row["status"] == "failed" and row["snapshot_id"] is None, row
     assert row["manifest"].get("reason"), row
     return row
+
+
+def meters_accounting_problems(place: Place, run_id: str, manifest: dict) -> list[str]:
+    """Every row read is accounted for (rows read = rows stored + quarantined), in the manifest and
+    in the warehouse as published by that run."""
+    c = manifest.get("counts", {})
+    need = ("rows_read", "month_rows", "other_month_rows", "ingested", "duplicates_dropped", "quarantined")
+    missing = [k for k in need if k not in c]
+    if missing:
+        return [f"{run_id}: counts {missing} missing from the manifest ({sorted(c)})"]
+    problems = []
+    if c["rows_read"] != c["month_rows"] + c["other_month_rows"]:
+        problems.append(f"{run_id}: rows_read {c['rows_read']} != month_rows {c['month_rows']} + other_month_rows "
+                        f"{c['other_month_rows']}")
+    if c["month_rows"] != c["ingested"] + c["duplicates_dropped"] + c["quarantined"]:
+        problems.append(f"{run_id}: month_rows {c['month_rows']} != ingested {c['ingested']} + duplicates_dropped "
+                        f"{c['duplicates_dropped']} + quarantined {c['quarantined']}")
+    if manifest.get("status") == "published":
+        con = _connect(place)
+        try:
+            month = manifest["period"]
+            stored = con.execute("SELECT count(*) FROM meter_readings WHERE month = ?", [month]).fetchone()[0]
+            held = con.execute("SELECT count(*) FROM quarantine WHERE month = ?", [month]).fetchone()[0]
+        finally:
+            con.close()
+        if stored != c["ingested"] or held != c["quarantined"]:
+            problems.append(f"{run_id}: the warehouse holds {stored} readings and {held} quarantined rows for {month}, "
+                            f"the manifest says {c['ingested']} ingested and {c['quarantined']} quarantined")
+    return problems

@@ -2,8 +2,8 @@
 
 For each pipeline, on a copy of the good baseline, in sequence:
   1. a kill by timing, once the run is reading its inputs,
-  2. MAYORISTA_KILL_AT=before_publish, 3. mid_publish (rows inserted, not committed): the previous
-     good rows must be intact after each,
+  2. MAYORISTA_KILL_AT=before_publish and 3. mid_publish (rows inserted, not committed), both at once:
+     the previous good rows must be intact after each kill,
   4. after_publish (committed, reports not written): the new rows are complete,
   5. a normal run succeeds, has no duplicate keys, and removes the killed runs' scratch folders,
   6. `mayorista maintain --retention-days 0` deletes the Parquet files of the uncommitted publish:
@@ -33,16 +33,12 @@ def _scratch_of(place: support.Place, pid: int) -> list[str]:
     return [p.name for p in place.scratch.iterdir() if p.name.endswith(f".{pid}")]
 
 
-def _killed(place: support.Place, pipeline: str, *, kill_at: str | None = None):
-    """Run `pipeline`, killed by MAYORISTA_KILL_AT or, without it, by timing. Returns (pid, result)."""
-    started = time.monotonic()
-    proc, argv = place.start(pipeline, **({"MAYORISTA_KILL_AT": kill_at} if kill_at else {}))
-    if kill_at is None:
-        ready = _reading(pipeline, place)
-        support.kill_when(proc, lambda: ready(proc))
-    result = support.finish(proc, argv, started)
+def _start(place: support.Place, pipeline: str, kill_at: str | None):
+    return time.monotonic(), *place.start(pipeline, **({"MAYORISTA_KILL_AT": kill_at} if kill_at else {}))
+
+
+def _assert_killed(result: support.Result, kill_at: str | None) -> None:
     assert result.returncode == -signal.SIGKILL, f"the run was not killed ({kill_at or 'by timing'}):\n{result}"
-    return proc.pid, result
 
 
 @pytest.mark.parametrize("pipeline", ["ncc11", "meters", "delivery"])
@@ -50,21 +46,39 @@ def test_killed_runs_keep_previous_results_and_leave_nothing_behind(pipeline, pl
     p = PIPELINES[pipeline]
     killed_pids = []
 
-    # 1-3: killed before anything is committed: the previous good rows are exactly as they were
-    for kill_at in (None, "before_publish", "mid_publish"):
-        fault = faults.inject(f"SIGKILL {kill_at or 'by timing, while reading'}")
-        pid, result = _killed(place, pipeline, kill_at=kill_at)
-        killed_pids.append(pid)
+    # 1: killed by timing while reading
+    timed = faults.inject("SIGKILL by timing, while reading")
+    started, proc, argv = _start(place, pipeline, None)
+    ready = _reading(pipeline, place)
+    support.kill_when(proc, lambda: ready(proc))
+    _assert_killed(support.finish(proc, argv, started), None)
+    killed_pids.append(proc.pid)
+    if pipeline == "meters":
+        assert _scratch_of(place, proc.pid), "the run killed while reading left no scratch folder to clean up"
+    support.assert_intact(timed, baseline_fp, place, when="(timed) ")
+    timed.survived = True
+
+    # 2-3: killed before the commit and in the middle of it (rows inserted, not committed); the two runs
+    # go at once (each dies before committing, so they cannot disturb each other): the previous good
+    # rows must be exactly as they were
+    points = ("before_publish", "mid_publish")
+    injected = [faults.inject(f"SIGKILL {kill_at}") for kill_at in points]
+    running = [_start(place, pipeline, kill_at) for kill_at in points]
+    for kill_at, (started, proc, argv) in zip(points, running):
+        _assert_killed(support.finish(proc, argv, started), kill_at)
+        killed_pids.append(proc.pid)
         if pipeline == "meters":
-            assert _scratch_of(place, pid), f"the killed run left no scratch folder to clean up ({fault.name})"
-        after = support.assert_intact(fault, baseline_fp, place, when=f"({kill_at or 'timed'}) ")
+            assert _scratch_of(place, proc.pid), f"the run killed at {kill_at} left no scratch folder to clean up"
+    for fault in injected:
+        after = support.assert_intact(fault, baseline_fp, place, when="(before/mid publish) ")
         assert not support.new_runs(baseline_fp, after), "a killed run cannot have recorded itself"
         fault.survived = True
 
     # 4: killed right after the commit: the new rows are complete (same inputs: same content)
     fault = faults.inject("SIGKILL after_publish")
-    pid, result = _killed(place, pipeline, kill_at="after_publish")
-    killed_pids.append(pid)
+    started, proc, argv = _start(place, pipeline, "after_publish")
+    _assert_killed(support.finish(proc, argv, started), "after_publish")
+    killed_pids.append(proc.pid)
     after_kill = support.assert_intact(fault, baseline_fp, place, replaced=p)
     published = [r for r in support.new_runs(baseline_fp, after_kill).values() if r["status"] == "published"]
     assert len(published) == 1 and published[0]["snapshot_id"] == after_kill.snapshot, published
@@ -76,6 +90,10 @@ def test_killed_runs_keep_previous_results_and_leave_nothing_behind(pipeline, pl
     assert "Traceback" not in result.stderr, result
     after_run = support.assert_intact(faults.items[-1], baseline_fp, place, replaced=p, when="(next run) ")
     assert len([r for r in support.new_runs(baseline_fp, after_run).values() if r["status"] == "published"]) == 2
+    if pipeline == "meters":  # rows read = rows stored + quarantined (the current run against the warehouse)
+        run_id, row = max(after_run.manifests.items(), key=lambda kv: kv[1]["snapshot_id"] or -1)
+        assert row["pipeline"] == "meters" and row["status"] == "published", row
+        assert not support.meters_accounting_problems(place, run_id, row["manifest"])
     left = sorted(p_.name for p_ in place.scratch.iterdir())
     assert not left, f"scratch folders left after the next run (killed pids {killed_pids}): {left}"
 

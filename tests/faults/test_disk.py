@@ -48,14 +48,6 @@ def test_full_disk_under_the_lake(baseline, baseline_fp, tmp_path, faults):
         fault.survived = True
 
 
-CATALOG_COMMIT_DEFECT = (
-    "a failed COMMIT of the SQLite catalog (disk full: the real error is hidden behind 'cannot rollback - no "
-    "transaction is active'; read-only: 'attempt to write a readonly database') is a duckdb.TransactionException: "
-    "warehouse._is_conflict takes it for a conflicting commit (6 retries), errors.environment_fault does not "
-    "recognise it, and the CLI dies with a traceback and exit 1")
-
-
-@pytest.mark.xfail(strict=True, reason=CATALOG_COMMIT_DEFECT)
 def test_full_disk_under_the_catalog(baseline, baseline_fp, tmp_path, faults):
     """The SQLite catalog on a full disk, data files on a normal one."""
     with support.tmpfs(tmp_path / "catalogfs", "2m") as fs:
@@ -93,8 +85,7 @@ def test_full_scratch_disk_stops_meters_and_keeps_the_month(place, baseline_fp, 
 # --- 4. read-only storage --------------------------------------------------------------------------
 # chmod does not stop root: the folder is a tmpfs remounted read-only.
 
-@pytest.mark.parametrize("what", [pytest.param("catalog", marks=pytest.mark.xfail(strict=True, reason=CATALOG_COMMIT_DEFECT)),
-                                  "lake"])
+@pytest.mark.parametrize("what", ["catalog", "lake"])
 def test_read_only_warehouse(what, baseline, baseline_fp, tmp_path, faults):
     with support.tmpfs(tmp_path / f"{what}fs", "32m") as fs:
         if what == "catalog":

@@ -102,9 +102,11 @@ class Run:
             return int(predicted)
 
         checkpoint("before_publish")
+        def confirm(con: duckdb.DuckDBPyConnection, predicted: int) -> None:
+            self.snapshot_id = _confirm_snapshot(con, self.run_id, predicted)
+
         with self.step("publish"):
-            predicted = store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row)
-            self.snapshot_id = _confirm_snapshot(self.warehouse, self.lake_root, self.run_id, predicted)
+            store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row, after=confirm)
         logger.info("%s %s published as snapshot %s (run %s)", self.pipeline, self.period, self.snapshot_id, self.run_id)
         checkpoint("after_publish")
         return self.snapshot_id
@@ -123,14 +125,14 @@ def _insert_manifest(con: duckdb.DuckDBPyConnection, manifest: Manifest, snapsho
         con.unregister("_m")
 
 
-def _confirm_snapshot(wh: str, lake_root: str | None, run_id: str, predicted: int) -> int:
-    actual = store.query(
-        f"SELECT snapshot_id FROM ducklake_snapshots({store.literal(store.ALIAS)}) WHERE commit_extra_info = ?",
-        wh, [run_id])
-    snapshot = int(actual["snapshot_id"][0]) if actual.height else predicted
-    if snapshot != predicted:  # another writer committed in between: record the real number
-        with store.transaction(wh, lake_root=lake_root) as con:
-            con.execute("UPDATE run_manifests SET snapshot_id = ? WHERE run_id = ?", [snapshot, run_id])
+def _confirm_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, predicted: int) -> int:
+    """The snapshot the commit really created (found by the run id it carries); when another writer's
+    commit took the predicted number, the manifest row is corrected in a commit of its own."""
+    actual = con.execute(f"SELECT snapshot_id FROM ducklake_snapshots({store.literal(store.ALIAS)}) "
+                         "WHERE commit_extra_info = ?", [run_id]).fetchone()
+    snapshot = int(actual[0]) if actual else predicted
+    if snapshot != predicted:
+        con.execute("UPDATE run_manifests SET snapshot_id = ? WHERE run_id = ?", [snapshot, run_id])
     return snapshot
 
 
@@ -179,6 +181,7 @@ def start(pipeline: str, period: str, *, run_id: str | None = None, warehouse: s
     r = Run(pipeline, period, run_id, config.warehouse(warehouse), str(lake_root) if lake_root else None,
             Manifest(pipeline, period, run_id))
     clean_dead_scratch()
+    store.warm(r.warehouse)
     logger.info("%s %s: run %s started", pipeline, period, run_id)
     try:
         yield r

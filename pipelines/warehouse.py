@@ -18,6 +18,7 @@ import errno
 import importlib.util
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -297,15 +298,27 @@ def _fault_of(exc: BaseException, warehouse: str | os.PathLike[str] | None, lake
 
 @contextmanager
 def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: str | os.PathLike[str] | None = None,
-                what: str = "publish to the warehouse") -> Iterator[duckdb.DuckDBPyConnection]:
+                what: str = "publish to the warehouse",
+                before: Any = None, after: Any = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection inside BEGIN ... COMMIT; ROLLBACK on error. A failure of the machine becomes
-    an EnvironmentFault (a failed ROLLBACK never hides the first error)."""
+    an EnvironmentFault (a failed ROLLBACK never hides the first error). `before(con)` runs on the
+    same connection first, in its own commit (creating missing tables: DDL of two runs at once must
+    not mix with data); `after(con)` runs after the COMMIT, on the same connection."""
     con = connect(warehouse, lake_root=lake_root)
     try:
+        if before is not None:
+            try:
+                before(con)
+            except duckdb.Error as exc:
+                if not _is_conflict(exc):
+                    raise _fault_of(exc, warehouse, lake_root, "create the warehouse tables") from exc
+                raise
         con.execute("BEGIN TRANSACTION")
         try:
             yield con
             con.execute("COMMIT")
+            if after is not None:
+                after(con)
         except BaseException as exc:
             try:
                 con.execute("ROLLBACK")
@@ -320,25 +333,19 @@ def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: s
 
 def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = None, *,
             lake_root: str | os.PathLike[str] | None = None,
-            then: Any = None) -> Any:
+            then: Any = None, after: Any = None) -> Any:
     """Apply every write in ONE transaction; `then(con)` runs last inside it (the run's manifest row)
-    and its result is returned. Two writers at once: DuckLake detects a conflicting commit, and the
+    and its result is returned; `after(con, result)` runs once committed. Two writers at once: DuckLake detects a conflicting commit, and the
     whole transaction is retried (one wins whole, then the other replaces it whole)."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
-            con = connect(warehouse, lake_root=lake_root)
-            try:
-                _ensure_tables(con, writes)
-            except duckdb.Error as exc:
-                if not _is_conflict(exc):
-                    raise _fault_of(exc, warehouse, lake_root, "create the warehouse tables") from exc
-                raise
-            finally:
-                con.close()
-            with transaction(warehouse, lake_root=lake_root) as con:
+            result: list[Any] = [None]
+            with transaction(warehouse, lake_root=lake_root, before=lambda con: _ensure_tables(con, writes),
+                             after=(lambda con: after(con, result[0])) if after else None) as con:
                 for write in writes:
                     _replace(con, write)
-                return then(con) if then else None
+                result[0] = then(con) if then else None
+            return result[0]
         except duckdb.Error as exc:
             if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
                 raise _fault_of(exc, warehouse, lake_root, "publish to the warehouse") from exc
@@ -351,6 +358,27 @@ def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]).fetchall()}
+
+
+def warm(warehouse: str | os.PathLike[str] | None = None) -> threading.Thread:
+    """Load the extensions in the background while a run reads and validates: the first load in a
+    process takes about a second, later connections reuse it. Nothing is attached here."""
+    backend = _catalog_uri(str(warehouse or config.warehouse()))[1]
+
+    def load() -> None:
+        try:
+            con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+            try:
+                _install(con, "ducklake")
+                _install(con, backend)
+            finally:
+                con.close()
+        except Exception as exc:  # noqa: BLE001 - the publish reports it, with its context
+            logger.debug("loading the DuckDB extensions in the background failed: %s", exc)
+
+    thread = threading.Thread(target=load, name="warehouse-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def exists(warehouse: str | os.PathLike[str] | None = None) -> bool:

@@ -111,13 +111,17 @@ def summary(quarter: str, warehouse_: str | Path | None = None, *, snapshot_id: 
             run_id: str = "", rows: dict[str, int] | None = None, warnings: list[quality.CheckResult] = ()) -> str:
     """The quarter's figures as published by `snapshot_id` (default: the current snapshot)."""
     at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
-    energy = warehouse.query(
-        "SELECT distributor, band, round(ccs_usd)::BIGINT AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
-        f"round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy{at} WHERE quarter = ? "
-        "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END", warehouse_, [quarter])
-    power = warehouse.query(
-        "SELECT distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, "
-        f"round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power{at} WHERE quarter = ? ORDER BY distributor", warehouse_, [quarter])
+    con = warehouse.connect(warehouse_, read_only=True)
+    try:
+        energy = con.execute(
+            "SELECT distributor, band, round(ccs_usd)::BIGINT AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
+            f"round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy{at} WHERE quarter = ? "
+            "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END", [quarter]).pl()
+        power = con.execute(
+            "SELECT distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, "
+            f"round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power{at} WHERE quarter = ? ORDER BY distributor", [quarter]).pl()
+    finally:
+        con.close()
     lines = [f"NCC-11 quarter {quarter} published (run {run_id}, snapshot {snapshot_id})" if run_id
              else f"NCC-11 quarter {quarter} as of snapshot {snapshot_id if snapshot_id is not None else '(current)'}"]
     if rows:

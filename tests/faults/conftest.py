@@ -7,7 +7,10 @@ fails if it is not 0. Under xdist each worker counts its own cases and the contr
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,9 +69,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the counts to the controller
         workeroutput["faults"] = support.LEDGER.as_dict()
+        workerinput = session.config.workerinput
+        if not workerinput.get("faults_summary_on_controller"):
+            _last_worker_prints(workerinput)
         return
     if support.LEDGER.lost and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _last_worker_prints(workerinput: dict) -> None:
+    """`pytest -n 2` over tests/ (as `make test` runs it): the controller never loads this conftest
+    (it does not collect), so the workers add up their counts in a file and the last one to finish
+    writes the summary line to the session's stderr (which xdist workers share with the controller)."""
+    path = Path(tempfile.gettempdir()) / f"mayorista-faults-{workerinput['testrunuid']}.json"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        totals = json.loads(path.read_text()) if path.exists() else {"workers": 0}
+        ledger = support.Ledger(**{k: v for k, v in totals.items() if k != "workers"})
+        ledger.add(support.LEDGER.as_dict())
+        workers = totals["workers"] + 1
+        path.write_text(json.dumps({"workers": workers, **ledger.as_dict()}))
+    if workers >= int(workerinput.get("workercount", 1)):
+        path.unlink(missing_ok=True)
+        path.with_suffix(".lock").unlink(missing_ok=True)
+        if ledger.injected:
+            lost = "".join(f"\n  LOST: {name}" for name in ledger.lost_names)
+            os.write(2, f"\n{ledger.line()}{lost}\n".encode())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # xdist controller, when it loaded this conftest
+    node.workerinput["faults_summary_on_controller"] = True
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -18,6 +18,7 @@ import errno
 import importlib.util
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+import uuid
+from urllib.parse import quote, urlparse
 
 import duckdb
 import polars as pl
@@ -214,12 +216,18 @@ def _redact(text: str, target: str) -> str:
 @dataclass
 class Write:
     """Replace the rows of `table` that match `where` (column = value) with `rows`; `partition` is the
-    table's partition column (its period) when the table is created."""
+    table's partition column (its period) when the table is created.
+
+    `adopt`: `rows` is a local Parquet file written with the table's columns (the month's 24 million
+    readings), moved into the lake as one of the table's data files and registered in the same
+    transaction (`ducklake_add_data_files`) instead of being read and written again. On an object-store
+    lake it is inserted as usual."""
 
     table: str
     rows: Rows
     where: dict[str, Any] = field(default_factory=dict)
     partition: Sequence[str] = ()
+    adopt: bool = False
 
 
 def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRelation:
@@ -247,14 +255,34 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
 
 
 def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
+    if write.where:
+        clause = " AND ".join(f"{identifier(k)} = ?" for k in write.where)
+        con.execute(f"DELETE FROM {identifier(write.table)} WHERE {clause}", list(write.where.values()))
+    if write.adopt and isinstance(write.rows, str):
+        home = _adopt_path(con, write)
+        if home is not None:
+            shutil.move(write.rows, home)  # a rename on one disk; not referenced by any snapshot until the commit
+            con.execute(f"CALL ducklake_add_data_files({literal(ALIAS)}, ?, ?)", [write.table, str(home)])
+            return
     con.register("_incoming", _relation(con, write.rows))
     try:
-        if write.where:
-            clause = " AND ".join(f"{identifier(k)} = ?" for k in write.where)
-            con.execute(f"DELETE FROM {identifier(write.table)} WHERE {clause}", list(write.where.values()))
         con.execute(f"INSERT INTO {identifier(write.table)} BY NAME SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
+
+
+def _adopt_path(con: duckdb.DuckDBPyConnection, write: Write) -> Path | None:
+    """Where an adopted file goes: the table's folder under a local data path, in its partition's
+    folder named as DuckLake names them; None when the lake is not a local disk."""
+    row = con.execute(f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'").fetchone()
+    root = lake.location(row[0]) if row else None
+    if root is None or not lake.is_local(root):
+        return None
+    folder = Path(root) / "main" / write.table
+    for column in write.partition:
+        folder = folder / f"{column}={quote(str(write.where.get(column, '')), safe='')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"ducklake-{uuid.uuid4()}.parquet"  # named as DuckLake names its own
 
 
 def _is_conflict(exc: BaseException) -> bool:

@@ -135,7 +135,7 @@ def _run(r: runs.Run, input_dir: Path, registry: pl.DataFrame, points: pl.DataFr
 
     by_month = lambda table, rows: Write(table, rows, {"month": month}, ("month",))  # noqa: E731
     r.publish([
-        by_month("meter_readings", str(readings_file)),
+        Write("meter_readings", str(readings_file), {"month": month}, ("month",), adopt=True),
         by_month("meter_hourly", hourly),
         by_month("meter_completeness", completeness),
         by_month("vee_findings", findings),
@@ -241,8 +241,8 @@ def _label_hours(hours: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
 
 
 def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, path: Path) -> Path:
-    """The month's unique real readings as `meter_readings` rows, staged as one local Parquet file that
-    the publish transaction inserts (DuckDB reads it in parallel)."""
+    """The month's unique real readings as `meter_readings` rows, in one local Parquet file that the
+    publish adopts as the month's data file (24 million rows: written once, by polars)."""
     start, _ = month_bounds(month)
     point = pl.col("k") // KEY_SPAN // len(CHANNELS)
     readings.lazy().select(
@@ -252,7 +252,7 @@ def _write_readings(readings: pl.DataFrame, points: pl.DataFrame, month: str, pa
         channel=_lookup(pl.Series(list(CHANNELS)), pl.col("k") // KEY_SPAN % len(CHANNELS)),
         interval_end=pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
         value=pl.col("v"),
-    ).sink_parquet(path, compression="lz4")  # scratch: read once, right away
+    ).sink_parquet(path, compression="zstd", compression_level=1)  # the lake's file: zstd, fast level
     return path
 
 

@@ -218,10 +218,10 @@ class Write:
     """Replace the rows of `table` that match `where` (column = value) with `rows`; `partition` is the
     table's partition column (its period) when the table is created.
 
-    `adopt`: `rows` is a local Parquet file written with the table's columns (the month's 24 million
-    readings), moved into the lake as one of the table's data files and registered in the same
-    transaction (`ducklake_add_data_files`) instead of being read and written again. On an object-store
-    lake it is inserted as usual."""
+    `adopt`: the rows (a local Parquet file with the table's columns, or a frame, written by polars) become
+    one of the table's data files as they are, registered in the same transaction
+    (`ducklake_add_data_files`), instead of being read and re-encoded by DuckDB: for the month's 24
+    million readings and 6 million hourly values. On an object-store lake they are inserted as usual."""
 
     table: str
     rows: Rows
@@ -258,10 +258,14 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
     if write.where:
         clause = " AND ".join(f"{identifier(k)} = ?" for k in write.where)
         con.execute(f"DELETE FROM {identifier(write.table)} WHERE {clause}", list(write.where.values()))
-    if write.adopt and isinstance(write.rows, str):
+    if write.adopt:
         home = _adopt_path(con, write)
         if home is not None:
-            shutil.move(write.rows, home)  # a rename on one disk; not referenced by any snapshot until the commit
+            # not referenced by any snapshot until the commit (a killed run leaves an orphan for maintenance)
+            if isinstance(write.rows, str):
+                shutil.move(write.rows, home)  # a rename on one disk
+            else:
+                write.rows.write_parquet(home, compression="zstd", compression_level=1)
             con.execute(f"CALL ducklake_add_data_files({literal(ALIAS)}, ?, ?)", [write.table, str(home)])
             return
     con.register("_incoming", _relation(con, write.rows))

@@ -136,7 +136,7 @@ def _run(r: runs.Run, input_dir: Path, registry: pl.DataFrame, points: pl.DataFr
     by_month = lambda table, rows: Write(table, rows, {"month": month}, ("month",))  # noqa: E731
     r.publish([
         Write("meter_readings", str(readings_file), {"month": month}, ("month",), adopt=True),
-        by_month("meter_hourly", hourly),
+        Write("meter_hourly", hourly, {"month": month}, ("month",), adopt=True),
         by_month("meter_completeness", completeness),
         by_month("vee_findings", findings),
         by_month("quarantine", quarantined),

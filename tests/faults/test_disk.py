@@ -32,27 +32,14 @@ def _no_strays_after_maintenance(place: support.Place) -> None:
 
 # --- 3. full disk ------------------------------------------------------------------------------------
 
-def test_full_disk_under_the_lake(baseline, baseline_fp, tmp_path, faults):
-    """Data files on a full disk, catalog on a normal one."""
-    with support.tmpfs(tmp_path / "lakefs", "32m") as fs:
-        place = support.copy_place(baseline, tmp_path / "case", lake_dir=fs / "lake")
-        assert support.fingerprint(place).exact == baseline_fp.exact  # the good results, now on the tmpfs
-        fault = faults.inject("ncc11 publishing to a lake on a full disk")
-        filler = support.fill(fs)
-        result = place.run("ncc11")
-        filler.unlink()
-        support.assert_intact(fault, baseline_fp, place)
-        text = support.assert_clear_failure(result, "ncc11")
-        _blames_machine(text, FULL, result)
-        _no_strays_after_maintenance(place)
-        fault.survived = True
-
-
-def test_full_disk_under_the_catalog(baseline, baseline_fp, tmp_path, faults):
-    """The SQLite catalog on a full disk, data files on a normal one."""
-    with support.tmpfs(tmp_path / "catalogfs", "2m") as fs:
-        place = support.copy_place(baseline, tmp_path / "case", catalog_dir=fs)
-        fault = faults.inject("ncc11 publishing to a catalog on a full disk")
+@pytest.mark.parametrize("what, size", [("lake", "32m"), ("catalog", "2m")])
+def test_full_disk_under_the_lake_or_the_catalog(what, size, baseline, baseline_fp, tmp_path, faults):
+    """Data files (or the SQLite catalog) on a full disk, the other on a normal one."""
+    with support.tmpfs(tmp_path / f"{what}fs", size) as fs:
+        where = {"lake_dir": fs / "lake"} if what == "lake" else {"catalog_dir": fs}
+        place = support.copy_place(baseline, tmp_path / "case", **where)
+        assert support.fingerprint(place).exact == baseline_fp.exact  # the good results, now in place
+        fault = faults.inject(f"ncc11 publishing to a {what} on a full disk")
         filler = support.fill(fs)
         result = place.run("ncc11")
         filler.unlink()

@@ -262,10 +262,14 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
         home = _adopt_path(con, write)
         if home is not None:
             # not referenced by any snapshot until the commit (a killed run leaves an orphan for maintenance)
-            if isinstance(write.rows, str):
-                shutil.move(write.rows, home)  # a rename on one disk
-            else:
-                write.rows.write_parquet(home, compression="zstd", compression_level=1)
+            try:
+                if isinstance(write.rows, str):
+                    shutil.move(write.rows, home)  # a rename on one disk
+                else:
+                    write.rows.write_parquet(home, compression="zstd", compression_level=1)
+            except OSError as exc:
+                home.unlink(missing_ok=True)
+                raise environment_fault(exc, home.parent, f"write {write.table}'s data file") or exc
             con.execute(f"CALL ducklake_add_data_files({literal(ALIAS)}, ?, ?)", [write.table, str(home)])
             return
     con.register("_incoming", _relation(con, write.rows))
@@ -324,8 +328,11 @@ def _fault_of(exc: BaseException, warehouse: str | os.PathLike[str] | None, lake
               what: str) -> BaseException:
     """The error to report for a failed warehouse operation: a failure of the machine as an
     EnvironmentFault (from the error's own words, else from the state of the storage), else `exc`."""
-    return (environment_fault(exc, describe(warehouse), what) or _storage_fault(warehouse, lake_root, what)
-            or exc)
+    by_words = environment_fault(exc, describe(warehouse), what)
+    if by_words is None or "disk is full" in str(by_words) or "read-only" in str(by_words):
+        # the storage names the place that is full or read-only: the catalog's disk or the lake's
+        return _storage_fault(warehouse, lake_root, what) or by_words or exc
+    return by_words
 
 
 @contextmanager

@@ -49,7 +49,7 @@ _LOCK_WAIT_S = 120.0  # how long a run waits for a catalog another process holds
 _FULL_BELOW_BYTES = 1 << 20  # a disk with less free space than this is taken as full
 
 class _Locked(Exception):
-    """The catalog is locked by another process (retried by `attach`)."""
+    """The catalog is locked, or being created, by another process (retried by `attach`)."""
 
 
 class NoWarehouse(MayoristaError):
@@ -189,6 +189,9 @@ def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *
             con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} (DATA_INLINING_ROW_LIMIT 0{ro})")  # its own lake
             return
         if "database is locked" in text:  # another process holds the SQLite catalog: waited for by attach()
+            raise _Locked() from None
+        if "Failed to initialize DuckLake" in text and ("duplicate key" in text or "already exists" in text):
+            # another run created the same new catalog at the same moment: it exists now, attach again
             raise _Locked() from None
         if "creating a new DuckLake is explicitly disabled" in text:
             raise NoWarehouse(f"no warehouse in {describe(target)}: nothing has been published there yet "

@@ -10,6 +10,7 @@ rows on its next statement. `FROM t AT (VERSION => n)` reads any table as of a s
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -34,26 +35,15 @@ def _render(rel: duckdb.DuckDBPyRelation | None, *, as_csv: bool) -> str:
     if rel is None:
         return ""
     if as_csv:
-        out = _Buffer()
+        out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(rel.columns)
         while batch := rel.fetchmany(10_000):
             writer.writerows(["" if v is None else v for v in row] for row in batch)
-        return out.text().rstrip("\n")
+        return out.getvalue().rstrip("\n")
     frame = rel.pl()
     with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_hide_dataframe_shape=False, tbl_width_chars=250, fmt_str_lengths=80):
         return str(frame)
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.parts.append(text)
-
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation | None:

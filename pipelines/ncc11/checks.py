@@ -33,6 +33,7 @@ ROW_KEYS = {
     "firm_demand": ["distributor", "month"],
     "parameters": ["name"],
     "blocks": ["block"],
+    "other_costs": ["distributor", "month", "component"],  # optional file
 }
 SUITES = tuple(f"ncc11_{name}" for name in [*TIME_KEYED, *ROW_KEYS, "consistency", "balance", "prefpot"])
 DISTRIBUTOR_FILES = ("spot_demand", "contract_dispatch", "total_demand", "power_contracts", "firm_demand")
@@ -140,7 +141,10 @@ def plan_checks(inputs: Ncc11Inputs) -> list[SuiteRun]:
     """Every suite run of a quarter with the frame it validates already computed. Building them is
     polars work only, so it can happen while GX is still being imported."""
     start, end = periods.quarter_bounds(inputs.quarter)
-    params = {"first_hour": start, "last_hour": end - timedelta(hours=1), "months": periods.quarter_months(inputs.quarter)}
+    params = {"first_hour": start, "last_hour": end - timedelta(hours=1), "months": periods.quarter_months(inputs.quarter),
+              # other_costs may name only distributors the programming has (else its cost would be lost)
+              "distributors": sorted(set().union(*(inputs.frames[n]["distributor"].drop_nulls().unique().to_list()
+                                                   for n in DISTRIBUTOR_FILES)))}
     expected = expected_slots(inputs)
     t = inputs.time_col
     rename = {"hour": "block", "null_hour": "null_block"} if inputs.mode == "block" else None

@@ -70,3 +70,31 @@ def power_month_table(quarter: str, power_contracts: pl.DataFrame, firm_demand: 
 def power_table(quarter: str, power_month: pl.DataFrame, prefpot: float) -> pl.DataFrame:
     """ncc11_power rows: CCP per quarter (11.6) and SCP (11.7) per distributor."""
     return _run("ncc11_power", {"power_month": power_month}, {"quarter": quarter, "prefpot": prefpot})
+
+
+def total_cost_table(quarter: str, nodal_prices: pl.DataFrame, spot_demand: pl.DataFrame,
+                     contract_dispatch: pl.DataFrame, slots: pl.DataFrame, power_month: pl.DataFrame,
+                     other_costs: pl.DataFrame, time_col: str = "hour") -> pl.DataFrame:
+    """ncc11_total_cost rows (11.1): CCC + CCS + CCP + the other components per distributor and month.
+
+    CCC and CCS of a month are those of its hours; programming by load blocks has no months inside
+    the quarter, so there they (and the total) are NULL."""
+    by_hour = time_col == "hour"
+    if not by_hour:  # no hours to place in months: empty hourly views of the right types
+        hour = pl.Datetime("us")
+        nodal_prices = pl.DataFrame(schema={"node": pl.String, "hour": hour, "price_usd_mwh": pl.Float64})
+        spot_demand = pl.DataFrame(schema={"distributor": pl.String, "node": pl.String, "hour": hour, "energy_mwh": pl.Float64})
+        contract_dispatch = pl.DataFrame(schema={"distributor": pl.String, "hour": hour, "energy_mwh": pl.Float64,
+                                                 "price_usd_mwh": pl.Float64})
+        slots = pl.DataFrame(schema={"slot": hour, "band": pl.String, "weight": pl.Float64})
+        time_col = "hour"
+    views = {
+        "nodal_prices": _as_slot(nodal_prices, time_col),
+        "spot_demand": _as_slot(spot_demand, time_col),
+        "contract_dispatch": _as_slot(contract_dispatch, time_col),
+        "slots": slots,
+        "power_month": power_month.select("distributor", "month", "ccp_usd"),
+        "other_costs": other_costs.select("distributor", "month", "component", "usd"),
+    }
+    table = _run("ncc11_total_cost", views, {"quarter": quarter, "by_hour": by_hour})
+    return table.with_columns(pl.col(c).cast(pl.Float64) for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd"))

@@ -30,6 +30,10 @@ SCHEMAS: dict[str, Schema] = {
     "parameters": {"name": "str", "value": "float"},
 }
 BLOCKS_SCHEMA: Schema = {"block": "str", "band": "str", "hours": "float"}
+# optional files: the run goes on without them (11.1's other cost components, summed into ncc11_total_cost)
+OPTIONAL: dict[str, Schema] = {
+    "other_costs": {"distributor": "str", "month": "month", "component": "str", "usd": "float"},
+}
 TIME_KEYED = ("nodal_prices", "spot_demand", "contract_dispatch", "total_demand")
 PREFPOT = "prefpot_usd_kw_month"
 
@@ -69,6 +73,11 @@ def load(input_dir: Path, quarter: str) -> Ncc11Inputs:
         schema = BLOCKS_SCHEMA if name == "blocks" else schema_for(name, mode)
         frames[name] = read_table(input_dir, name, schema)
         files[name] = find_input(input_dir, name)  # type: ignore[assignment]
+    for name, schema in OPTIONAL.items():
+        frame = read_table(input_dir, name, schema, required=False)
+        if frame is not None:
+            frames[name] = frame
+            files[name] = find_input(input_dir, name)  # type: ignore[assignment]
     inputs = Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files=files)
     check_quarter(inputs)
     return inputs

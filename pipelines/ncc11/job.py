@@ -22,13 +22,14 @@ from pipelines import config, periods, quality, run as runs, warehouse
 from pipelines.errors import InputError
 from pipelines.ncc11 import checks, formulas
 from pipelines.ncc11.inputs import Ncc11Inputs, load
-from pipelines.warehouse import Write
+from pipelines.warehouse import Write, exists as _warehouse_exists, table_names as _table_names
 
 logger = logging.getLogger(__name__)
 
 PIPELINE = "ncc11"
 T = TypeVar("T")
 OUTPUT_TABLES = ("ncc11_energy", "ncc11_power_month", "ncc11_power")
+TOTAL_COST = "ncc11_total_cost"  # published when the optional other_costs file is given (11.1)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _checked_inputs(r: runs.Run, input_dir: Path, ahead: Callable[[Ncc11Inputs],
 
 
 def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
-    """The three output tables from validated inputs."""
+    """The output tables from validated inputs (ncc11_total_cost only when other_costs is given)."""
     f, q = inputs.frames, inputs.quarter
     if inputs.mode == "block":
         slots = formulas.block_slots(f["blocks"])
@@ -84,8 +85,17 @@ def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
                                    slots, time_col=inputs.time_col)
     prefpot = inputs.prefpot()
     power_month = formulas.power_month_table(q, f["power_contracts"], f["firm_demand"], prefpot)
-    return {"ncc11_energy": energy, "ncc11_power_month": power_month,
-            "ncc11_power": formulas.power_table(q, power_month, prefpot)}
+    tables = {"ncc11_energy": energy, "ncc11_power_month": power_month,
+              "ncc11_power": formulas.power_table(q, power_month, prefpot)}
+    if "other_costs" in f:
+        tables[TOTAL_COST] = formulas.total_cost_table(q, f["nodal_prices"], f["spot_demand"], f["contract_dispatch"],
+                                                       slots, power_month, f["other_costs"], time_col=inputs.time_col)
+    return tables
+
+
+def _empty_total_cost() -> pl.DataFrame:
+    return pl.DataFrame(schema={"quarter": pl.String, "month": pl.String, "distributor": pl.String,
+                                **{c: pl.Float64 for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd")}})
 
 
 def run(quarter: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
@@ -98,7 +108,12 @@ def run(quarter: str, input_dir: Path, *, warehouse: str | Path | None = None, l
                 return compute(inputs)
 
         _, outputs = _checked_inputs(r, input_dir, computed)
-        r.publish([Write(table, frame, {"quarter": quarter}, ("quarter",)) for table, frame in outputs.items()])
+        writes = [Write(table, frame, {"quarter": quarter}, ("quarter",)) for table, frame in outputs.items()]
+        if TOTAL_COST not in outputs and _warehouse_exists(r.warehouse) \
+                and TOTAL_COST in _table_names(r.warehouse):
+            # re-run without other_costs: the quarter's earlier totals no longer hold (an empty replacement)
+            writes.append(Write(TOTAL_COST, _empty_total_cost(), {"quarter": quarter}, ("quarter",)))
+        r.publish(writes)
     result = RunResult(quarter=quarter, run_id=r.run_id, snapshot_id=r.snapshot_id,
                        rows={t: f.height for t, f in outputs.items()},
                        warnings=[c for c in r.validation if not c.success])

@@ -86,15 +86,34 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
             firm_rows.append({"distributor": dist, "month": month, "dfnc_kw": round(max(0.0, 0.97 * demax - contracted_kw), 1),
                               "demax_kw": round(demax, 1)})
 
+    total_demand = pl.concat(total_rows)
     return {
         "nodal_prices": nodal_prices,
         "spot_demand": pl.concat(spot_rows),
         "contract_dispatch": pl.concat(contract_rows),
-        "total_demand": pl.concat(total_rows),
+        "total_demand": total_demand,
         "power_contracts": pl.DataFrame(power_rows),
         "firm_demand": pl.DataFrame(firm_rows),
         "parameters": pl.DataFrame({"name": ["prefpot_usd_kw_month"], "value": [8.9]}),
+        "other_costs": other_costs(total_demand, scale.seed),
     }
+
+
+# USD per MWh of a distributor's demand for the other 11.1 components (typical orders of magnitude)
+_OTHER_RATES = {"ancillary_services": 0.9, "forced_generation": 1.2, "losses": 2.5, "tolls": 6.0, "curtr": 0.7,
+                "amm_fee": 0.35, "mer_regulation": 0.15, "system_operation": 0.25}
+
+
+def other_costs(total_demand: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """The optional other_costs file: each component as a rate times the month's demand, +-10%.
+    Its own random stream, so the other files do not change with it."""
+    rng = np.random.default_rng(seed + 1)
+    monthly = (total_demand.group_by("distributor", month=pl.col("hour").dt.strftime("%Y-%m"))
+               .agg(mwh=pl.col("energy_mwh").sum()).sort("distributor", "month"))
+    rows = [{"distributor": r["distributor"], "month": r["month"], "component": component,
+             "usd": round(r["mwh"] * rate * float(rng.uniform(0.9, 1.1)), 2)}
+            for r in monthly.iter_rows(named=True) for component, rate in _OTHER_RATES.items()]
+    return pl.DataFrame(rows, schema={"distributor": pl.String, "month": pl.String, "component": pl.String, "usd": pl.Float64})
 
 
 def write(out_dir: Path, data: dict[str, pl.DataFrame]) -> Path:

@@ -4,28 +4,45 @@ All rules work on one frame of the month's readings sorted by the key k = series
 (series = point and channel, i = interval of the month), so a neighbouring interval is simply the
 next row when its key is k + 1: no per-row Python, no window partitions, one sort for everything.
 
-Rules (findings, one row each; thresholds in config/vee.toml):
-  negative            value < 0
-  above_max           value above the point's plausible maximum per interval
-  spike               value > factor * max(neighbours) and exceeds it by >= min_delta (both neighbours present)
-  stuck               the same non-zero value in >= min_intervals consecutive intervals (one finding per run)
-  gap                 missing intervals while the point is active (one finding per run of missing intervals)
-  duplicate_conflict  the same device, interval and channel read with different values
-Estimation: a gap of at most max_gap_intervals with real readings on both sides is filled by linear
-interpolation between them; estimates never replace a real reading (they only fill missing keys)."""
+Rules (findings (k, rule, detail, value), one row each; thresholds in config/vee.toml):
+  negative                 value < 0
+  above_max                value above the point's plausible maximum per interval
+  spike                    value > factor * max(neighbours) and exceeds it by >= min_delta (both neighbours present)
+  stuck                    the same non-zero value in >= min_intervals consecutive intervals (one finding per run)
+  gap                      missing intervals while the point is active (one finding per run of missing intervals)
+  duplicate_conflict       the same device, interval and channel read with different values
+  zero_consumption         an active consumption point's kwh_del is exactly 0 in >= min_intervals consecutive
+                           intervals (96 = 24 h; one finding per run, at its first interval)
+  reactive_without_active  kvarh_del or kvarh_rec > 0 while kwh_del and kwh_rec are both present and 0, in
+                           >= min_intervals consecutive intervals (one finding per run, on the reactive channel)
+  high_vs_history          value > factor_high * the mean of the same weekday and interval-of-day over the
+  low_vs_history           previous `weeks` weeks (value < factor_low * that mean), judged only when at least
+                           min_readings of those weeks hold a real reading without findings and the mean > floor
+  sum_check                intervals between two register reads against the register difference
+                           (pipelines/metering/registers.py)
+Not a finding but a quarantine reason: `future_interval` (interval_end later than the time of the run).
+
+Estimation lives in pipelines/metering/estimation.py (`linear` for short gaps, `like_day` for longer
+ones); `gaps` below is the linear-only form kept for callers that have no history."""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from pipelines import config
-from pipelines.metering.readings import CHANNELS, KEY_SPAN
+from pipelines.metering.readings import CHANNELS, INTERVAL_US, KEY_SPAN
 
-RULES = ("negative", "above_max", "spike", "stuck", "gap", "duplicate_conflict")
+RULES = ("negative", "above_max", "spike", "stuck", "gap", "duplicate_conflict", "sum_check", "zero_consumption",
+         "high_vs_history", "low_vs_history", "reactive_without_active")
+LOCAL_ZONE = ZoneInfo("America/Guatemala")  # readings are local Guatemala time (no daylight saving)
+INTERVALS_PER_DAY = 96
+INTERVALS_PER_WEEK = 7 * INTERVALS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -37,22 +54,51 @@ class Thresholds:
     spike_min_delta: float = 10.0
     stuck_min_intervals: int = 12
     max_gap_intervals: int = 8
+    zero_consumption_min_intervals: int = 96  # 24 h of 15-minute intervals
+    reactive_min_intervals: int = 4
+    history_factor_high: float = 3.0
+    history_factor_low: float = 0.2
+    history_weeks: int = 4
+    history_min_readings: int = 3
+    history_floor: float = 1.0
+    like_day_max_intervals: int = 672  # 7 days
+    like_day_days: int = 3
+    like_day_window_days: int = 28
+    sum_check_tolerance_pct: float = 1.0
+    sum_check_tolerance_min: float = 1.0
 
 
 def load_thresholds(path: Path | None = None) -> Thresholds:
-    """Thresholds from `config/vee.toml` (or `path`)."""
+    """Thresholds from `config/vee.toml` (or `path`); a key left out keeps the default above."""
     path = Path(path or config.config_dir() / "vee.toml")
     with open(path, "rb") as fh:
         raw = tomllib.load(fh)
+    d = Thresholds()
     maximum = raw.get("plausible_max", {})
+
+    def get(section: str, key: str, default: float) -> float:
+        return raw.get(section, {}).get(key, default)
+
     return Thresholds(
-        kwh_max=float(maximum.get("kwh", 5000.0)),
-        kvarh_max=float(maximum.get("kvarh", 5000.0)),
+        kwh_max=float(maximum.get("kwh", d.kwh_max)),
+        kvarh_max=float(maximum.get("kvarh", d.kvarh_max)),
         point_max={str(k): float(v) for k, v in maximum.get("points", {}).items()},
-        spike_factor=float(raw.get("spike", {}).get("factor", 5.0)),
-        spike_min_delta=float(raw.get("spike", {}).get("min_delta", 10.0)),
-        stuck_min_intervals=int(raw.get("stuck", {}).get("min_intervals", 12)),
-        max_gap_intervals=int(raw.get("estimation", {}).get("max_gap_intervals", 8)),
+        spike_factor=float(get("spike", "factor", d.spike_factor)),
+        spike_min_delta=float(get("spike", "min_delta", d.spike_min_delta)),
+        stuck_min_intervals=int(get("stuck", "min_intervals", d.stuck_min_intervals)),
+        max_gap_intervals=int(get("estimation", "max_gap_intervals", d.max_gap_intervals)),
+        zero_consumption_min_intervals=int(get("zero_consumption", "min_intervals", d.zero_consumption_min_intervals)),
+        reactive_min_intervals=int(get("reactive_without_active", "min_intervals", d.reactive_min_intervals)),
+        history_factor_high=float(get("history", "factor_high", d.history_factor_high)),
+        history_factor_low=float(get("history", "factor_low", d.history_factor_low)),
+        history_weeks=int(get("history", "weeks", d.history_weeks)),
+        history_min_readings=int(get("history", "min_readings", d.history_min_readings)),
+        history_floor=float(get("history", "floor", d.history_floor)),
+        like_day_max_intervals=int(get("estimation", "like_day_max_intervals", d.like_day_max_intervals)),
+        like_day_days=int(get("estimation", "like_day_days", d.like_day_days)),
+        like_day_window_days=int(get("estimation", "like_day_window_days", d.like_day_window_days)),
+        sum_check_tolerance_pct=float(get("sum_check", "tolerance_pct", d.sum_check_tolerance_pct)),
+        sum_check_tolerance_min=float(get("sum_check", "tolerance_min", d.sum_check_tolerance_min)),
     )
 
 
@@ -138,12 +184,13 @@ def interval_findings(readings: pl.DataFrame, maximum: pl.Series, t: Thresholds)
     return pl.concat(parts)
 
 
-def gaps(readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds,
-         stats: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(gap findings k, rule, detail, value; estimated readings k, v).
+def gap_runs(readings: pl.DataFrame, ranges: pl.DataFrame, stats: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every run of missing active intervals: (series, from_i, to_i, length, va, vb, interior), sorted.
 
-    `ranges` (point_idx, first_i, last_i) are the point's active intervals of the month. A gap is a run of
-    active intervals with no reading; it is estimated when it is short and both neighbours are real."""
+    `ranges` (point_idx, first_i, last_i) are the point's active intervals of the month. va / vb are the
+    real readings just before / after the run (null at the edge of the data or of an active range);
+    `interior` is true when the run lies between two real readings of the same active range, so its
+    neighbours are the intervals from_i - 1 and to_i + 1."""
     k, v = pl.col("k"), pl.col("v")
     interior = readings.with_columns(k_next=k.shift(-1), v_next=v.shift(-1)).filter(
         (pl.col("k_next") // KEY_SPAN == _SERIES) & (pl.col("k_next") - k > 1)
@@ -162,17 +209,26 @@ def gaps(readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds,
         edges.filter(pl.col("last") < pl.col("last_i")).select("series", lo=pl.col("last") + 1, hi="last_i", va=none, vb=none),
     ])
     # clip each candidate to the point's active ranges (a point may be inactive for days inside the month)
-    clipped = (
+    return (
         candidates.with_columns(point_idx=pl.col("series") // len(CHANNELS))
         .join(ranges, on="point_idx")
         .with_columns(from_i=pl.max_horizontal("lo", "first_i"), to_i=pl.min_horizontal("hi", "last_i"))
         .filter(pl.col("from_i") <= pl.col("to_i"))
-        .with_columns(length=pl.col("to_i") - pl.col("from_i") + 1)
-        .with_columns(estimate=(
-            pl.col("va").is_not_null() & (pl.col("from_i") == pl.col("lo")) & (pl.col("to_i") == pl.col("hi"))
-            & (pl.col("length") <= t.max_gap_intervals)))
+        .select("series", "from_i", "to_i", length=pl.col("to_i") - pl.col("from_i") + 1, va="va", vb="vb",
+                interior=(pl.col("va").is_not_null() & (pl.col("from_i") == pl.col("lo"))
+                          & (pl.col("to_i") == pl.col("hi"))))
         .sort("series", "from_i")
     )
+
+
+def gaps(readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds,
+         stats: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(gap findings k, rule, detail, value, last_i; estimated readings k, v), linear interpolation only.
+
+    A gap is a run of active intervals with no reading; it is estimated when it is short and both
+    neighbours are real. `estimation.estimate` is the full form (flagged neighbours, like days)."""
+    clipped = gap_runs(readings, ranges, stats).with_columns(
+        estimate=pl.col("interior") & (pl.col("length") <= t.max_gap_intervals))
     findings = clipped.select(
         k=pl.col("series") * KEY_SPAN + pl.col("from_i"),
         rule=pl.lit("gap"),
@@ -182,14 +238,175 @@ def gaps(readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds,
         value=pl.lit(None, pl.Float64),
         last_i=pl.col("to_i"),
     )
-    estimated = (
-        clipped.filter("estimate")
-        .with_columns(i=pl.int_ranges("from_i", pl.col("to_i") + 1))
+    return findings, linear_fill(clipped.filter("estimate"))
+
+
+def linear_fill(runs: pl.DataFrame) -> pl.DataFrame:
+    """(k, v) for every interval of `runs` (series, from_i, to_i, length, va, vb): the straight line from
+    the reading before the run (step 0) to the one after it (step length + 1)."""
+    return (
+        runs.with_columns(i=pl.int_ranges("from_i", pl.col("to_i") + 1))
         .explode("i")
         .select(
             k=pl.col("series") * KEY_SPAN + pl.col("i"),
-            # straight line from the reading before the gap (step 0) to the one after it (step length + 1)
             v=pl.col("va") + (pl.col("vb") - pl.col("va")) * (pl.col("i") - pl.col("from_i") + 1) / (pl.col("length") + 1),
         )
     )
-    return findings, estimated
+
+
+_FINDING_SCHEMA = {"k": pl.Int64, "rule": pl.String, "detail": pl.String, "value": pl.Float64}
+
+
+def _runs(rows: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Group rows (sorted by `key`) into runs of consecutive keys: (_run, first key, length). Keys jump
+    by KEY_SPAN between series, so a run never crosses series or points."""
+    return (
+        rows.with_columns(_run=(pl.col(key) != pl.col(key).shift(1) + 1).fill_null(True).cum_sum())
+        .group_by("_run", maintain_order=True)
+        .agg(pl.col(key).first(), length=pl.len())
+    )
+
+
+def zero_consumption(readings: pl.DataFrame, points: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """zero_consumption findings (k, rule, detail, value): a consumption point whose kwh_del reading is
+    exactly 0 in t.zero_consumption_min_intervals or more consecutive 15-minute intervals (96 = 24 h).
+
+    One finding per run, at its first interval. A missing interval ends the run (it is a gap, not a zero),
+    and readings only exist while the point is active, so an inactive day ends it too. Generation
+    points are left out: a plant that does not run legitimately takes nothing for days."""
+    kwh_del = CHANNELS.index("kwh_del")
+    series = points.filter(pl.col("kind") == "consumption")["point_idx"] * len(CHANNELS) + kwh_del
+    zeros = readings.filter((pl.col("v") == 0) & _SERIES.is_in(series.implode()))
+    runs = _runs(zeros.select("k"), "k").filter(pl.col("length") >= t.zero_consumption_min_intervals)
+    return runs.select(
+        "k", rule=pl.lit("zero_consumption"),
+        detail=pl.format("kwh_del 0 in {} consecutive intervals ({} h) of a consumption point", "length",
+                         (pl.col("length") / 4).round(2)),
+        value=pl.lit(0.0),
+    ).cast(_FINDING_SCHEMA)
+
+
+def reactive_without_active(readings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """reactive_without_active findings (k, rule, detail, value): kvarh_del or kvarh_rec > 0 while
+    kwh_del and kwh_rec are both present and exactly 0, in t.reactive_min_intervals or more consecutive
+    intervals of the point. One finding per run, keyed on the reactive channel that is positive at the
+    run's first interval (kvarh_del when both are), with that value.
+
+    Works on point keys pk = point * KEY_SPAN + i, built from the few rows with zero active energy
+    first (joins on one integer), so the millions of ordinary rows are only filtered, never grouped."""
+    ch = _SERIES % len(CHANNELS)
+    pk = (_SERIES // len(CHANNELS)) * KEY_SPAN + _I
+    kwh_del, kwh_rec = CHANNELS.index("kwh_del"), CHANNELS.index("kwh_rec")
+    zero_del = readings.filter((ch == kwh_del) & (pl.col("v") == 0)).select(pk=pk)
+    zero_rec = readings.filter((ch == kwh_rec) & (pl.col("v") == 0)).select(pk=pk)
+    no_active = zero_del.join(zero_rec, on="pk", how="inner")
+    reactive = (
+        readings.filter((ch >= CHANNELS.index("kvarh_del")) & (pl.col("v") > 0))
+        .select(pk=pk, ch=ch, v="v")
+        .join(no_active, on="pk", how="semi")
+        # per point and interval: the first positive reactive channel (kvarh_del sorts first) and the largest value
+        .sort("pk", "ch")
+        .group_by("pk", maintain_order=True)
+        .agg(pl.col("ch").first(), pl.col("v").first(), v_max=pl.col("v").max())
+    )
+    runs = (
+        reactive.with_columns(_run=(pl.col("pk") != pl.col("pk").shift(1) + 1).fill_null(True).cum_sum())
+        .group_by("_run", maintain_order=True)
+        .agg(pl.col("pk", "ch", "v").first(), v_max=pl.col("v_max").max(), length=pl.len())
+        .filter(pl.col("length") >= t.reactive_min_intervals)
+    )
+    return runs.select(
+        k=((pl.col("pk") // KEY_SPAN) * len(CHANNELS) + pl.col("ch")) * KEY_SPAN + pl.col("pk") % KEY_SPAN,
+        rule=pl.lit("reactive_without_active"),
+        detail=pl.format("reactive energy (up to {} kVArh) in {} consecutive intervals while kwh_del and kwh_rec "
+                         "are both 0", "v_max", "length"),
+        value="v",
+    ).cast(_FINDING_SCHEMA).sort("k")
+
+
+# History keys: hk = series * HISTORY_SPAN + j + HISTORY_OFFSET, with j the interval index relative to the
+# month start (interval_end = month start + 15 min * j, so j <= 0 in the previous month). The offset keeps
+# hk positive for 28 days (and more) before the month: j >= -8191 is 85 days back.
+HISTORY_SPAN = 16384
+HISTORY_OFFSET = 8192
+HISTORY_SCHEMA = {"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl.Float64, "flagged": pl.Boolean}
+
+
+def history_j(month_start: datetime) -> pl.Expr:
+    """j of `interval_end`: the interval index relative to the month start (null off the 15-minute grid)."""
+    us = (pl.col("interval_end").cast(pl.Datetime("us")) - pl.lit(month_start, pl.Datetime("us"))).dt.total_microseconds()
+    return pl.when(us % INTERVAL_US == 0).then(us // INTERVAL_US)
+
+
+def history_from_month(readings: pl.DataFrame, findings: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
+    """The month's own readings in the `history` shape (series, interval_end, v, flagged): flagged when
+    the reading has a finding. Concatenate it with the previous 28 days from the warehouse."""
+    flagged = findings.select("k").unique()
+    return readings.join(flagged.with_columns(flagged=pl.lit(True)), on="k", how="left").select(
+        series=_SERIES,
+        interval_end=pl.lit(month_start, pl.Datetime("us")) + pl.duration(microseconds=_I * INTERVAL_US),
+        v="v",
+        flagged=pl.col("flagged").fill_null(False),
+    ).cast(HISTORY_SCHEMA)
+
+
+def good_history(history: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
+    """(hk, v) of the real readings without findings in `history` (one row per series and interval)."""
+    return history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite()).select(
+        hk=pl.col("series") * HISTORY_SPAN + history_j(month_start) + HISTORY_OFFSET, v="v",
+    ).drop_nulls("hk")
+
+
+def vs_history(readings: pl.DataFrame, history: pl.DataFrame, month_start: datetime, t: Thresholds) -> pl.DataFrame:
+    """high_vs_history / low_vs_history findings (k, rule, detail, value).
+
+    `history` (series, interval_end, v, flagged) holds real readings in absolute time, one row per series
+    and interval_end, series numbered with THIS month's point_idx, covering at least
+    [month_start - t.history_weeks weeks, month end) (the month's own part: `history_from_month`).
+    For every reading, the same weekday and interval-of-day 1..t.history_weeks weeks earlier is the key
+    j - 672 w: one equi-join per week offset on the integer history key (series, interval-of-day and
+    weekday are all in it). Only readings with flagged = false count. Judged when at least
+    t.history_min_readings such weeks exist and their mean > t.history_floor; high when value >
+    factor_high * mean, low when value < factor_low * mean (strictly: at the limit is no finding)."""
+    good = good_history(history, month_start)
+    judged = readings.select("k", "v", hk=_SERIES * HISTORY_SPAN + _I + HISTORY_OFFSET)
+    weeks = [f"_w{w}" for w in range(1, t.history_weeks + 1)]
+    for w, name in enumerate(weeks, start=1):
+        judged = judged.join(good.select(hk=pl.col("hk") + w * INTERVALS_PER_WEEK, **{name: "v"}),
+                             on="hk", how="left", maintain_order="left")
+    judged = judged.with_columns(
+        n=pl.sum_horizontal(pl.col(c).is_not_null() for c in weeks),
+        mean=pl.mean_horizontal(weeks),
+    ).filter((pl.col("n") >= t.history_min_readings) & (pl.col("mean") > t.history_floor))
+    high = pl.col("v") > t.history_factor_high * pl.col("mean")
+    low = pl.col("v") < t.history_factor_low * pl.col("mean")
+    found = judged.filter(high | low)
+    return found.select(
+        "k",
+        rule=pl.when(high).then(pl.lit("high_vs_history")).otherwise(pl.lit("low_vs_history")),
+        detail=pl.format("{} {} {} x the mean {} of the same weekday and interval in the previous {} weeks "
+                         "({} real readings without findings)", "v",
+                         pl.when(high).then(pl.lit("above")).otherwise(pl.lit("below")),
+                         pl.when(high).then(pl.lit(t.history_factor_high)).otherwise(pl.lit(t.history_factor_low)),
+                         pl.col("mean").round(4), pl.lit(t.history_weeks), "n"),
+        value="v",
+    ).cast(_FINDING_SCHEMA)
+
+
+FUTURE_REASON = "interval_end is later than the time of the run"
+
+
+def local_time(moment: datetime) -> datetime:
+    """`moment` as naive local Guatemala time, the way readings are written. An aware datetime (Airflow's
+    run time is UTC) is converted; a naive one is taken as local already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(LOCAL_ZONE).replace(tzinfo=None)
+
+
+def future_interval(run_time: datetime, interval_end: pl.Expr | str = "interval_end") -> pl.Expr:
+    """True where interval_end (naive local time) is later than the run time: such a reading cannot have
+    been measured yet (a clock fault or a mislabelled file), so it is quarantined, not ingested. An
+    interval ending exactly at the run time is complete and not future. Null interval_end -> false."""
+    column = pl.col(interval_end) if isinstance(interval_end, str) else interval_end
+    return (column > pl.lit(local_time(run_time), pl.Datetime("us"))).fill_null(False)

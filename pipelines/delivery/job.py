@@ -154,23 +154,17 @@ def report_dir(root: UPath, month: str) -> UPath:
 
 
 def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: UPath) -> dict[str, UPath]:
-    """One report per participant (file names percent-encoded: distinct participants, distinct files);
-    reports of the month's earlier runs for participants no longer in it are removed."""
+    """One letter per participant, HTML and PDF (pipelines.reports.delivery; file names percent-encoded:
+    distinct participants, distinct files); files of the month's earlier runs for participants no
+    longer in it are removed. Returns each participant's HTML letter."""
+    from pipelines.reports import delivery as letters  # matplotlib/jinja2 only when letters are written
+
     unplaced = result.unreadable.filter(pl.col("source").str.starts_with("vpn_changes"))["participant"]
     participants = sorted(set(of_month["participant"].drop_nulls()) | set(unplaced.drop_nulls()))
-    target = report_dir(root, result.month)
-    written = {}
-    for participant in participants:
-        text = report.render(participant, result.month, changes=of_month, review=result.review,
-                             compliance=result.compliance, points=result.points, unreadable=result.unreadable,
-                             run_id=result.run_id)
-        written[participant] = lake.write_text(text, target / report.file_name(participant))
-    keep = {path.name for path in written.values()}
-    if target.exists():
-        for stale in target.iterdir():
-            if stale.name not in keep:
-                stale.unlink()
-    return written
+    written = letters.write_letters(result.month, participants, report_dir(root, result.month), changes=of_month,
+                                    review=result.review, compliance=result.compliance, points=result.points,
+                                    unreadable=result.unreadable, run_id=result.run_id, snapshot_id=result.snapshot_id)
+    return {participant: files.html for participant, files in written.items()}
 
 
 def _frames(result: DeliveryCheck) -> dict[str, pl.DataFrame]:

@@ -4,7 +4,8 @@ Runs on the tariff-quarter schedule (Feb/May/Aug/Nov) AND whenever new programmi
 asset event on `mayorista://landing/ncc11` whose extra names the quarter ({"quarter": "2026-05"}).
 The quarters a run covers: the `quarter` param if given (backfills, reruns); else those named by
 the triggering asset events; else the month in which its data interval starts. Each quarter is a
-mapped task running pipelines.ncc11.job.run, exactly what `mayorista ncc11` runs."""
+mapped task running pipelines.ncc11.job.run, exactly what `mayorista ncc11` runs, then writing the
+quarter's report and its tariff year's Informe as of the snapshot it published (pipelines.reports.ncc11)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def ncc11_quarterly():
         input_dir = context["params"]["input_dir"] or config.landing_root() / "ncc11" / quarter
         result = job.run(quarter, input_dir, run_id=airflow_run_id(context, quarter))
         print(result.summary)
+        # after the commit, from what was published: the report and the annual Informe (HTML + PDF)
+        from pipelines.reports import ncc11 as reports
+
+        for files in reports.render_after_publish(quarter, result.snapshot_id):
+            print("report:", files.describe())
         return result.rows
 
     run_quarter.expand(quarter=quarters())

@@ -41,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     delivery = sub.add_parser("delivery", help="VPN changes and Direct@mm deliveries").add_subparsers(dest="action", required=True)
     _common(delivery.add_parser("check", help="review a month's VPN changes and deliveries"), "month")
 
+    report = sub.add_parser("report", help="write a report (self-contained HTML and PDF) under <lake>/reports/")
+    kinds = report.add_subparsers(dest="action", required=True)
+    ncc11_report = kinds.add_parser("ncc11", help="an NCC-11 quarter, or the annual Informe of a tariff year")
+    which = ncc11_report.add_mutually_exclusive_group(required=True)
+    which.add_argument("--quarter", help="YYYY-MM, first month of the programming quarter")
+    which.add_argument("--year", help="YYYY: the annual Informe (tariff quarters Feb, May, Aug, Nov)")
+    for kind, what in (("meters", "the metering month report"), ("delivery", "the month's Direct@mm delivery letters")):
+        kinds.add_parser(kind, help=what).add_argument("--month", required=True, help="YYYY-MM")
+    for parser_ in kinds.choices.values():
+        parser_.add_argument("--as-of", dest="as_of", default=None, metavar="RUN_ID",
+                             help="render the warehouse as that run published it (see `mayorista history`)")
+        _warehouse(parser_)
+        parser_.add_argument("--lake", default=None, help="where reports go: <lake>/reports/ (default data/lake)")
+
     sample = sub.add_parser("sample", help="regenerate the bundled sample data (deterministic)")
     sample.add_argument("--out", type=Path, default=None, help="default data/sample")
 
@@ -87,6 +101,8 @@ def run(args: argparse.Namespace) -> str:
         from pipelines.delivery import job as delivery
 
         return delivery.check_month(args.month, args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+    if args.command == "report":
+        return _report(args)
     if args.command == "sample":
         from pipelines import sample
 
@@ -119,6 +135,33 @@ def run(args: argparse.Namespace) -> str:
 
         return maintenance.maintain(args.warehouse, retention_days=args.retention_days).summary
     raise AssertionError(args.command)
+
+
+def _report(args: argparse.Namespace) -> str:
+    """`mayorista report ...`: write the report, print the files (and why there is no PDF, if so)."""
+    from pipelines.errors import InputError
+
+    if args.action == "ncc11":
+        from pipelines.reports import ncc11
+
+        if args.year is not None:
+            if not (args.year.isdigit() and len(args.year) == 4):
+                raise InputError(f"--year must be YYYY (e.g. 2026), got {args.year!r}")
+            files = [ncc11.render_year(int(args.year), args.warehouse, args.lake, as_of=args.as_of)]
+        else:
+            files = [ncc11.render_quarter(args.quarter, args.warehouse, args.lake, as_of=args.as_of)]
+    elif args.action == "meters":
+        from pipelines.reports import meters
+
+        files = [meters.render(args.month, args.warehouse, args.lake, as_of=args.as_of)]
+    else:
+        from pipelines.reports import delivery
+
+        letters = delivery.render(args.month, args.warehouse, args.lake, as_of=args.as_of)
+        if not letters:
+            return f"no delivery letters for {args.month}: no VPN change was reviewed for that month"
+        files = list(letters.values())
+    return "\n".join(f.describe() for f in files)
 
 
 def main(argv: list[str] | None = None) -> int:

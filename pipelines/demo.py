@@ -46,7 +46,17 @@ def main() -> int:
             return 1
     print(summary.render())
     print(f"\nResults: warehouse (DuckLake catalog) {config.warehouse()}, data files and reports under {config.lake_root()}")
-    print(f"Delivery letters: {config.lake_root()}/reports/delivery/")
+    # the DAGs wrote the NCC-11 report, the Informe and the letters; the meters DAG's report is written here
+    from pipelines.reports import meters
+
+    for month in ("2026-03", "2026-04"):
+        meters.render(month)
+    print("Reports (self-contained HTML, and PDF when Chromium is installed):")
+    reports = Path(config.lake_root()) / "reports"
+    for path in sorted(reports.rglob("*.html")):
+        pdf = path.with_suffix(".pdf")
+        print(f"  {path}" + ("  (+ .pdf)" if pdf.exists() else "  (no PDF: Chromium not installed, apt-get install chromium)"))
+    print("Re-render any of them as a past run published it: uv run mayorista report ncc11 --quarter 2026-05 --as-of RUN_ID")
     print("Query them:  uv run mayorista sql \"FROM ncc11_energy WHERE quarter = '2026-05'\"   "
           "(or `uv run mayorista sql` for a session; `uv run mayorista history ncc11 --period 2026-05`)")
     return 0

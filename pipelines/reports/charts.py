@@ -136,8 +136,8 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
     with matplotlib.rc_context({**_RC, "axes.grid": False}):
         fig = _figure(width, 0.9 + 0.16 * max(len(rows), 1))
         ax = fig.add_subplot()
-        cmap = mcolors.LinearSegmentedColormap.from_list("completeness", ["#b2182b", "#f4a582", "#fddbc7", "#1a9850"])
-        cmap.set_bad("#d9d9d9")
+        cmap = mcolors.LinearSegmentedColormap.from_list(
+            "completeness", ["#b2182b", "#f4a582", "#fddbc7", "#1a9850"]).with_extremes(bad="#d9d9d9")
         grid = [[_value(v) for v in row] for row in values] or [[math.nan] * max(len(columns), 1)]
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_yticks(range(len(rows)), list(rows), fontsize=6.5)

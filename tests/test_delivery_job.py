@@ -62,8 +62,9 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
     assert failed == {("CHG-2604-02", "notice"), ("CHG-2604-02", "delivery"),
                       ("CHG-2604-03", "notice"), ("CHG-2604-03", "metering_period"),
                       ("CHG-2604-04", "approvals"), ("CHG-2604-04", "delivery"),
-                      ("CHG-2604-05", "delivery")}
-    assert review.height == 5 * 4
+                      ("CHG-2604-05", "delivery")} | {
+        (f"CHG-2604-0{i}", "interrogation") for i in range(1, 6)}  # no meter_completeness in this warehouse
+    assert review.height == 5 * 5
 
     compliance = warehouse.query(
         "SELECT change_id, participant, deadline::VARCHAR AS deadline, required_points, on_time_points, late_points, "
@@ -109,7 +110,7 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
         "(SELECT count(*) FROM estimated_hourly WHERE month = '2026-04') AS est, "
         "(SELECT count(*) FROM run_manifests WHERE pipeline = 'delivery') AS runs, "
         "(SELECT count(*) FROM vpn_change_review WHERE month = '2026-03') AS march", db)
-    assert counts.rows() == [(20, 30 * 24 + 5 * 24 + 30 * 24, 3, 4)]  # one run_manifests row per run
+    assert counts.rows() == [(25, 30 * 24 + 5 * 24 + 30 * 24, 3, 5)]  # one run_manifests row per run
 
 
 def test_duplicate_change_id_stops_the_run(inputs: Path, workspace: Path) -> None:
@@ -186,3 +187,27 @@ def test_delivery_rows_with_blanks_are_reported_not_counted(inputs: Path, worksp
     reasons = result.unreadable.filter(pl.col("participant") == "ALFA")["reason"].to_list()
     assert reasons == ["missing received_at in row 'ALFA,PM-ALFA-2,2026-04,'; not counted"]
     assert "missing received_at" in Path(result.reports["ALFA"]).read_text()
+
+
+def test_interrogation_reads_meter_completeness_from_the_warehouse(inputs: Path, workspace: Path) -> None:
+    """Rule 6(a) end to end: BETA (CHG-2604-01) complete; ALFA (CHG-2604-02) with PM-ALFA-0 at 99.9%."""
+    db = workspace / "warehouse.sqlite"
+    points = {"PM-BETA-0": 30, "PM-BETA-1": 30, "PM-BETA-2": 30, "PM-ALFA-0": 30, "PM-ALFA-1": 30, "PM-ALFA-2": 30,
+              "PM-ALFA-OLD": 5}  # OLD retires 5 April
+    rows = [(p, "2026-04", c, days * 96, days * 96 - (3 if (p, c) == ("PM-ALFA-0", "kwh_del") else 0))
+            for p, days in points.items() for c in ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")]
+    frame = pl.DataFrame(rows, schema=["point_id", "month", "channel", "expected_intervals", "received_intervals"],
+                         orient="row").with_columns(
+        completeness_pct=(100.0 * pl.col("received_intervals") / pl.col("expected_intervals")).round(4))
+    warehouse.publish([Write("meter_completeness", frame, {"month": "2026-04"}, ("month",))], db)
+    result = check_month("2026-04", inputs)
+    review = {c: (ok, d) for c, r, ok, d in result.review.select("change_id", "rule", "ok", "detail").rows()
+              if r == "interrogation"}
+    assert review["CHG-2604-01"] == (True, "all 3 metering point(s) active in 2026-04 have 100% of their intervals "
+                                           "on all four channels from real readings")
+    assert review["CHG-2604-02"] == (False, "1 of 4 metering point(s) below 100% in 2026-04 (real readings; channels "
+                                            "short in brackets): PM-ALFA-0 99.89% (kwh_del)")
+    stored = warehouse.query("SELECT change_id, ok FROM vpn_change_review WHERE rule = 'interrogation' "
+                             "AND month = '2026-04' ORDER BY change_id", db)
+    assert stored.rows()[:2] == [("CHG-2604-01", True), ("CHG-2604-02", False)]
+    assert "interrogation" in result.summary

@@ -46,12 +46,21 @@ ALFA_POINTS = [("P1", "ALFA", "consumption", "2025-01-01", ""), ("P2", "ALFA", "
 
 
 def run(tmp_path: Path, changes: list[dict], deliveries: list[tuple] = (), points=ALFA_POINTS,
-        month: str = "2026-04") -> Judgement:
+        month: str = "2026-04", completeness: pl.DataFrame | None = None, note: str | None = None) -> Judgement:
     write_registry(tmp_path, points)
     write_changes(tmp_path, changes)
     write_deliveries(tmp_path, list(deliveries))
     return judge(month, load_registry(tmp_path), sources.read_changes(tmp_path).rows,
-                 sources.read_deliveries(tmp_path).good())
+                 sources.read_deliveries(tmp_path).good(), completeness=completeness, completeness_note=note)
+
+
+def completeness(received: dict[tuple[str, str], int], points: tuple[str, ...] = ("P1", "P2"), month: str = "2026-04",
+                 expected: int = 2880) -> pl.DataFrame:
+    """meter_completeness rows: every channel of every point complete unless `received` says otherwise."""
+    channels = ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")
+    return pl.DataFrame([(p, month, c, expected, received.get((p, c), expected)) for p in points for c in channels],
+                        schema=["point_id", "month", "channel", "expected_intervals", "received_intervals"],
+                        orient="row")
 
 
 def verdict(j: Judgement, rule: str, change_id: str = "C1") -> tuple[bool, str]:
@@ -234,7 +243,7 @@ def test_changes_that_cannot_be_judged_fail_with_the_reason(tmp_path: Path) -> N
         ok, detail = verdict(j, rule, "NOPROPOSAL")
         assert not ok and "proposed_date 'abc' is not a date" in detail
     # every other verdict of these rows is still given, and nothing unjudgeable passes
-    assert j.review.height == 6 * 4
+    assert j.review.height == 6 * 5
     by_change = j.compliance.select("change_id", "compliant", "on_time_points")
     assert by_change.filter(pl.col("change_id").is_in(["STRANGER", "UNNOTIFIED", "EARLY"]))["compliant"].to_list() == [False] * 3
     assert by_change.filter(pl.col("change_id") == "UNNOTIFIED")["on_time_points"].to_list() == [None]
@@ -255,3 +264,58 @@ def test_a_date_far_outside_the_calendar_is_a_finding(tmp_path: Path) -> None:
     for rule in ("metering_period", "approvals"):
         ok, detail = verdict(j, rule, "C2")
         assert not ok and "proposed_date 1926-04-21 is outside the business-day calendar" in detail
+
+
+# --- interrogation (rule 6(a)): 100% of the supply month's intervals, all four channels, real readings ----
+
+def test_interrogation_all_points_complete(tmp_path: Path) -> None:
+    ok, detail = verdict(run(tmp_path, [CHANGE], completeness=completeness({})), "interrogation")
+    assert ok and detail == ("all 2 metering point(s) active in 2026-04 have 100% of their intervals on all four "
+                             "channels from real readings")
+
+
+def test_interrogation_a_point_at_99_9_percent_fails(tmp_path: Path) -> None:
+    # 30 April days x 96 = 2880 intervals; 2877 real = 99.895..%, shown floored as 99.89 (never rounded up)
+    j = run(tmp_path, [CHANGE], completeness=completeness({("P2", "kwh_del"): 2877, ("P2", "kvarh_rec"): 2879}))
+    ok, detail = verdict(j, "interrogation")
+    assert not ok
+    assert detail == ("1 of 2 metering point(s) below 100% in 2026-04 (real readings; channels short in brackets): "
+                      "P2 99.89% (kwh_del, kvarh_rec)")
+    # one interval short of 2880 is 99.965..%: floored to 99.96, not shown as 100
+    ok, detail = verdict(run(tmp_path, [CHANGE], completeness=completeness({("P1", "kwh_rec"): 2879})), "interrogation")
+    assert not ok and detail.endswith("P1 99.96% (kwh_rec)")
+
+
+def test_interrogation_point_or_channel_missing_from_the_table_is_zero(tmp_path: Path) -> None:
+    rows = completeness({}, points=("P1",)).filter(pl.col("channel") != "kvarh_rec")
+    rows = pl.concat([rows, completeness({}, points=("P2",))])
+    ok, detail = verdict(run(tmp_path, [CHANGE], completeness=rows), "interrogation")
+    assert not ok and detail.endswith(": P1 0.00% (kvarh_rec)")
+    ok, detail = verdict(run(tmp_path, [CHANGE], completeness=completeness({}, points=("P1",))), "interrogation")
+    assert not ok and detail.endswith(": P2 0.00% (not in meter_completeness)")
+
+
+def test_interrogation_month_never_ingested(tmp_path: Path) -> None:
+    march_only = completeness({}, month="2026-03")
+    ok, detail = verdict(run(tmp_path, [CHANGE], completeness=march_only), "interrogation")
+    assert not ok and detail == ("the readings of 2026-04 were never ingested (no meter_completeness rows): "
+                                 "100% interrogation cannot be shown")
+    ok, detail = verdict(run(tmp_path, [CHANGE], note="no warehouse at /x"), "interrogation")
+    assert not ok and detail == ("the readings of 2026-04 were never ingested (no meter_completeness rows; no "
+                                 "warehouse at /x): 100% interrogation cannot be shown")
+
+
+def test_interrogation_cannot_be_judged_without_a_supply_month_or_points(tmp_path: Path) -> None:
+    j = run(tmp_path, [{"change_id": "NEVER", "executed_on": ""}, {"change_id": "STRANGER", "participant": "ZETA"}],
+            completeness=completeness({}))
+    ok, detail = verdict(j, "interrogation", "NEVER")
+    assert not ok and detail == ("no execution date recorded: the change was not carried out, so there is no supply "
+                                 "month: interrogation cannot be judged")
+    ok, detail = verdict(j, "interrogation", "STRANGER")
+    assert not ok and "participant ZETA is not in metering_points" in detail
+    j = run(tmp_path, [CHANGE], points=[("P1", "ALFA", "consumption", "2024-01-01", "2026-02-28")],
+            completeness=completeness({}))
+    ok, detail = verdict(j, "interrogation")
+    assert not ok and detail == "participant ALFA has no metering point active in 2026-04: nothing to judge"
+    # the rules come in the guide's order
+    assert j.review["rule"].to_list() == ["notice", "metering_period", "approvals", "interrogation", "delivery"]

@@ -61,8 +61,12 @@ class Judgement:
 
 
 def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries: pl.DataFrame,
-          config_dir: Path | None = None) -> Judgement:
-    """Every rule for the changes the run for `month` reviews (changes as read by sources, with raw text)."""
+          config_dir: Path | None = None, *, completeness: pl.DataFrame | None = None,
+          completeness_note: str | None = None) -> Judgement:
+    """Every rule for the changes the run for `month` reviews (changes as read by sources, with raw text).
+
+    `completeness`: meter_completeness rows of the month (`read_completeness`) for rule 6(a); None when
+    they could not be read (`completeness_note` says why): the rule then fails with that reason."""
     of_month, unplaced = rules.place(changes, month)
     # a fixed window around the month: letters and approvals come weeks before a change, and a typo
     # such as 2062 must show up as a finding rather than stretch the calendar
@@ -70,9 +74,10 @@ def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries:
     calendar = BusinessCalendar.for_years(year - 2, year + 1, config_dir)
     of_month = rules.with_calendar_dates(of_month, calendar)
     points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries, month)
-    review = pl.concat([rules.review(of_month, calendar), delivery_review])
+    interrogated = rules.interrogation(of_month, registry, completeness, completeness_note)
+    review = pl.concat([rules.review(of_month, calendar), interrogated, delivery_review])
     review = review.with_columns(month=pl.lit(month), _order=pl.col("rule").replace_strict(
-        {"notice": 0, "metering_period": 1, "approvals": 2, "delivery": 3}, return_dtype=pl.Int64)
+        {"notice": 0, "metering_period": 1, "approvals": 2, "interrogation": 3, "delivery": 4}, return_dtype=pl.Int64)
     ).sort("change_id", "_order").select(rules.REVIEW_COLUMNS)
     return Judgement(of_month, unplaced, review, points, compliant)
 
@@ -107,7 +112,9 @@ def check_month(month: str, input_dir: Path, *, warehouse: str | Path | None = N
             quality.raise_on_errors(r.validation)
 
         with r.step("review"):
-            judged = judge(month, registry, changes.rows, deliveries.good(), config_dir)
+            completeness, completeness_note = read_completeness(month, r.warehouse)
+            judged = judge(month, registry, changes.rows, deliveries.good(), config_dir, completeness=completeness,
+                           completeness_note=completeness_note)
 
         with r.step("estimate"):
             behind = judged.points.filter(pl.col("status").is_in(["late", "missing"]))
@@ -131,6 +138,21 @@ def check_month(month: str, input_dir: Path, *, warehouse: str | Path | None = N
     result.summary = summarize(result, r.warehouse) + "\ntimings: " + ", ".join(
         f"{step} {seconds:.1f}s" for step, seconds in manifest.timings_s.items())
     return result
+
+
+def read_completeness(month: str, db: str | Path | None) -> tuple[pl.DataFrame | None, str | None]:
+    """meter_completeness rows of `month` (the supply month of the changes this run reviews: they were
+    executed in it) for rule 6(a), or (None, why not) when there is no warehouse or no such table.
+    An empty frame means the table exists but that month's readings were never ingested."""
+    db = config.warehouse(db)
+    if not warehouse.exists(db):
+        return None, f"no warehouse at {warehouse.describe(db)}"
+    if "meter_completeness" not in warehouse.table_names(db):
+        return None, "the warehouse has no meter_completeness table"
+    rows = warehouse.query(
+        "SELECT point_id, month, channel, expected_intervals, received_intervals FROM meter_completeness "
+        "WHERE month = ?", db, [month])
+    return rows, None
 
 
 def _unreadable(month: str, changes: sources.Source, deliveries: sources.Source, unplaced: pl.DataFrame) -> pl.DataFrame:
@@ -184,7 +206,7 @@ def summarize(result: DeliveryCheck, db: str) -> str:
     lines = [f"delivery {result.month}: {changes} VPN change(s) reviewed, {changes - failing} meet every rule, "
              f"{failing} do not (run {result.run_id})"]
     per_rule = review.group_by("rule").agg(ok=pl.col("ok").sum(), failed=(~pl.col("ok")).sum())
-    for rule in ("notice", "metering_period", "approvals", "delivery"):
+    for rule in ("notice", "metering_period", "approvals", "interrogation", "delivery"):
         row = per_rule.filter(pl.col("rule") == rule)
         if row.height:
             lines.append(f"  {rule:<16} met {row['ok'][0]:>3}, not met {row['failed'][0]:>3}")

@@ -5,16 +5,24 @@ contract: ../shared/contracts/metering.md), one verdict per change and rule, wit
 - metering_period: the effective date is not one of the first 7 business days of its month (rule 4);
   effective date = proposed_date, or the next business day when it falls on a weekend/holiday (rule 5).
 - approvals: Medición and Tecnología both approved, on or before the effective date (rule 2).
-The `delivery` rule (numeral 14.10) lives in compliance.py.
+- interrogation: every metering point of the participant active in the supply month (month of
+  executed_on) has 100% completeness on all four channels from real readings (rule 6(a)), judged from
+  the warehouse's meter_completeness (received_intervals counts real readings only, never estimates).
+The `delivery` rule (numeral 14.10, rule 6(b)) lives in compliance.py.
 
 A date that is missing or does not parse makes the rules that need it ok = false with the reason:
 a change that cannot be judged never passes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from pipelines.business_days import BusinessCalendar
+from pipelines.metering.readings import CHANNELS
+from pipelines.metering.registry import active_in
+from pipelines.periods import month_bounds
 
 NOTICE_BUSINESS_DAYS = 5  # rule 3: "con 5 días hábiles de anticipación"
 METERING_PERIOD_BUSINESS_DAYS = 7  # rule 4: "los primeros 7 días hábiles del mes"
@@ -166,6 +174,89 @@ def approvals(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame
         .otherwise(issues)
     )
     return _rows(changes, "approvals", ok, detail)
+
+
+COMPLETENESS_COLUMNS = {"point_id": pl.String, "month": pl.String, "channel": pl.String,
+                        "expected_intervals": pl.Int64, "received_intervals": pl.Int64}
+
+
+def _floored_hundredths(received: pl.Expr, expected: pl.Expr) -> pl.Expr:
+    """Completeness in hundredths of a percent, floored: 2879 of 2880 intervals is 9996 (99.96%), never
+    rounded up to 100%. Integer arithmetic, so the text shows exactly two decimals."""
+    return received * 10000 // expected
+
+
+def _pct_text(hundredths: pl.Expr) -> pl.Expr:
+    return pl.format("{}.{}", hundredths // 100, (hundredths % 100).cast(pl.String).str.zfill(2))
+
+
+def interrogation(changes: pl.DataFrame, registry: pl.DataFrame, completeness: pl.DataFrame | None,
+                  note: str | None = None) -> pl.DataFrame:
+    """Rule 6(a) rows: in the supply month (month of executed_on) every metering point of the participant
+    active that month has received_intervals >= expected_intervals on all four channels.
+
+    `completeness` holds meter_completeness rows (COMPLETENESS_COLUMNS) of the supply months; None when
+    the table could not be read (`note` says why). A supply month without any row was never ingested: the
+    rule cannot be shown to hold, so ok = false with that reason. A required point missing from the
+    table, or a channel missing, counts as 0%."""
+    if completeness is None:
+        completeness = pl.DataFrame(schema=COMPLETENESS_COLUMNS)
+    completeness = completeness.select(pl.col(c).cast(t) for c, t in COMPLETENESS_COLUMNS.items())
+    participants = registry["participant"].unique().to_list()
+    heads = changes.with_columns(
+        supply_month=pl.col("executed_on").dt.strftime("%Y-%m"),
+        _problem=pl.when(pl.col("participant").is_null()).then(pl.lit("no participant recorded"))
+        .when(~pl.col("participant").is_in(participants)).then(pl.format(
+            "participant {} is not in metering_points: its points are unknown", pl.col("participant")))
+        .when(pl.col("executed_on").is_null()).then(pl.format(
+            "{}: the change was not carried out, so there is no supply month", date_problem("executed_on"))),
+    )
+    months = heads.filter(pl.col("_problem").is_null())["supply_month"].unique().sort().to_list()
+    required = pl.concat([
+        active_in(registry, start.date(), (end - timedelta(days=1)).date())
+        .select("participant", "point_id", supply_month=pl.lit(month)).unique()
+        for month in months for start, end in [month_bounds(month)]
+    ] or [pl.DataFrame(schema={"participant": pl.String, "point_id": pl.String, "supply_month": pl.String})])
+    ingested = completeness.select(supply_month="month").unique().with_columns(_ingested=pl.lit(True))
+    channels = pl.DataFrame({"channel": list(CHANNELS), "_ch": list(range(len(CHANNELS)))})
+    per_channel = (
+        required.join(channels, how="cross")
+        .join(completeness.rename({"month": "supply_month"}), on=["supply_month", "point_id", "channel"], how="left")
+        .with_columns(pct=pl.when(pl.col("expected_intervals") > 0).then(_floored_hundredths(
+            pl.col("received_intervals").fill_null(0), pl.col("expected_intervals"))).otherwise(0),
+            short=pl.col("received_intervals").fill_null(0) < pl.col("expected_intervals").fill_null(1))
+    )
+    per_point = (
+        per_channel.sort("_ch").group_by("participant", "supply_month", "point_id").agg(
+            pct=pl.col("pct").min(), short=pl.col("short").any(),
+            channels=pl.col("channel").filter("short").str.join(", "),
+            known=pl.col("expected_intervals").is_not_null().any())
+        .with_columns(text=pl.format("{} {}% ({})", "point_id", _pct_text(pl.col("pct")), pl.when("known").then("channels")
+                                     .otherwise(pl.lit("not in meter_completeness"))))
+    )
+    summary = per_point.sort("point_id").group_by("participant", "supply_month").agg(
+        points=pl.len(), below=pl.col("short").sum(), listed=pl.col("text").filter("short").str.join(", "))
+    frame = (
+        heads.join(summary, on=["participant", "supply_month"], how="left")
+        .join(ingested, on="supply_month", how="left")
+        .with_columns(pl.col("points", "below").fill_null(0))
+    )
+    never = (f"the readings of {{}} were never ingested (no meter_completeness rows"
+             f"{'; ' + note if note else ''}): 100% interrogation cannot be shown")
+    detail = (
+        pl.when(pl.col("_problem").is_not_null()).then(pl.format("{}: interrogation cannot be judged", "_problem"))
+        .when(pl.col("points") == 0).then(pl.format(
+            "participant {} has no metering point active in {}: nothing to judge", "participant", "supply_month"))
+        .when(pl.col("_ingested").is_null()).then(pl.format(never, "supply_month"))
+        .when(pl.col("below") == 0).then(pl.format(
+            "all {} metering point(s) active in {} have 100% of their intervals on all four channels from real "
+            "readings", "points", "supply_month"))
+        .otherwise(pl.format(
+            "{} of {} metering point(s) below 100% in {} (real readings; channels short in brackets): {}",
+            "below", "points", "supply_month", "listed"))
+    )
+    ok = pl.col("_problem").is_null() & (pl.col("points") > 0) & pl.col("_ingested").is_not_null() & (pl.col("below") == 0)
+    return _rows(frame, "interrogation", ok, detail)
 
 
 def _rows(frame: pl.DataFrame, rule: str, ok: pl.Expr, detail: pl.Expr) -> pl.DataFrame:

@@ -22,6 +22,7 @@ RULE_TITLES = {
     "notice": "Request at least 5 business days before the proposed date (rule 3)",
     "metering_period": "Not within the first 7 business days of the month (rules 4 and 5)",
     "approvals": "Approved beforehand by Medición and Tecnología (rule 2)",
+    "interrogation": "Every metering point 100 % complete from real readings in the supply month (rule 6(a))",
     "delivery": "All metering points delivered via Direct@mm within 2 calendar days of notification (NCC-14 14.10)",
 }
 STATUS = {"on_time": "on time", "late": "LATE", "missing": "MISSING", "not_judged": "not judged",

@@ -108,7 +108,7 @@ def stacked_bars(categories: Sequence[str], parts: dict[str, Sequence[float | No
         ax.set_xlabel(xlabel)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: f"{v:.0f}%" if percent else compact(v)))
         ax.axvline(0, color="#444", linewidth=0.6)
-        ax.legend(frameon=False, fontsize=8, ncols=min(len(parts), 5), loc="upper left", bbox_to_anchor=(0, -0.25 if len(categories) < 4 else -0.12))
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: never over the axis
         return _svg(fig)
 
 

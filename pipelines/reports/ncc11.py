@@ -222,7 +222,7 @@ def year_html(src: Source, year: int) -> str:
     runs = []
     for q in quarters:
         run = src.run_row("ncc11", q) if q in published else None
-        runs.append({"quarter": q, "run": run, "checks": src.checks(run["run_id"]).to_dicts() if run else []})
+        runs.append({"quarter": q, "months": ", ".join(periods.quarter_months(q)), "run": run, "checks": src.checks(run["run_id"]).to_dicts() if run else []})
     return render_html(
         "ncc11_year.html.j2", title=f"Informe de Costos Mayoristas {year}",
         kicker="NCC-11 · annual report to the regulator (11.1)",

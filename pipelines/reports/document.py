@@ -62,6 +62,7 @@ def environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=num, pct=pct, when=when)
     env.globals["svg"] = lambda text: Markup(text)  # charts: SVG we made ourselves from numbers
+    env.globals["missing"] = MISSING  # also in imported macros, which do not see the context
     return env
 
 

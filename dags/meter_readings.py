@@ -1,10 +1,11 @@
-"""SMEC 15-minute readings, daily: registry + readings -> quarantine, VEE, completeness, hourly values.
+"""SMEC 15-minute readings, daily: registry + new readings files -> quarantine, VEE, completeness, hourly values.
 
-Each run covers one day (data interval [D 01:00, D+1 01:00) local) and re-ingests the month of D from
-<landing>/smec (see pipelines/metering/schedule.py for why the whole month). catchup=True with a
-start date, so `airflow backfill create` over past days (re)builds their months; params `month` / `day`
-override the period (tests, manual reruns). The run of a month's last day (or of an explicit month)
-announces the month as closed, which triggers that month's delivery check (vpn_delivery_monthly)."""
+Each run covers one day (data interval [D 01:00, D+1 01:00) local): it reads the files landed under
+<landing>/smec since the last run (the ledger of landed files) and recomputes the month of D from its
+stored readings (see pipelines/metering/schedule.py). catchup=True with a start date, so
+`airflow backfill create` over past days works; params `month` / `day` override the period (tests,
+manual reruns). The run of a month's last day (or of an explicit month) announces the month as
+closed, which triggers that month's delivery check (vpn_delivery_monthly)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ non-zero. Re-running a period replaces its rows, so a backfill can simply be run
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -79,6 +80,15 @@ def input_dir(domain: str, period: str, landing: Path | None = None) -> Path:
     return root / "ncc11" / period if domain == "ncc11" else root / "smec"
 
 
+def _rss_gb() -> float:
+    """This process's resident memory now (Linux /proc; 0 where it is not available)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * resource.getpagesize() / 1e9
+
+
 def _job(domain: str) -> Callable[..., object]:
     if domain == "ncc11":
         from pipelines.ncc11 import job
@@ -107,15 +117,17 @@ def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, 
         bar.set_postfix_str(f"{period} failed={len(result.failed)}")
         began = time.perf_counter()
         try:
-            run(period, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
+            done = run(period, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
             result.succeeded.append(period)
-            outcome = "ok"
+            rows = (getattr(done, "counts", None) or {}).get("rows_read")
+            outcome = "ok" + (f", {rows:,} rows read" if rows is not None else "")
         except Exception as exc:  # noqa: BLE001 - one bad period must not stop the others; reported below
             kind = "" if isinstance(exc, MayoristaError) else f"{type(exc).__name__}: "
             result.failed[period] = kind + str(exc).strip().replace("\n", "\n    ")
             outcome = "FAILED"
         result.seconds[period] = time.perf_counter() - began
-        if progress:
-            bar.write(f"{period} {outcome} ({result.seconds[period]:.1f} s)", file=sys.stderr)
+        if progress:  # memory after each period: a backfill's must stay flat from one period to the next
+            bar.write(f"{period} {outcome} ({result.seconds[period]:.1f} s; RSS {_rss_gb():.2f} GB, "
+                      f"peak so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB)", file=sys.stderr)
     bar.close()
     return result

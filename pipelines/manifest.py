@@ -51,6 +51,9 @@ class Manifest:
     inputs: list[dict] = field(default_factory=list)
     outputs: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # the counts of each period a run recomputed, when it covers more than its own (a metering run that
+    # read a late resend of an earlier month recomputes that month too)
+    periods: dict[str, dict[str, int]] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=versions)
     status: str = "running"

@@ -21,7 +21,7 @@ import shutil
 import signal
 import traceback
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,9 +81,10 @@ class Run:
             self._scratch = path
         return self._scratch
 
-    def publish(self, writes: Sequence[Write]) -> int:
+    def publish(self, writes: Sequence[Write], guard: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
         """Publish every table of the run, its validation results and its manifest row in one
-        transaction; returns the snapshot it created."""
+        transaction; returns the snapshot it created. `guard(con)` runs inside the transaction, before
+        the manifest row: it raises to abandon the publish (e.g. another run took the same input)."""
         self.manifest.status = "published"
         checks = quality.results_frame(self.validation, run_id=self.run_id, pipeline=self.pipeline, period=self.period)
         all_writes = [*writes, Write("validation_results", checks, {"run_id": self.run_id}, ("period",))]
@@ -92,6 +93,8 @@ class Run:
                 self.manifest.outputs.setdefault(write.table, write.rows.height)
 
         def manifest_row(con: duckdb.DuckDBPyConnection) -> int:
+            if guard is not None:
+                guard(con)
             checkpoint("mid_publish")
             # the snapshot this commit will create: DuckLake numbers commits consecutively; checked after
             # the commit in case another writer's commit took that number first

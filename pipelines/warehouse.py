@@ -221,6 +221,11 @@ class Write:
     """Replace the rows of `table` that match `where` (column = value) with `rows`; `partition` is the
     table's partition column (its period) when the table is created.
 
+    `delete_keys` (a frame): delete only the rows matching `where` AND one of its rows (on its columns)
+    before adding `rows`: a few superseded readings out of a month, one file's quarantine rows. `append`:
+    delete nothing, only add (`where` still names the partition an adopted file goes to). Key values
+    are bound as a registered relation, never written into SQL text.
+
     `adopt`: the rows (a local Parquet file with the table's columns, or a frame, written by polars) become
     one of the table's data files as they are, registered in the same transaction
     (`ducklake_add_data_files`), instead of being read and re-encoded by DuckDB: for the month's 24
@@ -231,6 +236,8 @@ class Write:
     where: dict[str, Any] = field(default_factory=dict)
     partition: Sequence[str] = ()
     adopt: bool = False
+    delete_keys: pl.DataFrame | None = None
+    append: bool = False
 
 
 def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRelation:
@@ -245,6 +252,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]).fetchall()}
     for write in writes:
         if write.table in existing:
+            _add_new_columns(con, write)
             continue
         con.register("_shape", _relation(con, write.rows))
         try:
@@ -257,10 +265,33 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
         existing.add(write.table)
 
 
+def _add_new_columns(con: duckdb.DuckDBPyConnection, write: Write) -> None:
+    """A table published before a column was added to it (e.g. meter_readings' provenance) gets the
+    column, NULL in its older rows: the schema grows, nothing is rewritten."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?",
+        [ALIAS, write.table]).fetchall()}
+    shape = _relation(con, write.rows)
+    for name, dtype in zip(shape.columns, shape.types):
+        if name not in have:
+            sql_type = "VARCHAR" if str(dtype).startswith("ENUM") else str(dtype)  # polars Enum: text in the lake
+            con.execute(f"ALTER TABLE {identifier(write.table)} ADD COLUMN IF NOT EXISTS {identifier(name)} {sql_type}")
+
+
 def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
-    if write.where:
-        clause = " AND ".join(f"{identifier(k)} = ?" for k in write.where)
-        con.execute(f"DELETE FROM {identifier(write.table)} WHERE {clause}", list(write.where.values()))
+    table = identifier(write.table)
+    clause = " AND ".join(f"{table}.{identifier(k)} = ?" for k in write.where)
+    if write.delete_keys is not None:
+        if write.delete_keys.height:
+            con.register("_keys", write.delete_keys.to_arrow())
+            try:
+                match = " AND ".join(f"{table}.{identifier(c)} = _keys.{identifier(c)}" for c in write.delete_keys.columns)
+                con.execute(f"DELETE FROM {table} USING _keys WHERE {match}" + (f" AND {clause}" if clause else ""),
+                            list(write.where.values()))
+            finally:
+                con.unregister("_keys")
+    elif write.where and not write.append:
+        con.execute(f"DELETE FROM {table} WHERE {clause}", list(write.where.values()))
     if write.adopt:
         home = _adopt_path(con, write)
         if home is not None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -21,8 +22,9 @@ from tests.test_metering_fixtures import series, write_lines, write_readings, wr
 def _stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
     registry = reg.load_registry(root)
     points = reg.month_points(registry, month)
-    return readings.stage(month, root, reg.device_days(registry, month, points),
-                          registry["device_id"].unique().to_list(), out)
+    files = readings.find_files(root)
+    return readings.stage(month, files, list(range(len(files))), reg.device_days(registry, month, points),
+                          registry["device_id"].unique().to_list(), out, datetime(2026, 11, 1))
 
 
 @pytest.fixture

@@ -63,4 +63,4 @@ def test_dag_test_reviews_the_month(airflow_home: Path, workspace: Path, tmp_pat
     db = workspace / "warehouse.sqlite"
     rows = warehouse.query("SELECT change_id, compliant FROM delivery_compliance WHERE month = '2026-04' ORDER BY 1", db)
     assert rows.rows() == [("CHG-2604-01", True), ("CHG-2604-02", False), ("CHG-2604-03", True), ("CHG-2604-04", False)]
-    assert (workspace / "lake" / "reports" / "delivery" / "month=2026-04" / "ALFA.md").exists()
+    assert (workspace / "lake" / "reports" / "delivery" / "month=2026-04" / "ALFA.html").exists()

@@ -78,7 +78,7 @@ def test_object_storage_lake_holds_the_same_files(both_lakes):
     assert remote == local
     assert "main/ncc11_energy/quarter=2026-05/ducklake-*.parquet" in remote
     assert "main/meter_readings/month=2026-04/ducklake-*.parquet" in remote
-    assert "reports/delivery/month=2026-04/INDPAC.md" in remote
+    assert "reports/delivery/month=2026-04/INDPAC.html" in remote
     # the catalog is local and remembers where its data lives
     data_path = warehouse.query("SELECT value FROM ducklake_options('wh') WHERE option_name = 'data_path'",
                                 base / "memory.sqlite")["value"][0]

@@ -15,6 +15,12 @@ from pipelines.metering import job
 from tests.test_metering_fixtures import REGISTRY, series, standard_month, value_of, write_lines, write_readings, write_registry
 
 
+def landed(path: Path, second: int) -> None:
+    """Set a file's modification time: when it landed (later landing wins)."""
+    import os
+    os.utime(path, ns=(second * 10**9, second * 10**9))
+
+
 def _q(workspace: Path, sql: str) -> list[tuple]:
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     try:
@@ -48,7 +54,7 @@ def test_complete_month_and_mid_month_validity(tmp_path, workspace):
     assert len(c) == 3 * 4
     rows = 4 * (2880 + 1440 + 960)
     assert result.counts["rows_read"] == rows and result.counts["ingested"] == rows
-    assert result.counts["quarantined"] == 0 and result.counts["other_month_rows"] == 0
+    assert result.counts["quarantined"] == 0 and result.counts["months"] == 1
     # hourly: 4 real intervals per hour, labelled by the hour's start
     (hours,) = _q(workspace, "SELECT count(*) FROM meter_hourly WHERE point_id = 'P1' AND channel = 'kwh_del'")[0:1]
     assert hours == (720,)
@@ -70,14 +76,16 @@ def test_month_boundary_interval_is_labelled_by_its_end(tmp_path, workspace):
         "DEV1,2026-05-01 00:15,kwh_del,8",   # May's
     ])
     result = job.ingest_month("2026-04", root)
-    assert result.counts["rows_read"] == 4
-    assert result.counts["ingested"] == 2 and result.counts["other_month_rows"] == 2
+    # the file is read once; each of its rows goes to its own month, and each month is recomputed
+    assert result.counts["rows_read"] == 4 and result.counts["files_read"] == 1
+    assert {m: c["ingested"] for m, c in result.months.items()} == {"2026-03": 1, "2026-04": 2, "2026-05": 1}
     assert result.counts["quarantined"] == 0
     assert _completeness(workspace)[("P1", "kwh_del")] == (2880, 2, pytest.approx(100 * 2 / 2880, abs=1e-4))
-    hours = dict(_q(workspace, "SELECT strftime(hour, '%d %H'), value FROM meter_hourly WHERE point_id = 'P1'"))
+    hours = dict(_q(workspace, "SELECT strftime(hour, '%d %H'), value FROM meter_hourly WHERE point_id = 'P1' AND month = '2026-04'"))
     assert hours == {"01 00": 6.0, "30 23": 7.0}
-    march = job.ingest_month("2026-03", root)
-    assert march.counts["ingested"] == 1 and march.counts["other_month_rows"] == 3
+    march = job.ingest_month("2026-03", root)  # nothing new to read: March from its stored reading
+    assert march.counts["files_read"] == 0 and march.counts["files_skipped"] == 1
+    assert march.months["2026-03"]["readings"] == 1 and march.counts["ingested"] == 0
 
 
 def test_quarantine_rules_with_file_and_line(tmp_path, workspace):
@@ -117,10 +125,12 @@ def test_quarantine_rules_with_file_and_line(tmp_path, workspace):
     }
     raw = _q(workspace, "SELECT source_file, raw_device_id, raw_interval_end, raw_channel, raw_value FROM quarantine WHERE line = 5")
     assert raw == [("readings/bad.csv", "DEV1", "2026-04-02 10:15", "kwh_del", "n/a")]
-    assert result.counts == result.counts | {"rows_read": 14, "month_rows": 14, "ingested": 4, "quarantined": 10}
+    assert result.counts == result.counts | {"rows_read": 14, "ingested": 4, "quarantined": 10}
+    assert list(result.months) == ["2026-04"]
     # unparsable rows of an April file are not March's
     march = job.ingest_month("2026-03", root)
-    assert march.counts["quarantined"] == 0 and march.counts["other_month_rows"] == 14
+    assert march.counts["quarantined"] == 0 and march.counts["files_read"] == 0
+    assert _q(workspace, "SELECT count(*) FROM quarantine WHERE month = '2026-03'") == [(0,)]
 
 
 def test_duplicates_count_once_and_disagreeing_ones_are_findings(tmp_path, workspace):
@@ -128,12 +138,18 @@ def test_duplicates_count_once_and_disagreeing_ones_are_findings(tmp_path, works
     write_registry(root)
     write_lines(root, "a.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0", "DEV1,2026-04-02 10:30,kwh_del,2.0",
                                 "DEV1,2026-04-02 10:15,kwh_del,1.0"])  # identical duplicate in the same file
-    write_lines(root, "b_resend.csv", ["DEV1,2026-04-02 10:30,kwh_del,2.5"])  # differs, later file wins
+    write_lines(root, "b_resend.csv", ["DEV1,2026-04-02 10:30,kwh_del,2.5"])  # differs, landed later: wins
+    landed(root / "readings" / "a.csv", 1000)
+    landed(root / "readings" / "b_resend.csv", 2000)
     result = job.ingest_month("2026-04", root)
-    assert result.counts["ingested"] == 2 and result.counts["duplicates_dropped"] == 2
+    assert result.counts["ingested"] == 2 and result.counts["duplicates_dropped"] == 1
+    assert result.counts["superseded"] == 1  # kept in meter_readings_superseded, not dropped
     assert _completeness(workspace)[("P1", "kwh_del")][1] == 2
     findings = _q(workspace, "SELECT strftime(interval_end, '%H:%M'), rule, detail FROM vee_findings WHERE rule = 'duplicate_conflict'")
-    assert findings == [("10:30", "duplicate_conflict", "2 readings with different values: 2.0 / 2.5 (the last read is kept)")]
+    assert findings == [("10:30", "duplicate_conflict",
+                         "2 readings with different values: 2.0 then 2.5 (the one landed last, 2.5, is kept)")]
+    assert _q(workspace, "SELECT value, source_file, superseded_by_file FROM meter_readings_superseded") == [
+        (2.0, "readings/a.csv", "readings/b_resend.csv")]
     assert _q(workspace, "SELECT value FROM meter_hourly WHERE point_id = 'P1' AND strftime(hour, '%d %H') = '02 10'") == [(3.5,)]
 
 
@@ -156,12 +172,23 @@ def test_bad_files_do_not_stop_the_others(tmp_path, workspace):
     assert by_file[("readings/ragged.csv", 2)].endswith("expected 4 fields, found 5")
     assert by_file[("readings/garbage.csv", None)].startswith("file cannot be read")
     assert by_file[("readings/wrong_header.csv", None)].startswith("file cannot be read: header lacks column(s)")
-    # manifest: rows read = ingested + duplicates + quarantined (+ other months), for every file read
+    # manifest: rows read = ingested + duplicates + superseded + quarantined, for every file read
     (manifest,) = _q(workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' AND period = '2026-04'")[0]
     counts = json.loads(manifest)["counts"]
     assert counts["rows_read"] == 4 * (2880 + 1440 + 960) + 2 + 1
-    assert counts["rows_read"] == counts["ingested"] + counts["duplicates_dropped"] + counts["quarantined"] + counts["other_month_rows"]
-    assert counts["duplicates_dropped"] == 2 and counts["quarantined"] == 1
+    assert counts["rows_read"] == (counts["ingested"] + counts["duplicates_dropped"] + counts["superseded"]
+                                   + counts["quarantined"])
+    # the value 0.5 landed twice after the original: one replaces it (kept as superseded), one is a duplicate
+    assert counts["duplicates_dropped"] == 1 and counts["superseded"] == 1 and counts["quarantined"] == 1
+    # the unreadable files are in the ledger as such, and are read again by the next run
+    status = dict(_q(workspace, "SELECT path, status FROM landed_files"))
+    assert status["readings/garbage.csv"] == "unreadable" and status["readings/ragged.csv"] == "ingested"
+    with pytest.raises(InputError):
+        job.ingest_month("2026-04", root)
+    (manifest,) = _q(workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' ORDER BY snapshot_id DESC LIMIT 1")[0]
+    assert json.loads(manifest)["counts"]["files_read"] == 2  # the two unreadable ones, nothing else
+    assert _q(workspace, "SELECT count(*) FROM quarantine WHERE line IS NULL") == [(2,)]
+    assert _q(workspace, "SELECT count(*) FROM landed_files WHERE status = 'unreadable'") == [(2,)]
 
 
 def test_reingest_replaces_never_duplicates(tmp_path, workspace):
@@ -219,11 +246,12 @@ def test_sample_april_summary(workspace):
 
     result = job.ingest_month("2026-04", ROOT / "data" / "sample" / "smec")
     c = result.counts
-    assert c["rows_read"] == c["month_rows"] + c["other_month_rows"]
-    assert c["duplicates_dropped"] == 2  # the resend repeats one reading and contradicts another
-    rules = dict(_q(workspace, "SELECT rule, count(*) FROM vee_findings GROUP BY rule"))
+    # March's files are older: read and published too; the resend holds one May reading
+    assert list(result.months) == ["2026-03", "2026-04", "2026-05"]
+    assert c["duplicates_dropped"] == 1 and c["superseded"] == 1  # the resend repeats one reading, contradicts another
+    rules = dict(_q(workspace, "SELECT rule, count(*) FROM vee_findings WHERE month = '2026-04' GROUP BY rule"))
     assert rules == {"gap": 12, "duplicate_conflict": 1, "stuck": 1, "spike": 1, "negative": 1}
-    reasons = dict(_q(workspace, "SELECT reason, count(*) FROM quarantine GROUP BY reason"))
+    reasons = dict(_q(workspace, "SELECT reason, count(*) FROM quarantine WHERE month = '2026-04' GROUP BY reason"))
     assert reasons == {"device_id not registered to an active point on that day": 4 * 96,
                        "device_id not in the registry": 2, "interval_end not on the 15-minute grid": 1,
                        "value is not a number": 1}

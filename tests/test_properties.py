@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -40,8 +41,9 @@ GOOD = [b"DEV1,2026-04-02 00:15,kwh_del,1.5", b"DEV1,2026-04-02 00:30,kwh_del,1.
 def _stage(root: Path) -> readings.Staged:
     registry = reg.load_registry(root)
     points = reg.month_points(registry, "2026-04")
-    return readings.stage("2026-04", root, reg.device_days(registry, "2026-04", points),
-                          registry["device_id"].unique().to_list(), root / "scratch")
+    files = readings.find_files(root)
+    return readings.stage("2026-04", files, list(range(len(files))), reg.device_days(registry, "2026-04", points),
+                          registry["device_id"].unique().to_list(), root / "scratch", datetime(2026, 11, 1))
 
 
 @SETTINGS

@@ -201,7 +201,7 @@ def test_delivery_rerun_replaces_and_a_failed_run_changes_nothing(tmp_path):
     after_first = counts(catalog, DELIVERY_TABLES)
     check_month("2026-04", root, warehouse=catalog, lake_root=lake)
     assert counts(catalog, DELIVERY_TABLES) == after_first
-    assert after_first["vpn_change_review"] == 5 * 4
+    assert after_first["vpn_change_review"] == 5 * 5  # five changes, five rules each
     review = warehouse.query("SELECT * EXCLUDE (run_id) FROM vpn_change_review ORDER BY ALL"
                              if "run_id" in warehouse.query("DESCRIBE vpn_change_review", catalog)["column_name"]
                              else "SELECT * FROM vpn_change_review ORDER BY ALL", catalog)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -48,29 +48,41 @@ EXPECTED_TS = "local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
 
 
 STAGED_SCHEMA = {
-    "cat": pl.UInt8, "file": pl.UInt32, "row": pl.UInt32, "k": pl.Int64, "v": pl.Float64, "rel": pl.Int8,
+    "cat": pl.UInt8, "file": pl.UInt32, "row": pl.UInt32, "k": pl.Int64, "v": pl.Float64, "rel": pl.Int16,
     **{f"raw_{c}": pl.String for c in COLUMNS}, "flags": pl.UInt16, "shape": pl.String,
 }
 
 
 @dataclass
 class Staged:
-    """What the streaming pass produced: staged Parquet files and the list of inputs by index."""
+    """What the streaming pass produced for one month: staged Parquet files, and the run's list of
+    input files (the `file` column is an index into it)."""
 
     directory: Path
     files: list[Path]  # index = the `file` column
+    indexes: list[int] = field(default_factory=list)  # the files staged for this month
     fast_files: set[int] = field(default_factory=set)  # read by the multi-file scan (global row index)
     unreadable: dict[int, str] = field(default_factory=dict)  # file index -> why it could not be read
+    excluded: set[int] = field(default_factory=set)  # files that changed while read: their rows are left out
+    more: list[Path] = field(default_factory=list)  # further folders of the month (a file found to hold it later)
 
     def scan(self) -> pl.LazyFrame:
-        if not any(self.directory.glob("*.parquet")):  # every file unreadable
+        folders = [d for d in [self.directory, *self.more] if any(d.glob("*.parquet"))]
+        if not folders:  # every file unreadable
             return pl.LazyFrame(schema=STAGED_SCHEMA)
-        return pl.scan_parquet(self.directory / "*.parquet")
+        lf = pl.scan_parquet([d / "*.parquet" for d in folders])
+        return lf.filter(~pl.col("file").is_in(sorted(self.excluded))) if self.excluded else lf
+
+    def merge(self, other: "Staged") -> None:
+        self.more += [other.directory, *other.more]
+        self.indexes += other.indexes
+        self.fast_files |= other.fast_files
+        self.unreadable.update(other.unreadable)
 
 
 def find_files(input_dir: Path) -> list[Path]:
-    """All readings files under `<input>/readings/`, in path order (a later file supersedes an earlier
-    one for differing duplicates, e.g. `.../resend/...` after the original)."""
+    """All readings files under `<input>/readings/`, in path order (which of them a run reads, and in
+    which order they supersede each other, is the ledger's business: pipelines/metering/ledger.py)."""
     root = Path(input_dir) / "readings"
     found = [p for p in root.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet")
              and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)]
@@ -130,6 +142,45 @@ def _sniff_csv(path: Path, names: list[str]) -> tuple[str, str | None]:
     return _sniff(values)
 
 
+def month_hint(path: Path) -> str | None:
+    """The month of the first readable interval_end in a file's first lines (None when none reads): which
+    run should read a file not seen before. Only a hint: the rows a file really holds are found when it
+    is read, and a file holding several months is staged for each of them."""
+    try:
+        if path.suffix == ".parquet":
+            head = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()["interval_end"]
+            if isinstance(head.dtype, pl.Datetime):
+                first = head.drop_nulls()
+                values = [] if first.is_empty() else [first[0].strftime(_TS_FORMAT)]
+            else:
+                values = head.cast(pl.String).to_list()
+        else:
+            names, _, problem = _header(path)
+            if problem or not names:
+                return None
+            column = names.index("interval_end")
+            values = []
+            with open(path, "rb") as fh:
+                fh.readline(65536)
+                for _ in range(_SNIFF_LINES):
+                    line = fh.readline(65536)
+                    if not line:
+                        break
+                    fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
+                    values.append(fields[column] if column < len(fields) else None)
+    except Exception:  # noqa: BLE001 - an unreadable file is read (and reported) by the current run
+        return None
+    for value in values:
+        text = (value or "").strip().strip('"').strip().replace("T", " ")
+        if _TS_LOCAL_VARIANT.fullmatch(text):
+            try:
+                ts = datetime.strptime(text[:16], _TS_FORMAT)
+            except ValueError:
+                continue
+            return (ts - timedelta(minutes=15)).strftime("%Y-%m")
+    return None
+
+
 def _parse_ts(text: pl.Expr, lenient: bool = False) -> pl.Expr:
     """The contract's format; `lenient` also takes `:00` seconds and a `T` separator (same local time)."""
     exact = text.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
@@ -152,13 +203,15 @@ def _typed_from_text(raw: dict[str, pl.Expr], lenient: bool = False) -> list[pl.
     ]
 
 
-def _fast_scan(paths: list[Path], enum: pl.Enum) -> pl.LazyFrame:
+def _fast_scan(paths: list[Path], indexes: list[int]) -> pl.LazyFrame:
+    """One multi-file scan; `file` is each path's index in the run's list of files (`indexes`)."""
     raw = pl.scan_csv(
         paths, schema={c: pl.String for c in COLUMNS}, has_header=True, row_index_name="row",
         include_file_paths="_path", empty_string_is_null=False,
     )
+    enum = pl.Enum([str(p) for p in paths])
     return raw.select(
-        pl.col("_path").cast(enum).to_physical().cast(pl.UInt32).alias("file"),
+        pl.lit(pl.Series(indexes, dtype=pl.UInt32)).gather(pl.col("_path").cast(enum).to_physical()).alias("file"),
         pl.col("row").cast(pl.UInt32),
         pl.lit(None, pl.String).alias("_shape"),
         *[pl.col(c).alias(f"raw_{c}") for c in COLUMNS],
@@ -233,6 +286,7 @@ FLAGS = {
     256: "value",  # missing or not a number
     512: "device_id not in the registry",
     1024: "device_id not registered to an active point on that day",
+    2048: "interval_end is in the future (the interval had not ended when the run read it)",
 }
 
 
@@ -255,11 +309,13 @@ def reasons() -> pl.Expr:
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
-def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[str], days: int) -> pl.LazyFrame:
+def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[str], days: int,
+              now: datetime) -> pl.LazyFrame:
     """Category, sort key and quarantine flags of every row (see the module docstring).
 
     `point_of[device_index * days + day]` is the point index of a registered device on a day of the
-    month (-1 when it is not registered that day): a gather, not a join, so the pass stays streaming."""
+    month (-1 when it is not registered that day): a gather, not a join, so the pass stays streaming.
+    `now` (local time): a reading of an interval that has not ended yet is quarantined, never ingested."""
     start, end = month_bounds(month)
     span_us = int((end - start) / timedelta(microseconds=1))
     off = (pl.col("ts") - pl.lit(start)).dt.total_microseconds()
@@ -280,6 +336,7 @@ def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[s
         (pl.col("v").is_null(), 256),
         (pl.col("device_id").is_not_null() & pl.col("_dev").is_null(), 512),
         (in_month & (pl.col("_point") < 0), 1024),
+        (pl.col("ts") > pl.lit(now), 2048),
     ]
     flags = pl.sum_horizontal(pl.when(cond.fill_null(False)).then(pl.lit(bit, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
                               for cond, bit in flag_bits)
@@ -292,6 +349,11 @@ def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[s
         .otherwise(CATEGORY["good"]).cast(pl.UInt8)
     )
     keep_raw = pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]])
+    shifted = pl.col("ts") - pl.duration(minutes=15)  # an interval belongs to the month it starts in
+    month_offset = (
+        (shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (start.year * 12 + start.month))
+        .clip(-30000, 30000).cast(pl.Int16)
+    )
     return (
         lf.with_columns(_dev=device, _ch=channel)
         .with_columns(_point=point)
@@ -302,9 +364,8 @@ def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[s
             pl.when(pl.col("cat") == CATEGORY["good"])
             .then((pl.col("_point") * len(CHANNELS) + pl.col("_ch")) * KEY_SPAN + interval).alias("k"),
             "v",
-            # where a placed row lies relative to the month: -1 before, 0 in it, 1 after
-            pl.when(off < INTERVAL_US).then(-1).when(off >= span_us + INTERVAL_US).then(1)
-            .when(pl.col("ts").is_not_null()).then(0).cast(pl.Int8).alias("rel"),
+            # the month a placed row belongs to, counted from this month (-1 the one before, 0 this one, ...)
+            month_offset.alias("rel"),
             *[pl.when(keep_raw).then(pl.col(f"raw_{c}")).alias(f"raw_{c}") for c in COLUMNS],
             pl.when(keep_raw).then(pl.col("flags")).alias("flags"),
             pl.when(keep_raw).then(pl.col("_shape")).alias("shape"),
@@ -321,9 +382,11 @@ def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl
     return pl.Series("point", table, dtype=pl.Int64)
 
 
-def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices: list[str], out_dir: Path) -> Staged:
-    """Read every readings file once and write the staged rows under `out_dir`. Files that cannot be
-    read are recorded in `unreadable` (with the reason) and skipped; the others are always processed."""
+def stage(month: str, files: list[Path], indexes: list[int], device_days: pl.DataFrame, known_devices: list[str],
+          out_dir: Path, now: datetime) -> Staged:
+    """Read the files `files[i]` for i in `indexes` once, classified against `month`, and write the staged
+    rows under `out_dir` (`file` = i: the run's numbering, in landing order). Files that cannot be read
+    are recorded in `unreadable` (with the reason) and skipped; the others are always processed."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -332,14 +395,11 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
     days = (end - start).days
     devices = sorted(set(known_devices))
     point_of = point_lookup(device_days, devices, days)
-    files = find_files(input_dir)
-    if not files:
-        raise InputError(f"no readings files (*.csv or *.parquet) under {Path(input_dir) / 'readings'}")
-    staged = Staged(out_dir, files)
-    enum = pl.Enum([str(p) for p in files])
+    staged = Staged(out_dir, files, list(indexes))
     fast: list[int] = []
     others: list[tuple[int, pl.LazyFrame]] = []
-    for index, path in enumerate(files):
+    for index in indexes:
+        path = files[index]
         try:
             if path.suffix == ".parquet":
                 schema = pl.read_parquet_schema(path)
@@ -378,7 +438,7 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
         target = out_dir / f"{name}.parquet"
         tmp = out_dir / f".{name}.tmp"
         try:
-            _classify(lf, month, point_of, devices, days).sink_parquet(tmp, compression="lz4")
+            _classify(lf, month, point_of, devices, days, now).sink_parquet(tmp, compression="lz4")
             tmp.rename(target)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
@@ -386,7 +446,7 @@ def stage(month: str, input_dir: Path, device_days: pl.DataFrame, known_devices:
 
     if fast:
         try:
-            sink(_fast_scan([files[i] for i in fast], enum), "fast")
+            sink(_fast_scan([files[i] for i in fast], fast), "fast")
             staged.fast_files = set(fast)
         except EnvironmentFault:
             raise

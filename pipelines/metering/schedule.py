@@ -1,9 +1,9 @@
 """Which month a daily `meter_readings` run ingests.
 
-A daily run re-ingests the whole month its day belongs to, rather than only the day's files: the
-month's outputs (completeness, gaps, hourly sums, duplicates across files) depend on every day of it,
-a re-ingest replaces the month atomically, and late or corrected files of earlier days are picked up
-by the next run with no bookkeeping. The cost is re-reading the month (seconds for the whole market)."""
+A daily run ingests its day's month: it reads the files that landed since the last run (the ledger,
+pipelines/metering/ledger.py, knows which) and recomputes the month from its stored readings plus the
+new rows. Its cost is the new files plus one month of stored readings, whatever the history; a late or
+corrected file of an earlier month is read by the next run and that month recomputed with it."""
 
 from __future__ import annotations
 

@@ -48,10 +48,10 @@ class Pipeline:
 
 PIPELINES = {
     "ncc11": Pipeline("ncc11", ("ncc11", "--quarter", "2026-05"), "ncc11", "2026-05", "quarter",
-                      ("ncc11_energy", "ncc11_power_month", "ncc11_power")),
+                      ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost")),
     "meters": Pipeline("meters", ("meters", "ingest", "--month", "2026-04"), "smec", "2026-04", "month",
-                       ("meter_readings", "meter_hourly", "meter_completeness", "vee_findings", "quarantine",
-                        "metering_points")),
+                       ("meter_readings", "meter_readings_superseded", "meter_hourly", "meter_completeness",
+                        "vee_findings", "quarantine", "metering_points", "landed_files")),
     "delivery": Pipeline("delivery", ("delivery", "check", "--month", "2026-04"), "smec", "2026-04", "month",
                          ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly",
                           "delivery_unreadable_rows")),
@@ -560,29 +560,32 @@ def assert_failed_row(before: Fingerprint, after: Fingerprint, pipeline: str, pe
 
 
 def meters_accounting_problems(place: Place, run_id: str, manifest: dict) -> list[str]:
-    """Every row read is accounted for (rows read = rows stored + quarantined), in the manifest and
-    in the warehouse as published by that run."""
+    """Every row read is accounted for (rows read = ingested + duplicates + superseded + quarantined), in
+    the manifest and in the warehouse as published by that run."""
     c = manifest.get("counts", {})
-    need = ("rows_read", "month_rows", "other_month_rows", "ingested", "duplicates_dropped", "quarantined")
+    need = ("rows_read", "ingested", "duplicates_dropped", "superseded", "quarantined", "files_read", "files_skipped")
     missing = [k for k in need if k not in c]
     if missing:
         return [f"{run_id}: counts {missing} missing from the manifest ({sorted(c)})"]
     problems = []
-    if c["rows_read"] != c["month_rows"] + c["other_month_rows"]:
-        problems.append(f"{run_id}: rows_read {c['rows_read']} != month_rows {c['month_rows']} + other_month_rows "
-                        f"{c['other_month_rows']}")
-    if c["month_rows"] != c["ingested"] + c["duplicates_dropped"] + c["quarantined"]:
-        problems.append(f"{run_id}: month_rows {c['month_rows']} != ingested {c['ingested']} + duplicates_dropped "
-                        f"{c['duplicates_dropped']} + quarantined {c['quarantined']}")
+    if c["rows_read"] != c["ingested"] + c["duplicates_dropped"] + c["superseded"] + c["quarantined"]:
+        problems.append(f"{run_id}: rows_read {c['rows_read']} != ingested {c['ingested']} + duplicates_dropped "
+                        f"{c['duplicates_dropped']} + superseded {c['superseded']} + quarantined {c['quarantined']}")
     if manifest.get("status") == "published":
+        from pipelines import warehouse
+
         con = _connect(place)
         try:
-            month = manifest["period"]
-            stored = con.execute("SELECT count(*) FROM meter_readings WHERE month = ?", [month]).fetchone()[0]
-            held = con.execute("SELECT count(*) FROM quarantine WHERE month = ?", [month]).fetchone()[0]
+            stored = con.execute("SELECT count(*) FROM meter_readings WHERE run_id = ?", [run_id]).fetchone()[0]
+            stored += con.execute("SELECT count(*) FROM meter_readings_superseded WHERE source_run = ? "
+                                  "AND superseded_by_run <> ?", [run_id, run_id]).fetchone()[0] \
+                if "meter_readings_superseded" in warehouse.tables(con) else 0
+            held = con.execute("SELECT count(*) FROM quarantine WHERE line IS NOT NULL").fetchone()[0]
         finally:
             con.close()
-        if stored != c["ingested"] or held != c["quarantined"]:
-            problems.append(f"{run_id}: the warehouse holds {stored} readings and {held} quarantined rows for {month}, "
-                            f"the manifest says {c['ingested']} ingested and {c['quarantined']} quarantined")
+        if stored != c["ingested"]:
+            problems.append(f"{run_id}: the warehouse holds {stored} readings brought by this run, "
+                            f"the manifest says {c['ingested']} ingested")
+        if c["files_skipped"] == 0 and held != c["quarantined"]:  # the run that read every file
+            problems.append(f"{run_id}: the warehouse holds {held} quarantined rows, the manifest says {c['quarantined']}")
     return problems

@@ -1,0 +1,169 @@
+"""Benchmark: a year of SMEC readings for 2,000 points, as PrimeRead lands them (one CSV per
+participant per day), backfilled with the CLI; then the nightly run of one new day.
+
+Prints, from one run:
+  - `mayorista backfill meters --from 2025-01 --to 2025-12`: wall time, rows/s, and for every month its
+    seconds, rows and memory (the backfill's own per-month lines), plus the process's peak RSS;
+  - one daily run (`meters ingest --month 2025-12` after the files of 31 December landed) with a year
+    of history in the warehouse and the landing folder;
+  - the same daily run with one month of history (a warehouse and landing folder holding only
+    December 1-30).
+Targets on the 2-core reference machine: the year in <= 6 minutes (>= 800k rows/s overall, VEE
+included), peak RSS <= 4 GB and flat from month to month, the daily run with a year of history within
+1.2x of the one with a month of history.
+
+The data are generated in a temporary directory (about 12 GB of CSV, not committed); `--keep DIR`
+reuses/keeps them there. `--points N` for a smaller trial run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+PARTICIPANTS, YEAR = 40, 2025
+LAST_DAY = date(YEAR, 12, 31)  # landed after the backfill: the daily run's new day
+
+
+def generate(root: Path, points: int) -> None:
+    """Registry and a year of daily files with DuckDB, one month at a time (deterministic values)."""
+    if (root / "metering_points.csv").exists():
+        return
+    (root / "readings").mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"""
+        COPY (
+          SELECT printf('PT-%05d', i) AS point_id, printf('MP%02d', i % {PARTICIPANTS}) AS participant,
+                 CASE WHEN i % 5 = 0 THEN 'generation' ELSE 'consumption' END AS kind, printf('N%02d', i % 17) AS node,
+                 printf('DEV%05d', i) AS device_id, printf('SN%07d', i) AS serial, 'vpn_direct' AS connectivity,
+                 printf('VPN-%02d', i % {PARTICIPANTS}) AS vpn_id, NULL AS public_ip, NULL AS public_port,
+                 printf('10.%d.%d.%d', i // 65536 + 1, (i // 256) % 256, i % 256) AS private_ip, 7701 AS private_port,
+                 DATE '2024-01-01' AS valid_from, NULL AS valid_to
+          FROM range({points}) t(i)
+        ) TO '{root / "metering_points.csv"}' (HEADER)""")
+    for month in range(1, 13):
+        first = date(YEAR, month, 1)
+        days = ((date(YEAR + (month == 12), month % 12 + 1, 1)) - first).days
+        con.execute(f"""
+            COPY (
+              WITH pts AS (SELECT i, printf('DEV%05d', i) AS device_id, printf('MP%02d', i % {PARTICIPANTS}) AS participant
+                           FROM range({points}) t(i)),
+                   ts AS (SELECT TIMESTAMP '{first} 00:15' + INTERVAL (k * 15) MINUTE AS interval_end FROM range({days * 96}) t(k)),
+                   ch AS (SELECT * FROM (VALUES ('kwh_del'), ('kwh_rec'), ('kvarh_del'), ('kvarh_rec')) c(channel))
+              SELECT participant, strftime(interval_end - INTERVAL 15 MINUTE, '%Y-%m-%d') AS day, device_id,
+                     strftime(interval_end, '%Y-%m-%d %H:%M') AS interval_end, channel,
+                     round(50 + 40 * sin(epoch(interval_end) / 13751.0 + i) + (hash(i, interval_end, channel) % 1000) / 100.0, 3) AS value
+              FROM pts, ts, ch
+              ORDER BY participant, day, device_id, channel, interval_end
+            ) TO '{root / "readings"}' (FORMAT csv, HEADER, PARTITION_BY (participant, day), APPEND)""")
+    con.close()
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
+    """(wall seconds, exit code, output, peak RSS in GB) of one child process (os.wait4: its own usage)."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        return wall, os.waitstatus_to_exitcode(status), out.read(), usage.ru_maxrss * 1024 / 1e9
+
+
+def day_files(readings: Path, day: date) -> list[Path]:
+    return sorted(readings.glob(f"participant=*/day={day}/*.csv"))
+
+
+def link_tree(files: list[Path], src: Path, dst: Path) -> None:
+    """Land `files` under `dst` as hard links (same bytes, no copy); each keeps its modification time."""
+    for f in files:
+        target = dst / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(f, target)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", type=Path, default=None, help="generate into / reuse this directory")
+    parser.add_argument("--points", type=int, default=2000)
+    parser.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate_only:
+        generate(args.generate_only, args.points)
+        return 0
+    work = Path(args.keep or tempfile.mkdtemp(prefix="meters-year-"))
+    mayorista = str(Path(sys.executable).with_name("mayorista"))
+    try:
+        t0 = time.perf_counter()
+        data = work / "data"
+        subprocess.run([sys.executable, __file__, "--generate-only", str(data), "--points", str(args.points)], check=True)
+        files = sorted((data / "readings").rglob("*.csv"))
+        rows = args.points * 4 * 96 * 365
+        print(f"data: {len(files):,} daily CSV files, {sum(p.stat().st_size for p in files) / 1e9:.2f} GB, {rows:,} rows "
+              f"({args.points} points x 4 channels x 365 days x 96) in {data} (ready in {time.perf_counter() - t0:.0f} s)")
+        last = set(day_files(data / "readings", LAST_DAY))
+
+        def fresh(name: str, landed: list[Path]) -> tuple[Path, dict[str, str]]:
+            home = work / name
+            shutil.rmtree(home, ignore_errors=True)
+            (home / "smec").mkdir(parents=True)
+            shutil.copy(data / "metering_points.csv", home / "smec")
+            link_tree(landed, data, home / "smec")
+            return home, {**os.environ, "MAYORISTA_WAREHOUSE": str(home / "warehouse.sqlite"),
+                          "MAYORISTA_LAKE": str(home / "lake"), "MAYORISTA_LANDING": str(home),
+                          "GX_ANALYTICS_ENABLED": "False"}
+
+        # 1. the year, less its last day, by the CLI backfill
+        year_home, env = fresh("year", [f for f in files if f not in last])
+        wall, code, output, peak = timed([mayorista, "backfill", "meters", "--from", f"{YEAR}-01", "--to", f"{YEAR}-12"], env)
+        months = [line for line in output.splitlines() if re.match(rf"{YEAR}-\d\d (ok|FAILED)", line)]
+        print("\n".join(months) or output[-3000:])
+        if code != 0:
+            print(output[-3000:])
+            return 1
+        year_rows = rows - args.points * 4 * 96
+        print(f"backfill        {wall:7.1f} s   {year_rows / wall / 1e6:5.2f} M rows/s   peak RSS {peak:.2f} GB"
+              f"   (targets: <= 360 s, >= 0.80 M rows/s, <= 4 GB)")
+
+        # 2. one new day with a year of history
+        link_tree(sorted(last), data, year_home / "smec")
+        daily_year, code, output, _ = timed([mayorista, "meters", "ingest", "--month", f"{YEAR}-12",
+                                             "--input", str(year_home / "smec")], env)
+        if code != 0:
+            print(output[-3000:])
+            return 1
+        print(f"daily run, a year of history   {daily_year:6.2f} s")
+
+        # 3. the same day with one month of history
+        december = [f for f in files if f"/day={YEAR}-12-" in str(f) and f not in last]
+        month_home, env = fresh("month", december)
+        _, code, output, _ = timed([mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input",
+                                    str(month_home / "smec")], env)
+        if code != 0:
+            print(output[-3000:])
+            return 1
+        link_tree(sorted(last), data, month_home / "smec")
+        daily_month, code, output, _ = timed([mayorista, "meters", "ingest", "--month", f"{YEAR}-12",
+                                              "--input", str(month_home / "smec")], env)
+        if code != 0:
+            print(output[-3000:])
+            return 1
+        print(f"daily run, a month of history  {daily_month:6.2f} s")
+        print(f"ratio year / month             {daily_year / daily_month:6.2f}   (target <= 1.2)")
+        return 0
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The ledger of landed readings files (warehouse table `landed_files`): which files a run reads, and
+in which order readings supersede each other.
+
+PrimeRead lands one file per participant and day, for years; participants re-send corrected days. A
+run must cost the NEW files, not the history, and of two files holding the same reading the one that
+landed later must win, whatever its name. So every file a run reads is recorded, in the same
+transaction as its readings, with its path (under the landing folder), size, modification time,
+sha256, and per month it holds: rows, first and last interval, the run and time it was first seen,
+and its status (`ingested`, `quarantined`: all its rows of that month were quarantined, `unreadable`).
+
+Which files a run reads (`plan`):
+  - known: the path is in the ledger with the same size and modification time, or with the same
+    sha256 (only touched): skipped, never parsed again;
+  - new or changed (a new version of a known path: a different sha256): read, in landing order
+    (modification time, then path), when their first interval lies in the run's month or before it;
+  - of a later month than the run's: left for that month's run (a backfill of January does not read
+    December's files);
+  - unreadable last time: read again (the participant may have fixed it);
+  - in the ledger but gone from the landing folder: reported; their readings stay in the warehouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.metering.readings import find_files, month_hint
+
+logger = logging.getLogger(__name__)
+
+TABLE = "landed_files"
+STATUSES = ("ingested", "quarantined", "unreadable")
+SCHEMA = {
+    "path": pl.String, "sha256": pl.String, "size_bytes": pl.Int64, "modified_at": pl.Datetime("us"),
+    "month": pl.String, "rows": pl.Int64, "first_interval": pl.Datetime("us"), "last_interval": pl.Datetime("us"),
+    "first_seen_at": pl.Datetime("us"), "run_id": pl.String, "status": pl.String, "reason": pl.String,
+}
+_HASH_CHUNK = 1 << 20
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def label(path: Path, input_dir: Path) -> str:
+    """A file's name in the ledger: its path under the landing folder (`readings/...`)."""
+    return Path(path).relative_to(input_dir).as_posix()
+
+
+@dataclass
+class Plan:
+    """What a run of `month` reads. `files` are in landing order (modification time, then path): the
+    run's file index, by which a later file supersedes an earlier one."""
+
+    month: str
+    files: list[Path] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    mtimes: list[int] = field(default_factory=list)  # ns
+    hints: list[str | None] = field(default_factory=list)
+    known_hashes: dict[int, str] = field(default_factory=dict)  # hashed while planning (a changed path)
+    skipped: int = 0  # already ingested, unchanged
+    retried: list[str] = field(default_factory=list)  # unreadable last time
+    new_versions: list[str] = field(default_factory=list)  # known paths whose content changed
+    deferred: list[str] = field(default_factory=list)  # first interval after the run's month
+    missing: list[str] = field(default_factory=list)  # in the ledger, gone from the landing folder
+
+
+def load(con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
+    """The ledger's rows (empty before the first run); `con` is a read connection with the warehouse
+    attached, or None when there is no warehouse yet."""
+    if con is None or not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?",
+            [TABLE]).fetchone()[0]:
+        return pl.DataFrame(schema=SCHEMA)
+    return con.sql(f"SELECT * FROM wh.{TABLE}").pl()
+
+
+def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
+    """Which landed files the run of `month` reads (see the module docstring)."""
+    input_dir = Path(input_dir)
+    result = Plan(month)
+    found = find_files(input_dir)
+    stats = [p.stat() for p in found]
+    listing = pl.DataFrame({
+        "i": range(len(found)), "path": [label(p, input_dir) for p in found],
+        "size_bytes": [s.st_size for s in stats], "mtime_ns": [s.st_mtime_ns for s in stats],
+    }, schema={"i": pl.Int64, "path": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64})
+    done = ledger.filter(pl.col("status") != "unreadable").with_columns(
+        mtime_ns=pl.col("modified_at").dt.epoch("ns")).select("path", "sha256", "size_bytes", "mtime_ns").unique()
+    same = listing.join(done, on=["path", "size_bytes", "mtime_ns"], how="semi")
+    others = listing.join(same.select("i"), on="i", how="anti")
+    result.skipped = same.height
+    known_paths = set(done["path"].to_list())
+    unreadable_paths = set(ledger.filter(pl.col("status") == "unreadable")["path"].to_list()) - known_paths
+    # a known path with another size or time: hash it now; the same content is only a touched file
+    touched = others.filter(pl.col("path").is_in(list(known_paths)))
+    hashes: dict[int, str] = {}
+    if touched.height:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            digests = list(pool.map(lambda i: sha256(found[i]), touched["i"].to_list()))
+        hashes = dict(zip(touched["i"].to_list(), digests))
+        versions = set(done.select(pl.concat_str("path", "sha256", separator="\0")).to_series().to_list())
+        for i, digest in hashes.items():
+            if f"{listing['path'][i]}\0{digest}" in versions:
+                result.skipped += 1
+                others = others.filter(pl.col("i") != i)
+            else:
+                result.new_versions.append(listing["path"][i])
+    candidates = []
+    for i, path_label in zip(others["i"].to_list(), others["path"].to_list()):
+        hint = month_hint(found[i])
+        if hint is not None and hint > month:
+            result.deferred.append(path_label)
+            continue
+        if path_label in unreadable_paths:
+            result.retried.append(path_label)
+        candidates.append((listing["mtime_ns"][i], path_label, i, hint))
+    for mtime, path_label, i, hint in sorted(candidates):
+        if i in hashes:
+            result.known_hashes[len(result.files)] = hashes[i]
+        result.files.append(found[i])
+        result.labels.append(path_label)
+        result.sizes.append(int(listing["size_bytes"][i]))
+        result.mtimes.append(int(mtime))
+        result.hints.append(hint)
+    listed = set(listing["path"].to_list())
+    result.missing = sorted(p for p in known_paths if p not in listed)
+    logger.info("%s: %d landed file(s): %d to read, %d already ingested, %d left for later months, %d missing",
+                month, len(found), len(result.files), result.skipped, len(result.deferred), len(result.missing))
+    return result
+
+
+def changed_while_read(p: Plan, indexes: list[int]) -> list[int]:
+    """The files (of `indexes`) whose size or modification time differs from when the run listed them:
+    a file still being written. Their rows are not ingested and they are not recorded: the next run
+    reads them again."""
+    moved = []
+    for i in indexes:
+        try:
+            s = os.stat(p.files[i])
+        except OSError:
+            moved.append(i)
+            continue
+        if s.st_size != p.sizes[i] or s.st_mtime_ns != p.mtimes[i]:
+            moved.append(i)
+    return moved
+
+
+def rows(p: Plan, per_month: pl.DataFrame, unreadable: dict[int, tuple[str, str]], hashes: dict[int, str],
+         run_id: str, seen_at: datetime) -> pl.DataFrame:
+    """The ledger rows of the files this run read: one per file and month it holds (`per_month`: file,
+    month, rows, good, first_interval, last_interval), one per unreadable file (month = the month it was
+    read for, reason)."""
+    def file_columns(index: pl.Expr) -> dict[str, pl.Expr]:
+        return {
+            "path": pl.lit(pl.Series(p.labels, dtype=pl.String)).gather(index),
+            "sha256": pl.lit(pl.Series([hashes.get(i) for i in range(len(p.files))], dtype=pl.String)).gather(index),
+            "size_bytes": pl.lit(pl.Series(p.sizes, dtype=pl.Int64)).gather(index),
+            "modified_at": pl.from_epoch(pl.lit(pl.Series(p.mtimes, dtype=pl.Int64)).gather(index), "ns")
+            .cast(pl.Datetime("us")),
+        }
+
+    read = per_month.select(
+        **file_columns(pl.col("file")), month="month", rows=pl.col("rows").cast(pl.Int64),
+        first_interval="first_interval", last_interval="last_interval",
+        first_seen_at=pl.lit(seen_at, pl.Datetime("us")), run_id=pl.lit(run_id),
+        status=pl.when(pl.col("good") > 0).then(pl.lit("ingested")).otherwise(pl.lit("quarantined")),
+        reason=pl.lit(None, pl.String),
+    )
+    bad = pl.DataFrame({"file": list(unreadable), "month": [m for m, _ in unreadable.values()],
+                        "reason": [why for _, why in unreadable.values()]},
+                       schema={"file": pl.Int64, "month": pl.String, "reason": pl.String})
+    failed = bad.select(
+        **file_columns(pl.col("file")), month="month", rows=pl.lit(None, pl.Int64),
+        first_interval=pl.lit(None, pl.Datetime("us")), last_interval=pl.lit(None, pl.Datetime("us")),
+        first_seen_at=pl.lit(seen_at, pl.Datetime("us")), run_id=pl.lit(run_id), status=pl.lit("unreadable"),
+        reason="reason",
+    )
+    return pl.concat([read.cast(SCHEMA), failed.cast(SCHEMA)]).sort("path", "month")

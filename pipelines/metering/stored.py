@@ -1,0 +1,128 @@
+"""A month's readings as the warehouse holds them, and how newly read rows join them.
+
+`meter_readings` holds the CURRENT reading of every (point, channel, interval), with the file and run
+that brought it; `meter_readings_superseded` holds every reading a later landing replaced, with the
+file and run that replaced it. A run computes a month's state (VEE, estimates, completeness, hourly
+values) from the stored month plus the rows it just read, so its cost is the new files plus one month,
+whatever the history.
+
+Which reading wins (metering contract): the one that landed later. Rows already stored were landed by
+earlier runs, so a newly read row replaces a stored one; among the rows of this run, the file with the
+later modification time (then path: the run's file index) and then the later line wins. A replaced
+reading with the same value is only a duplicate (counted, not kept); one with another value is kept in
+`meter_readings_superseded` and is a `duplicate_conflict` finding."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from pipelines.metering.readings import CHANNELS, KEY_SPAN
+
+logger = logging.getLogger(__name__)
+
+SUPERSEDED = "meter_readings_superseded"
+
+
+def _has(con: duckdb.DuckDBPyConnection | None, table: str) -> bool:
+    return con is not None and bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?",
+        [table]).fetchone()[0])
+
+
+def _keyed(con: duckdb.DuckDBPyConnection, table: str, month: str, start: datetime, points: pl.DataFrame,
+           columns: str = "") -> pl.DataFrame:
+    """`table`'s rows of the month as (k, v, ...) keyed by this month's point index (points no longer
+    active in the registry drop out), computed in DuckDB: only integers and floats cross over."""
+    con.register("_points", points.select("point_id", "point_idx").to_arrow())
+    con.register("_channels", pl.DataFrame({"channel": list(CHANNELS), "ch": range(len(CHANNELS))},
+                                           schema={"channel": pl.String, "ch": pl.Int64}).to_arrow())
+    try:
+        return con.execute(f"""
+            SELECT (p.point_idx * {len(CHANNELS)} + c.ch) * {KEY_SPAN}
+                   + date_diff('minute', ?::TIMESTAMP, r.interval_end) // 15 AS k,
+                   r.value AS v{columns}
+            FROM wh.{table} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
+            WHERE r.month = ?""", [start, month]).pl()
+    finally:
+        con.unregister("_points")
+        con.unregister("_channels")
+
+
+def month_readings(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime,
+                   points: pl.DataFrame) -> pl.DataFrame:
+    """The month's stored current readings (k, v), sorted by k."""
+    if not _has(con, "meter_readings"):
+        return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64})
+    return _keyed(con, "meter_readings", month, start, points).sort("k")
+
+
+def month_superseded(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime,
+                     points: pl.DataFrame) -> pl.DataFrame:
+    """The month's superseded readings (k, v, superseded_at) kept by earlier runs."""
+    if not _has(con, SUPERSEDED):
+        return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "superseded_at": pl.Datetime("us")})
+    return _keyed(con, SUPERSEDED, month, start, points, ", r.superseded_at")
+
+
+def provenance(con: duckdb.DuckDBPyConnection | None, month: str, keys: pl.DataFrame) -> pl.DataFrame:
+    """The stored rows (all of `meter_readings`' columns) of `keys` (point_id, channel, interval_end)."""
+    if con is None or keys.is_empty():
+        return pl.DataFrame()
+    con.register("_keys", keys.to_arrow())
+    try:
+        return con.execute("""
+            SELECT r.* FROM wh.meter_readings r JOIN _keys k
+              ON r.point_id = k.point_id AND r.channel = k.channel AND r.interval_end = k.interval_end
+            WHERE r.month = ?""", [month]).pl()
+    finally:
+        con.unregister("_keys")
+
+
+@dataclass
+class Merged:
+    current: pl.DataFrame  # (k, v) sorted: the month's current readings after this run
+    appended: pl.DataFrame  # (k, v, file): new readings to store (new keys, or replacing a stored one)
+    replaced: pl.DataFrame  # (k, v, by_file): stored readings replaced by another value
+    lost: pl.DataFrame  # (k, v, file, by_file): rows of this run that a later row of this run replaced
+    duplicates: int  # rows of this run equal to the reading that stays (counted, not kept)
+
+
+def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
+    """Join this run's rows (k, v, file, row) to the stored readings (k, v), later landing winning.
+
+    Most keys appear once: only the keys read twice are sorted by landing order (file, line), as in
+    `vee.deduplicate`, so the common case stays one sort of integers."""
+    ordered = new.sort("k", maintain_order=True)
+    k = pl.col("k")
+    twice = ((k == k.shift(1)) | (k == k.shift(-1))).fill_null(False)
+    flagged = ordered.with_columns(_twice=twice)
+    groups = (
+        flagged.filter("_twice").sort("k", "file", "row")
+        .group_by("k", maintain_order=True)
+        .agg(pl.col("v").last(), pl.col("file").last(), values=pl.col("v"), files=pl.col("file"))
+    )
+    winners = flagged.filter(~pl.col("_twice")).select("k", "v", "file").merge_sorted(groups.select("k", "v", "file"), key="k")
+    losers = (
+        groups.select("k", by_file="file", winner="v", values="values", files="files")
+        .explode("values", "files")
+        .with_columns(n=pl.int_range(pl.len()).over("k"), last=pl.len().over("k") - 1)
+        .filter(pl.col("n") < pl.col("last"))
+        .select("k", v="values", file="files", by_file="by_file", same=pl.col("values") == pl.col("winner"))
+    )
+    lost = losers.filter(~pl.col("same")).drop("same")
+    duplicates = int(losers["same"].sum()) if losers.height else 0
+    if stored.is_empty():
+        return Merged(winners.select("k", "v"), winners, pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64,
+                      "by_file": pl.UInt32}), lost, duplicates)
+    overlap = winners.join(stored, on="k", how="inner", suffix="_stored")
+    same = overlap.filter(pl.col("v") == pl.col("v_stored"))
+    replaced = overlap.filter(pl.col("v") != pl.col("v_stored")).select("k", v="v_stored", by_file="file")
+    appended = winners.join(same.select("k"), on="k", how="anti", maintain_order="left") if same.height else winners
+    kept = stored.join(replaced.select("k"), on="k", how="anti", maintain_order="left") if replaced.height else stored
+    current = kept.merge_sorted(appended.select("k", "v"), key="k")
+    return Merged(current, appended, replaced, lost, duplicates + same.height)

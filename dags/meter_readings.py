@@ -4,8 +4,12 @@ Each run covers one day (data interval [D 01:00, D+1 01:00) local): it reads the
 <landing>/smec since the last run (the ledger of landed files) and recomputes the month of D from its
 stored readings (see pipelines/metering/schedule.py). catchup=True with a start date, so
 `airflow backfill create` over past days works; params `month` / `day` override the period (tests,
-manual reruns). The run of a month's last day (or of an explicit month) announces the month as
-closed, which triggers that month's delivery check (vpn_delivery_monthly)."""
+manual reruns). After the ingest publishes, `report` writes the month's metering report (HTML + PDF,
+pipelines/reports/meters.py) as of the snapshot that run published. The run of a month's last day (or
+of an explicit month) announces the month as closed, which triggers that month's delivery check
+(vpn_delivery_monthly).
+
+Why explicit `month`/`day` params and not Airflow's partitioned assets (3.2+): docs/partitions.md."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from pipelines.metering import job, schedule
 GT = pendulum.timezone("America/Guatemala")
 METER_TABLES = [Asset(assets.table(t)) for t in job.WAREHOUSE_TABLES]
 MONTH_CLOSED = Asset(assets.METER_MONTH_CLOSED)
+REPORT = Asset(assets.METER_REPORTS)
 
 
 @dag(
@@ -43,11 +48,21 @@ def meter_readings():
         return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx.get("data_interval_start"))
 
     @task(outlets=METER_TABLES, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
-    def ingest(month: str, **context) -> dict[str, int]:
+    def ingest(month: str, **context) -> dict:
         input_dir = context["params"]["input_dir"] or config.landing_root() / "smec"
         result = job.ingest_month(month, input_dir, run_id=airflow_run_id(context, month))
         print(result.summary)
-        return result.counts
+        return {"month": month, "snapshot_id": result.snapshot_id, "counts": result.counts}
+
+    @task(outlets=[REPORT])
+    def report(ingested: dict) -> str:
+        """The month's report from what this run published (its snapshot, not whatever is newest by
+        then); a failure here leaves the ingest published and can be retried alone."""
+        from pipelines.reports import meters as reports
+
+        files = reports.render(ingested["month"], snapshot_id=ingested["snapshot_id"])
+        print("report:", files.describe())
+        return str(files.html)
 
     @task.short_circuit
     def month_is_complete() -> bool:
@@ -59,7 +74,9 @@ def meter_readings():
         get_current_context()["outlet_events"][MONTH_CLOSED].extra = {"month": month}
 
     month = period()
-    ingest(month) >> month_is_complete() >> announce_month_closed(month)
+    ingested = ingest(month)
+    report(ingested)
+    ingested >> month_is_complete() >> announce_month_closed(month)
 
 
 meter_readings()

@@ -27,8 +27,13 @@ def dag():
 def test_dag_is_daily_backfillable_and_single_writer(dag):
     assert dag.catchup is True and dag.max_active_runs == 1
     assert dag.start_date.date().isoformat() == "2026-03-01"
-    assert [t.task_id for t in dag.topological_sort()] == ["period", "ingest", "month_is_complete", "announce_month_closed"]
+    assert [t.task_id for t in dag.topological_sort()] == ["period", "ingest", "report", "month_is_complete",
+                                                           "announce_month_closed"]
     assert {a.uri for a in dag.get_task("announce_month_closed").outlets} == {"mayorista://smec/meter_month_closed"}
+    # the month report follows the publish; the month-closed announcement does not wait for it
+    assert dag.get_task("report").upstream_task_ids == {"ingest"}
+    assert dag.get_task("month_is_complete").upstream_task_ids == {"ingest"}
+    assert {a.uri for a in dag.get_task("report").outlets} == {"mayorista://lake/reports/meters"}
     outlets = {a.uri for a in dag.get_task("ingest").outlets}
     assert outlets == {f"mayorista://warehouse/{t}" for t in
                        ("meter_readings", "meter_readings_superseded", "meter_completeness", "meter_hourly",
@@ -60,7 +65,11 @@ def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
                    run_conf={"month": "2026-04", "input_dir": str(ROOT / "data" / "sample" / "smec")})
     assert run.state == "success"
     assert run.get_task_instance("announce_month_closed").state == "success"  # triggers the delivery check
+    assert run.get_task_instance("report").state == "success"
+    html = workspace / "lake" / "reports" / "meters" / "month=2026-04" / "meters-2026-04.html"
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
+    (snapshot,), = con.sql("SELECT snapshot_id FROM run_manifests WHERE pipeline = 'meters'").fetchall()
+    assert f"warehouse snapshot {snapshot}" in html.read_text()  # as of the snapshot this run published
     # March's files had landed too (older): read once and March recomputed in the same run
     assert con.sql("SELECT DISTINCT month FROM meter_completeness ORDER BY 1").fetchall() == [("2026-03",), ("2026-04",)]
     assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(50,)]

@@ -36,7 +36,7 @@ def test_dag_is_daily_backfillable_and_single_writer(dag):
     assert {a.uri for a in dag.get_task("report").outlets} == {"mayorista://lake/reports/meters"}
     outlets = {a.uri for a in dag.get_task("ingest").outlets}
     assert outlets == {f"mayorista://warehouse/{t}" for t in
-                       ("meter_readings", "meter_readings_superseded", "meter_completeness", "meter_hourly",
+                       ("meter_readings", "meter_readings_superseded", "meter_estimates", "meter_completeness", "meter_hourly",
                         "vee_findings", "quarantine", "metering_points", "landed_files")}
     assert dag.get_task("ingest").max_active_tis_per_dag == 1
     assert dag.timetable.expression == "0 1 * * *" and str(dag.timetable.timezone) == "America/Guatemala"

@@ -250,7 +250,10 @@ def test_sample_april_summary(workspace):
     assert list(result.months) == ["2026-03", "2026-04", "2026-05"]
     assert c["duplicates_dropped"] == 1 and c["superseded"] == 1  # the resend repeats one reading, contradicts another
     rules = dict(_q(workspace, "SELECT rule, count(*) FROM vee_findings WHERE month = '2026-04' GROUP BY rule"))
-    assert rules == {"gap": 12, "duplicate_conflict": 1, "stuck": 1, "spike": 1, "negative": 1}
+    # against the point's own history (March's last weeks and April's earlier ones): PM-012 reads 0 for 15
+    # intervals of a Monday morning (low), the spike is also far above (high), the negative far below (low)
+    assert rules == {"gap": 12, "duplicate_conflict": 1, "stuck": 1, "spike": 1, "negative": 1,
+                     "high_vs_history": 1, "low_vs_history": 16}
     reasons = dict(_q(workspace, "SELECT reason, count(*) FROM quarantine WHERE month = '2026-04' GROUP BY reason"))
     assert reasons == {"device_id not registered to an active point on that day": 4 * 96,
                        "device_id not in the registry": 2, "interval_end not on the 15-minute grid": 1,

@@ -37,15 +37,16 @@ from pipelines import quality, run as runs, warehouse as store
 from pipelines.errors import InputError, MayoristaError
 from pipelines.warehouse import Write
 from pipelines.manifest import Manifest
-from pipelines.metering import aggregates, checks, ledger, registry as reg, stored, vee
+from pipelines.metering import aggregates, checks, estimation, ledger, registers, registry as reg, stored, vee
 from pipelines.metering.readings import CATEGORY, CHANNELS, COLUMNS, KEY_SPAN, Staged, reasons, stage
 from pipelines.periods import GUATEMALA, add_months, month_bounds, month_label, parse_month
 
 logger = logging.getLogger(__name__)
 
 PIPELINE = "meters"
-WAREHOUSE_TABLES = ("meter_readings", stored.SUPERSEDED, "meter_completeness", "meter_hourly", "vee_findings",
-                    "quarantine", "metering_points", ledger.TABLE)
+ESTIMATES = "meter_estimates"
+WAREHOUSE_TABLES = ("meter_readings", stored.SUPERSEDED, "meter_estimates", "meter_completeness", "meter_hourly",
+                    "vee_findings", "quarantine", "metering_points", ledger.TABLE)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class MonthState:
     quarantine: pl.DataFrame
     ledger: pl.DataFrame  # per file: file, month, rows, good, first_interval, last_interval
     validation: list
+    carry: pl.DataFrame | None = None  # the month's last weeks as history for the next month (point_id, channel, ...)
 
 
 def ingest_month(month: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
@@ -126,16 +128,22 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
 
     with manifest.step("read_readings"):
         staged = _stage_all(r, plan, registry, now)
+        reads = registers.read(input_dir)  # optional cumulative register reads, for sum_check (small: read every run)
+        if reads is not None:
+            reads = registers.validate(reads, registry)
     moved = ledger.changed_while_read(plan, list(range(len(plan.files))))
     for index in moved:
         for one in staged.values():
             one.excluded.add(index)
     months = sorted(set(staged) | {month})
     gx_ready.join()
-    states = []
+    states: list[MonthState] = []
     for m in months:
+        # the end of the month before, when this run computed it: the history the warehouse does not hold yet
+        earlier = states[-1].carry if states and states[-1].month == month_label(add_months(parse_month(m), -1)) else None
         with manifest.step(f"month {m}" if m != month else "month"):
-            states.append(_month(r, con, m, staged.get(m), registry, thresholds, plan, moved, derive=m <= month))
+            states.append(_month(r, con, m, staged.get(m), registry, thresholds, plan, moved, now, reads,
+                                 earlier, derive=m <= month))
         gc.collect()  # one month's frames are gone before the next month's are built
 
     if con is not None:
@@ -155,9 +163,11 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
     quality.raise_on_errors(r.validation)  # an error-level check stops the run before anything is published
 
     labels = pl.DataFrame({"path": [plan.labels[i] for i in read_files]}, schema={"path": pl.String})
+    rejected, register_file = _register_quarantine(input_dir, reads, month)
     writes = [w for s in states for w in s.writes] + [
-        Write("quarantine", pl.concat([s.quarantine for s in states]), {}, ("month",),
-              delete_keys=labels.rename({"path": "source_file"})),
+        Write("quarantine", pl.concat([*[s.quarantine for s in states], rejected]), {}, ("month",),
+              delete_keys=pl.concat([labels, pl.DataFrame({"path": register_file}, schema={"path": pl.String})])
+              .rename({"path": "source_file"})),
         Write("metering_points", registry.with_columns(source_file=pl.lit(_registry_name(input_dir))),
               {"source_file": _registry_name(input_dir)}),
         Write(ledger.TABLE, ledger_rows, {"status": "unreadable"}, delete_keys=labels),
@@ -219,12 +229,13 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: date
 
 
 def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: Staged | None, registry: pl.DataFrame,
-           thresholds: vee.Thresholds, plan: ledger.Plan, moved: list[int], derive: bool = True) -> MonthState:
+           thresholds: vee.Thresholds, plan: ledger.Plan, moved: list[int], now: datetime,
+           reads: pl.DataFrame | None, earlier: pl.DataFrame | None, derive: bool = True) -> MonthState:
     """Month `m`'s state from its stored readings plus the rows this run read for it. `derive` False (a
     month after the run's, met in a file of the run's): its new readings are stored, and its findings,
     estimates, completeness and hourly values are left to its own run (a month barely begun would
     otherwise be published as one long gap)."""
-    start, _ = month_bounds(m)
+    start, end = month_bounds(m)
     points = reg.month_points(registry, m)
     ranges = reg.point_day_ranges(registry, m, points)
     if staged is not None:
@@ -247,12 +258,16 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
     folder.mkdir(parents=True, exist_ok=True)
     writes: list[Write] = []
     if derive:
-        maximum = vee.series_max(points["point_id"].to_list(), thresholds)
         stats = vee.series_stats(readings)
-        interval_rules = vee.interval_findings(readings, maximum, thresholds)
-        gap_rules, estimated = vee.gaps(readings, ranges, thresholds, stats)
-        conflicts = _conflicts(merged, stored.month_superseded(con, m, start, points), readings)
-        findings = _findings(m, points, interval_rules, gap_rules, conflicts)
+        rules = _validate(con, m, start, readings, stats, points, ranges, merged, thresholds, reads, registry, earlier)
+        carry = _carry(readings, rules, points, start, end, _history_days(thresholds))
+        kinds = estimation.month_day_kinds(start, end, thresholds)
+        horizon = _horizon_ranges(ranges, start, now)  # never estimate, nor call a gap, what has not happened yet
+        gapped = vee.gap_runs(readings, horizon, stats)["series"].unique()
+        gap_rules, estimated = estimation.estimate(
+            readings, horizon, thresholds, month_start=start, history=rules.history(readings, start, gapped),
+            kinds=kinds, flagged=rules.flagged, stats=stats)
+        findings = _findings(m, points, rules.findings, gap_rules, rules.conflicts)
         completeness = aggregates.completeness(stats, points, m)
         hourly = _label_hours(aggregates.hourly(readings, estimated), points, m)
         validation = checks.month_checks(stats, completeness, hourly, points, m)
@@ -262,9 +277,10 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
             Write("meter_hourly", str(folder / "meter_hourly.parquet"), {"month": m}, ("month",), adopt=True),
             Write("meter_completeness", completeness, {"month": m}, ("month",)),
             Write("vee_findings", findings, {"month": m}, ("month",)),
+            *_estimate_versions(con, r, m, start, points, estimated, readings),
         ]
     else:
-        estimated = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64})
+        estimated = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "method": pl.String})
         findings = _findings(m, points, *[pl.DataFrame(schema={"k": pl.Int64, "rule": pl.String, "detail": pl.String,
                                                                 "value": pl.Float64})] * 1,
                              pl.DataFrame(schema={"k": pl.Int64, "rule": pl.String, "detail": pl.String,
@@ -272,6 +288,7 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
                              pl.DataFrame(schema={"k": pl.Int64, "detail": pl.String}))
         completeness = aggregates.completeness(vee.series_stats(readings), points, m)
         validation = []
+        carry = None
     del readings
 
     run_at = datetime.now()
@@ -303,7 +320,7 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
         per_file = per_file.filter((pl.col("rows") > 0) | ~pl.col("file").is_in(
             cats.filter(pl.col("cat") == CATEGORY["other_month"])["file"].cast(pl.Int64).to_list()))
     logger.info("%s: %s", m, counts)
-    return MonthState(m, writes, counts, completeness, findings, quarantined, per_file, validation)
+    return MonthState(m, writes, counts, completeness, findings, quarantined, per_file, validation, carry)
 
 
 def _quarantine_schema(month: str) -> pl.DataFrame:
@@ -359,6 +376,134 @@ def _point_label(points: pl.DataFrame, column: str = "point_id") -> pl.Series:
 def _lookup(labels: pl.Series, index: pl.Expr) -> pl.Expr:
     """labels[index] as an Enum: a gather of small integers instead of copying strings per row."""
     return pl.lit(labels.cast(pl.Enum(labels.unique(maintain_order=True).to_list()))).gather(index)
+
+
+def _register_quarantine(input_dir: Path, reads: pl.DataFrame | None, month: str) -> tuple[pl.DataFrame, list[str]]:
+    """The register reads that cannot be used, as `quarantine` rows (read_at in raw_interval_end), and
+    the file's name: its rows are replaced by each run, which reads the whole (small) file again."""
+    if reads is None:
+        return _quarantine_schema(month), []
+    name = registers.find_input(input_dir, registers.STEM).name
+    bad = registers.quarantined(reads)
+    return bad.select(
+        month=pl.coalesce((pl.col("read_at") - pl.duration(minutes=1)).dt.strftime("%Y-%m"), pl.lit(month)),
+        source_file=pl.lit(name), line="line", raw_device_id="raw_device_id", raw_interval_end="raw_read_at",
+        raw_channel="raw_channel", raw_value="raw_value", reason="reason",
+    ).cast(_quarantine_schema(month).schema), [name]
+
+
+@dataclass
+class Validated:
+    findings: pl.DataFrame  # (k, rule, detail, value) of every rule but gap and duplicate_conflict
+    conflicts: pl.DataFrame  # (k, detail)
+    before: pl.DataFrame  # vee's history shape: the real readings of the weeks before the month
+    flagged: pl.DataFrame  # (k) the month's readings with a finding: no history for a rule or an estimate
+
+    def history(self, readings: pl.DataFrame, start: datetime, series: pl.Series | None = None) -> pl.DataFrame:
+        """The history frame (weeks before + the month, flagged marked), of `series` only when given:
+        built for the few series with a gap to estimate, not for the whole market."""
+        if series is not None:
+            keep = pl.col("series").is_in(series.implode())
+            readings = readings.filter((pl.col("k") // KEY_SPAN).is_in(series.implode()))
+            return pl.concat([self.before.filter(keep), vee.history_from_month(readings, self.flagged, start)])
+        return pl.concat([self.before, vee.history_from_month(readings, self.flagged, start)])
+
+
+def _validate(con: duckdb.DuckDBPyConnection | None, m: str, start: datetime, readings: pl.DataFrame,
+              stats: pl.DataFrame, points: pl.DataFrame, ranges: pl.DataFrame, merged: stored.Merged,
+              t: vee.Thresholds, reads: pl.DataFrame | None, registry: pl.DataFrame,
+              earlier: pl.DataFrame | None) -> Validated:
+    """Every validation rule on the month's current readings (config/vee.toml). The history rules
+    compare with the point's own real readings of the previous weeks, read from the warehouse."""
+    maximum = vee.series_max(points["point_id"].to_list(), t)
+    conflicts = _conflicts(merged, stored.month_superseded(con, m, start, points), readings)
+    own = pl.concat([
+        vee.interval_findings(readings, maximum, t),
+        vee.zero_consumption(readings, points, t),
+        vee.reactive_without_active(readings, t),
+    ])
+    if reads is not None:
+        checked, skipped = registers.month_sum_check(reads, reg.device_days(registry, m, points), m, readings, t)
+        own = pl.concat([own, checked.select(own.columns).cast(own.schema), _skipped_checks(skipped, start)])
+    before = (_uncarry(earlier, points) if earlier is not None
+              else stored.history_before(con, m, start, points, _history_days(t)))
+    flagged = pl.concat([own.select("k"), conflicts.select("k")])
+    compared = vee.vs_history_of(readings, before, flagged, start, t)
+    # a reading far from its history is no model for an estimate either
+    flagged = pl.concat([flagged, compared.select("k")])
+    return Validated(pl.concat([own, compared.cast(own.schema)]), conflicts, before, flagged)
+
+
+def _history_days(t: vee.Thresholds) -> int:
+    return max(7 * t.history_weeks, t.like_day_window_days)
+
+
+def _carry(readings: pl.DataFrame, rules: "Validated", points: pl.DataFrame, start: datetime, end: datetime,
+           days: int) -> pl.DataFrame:
+    """The month's own last `days` days of history, by point_id and channel (the next month numbers its
+    points differently)."""
+    first = int((end - timedelta(days=days) - start).total_seconds() // 900)
+    last_weeks = readings.filter(pl.col("k") % KEY_SPAN > first)
+    history = vee.history_from_month(last_weeks, rules.flagged, start)
+    point = pl.col("series") // len(CHANNELS)
+    return history.select(
+        point_id=_lookup(_point_label(points), point).cast(pl.String),
+        ch=pl.col("series") % len(CHANNELS), interval_end="interval_end", v="v", flagged="flagged")
+
+
+def _uncarry(carried: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
+    return carried.join(points.select("point_id", "point_idx"), on="point_id").select(
+        series=pl.col("point_idx") * len(CHANNELS) + pl.col("ch"), interval_end="interval_end", v="v", flagged="flagged",
+    ).cast(vee.HISTORY_SCHEMA)
+
+
+def _skipped_checks(skipped: pl.DataFrame, start: datetime) -> pl.DataFrame:
+    """sum_check pairs that could not be checked, as findings at the later read: reported, never passed."""
+    i = ((pl.col("to_read") - pl.lit(start)).dt.total_minutes() // 15).clip(1, KEY_SPAN - 1)
+    return skipped.filter(pl.col("series").is_not_null()).select(
+        k=pl.col("series") * KEY_SPAN + i, rule=pl.lit("sum_check"),
+        detail=pl.format("not checked: {} (register reads on lines {} and {})", "reason", "from_line", "to_line"),
+        value=pl.lit(None, pl.Float64))
+
+
+def _horizon_ranges(ranges: pl.DataFrame, start: datetime, now: datetime) -> pl.DataFrame:
+    """The points' active ranges cut at the last interval that has ended by `now`."""
+    last = int((now - start).total_seconds() // 900)
+    return ranges.with_columns(last_i=pl.min_horizontal("last_i", pl.lit(last))).filter(pl.col("first_i") <= pl.col("last_i"))
+
+
+def _estimate_versions(con: duckdb.DuckDBPyConnection | None, r: runs.Run, m: str, start: datetime,
+                       points: pl.DataFrame, estimated: pl.DataFrame, readings: pl.DataFrame) -> list[Write]:
+    """`meter_estimates` keeps every version of every estimate: a new estimate (value, method, run, time)
+    is added; the standing estimate it replaces, or that a real reading made unneeded, is kept with
+    `superseded_by_run`, `superseded_at` and the reason. An unchanged estimate stays as it is."""
+    columns = _series_columns(points, m)
+    now = datetime.now()
+    standing = stored.standing_estimates(con, m, start, points, ESTIMATES)
+    new = estimated.select("k", "v", "method")
+    if standing.height:
+        joined = standing.join(new, on="k", how="left", suffix="_new")
+        unchanged = joined.filter((pl.col("v") == pl.col("v_new")) & (pl.col("method") == pl.col("method_new")))
+        gone = joined.join(unchanged.select("k"), on="k", how="anti").join(
+            readings.select("k", real=pl.lit(True)), on="k", how="left")
+        new = new.join(unchanged.select("k"), on="k", how="anti")
+    else:
+        gone = pl.DataFrame(schema={"k": pl.Int64})
+    rows = new.select(month=pl.lit(m), **columns, value="v", method="method", run_id=pl.lit(r.run_id),
+                      estimated_at=pl.lit(now, pl.Datetime("us")), superseded_by_run=pl.lit(None, pl.String),
+                      superseded_at=pl.lit(None, pl.Datetime("us")), superseded_reason=pl.lit(None, pl.String))
+    writes = [Write(ESTIMATES, rows, {"month": m}, ("month",), append=True)]
+    if gone.height:
+        old = gone.select(
+            month=pl.lit(m), **columns, value="v", method="method", run_id="run_id", estimated_at="estimated_at",
+            superseded_by_run=pl.lit(r.run_id), superseded_at=pl.lit(now, pl.Datetime("us")),
+            superseded_reason=pl.when(pl.col("real").fill_null(False)).then(pl.lit("a real reading arrived"))
+            .when(pl.col("v_new").is_not_null()).then(pl.format("re-estimated ({} {})", "method_new", "v_new"))
+            .otherwise(pl.lit("no longer estimated"))).cast(rows.schema)
+        # the standing versions are rewritten with who superseded them, when and why
+        writes.append(Write(ESTIMATES, old, {"month": m}, ("month",),
+                            delete_keys=old.select("point_id", "channel", "interval_end", "run_id")))
+    return writes
 
 
 def _findings(month: str, points: pl.DataFrame, interval_rules: pl.DataFrame, gap_rules: pl.DataFrame,
@@ -539,6 +684,9 @@ def _month_lines(state: MonthState, run_month: str) -> list[str]:
     total_received = int(completeness["received_intervals"].sum())
     # floored, so that 99.999% never reads as 100.00%
     pct = math.floor(10000.0 * total_received / total_expected) / 100 if total_expected else 0.0
+    if state.month > run_month:
+        return [f"{state.month}: {c['ingested']:,} new readings stored (found in files of earlier months); "
+                f"its findings, estimates and completeness are computed by its own run"]
     lines = [f"{state.month}{'' if state.month == run_month else ' (recomputed: new rows of it were read)'}: "
              f"{c['readings']:,} readings; completeness {total_received:,} of {total_expected:,} expected intervals "
              f"({pct:.2f}%); {c['estimated_intervals']:,} intervals estimated"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -126,3 +126,43 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     kept = stored.join(replaced.select("k"), on="k", how="anti", maintain_order="left") if replaced.height else stored
     current = kept.merge_sorted(appended.select("k", "v"), key="k")
     return Merged(current, appended, replaced, lost, duplicates + same.height)
+
+
+def history_before(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame,
+                   days: int) -> pl.DataFrame:
+    """The real readings of the `days` days before the month (they lie in the month before: 28 days at
+    most), in vee's history shape (series, interval_end, v, flagged), numbered with this month's points;
+    flagged = the reading has a VEE finding there."""
+    empty = pl.DataFrame(schema={"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl.Float64,
+                                 "flagged": pl.Boolean})
+    if days <= 0 or not _has(con, "meter_readings"):
+        return empty
+    previous = (start - timedelta(days=1)).strftime("%Y-%m")
+    findings = ("LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM wh.vee_findings WHERE month = ?) f "
+                "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
+                if _has(con, "vee_findings") else "")
+    flagged = "f.point_id IS NOT NULL" if findings else "false"
+    con.register("_points", points.select("point_id", "point_idx").to_arrow())
+    con.register("_channels", pl.DataFrame({"channel": list(CHANNELS), "ch": range(len(CHANNELS))},
+                                           schema={"channel": pl.String, "ch": pl.Int64}).to_arrow())
+    try:
+        return con.execute(f"""
+            SELECT p.point_idx * {len(CHANNELS)} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
+            FROM wh.meter_readings r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
+            {findings}
+            WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP""",
+            ([previous] if findings else []) + [previous, start - timedelta(days=days)]).pl().cast(empty.schema)
+    finally:
+        con.unregister("_points")
+        con.unregister("_channels")
+
+
+def standing_estimates(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame,
+                       table: str) -> pl.DataFrame:
+    """The month's estimates not superseded yet: (k, v, method, run_id, estimated_at)."""
+    if not _has(con, table):
+        return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "method": pl.String, "run_id": pl.String,
+                                    "estimated_at": pl.Datetime("us")})
+    found = _keyed(con, table, month, start, points,
+                   ", r.method, r.run_id, r.estimated_at, r.superseded_by_run IS NULL AS standing")
+    return found.filter("standing").drop("standing")

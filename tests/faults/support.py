@@ -50,7 +50,7 @@ PIPELINES = {
     "ncc11": Pipeline("ncc11", ("ncc11", "--quarter", "2026-05"), "ncc11", "2026-05", "quarter",
                       ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost")),
     "meters": Pipeline("meters", ("meters", "ingest", "--month", "2026-04"), "smec", "2026-04", "month",
-                       ("meter_readings", "meter_readings_superseded", "meter_hourly", "meter_completeness",
+                       ("meter_readings", "meter_readings_superseded", "meter_estimates", "meter_hourly", "meter_completeness",
                         "vee_findings", "quarantine", "metering_points", "landed_files")),
     "delivery": Pipeline("delivery", ("delivery", "check", "--month", "2026-04"), "smec", "2026-04", "month",
                          ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly",

@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from pipelines.metering import estimation, vee
-from pipelines.metering.readings import INTERVAL_US, KEY_SPAN
+from pipelines.metering import estimation, keys, vee
+from pipelines.metering.keys import INTERVAL_US
 
 START = datetime(2026, 4, 1)
 END = datetime(2026, 5, 1)
@@ -50,8 +50,8 @@ def run(missing: set[int], *, flagged_month: set[int] = frozenset(), flagged_mar
     gaps, estimates = estimation.estimate(readings, RANGES, t, month_start=START, history=history, kinds=KINDS,
                                           flagged=findings)
     assert not set(estimates["k"]) & set(readings["k"])  # never over a real reading
-    own = gaps.filter(pl.col("k") // KEY_SPAN == 0)
-    return own, {k: (v, m) for k, v, m in estimates.filter(pl.col("k") // KEY_SPAN == 0).iter_rows()}
+    own = gaps.filter(keys.series() == 0)
+    return own, {k: (v, m) for k, v, m in estimates.filter(keys.series() == 0).iter_rows()}
 
 
 def day_intervals(day: date) -> set[int]:
@@ -90,7 +90,7 @@ def test_like_day_across_holy_week_and_a_weekend():
                                        + day_value(date(2026, 3, 14), q)) / 3)
     # Sunday and Monday are one gap of 192 intervals, Saturday another: all estimated, each said so
     assert len(est) == 3 * 96
-    assert gaps.select(i=pl.col("k") % KEY_SPAN, d=pl.col("detail")).rows() == [
+    assert gaps.select(i=keys.interval_index(), d=pl.col("detail")).rows() == [
         (min(day_intervals(sunday)), "192 interval(s) missing; estimated by like_day (mean of the same interval on 3 like days)"),
         (min(day_intervals(saturday)), "96 interval(s) missing; estimated by like_day (mean of the same interval on 3 like days)"),
     ]
@@ -168,8 +168,8 @@ def test_without_history_longer_gaps_stay_missing():
     readings = month(set(range(1000, 1020)))
     gaps, est = estimation.estimate(readings, RANGES, T, month_start=START)
     assert est.height == 0
-    assert gaps.filter(pl.col("k") // KEY_SPAN == 0)["detail"].item() == (
+    assert gaps.filter(keys.series() == 0)["detail"].item() == (
         "20 interval(s) missing (not estimated: no history for like_day)")
     # the other three channels have no reading at all: longer than 7 days, never estimated
-    other = gaps.filter(pl.col("k") // KEY_SPAN == 1)["detail"].item()
+    other = gaps.filter(keys.series() == 1)["detail"].item()
     assert other == "2880 interval(s) missing (not estimated: longer than the like_day maximum of 672 intervals)"

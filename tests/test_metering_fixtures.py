@@ -12,8 +12,9 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.metering.keys import CHANNELS, INTERVALS_PER_DAY
+
 APRIL = datetime(2026, 4, 1)
-CHANNELS = ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")
 HEADER = "point_id,participant,kind,node,device_id,serial,connectivity,vpn_id,public_ip,public_port,private_ip,private_port,valid_from,valid_to"
 REGISTRY = [
     "P1,PA,consumption,N1,DEV1,S1,public_ip,,190.56.10.1,7001,10.1.1.1,7701,2025-01-01,",
@@ -37,7 +38,7 @@ def series(device: str, first_day: int, last_day: int, channels=CHANNELS, skip: 
     APRIL + 15 min * i, without the intervals in `skip`."""
     rows = []
     for channel in channels:
-        for i in range((first_day - 1) * 96 + 1, last_day * 96 + 1):
+        for i in range((first_day - 1) * INTERVALS_PER_DAY + 1, last_day * INTERVALS_PER_DAY + 1):
             if i not in skip:
                 rows.append((device, (APRIL + timedelta(minutes=15 * i)).strftime("%Y-%m-%d %H:%M"), channel,
                              str(value_of(device, i, channel))))

@@ -9,8 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.metering import registers, registry, vee
-from pipelines.metering.readings import KEY_SPAN
+from pipelines.metering import keys, registers, registry, vee
 
 REGISTRY = pl.DataFrame({
     "point_id": ["P1", "P2"], "participant": ["A", "A"], "kind": ["consumption", "consumption"],
@@ -72,7 +71,7 @@ def test_absent_file_and_missing_column(tmp_path: Path) -> None:
 
 
 def ones(series: int, intervals: range, v: float = 1.0) -> pl.DataFrame:
-    return pl.DataFrame({"k": [series * KEY_SPAN + i for i in intervals], "v": [v] * len(intervals)})
+    return pl.DataFrame({"k": [keys.encode(series, i) for i in intervals], "v": [v] * len(intervals)})
 
 
 def reads(*rows: tuple[int, int, float]) -> pl.DataFrame:
@@ -95,7 +94,7 @@ def test_sum_check_tolerance_at_the_limit_and_one_step_either_side() -> None:
         assert skipped.height == 0
     # 1% of a larger difference: 960 against 950 (tolerance 9.5): fails; against 955 (9.55): passes
     found, _ = registers.sum_check(reads((4, 0, 0.0), (4, 96, 950.0)), readings, T)
-    assert found.select("k", "value").rows() == [(4 * KEY_SPAN + 1, 960.0)]
+    assert found.select("k", "value").rows() == [(keys.encode(4, 1), 960.0)]
     assert found["detail"].item() == ("intervals after the register read 2026-04-01 00:00:00.000000 up to "
                                       "2026-04-02 00:00:00.000000 add up to 960.0, the register advanced 950.0 "
                                       "(0.0 -> 950.0); tolerance 9.5")
@@ -106,7 +105,7 @@ def test_sum_check_counts_intervals_strictly_after_the_first_read() -> None:
     # reads at i=10 and i=20: intervals 11..20 (10 of them, 1 kWh each); 3 reads make 2 pairs
     readings = ones(0, range(1, 97))
     found, skipped = registers.sum_check(reads((0, 10, 0.0), (0, 20, 10.0), (0, 30, 30.0)), readings, T)
-    assert found.select(i=pl.col("k") % KEY_SPAN, v=pl.col("value")).rows() == [(21, 10.0)]  # 21..30: 10, not 20
+    assert found.select(i=keys.interval_index(), v=pl.col("value")).rows() == [(21, 10.0)]  # 21..30: 10, not 20
     assert skipped.height == 0
 
 
@@ -134,7 +133,7 @@ def test_month_sum_check_maps_devices_and_reports_pairs_reaching_outside_the_mon
                                                            (4, 864, 8), (4, 960, 7)]
     readings = pl.concat([ones(0, range(1, 97)), ones(3, range(97, 193), 0.5), ones(4, range(865, 961), 0.05)]).sort("k")
     found, skipped = registers.month_sum_check(checked, DEVICE_DAYS, MONTH, readings, T)
-    assert found.select(s=pl.col("k") // KEY_SPAN, i=pl.col("k") % KEY_SPAN, v=pl.col("value")).rows() == [
+    assert found.select(s=keys.series(), i=keys.interval_index(), v=pl.col("value")).rows() == [
         (3, 97, 48.0)]
     assert skipped.select("series", "from_line", "to_line").rows() == [(0, 2, 3)]
     assert skipped["reason"].item() == ("sum_check not done: the reads 2026-03-31 00:00:00.000000 and "

@@ -9,8 +9,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from pipelines.metering import aggregates, vee
-from pipelines.metering.readings import KEY_SPAN
+from pipelines.metering import aggregates, keys, vee
 
 T = vee.Thresholds(kwh_max=100.0, kvarh_max=50.0, point_max={"P2": 20.0}, spike_factor=5.0, spike_min_delta=10.0,
                    stuck_min_intervals=4, max_gap_intervals=3)
@@ -18,11 +17,11 @@ MAX = vee.series_max(["P1", "P2"], T)  # series 0-3: P1, 4-7: P2
 
 
 def frame(series: int, values: dict[int, float]) -> pl.DataFrame:
-    return pl.DataFrame({"k": [series * KEY_SPAN + i for i in values], "v": list(values.values())}).sort("k")
+    return pl.DataFrame({"k": [keys.encode(series, i) for i in values], "v": list(values.values())}).sort("k")
 
 
 def rules(findings: pl.DataFrame) -> set[tuple[int, str]]:
-    return {(k % KEY_SPAN, r) for k, r in findings.select("k", "rule").iter_rows()}
+    return {(keys.interval_index(k), r) for k, r in findings.select("k", "rule").iter_rows()}
 
 
 def test_thresholds_come_from_the_config_file(tmp_path):
@@ -76,7 +75,7 @@ def test_gaps_and_linear_interpolation():
         "point_idx": pl.Int64, "first_i": pl.Int64, "last_i": pl.Int64})
     readings = frame(0, {1: 1.0, 2: 10.0, 6: 22.0, 7: 5.0, 12: 5.0, 18: 4.0})
     findings, estimated = vee.gaps(readings, ranges, T)
-    got = {(k % KEY_SPAN, r["last_i"], r["detail"]) for k, r in zip(findings["k"], findings.iter_rows(named=True)) if k // KEY_SPAN == 0}
+    got = {(keys.interval_index(k), r["last_i"], r["detail"]) for k, r in zip(findings["k"], findings.iter_rows(named=True)) if keys.series(k) == 0}
     assert got == {
         (3, 5, "3 interval(s) missing; estimated by linear interpolation"),  # 3..5 between 10 and 22
         (8, 11, "4 interval(s) missing (not estimated)"),  # longer than 3
@@ -84,11 +83,11 @@ def test_gaps_and_linear_interpolation():
         (19, 20, "2 interval(s) missing (not estimated)"),  # at the end: no reading after it
     }
     # 10 -> 22 over 4 steps: 13, 16, 19
-    est = {k % KEY_SPAN: v for k, v in estimated.iter_rows() if k // KEY_SPAN == 0}
+    est = {keys.interval_index(k): v for k, v in estimated.iter_rows() if keys.series(k) == 0}
     assert est == pytest.approx({3: 13.0, 4: 16.0, 5: 19.0})
     # the other three channels of point 0 have no reading at all: one gap each over the active range
-    empty = findings.filter(pl.col("k") // KEY_SPAN == 1)
-    assert empty.select(pl.col("k") % KEY_SPAN, "last_i").rows() == [(1, 20)]
+    empty = findings.filter(keys.series() == 1)
+    assert empty.select(keys.interval_index(), "last_i").rows() == [(1, 20)]
     # estimates never land on a real reading
     assert not set(estimated["k"]) & set(readings["k"])
 
@@ -98,10 +97,10 @@ def test_gaps_are_clipped_to_the_active_days():
     ranges = pl.DataFrame({"point_idx": [0, 0], "first_i": [1, 193], "last_i": [96, 288]})
     readings = frame(0, {i: 1.0 + i / 1000 for i in [*range(1, 96), *range(193, 289)]})  # i=96 missing
     findings, estimated = vee.gaps(readings, ranges, T)
-    own = findings.filter(pl.col("k") // KEY_SPAN == 0)
-    assert own.select(pl.col("k") % KEY_SPAN, "last_i").rows() == [(96, 96)]
+    own = findings.filter(keys.series() == 0)
+    assert own.select(keys.interval_index(), "last_i").rows() == [(96, 96)]
     assert "not estimated" in own["detail"].item()  # the next real reading is after an inactive day
-    assert estimated.filter(pl.col("k") // KEY_SPAN == 0).height == 0
+    assert estimated.filter(keys.series() == 0).height == 0
 
 
 def test_deduplicate_keeps_the_last_read_and_reports_disagreement():
@@ -169,7 +168,7 @@ def test_zero_consumption_is_96_consecutive_zero_kwh_del_intervals():
     ]).sort("k")
     found = vee.zero_consumption(readings, POINTS, vee.Thresholds())
     assert found.schema == {"k": pl.Int64, "rule": pl.String, "detail": pl.String, "value": pl.Float64}
-    assert found.select(s=pl.col("k") // KEY_SPAN, i=pl.col("k") % KEY_SPAN, d=pl.col("detail")).rows() == [
+    assert found.select(s=keys.series(), i=keys.interval_index(), d=pl.col("detail")).rows() == [
         (4, 1, "kwh_del 0 in 96 consecutive intervals (24.0 h) of a consumption point"),
         (8, 11, "kwh_del 0 in 97 consecutive intervals (24.25 h) of a consumption point"),
     ]
@@ -197,7 +196,7 @@ def test_reactive_without_active_needs_both_active_channels_present_and_zero():
         frame(4 * 4 + 2, {i: 5.0 for i in range(1, 9)}),
     ]).sort("k")
     found = vee.reactive_without_active(readings, vee.Thresholds())
-    assert found.select(s=pl.col("k") // KEY_SPAN, i=pl.col("k") % KEY_SPAN, v=pl.col("value")).rows() == [(2, 1, 3.0), (11, 1, 3.0)]
+    assert found.select(s=keys.series(), i=keys.interval_index(), v=pl.col("value")).rows() == [(2, 1, 3.0), (11, 1, 3.0)]
     assert found["detail"][0] == ("reactive energy (up to 6.0 kVArh) in 4 consecutive intervals while kwh_del and "
                                   "kwh_rec are both 0")
     assert vee.reactive_without_active(readings, vee.Thresholds(reactive_min_intervals=5)).height == 1
@@ -232,10 +231,10 @@ def test_high_and_low_against_the_same_weekday_and_interval_of_the_previous_four
     history = pl.concat([history_rows(s, i, weeks, [False, False, False, s in (8, 9)])
                          for s, (_, weeks) in cases.items()])
     found = vee.vs_history(readings, history, MONTH_START, vee.Thresholds())
-    got = {k // KEY_SPAN: r for k, r in found.select("k", "rule").iter_rows()}
+    got = {keys.series(k): r for k, r in found.select("k", "rule").iter_rows()}
     assert got == {1: "high_vs_history", 4: "low_vs_history", 7: "high_vs_history", 8: "low_vs_history",
                    9: "high_vs_history"}
-    detail = found.filter(pl.col("k") // KEY_SPAN == 1)["detail"].item()
+    detail = found.filter(keys.series() == 1)["detail"].item()
     assert detail == ("30.01 above 3.0 x the mean 10.0 of the same weekday and interval in the previous 4 weeks "
                       "(3 real readings without findings)")
 
@@ -250,7 +249,7 @@ def test_history_inside_the_month_comes_from_the_month_and_its_findings():
     history = vee.history_from_month(readings, findings, MONTH_START)
     assert history.filter("flagged")["interval_end"].to_list() == [datetime(2026, 4, 8, 7)]
     found = vee.vs_history(readings, history, MONTH_START, vee.Thresholds())
-    assert found.select(pl.col("k") % KEY_SPAN, "rule").rows() == [(i_now, "high_vs_history")]
+    assert found.select(keys.interval_index(), "rule").rows() == [(i_now, "high_vs_history")]
 
 
 def test_future_interval_is_later_than_the_run_time_in_local_time():

@@ -20,7 +20,7 @@ from datetime import timedelta
 import polars as pl
 
 from pipelines.business_days import BusinessCalendar
-from pipelines.metering.readings import CHANNELS
+from pipelines.metering.keys import CHANNELS
 from pipelines.metering.registry import active_in
 from pipelines.periods import month_bounds
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.metering.readings import CHANNELS, KEY_SPAN
+from pipelines.metering import keys
+from pipelines.metering.keys import INTERVALS_PER_DAY, INTERVALS_PER_HOUR
 
 QUALITY = ("complete", "partial", "estimated")
 
@@ -19,14 +20,13 @@ def completeness(stats: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
     expected = 96 intervals per active day (whole days of validity within the month); received =
     distinct intervals with a real reading (estimates do not count). `stats` is vee.series_stats."""
     received = stats.select("series", received_intervals="distinct_intervals")
-    channels = pl.DataFrame({"channel": list(CHANNELS), "ch": list(range(len(CHANNELS)))})
     return (
-        points.join(channels, how="cross")
-        .with_columns(series=pl.col("point_idx") * len(CHANNELS) + pl.col("ch"))
+        points.join(keys.channel_table(), how="cross")
+        .with_columns(series=keys.series_of(pl.col("point_idx"), pl.col("ch")))
         .join(received, on="series", how="left")
         .select(
             "point_id", "participant", "kind", month=pl.lit(month), channel="channel",
-            expected_intervals=(pl.col("active_days") * 96).cast(pl.Int64),
+            expected_intervals=(pl.col("active_days") * INTERVALS_PER_DAY).cast(pl.Int64),
             received_intervals=pl.col("received_intervals").fill_null(0).cast(pl.Int64),
         )
         .with_columns(completeness_pct=(100.0 * pl.col("received_intervals") / pl.col("expected_intervals")).round(4))
@@ -35,7 +35,7 @@ def completeness(stats: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
 
 
 def hourly(readings: pl.DataFrame, estimated: pl.DataFrame) -> pl.DataFrame:
-    """(hour key, value, real, estimated intervals, quality) with hour key = series * 1024 + hour of month.
+    """(hour key, value, real, estimated intervals, quality) with hour key h = keys.hour_key(k).
 
     complete: 4 real intervals; estimated: 4 intervals, at least one interpolated; partial: fewer than 4
     (the sum then covers only the intervals present). Hours with no interval at all are not emitted.
@@ -45,7 +45,7 @@ def hourly(readings: pl.DataFrame, estimated: pl.DataFrame) -> pl.DataFrame:
     both = readings.select("k", "v", est=pl.lit(0, pl.Int64))
     if estimated.height:
         both = both.merge_sorted(estimated.select("k", "v", est=pl.lit(1, pl.Int64)).sort("k"), key="k")
-    hour_key = both.select(h=(pl.col("k") // KEY_SPAN) * 1024 + (pl.col("k") % KEY_SPAN - 1) // 4)["h"]
+    hour_key = both.select(h=keys.hour_key())["h"]
     starts = (hour_key != hour_key.shift(1)).fill_null(True).arg_true().to_numpy()
     if starts.size == 0:
         return pl.DataFrame(schema={"h": pl.Int64, "value": pl.Float64, "real": pl.Int64, "est": pl.Int64,
@@ -58,5 +58,5 @@ def hourly(readings: pl.DataFrame, estimated: pl.DataFrame) -> pl.DataFrame:
         "real": n - n_est,
         "est": n_est,
     })
-    code = pl.when(pl.col("real") == 4).then(0).when(pl.col("real") + pl.col("est") == 4).then(2).otherwise(1)
+    code = pl.when(pl.col("real") == INTERVALS_PER_HOUR).then(0).when(pl.col("real") + pl.col("est") == INTERVALS_PER_HOUR).then(2).otherwise(1)
     return hours.with_columns(quality=pl.lit(pl.Series(QUALITY, dtype=pl.Enum(QUALITY))).gather(code))

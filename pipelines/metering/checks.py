@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.metering.readings import CHANNELS
+from pipelines.metering import keys
 from pipelines.periods import month_bounds
 from pipelines.quality import CheckResult, run_suite
 
@@ -21,8 +21,8 @@ def month_frame(stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.Data
     """One row per active point and channel: completeness plus the range of its readings and hours.
     `stats` is vee.series_stats of the month's readings."""
     stats = stats.select(
-        point_idx=pl.col("series") // len(CHANNELS),
-        channel=pl.lit(pl.Series(list(CHANNELS))).gather(pl.col("series") % len(CHANNELS)),
+        point_idx=keys.point_index(pl.col("series")),
+        channel=keys.channel_name(keys.channel_index(pl.col("series"))),
         rows="rows", distinct_intervals="distinct_intervals", first_i="first", last_i="last",
         min_value="min_value", max_value="max_value",
     )
@@ -42,7 +42,7 @@ def month_frame(stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.Data
 def month_checks(stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame,
                  month: str) -> list[CheckResult]:
     start, end = month_bounds(month)
-    intervals = int((end - start).total_seconds() // 900)
+    intervals = int((end - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
     frame = month_frame(stats, completeness, hourly, points)
     return run_suite("metering_month", f"readings {month} (per point and channel)", frame,
-                     {"n_intervals": intervals, "n_hours": intervals // 4})
+                     {"n_intervals": intervals, "n_hours": intervals // keys.INTERVALS_PER_HOUR})

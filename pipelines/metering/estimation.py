@@ -27,14 +27,14 @@ import polars as pl
 
 from pipelines.business_days import nonworking_days, public_holidays
 from pipelines.metering import vee
-from pipelines.metering.readings import KEY_SPAN
+from pipelines.metering import keys
 
 METHODS = ("linear", "like_day")
 DAY_KINDS = ("business", "saturday", "sunday_or_holiday")
 ESTIMATE_SCHEMA = {"k": pl.Int64, "v": pl.Float64, "method": pl.String}
-_PER_DAY = vee.INTERVALS_PER_DAY
-_SERIES = pl.col("k") // KEY_SPAN
-_I = pl.col("k") % KEY_SPAN
+_PER_DAY = keys.INTERVALS_PER_DAY
+_SERIES = keys.series()
+_I = keys.interval_index()
 
 
 def day_kinds(first: date, last: date, config_dir: Path | None = None) -> pl.DataFrame:
@@ -81,7 +81,7 @@ def like_day(targets: pl.DataFrame, history: pl.DataFrame, month_start: datetime
         return pl.DataFrame(schema=ESTIMATE_SCHEMA)
     day0 = month_start.date()
     days = kinds.select(d=(pl.col("date") - pl.lit(day0)).dt.total_days(), kind="kind")
-    target_days = targets.select(d=(_I - 1) // _PER_DAY).unique().join(days, on="d", how="left")
+    target_days = targets.select(d=keys.day_index(_I)).unique().join(days, on="d", how="left")
     missing_kind = target_days.filter(pl.col("kind").is_null())
     if missing_kind.height:
         raise ValueError(f"day kinds do not cover day {missing_kind['d'][0]} of the month starting {day0}")
@@ -93,7 +93,7 @@ def like_day(targets: pl.DataFrame, history: pl.DataFrame, month_start: datetime
     good = vee.good_history(history, month_start)
     # source key: same series, candidate day cd, same interval-of-day q -> j = cd * 96 + q + 1
     found = (
-        targets.select("k", series=_SERIES, d=(_I - 1) // _PER_DAY, q=(_I - 1) % _PER_DAY)
+        targets.select("k", series=_SERIES, d=keys.day_index(_I), q=keys.interval_of_day(_I))
         .join(candidates, on="d")
         .select("k", "rank", hk=pl.col("series") * vee.HISTORY_SPAN + pl.col("cd") * _PER_DAY + pl.col("q") + 1
                 + vee.HISTORY_OFFSET)
@@ -118,7 +118,7 @@ def estimate(readings: pl.DataFrame, ranges: pl.DataFrame, t: vee.Thresholds, *,
     runs = vee.gap_runs(readings, ranges, stats).with_row_index("run")
     bad = (flagged.select("k").unique() if flagged is not None else pl.DataFrame(schema={"k": pl.Int64}))
     bad = bad.with_columns(_bad=pl.lit(True))
-    base = pl.col("series") * KEY_SPAN
+    base = keys.encode(pl.col("series"), 0)
     runs = (
         runs.join(bad.rename({"k": "_kb", "_bad": "bad_before"}), left_on=base + pl.col("from_i") - 1, right_on="_kb",
                   how="left", maintain_order="left")

@@ -37,8 +37,9 @@ from pipelines import quality, run as runs, warehouse as store
 from pipelines.errors import InputError, MayoristaError
 from pipelines.warehouse import Write
 from pipelines.manifest import Manifest
-from pipelines.metering import aggregates, checks, estimation, ledger, registers, registry as reg, stored, vee
-from pipelines.metering.readings import CATEGORY, CHANNELS, COLUMNS, KEY_SPAN, Staged, reasons, stage
+from pipelines.metering import aggregates, checks, estimation, keys, ledger, registers, registry as reg, stored, vee
+from pipelines.metering.keys import CHANNELS
+from pipelines.metering.readings import CATEGORY, COLUMNS, Staged, reasons, stage
 from pipelines.periods import GUATEMALA, add_months, month_bounds, month_label, parse_month
 
 logger = logging.getLogger(__name__)
@@ -309,8 +310,8 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
             rows=pl.col("n").sum(), good=pl.col("n").filter(pl.col("cat") == CATEGORY["good"]).sum(),
             first_k=pl.col("first_k").min(), last_k=pl.col("last_k").max())
         .select(pl.col("file").cast(pl.Int64), month=pl.lit(m), rows="rows", good="good",
-                first_interval=pl.lit(start) + pl.duration(minutes=15 * (pl.col("first_k") % KEY_SPAN)),
-                last_interval=pl.lit(start) + pl.duration(minutes=15 * (pl.col("last_k") % KEY_SPAN)))
+                first_interval=keys.interval_end(start, keys.interval_index(pl.col("first_k"))),
+                last_interval=keys.interval_end(start, keys.interval_index(pl.col("last_k"))))
     )
     if staged is not None:  # files read for this month that hold none of its rows still count as read
         read_here = pl.DataFrame({"file": sorted(i for i in staged.indexes if i not in moved and i not in staged.unreadable)},
@@ -404,7 +405,7 @@ class Validated:
         built for the few series with a gap to estimate, not for the whole market."""
         if series is not None:
             keep = pl.col("series").is_in(series.implode())
-            readings = readings.filter((pl.col("k") // KEY_SPAN).is_in(series.implode()))
+            readings = readings.filter(keys.series().is_in(series.implode()))
             return pl.concat([self.before.filter(keep), vee.history_from_month(readings, self.flagged, start)])
         return pl.concat([self.before, vee.history_from_month(readings, self.flagged, start)])
 
@@ -442,33 +443,33 @@ def _carry(readings: pl.DataFrame, rules: "Validated", points: pl.DataFrame, sta
            days: int) -> pl.DataFrame:
     """The month's own last `days` days of history, by point_id and channel (the next month numbers its
     points differently)."""
-    first = int((end - timedelta(days=days) - start).total_seconds() // 900)
-    last_weeks = readings.filter(pl.col("k") % KEY_SPAN > first)
+    first = int((end - timedelta(days=days) - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
+    last_weeks = readings.filter(keys.interval_index() > first)
     history = vee.history_from_month(last_weeks, rules.flagged, start)
-    point = pl.col("series") // len(CHANNELS)
+    point = keys.point_index(pl.col("series"))
     return history.select(
         point_id=_lookup(_point_label(points), point).cast(pl.String),
-        ch=pl.col("series") % len(CHANNELS), interval_end="interval_end", v="v", flagged="flagged")
+        ch=keys.channel_index(pl.col("series")), interval_end="interval_end", v="v", flagged="flagged")
 
 
 def _uncarry(carried: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
     return carried.join(points.select("point_id", "point_idx"), on="point_id").select(
-        series=pl.col("point_idx") * len(CHANNELS) + pl.col("ch"), interval_end="interval_end", v="v", flagged="flagged",
+        series=keys.series_of(pl.col("point_idx"), pl.col("ch")), interval_end="interval_end", v="v", flagged="flagged",
     ).cast(vee.HISTORY_SCHEMA)
 
 
 def _skipped_checks(skipped: pl.DataFrame, start: datetime) -> pl.DataFrame:
     """sum_check pairs that could not be checked, as findings at the later read: reported, never passed."""
-    i = ((pl.col("to_read") - pl.lit(start)).dt.total_minutes() // 15).clip(1, KEY_SPAN - 1)
+    i = keys.interval_of(start, pl.col("to_read")).clip(1, keys.KEY_SPAN - 1)
     return skipped.filter(pl.col("series").is_not_null()).select(
-        k=pl.col("series") * KEY_SPAN + i, rule=pl.lit("sum_check"),
+        k=keys.encode(pl.col("series"), i), rule=pl.lit("sum_check"),
         detail=pl.format("not checked: {} (register reads on lines {} and {})", "reason", "from_line", "to_line"),
         value=pl.lit(None, pl.Float64))
 
 
 def _horizon_ranges(ranges: pl.DataFrame, start: datetime, now: datetime) -> pl.DataFrame:
     """The points' active ranges cut at the last interval that has ended by `now`."""
-    last = int((now - start).total_seconds() // 900)
+    last = int((now - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
     return ranges.with_columns(last_i=pl.min_horizontal("last_i", pl.lit(last))).filter(pl.col("first_i") <= pl.col("last_i"))
 
 
@@ -512,29 +513,29 @@ def _findings(month: str, points: pl.DataFrame, interval_rules: pl.DataFrame, ga
     conflict_rows = conflicts.select("k", rule=pl.lit("duplicate_conflict"), detail="detail", value=pl.lit(None, pl.Float64))
     gap_rows = gap_rules.with_columns(
         detail=pl.format("{} through {}", "detail",
-                         (pl.lit(start) + pl.duration(minutes=15 * pl.col("last_i"))).dt.strftime("%Y-%m-%d %H:%M"))
+                         keys.interval_end(start, pl.col("last_i")).dt.strftime("%Y-%m-%d %H:%M"))
     ).drop("last_i")
     allf = pl.concat([interval_rules, gap_rows, conflict_rows])
-    series = pl.col("k") // KEY_SPAN
-    return allf.with_columns(point_idx=series // len(CHANNELS), ch=series % len(CHANNELS)).join(
+    series = keys.series()
+    return allf.with_columns(point_idx=keys.point_index(series), ch=keys.channel_index(series)).join(
         points.select("point_idx", "point_id", "participant"), on="point_idx"
     ).select(
         "point_id", "participant", month=pl.lit(month),
-        interval_end=pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
-        channel=pl.lit(pl.Series(list(CHANNELS))).gather(pl.col("ch")),
+        interval_end=keys.interval_end(start, keys.interval_index()),
+        channel=keys.channel_name(pl.col("ch")),
         rule="rule", detail="detail", value="value",
     ).sort("point_id", "channel", "interval_end", "rule")
 
 
 def _label_hours(hours: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.DataFrame:
     start, _ = month_bounds(month)
-    series = pl.col("h") // 1024
+    series = keys.hour_series()
     return hours.select(
-        point_id=_lookup(_point_label(points), series // len(CHANNELS)),
-        participant=_lookup(_point_label(points, "participant"), series // len(CHANNELS)),
+        point_id=_lookup(_point_label(points), keys.point_index(series)),
+        participant=_lookup(_point_label(points, "participant"), keys.point_index(series)),
         month=pl.lit(month, pl.Enum([month])),
-        hour=pl.lit(start) + pl.duration(hours=pl.col("h") % 1024),
-        channel=_lookup(pl.Series(list(CHANNELS)), series % len(CHANNELS)),
+        hour=pl.lit(start) + pl.duration(hours=keys.hour_of_month()),
+        channel=_lookup(pl.Series(list(CHANNELS)), keys.channel_index(series)),
         value=pl.col("value"),
         quality=pl.col("quality"),
         real_intervals=pl.col("real").cast(pl.Int32),
@@ -560,14 +561,14 @@ def _conflicts(merged: stored.Merged, earlier: pl.DataFrame, current: pl.DataFra
 
 
 def _series_columns(points: pl.DataFrame, month: str) -> dict[str, pl.Expr]:
-    """point_id, participant, channel and interval_end of a key `k` (see readings.KEY_SPAN)."""
+    """point_id, participant, channel and interval_end of a key `k` (see metering/keys.py)."""
     start, _ = month_bounds(month)
-    point = pl.col("k") // KEY_SPAN // len(CHANNELS)
+    point = keys.point_index(keys.series())
     return {
         "participant": _lookup(_point_label(points, "participant"), point).cast(pl.String),
         "point_id": _lookup(_point_label(points), point).cast(pl.String),
-        "channel": _lookup(pl.Series(list(CHANNELS)), pl.col("k") // KEY_SPAN % len(CHANNELS)).cast(pl.String),
-        "interval_end": pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
+        "channel": _lookup(pl.Series(list(CHANNELS)), keys.channel_index(keys.series())).cast(pl.String),
+        "interval_end": keys.interval_end(start, keys.interval_index()),
     }
 
 
@@ -605,13 +606,13 @@ def _write_readings(appended: pl.DataFrame, points: pl.DataFrame, month: str, pl
     """The run's new readings of the month as `meter_readings` rows, in one local Parquet file that the
     publish adopts as a data file of the month (a whole month is 24 million rows: written once, by polars)."""
     start, _ = month_bounds(month)
-    point = pl.col("k") // KEY_SPAN // len(CHANNELS)
+    point = keys.point_index(keys.series())
     appended.lazy().select(
         month=pl.lit(month),
         participant=_lookup(_point_label(points, "participant"), point),
         point_id=_lookup(_point_label(points), point),
-        channel=_lookup(pl.Series(list(CHANNELS)), pl.col("k") // KEY_SPAN % len(CHANNELS)),
-        interval_end=pl.lit(start) + pl.duration(minutes=15 * (pl.col("k") % KEY_SPAN)),
+        channel=_lookup(pl.Series(list(CHANNELS)), keys.channel_index(keys.series())),
+        interval_end=keys.interval_end(start, keys.interval_index()),
         value=pl.col("v"),
         source_file=_lookup(pl.Series(plan.labels, dtype=pl.String), pl.col("file")),
         run_id=pl.lit(run_id),
@@ -642,9 +643,9 @@ def _counts(cats: pl.DataFrame, month: str, good_rows: int, merged: stored.Merge
 
 
 def _totals(states: list[MonthState], plan: ledger.Plan, moved: list[int], unreadable: int) -> dict[str, int]:
-    keys = ("month_rows", "ingested", "duplicates_dropped", "superseded", "replaced_stored", "quarantined",
+    names = ("month_rows", "ingested", "duplicates_dropped", "superseded", "replaced_stored", "quarantined",
             "blank_lines", "estimated_intervals", "findings")
-    totals = {k: sum(s.counts[k] for s in states) for k in keys}
+    totals = {k: sum(s.counts[k] for s in states) for k in names}
     totals["rows_read"] = totals.pop("month_rows")
     return {
         **totals, "months": len(states), "files_read": len(plan.files) - len(moved), "files_skipped": plan.skipped,

@@ -30,15 +30,12 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import EnvironmentFault, InputError, environment_fault
+from pipelines.metering import keys
+from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
 from pipelines.periods import month_bounds
 
 COLUMNS = ("device_id", "interval_end", "channel", "value")
-CHANNELS = ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")
 CATEGORY = {"good": 0, "quarantine": 1, "other_month": 2, "unplaced": 3, "blank": 4}
-INTERVAL_US = 15 * 60 * 1_000_000
-DAY_US = 96 * INTERVAL_US
-# sort key k = series * KEY_SPAN + i, series = point_idx * 4 + channel, i = interval of the month (1..2976)
-KEY_SPAN = 8192
 _TS_FORMAT = "%Y-%m-%d %H:%M"
 _SNIFF_LINES = 20
 _TS_CONTRACT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
@@ -362,7 +359,7 @@ def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[s
         .select(
             "cat", "file", "row",
             pl.when(pl.col("cat") == CATEGORY["good"])
-            .then((pl.col("_point") * len(CHANNELS) + pl.col("_ch")) * KEY_SPAN + interval).alias("k"),
+            .then(keys.encode(keys.series_of(pl.col("_point"), pl.col("_ch")), interval)).alias("k"),
             "v",
             # the month a placed row belongs to, counted from this month (-1 the one before, 0 this one, ...)
             month_offset.alias("rel"),

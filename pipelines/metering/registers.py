@@ -32,7 +32,8 @@ import polars as pl
 from pipelines.errors import InputError
 from pipelines.inputs import Schema, check_csv_shape, find_input, parse_columns, scan_file
 from pipelines.metering import vee
-from pipelines.metering.readings import CHANNELS, INTERVAL_US, KEY_SPAN
+from pipelines.metering import keys
+from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
 from pipelines.periods import month_bounds
 
 STEM = "register_reads"
@@ -130,20 +131,17 @@ def to_series(reads: pl.DataFrame, device_days: pl.DataFrame, month: str) -> pl.
     of the month (day = 0-based day of the interval's start). A read at midnight takes the device's
     point of the day it closes when the day it opens is not in the month or not the device's."""
     start, end = month_bounds(month)
-    channel_index = pl.DataFrame({"channel": list(CHANNELS), "ch": list(range(len(CHANNELS)))},
-                                 schema={"channel": pl.String, "ch": pl.Int64})
     us = (pl.col("read_at") - pl.lit(start, pl.Datetime("us"))).dt.total_microseconds()
-    day_us = 96 * INTERVAL_US
     good = reads.filter(pl.col("reason").is_null() & pl.col("read_at").is_between(start, end)).with_columns(
-        i=us // INTERVAL_US, day=(us // day_us).cast(pl.Int32), day_before=((us - 1) // day_us).cast(pl.Int32))
+        i=us // INTERVAL_US, day=(us // DAY_US).cast(pl.Int32), day_before=((us - 1) // DAY_US).cast(pl.Int32))
     dd = device_days.select("device_id", pl.col("day").cast(pl.Int32), "point_idx")
     return (
         good.join(dd.rename({"point_idx": "_p0"}), on=["device_id", "day"], how="left")
         .join(dd.rename({"day": "day_before", "point_idx": "_p1"}), on=["device_id", "day_before"], how="left")
         .with_columns(point_idx=pl.coalesce("_p0", "_p1"))
         .filter(pl.col("point_idx").is_not_null())
-        .join(channel_index, on="channel")
-        .select(series=pl.col("point_idx") * len(CHANNELS) + pl.col("ch"), i="i", read_at="read_at", value="value",
+        .join(keys.channel_table(), on="channel")
+        .select(series=keys.series_of(pl.col("point_idx"), pl.col("ch")), i="i", read_at="read_at", value="value",
                 line="line")
         .cast(MAPPED_SCHEMA)
         .sort("series", "read_at")
@@ -162,13 +160,13 @@ def sum_check(reads: pl.DataFrame, readings: pl.DataFrame, t: vee.Thresholds) ->
     pairs = reads.sort("series", "read_at").with_columns(
         pl.col("i", "value", "read_at", "line").shift(1).over("series").name.prefix("p_"),
     ).filter(pl.col("p_i").is_not_null())
-    lo = pl.col("series") * KEY_SPAN + pl.col("p_i")  # intervals strictly after the first read
-    hi = pl.col("series") * KEY_SPAN + pl.col("i")  # up to and including the second
-    keys = readings["k"]
+    lo = keys.encode(pl.col("series"), pl.col("p_i"))  # intervals strictly after the first read
+    hi = keys.encode(pl.col("series"), pl.col("i"))  # up to and including the second
+    sorted_keys = readings["k"]
     prefix = pl.concat([pl.Series([0.0]), readings["v"].cum_sum()])
     bounds = pairs.select(lo=lo, hi=hi)
-    pos_lo = keys.search_sorted(bounds["lo"], side="right")
-    pos_hi = keys.search_sorted(bounds["hi"], side="right")
+    pos_lo = sorted_keys.search_sorted(bounds["lo"], side="right")
+    pos_hi = sorted_keys.search_sorted(bounds["hi"], side="right")
     pairs = pairs.with_columns(
         expected=pl.col("i") - pl.col("p_i"),
         found=(pos_hi - pos_lo).cast(pl.Int64),

@@ -18,6 +18,7 @@ import polars as pl
 
 from pipelines.inputs import Schema, read_table
 from pipelines.periods import month_bounds
+from pipelines.metering.keys import INTERVALS_PER_DAY
 
 REGISTRY_SCHEMA: Schema = {
     "point_id": "str", "participant": "str", "kind": "str", "node": "str", "device_id": "str",
@@ -211,6 +212,6 @@ def point_day_ranges(registry: pl.DataFrame, month: str, points: pl.DataFrame) -
     )
     return runs.group_by("_run", maintain_order=True).agg(
         pl.col("point_idx").first(),
-        first_i=pl.col("day").min().cast(pl.Int64) * 96 + 1,
-        last_i=pl.col("day").max().cast(pl.Int64) * 96 + 96,
+        first_i=pl.col("day").min().cast(pl.Int64) * INTERVALS_PER_DAY + 1,
+        last_i=pl.col("day").max().cast(pl.Int64) * INTERVALS_PER_DAY + INTERVALS_PER_DAY,
     ).drop("_run")

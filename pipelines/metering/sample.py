@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.metering.readings import CHANNELS
+from pipelines.metering.keys import CHANNELS
 
 MONTHS = ("2026-03", "2026-04")
 PARTICIPANTS = (

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.metering.readings import CHANNELS, KEY_SPAN
+from pipelines.metering import keys
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +39,10 @@ def _keyed(con: duckdb.DuckDBPyConnection, table: str, month: str, start: dateti
     """`table`'s rows of the month as (k, v, ...) keyed by this month's point index (points no longer
     active in the registry drop out), computed in DuckDB: only integers and floats cross over."""
     con.register("_points", points.select("point_id", "point_idx").to_arrow())
-    con.register("_channels", pl.DataFrame({"channel": list(CHANNELS), "ch": range(len(CHANNELS))},
-                                           schema={"channel": pl.String, "ch": pl.Int64}).to_arrow())
+    con.register("_channels", keys.channel_table().to_arrow())
     try:
         return con.execute(f"""
-            SELECT (p.point_idx * {len(CHANNELS)} + c.ch) * {KEY_SPAN}
-                   + date_diff('minute', ?::TIMESTAMP, r.interval_end) // 15 AS k,
+            SELECT {keys.sql_key("p.point_idx", "c.ch", keys.sql_interval("?::TIMESTAMP", "r.interval_end"))} AS k,
                    r.value AS v{columns}
             FROM wh.{table} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
             WHERE r.month = ?""", [start, month]).pl()
@@ -69,11 +67,11 @@ def month_superseded(con: duckdb.DuckDBPyConnection | None, month: str, start: d
     return _keyed(con, SUPERSEDED, month, start, points, ", r.superseded_at")
 
 
-def provenance(con: duckdb.DuckDBPyConnection | None, month: str, keys: pl.DataFrame) -> pl.DataFrame:
-    """The stored rows (all of `meter_readings`' columns) of `keys` (point_id, channel, interval_end)."""
-    if con is None or keys.is_empty():
+def provenance(con: duckdb.DuckDBPyConnection | None, month: str, wanted: pl.DataFrame) -> pl.DataFrame:
+    """The stored rows (all of `meter_readings`' columns) of `wanted` (point_id, channel, interval_end)."""
+    if con is None or wanted.is_empty():
         return pl.DataFrame()
-    con.register("_keys", keys.to_arrow())
+    con.register("_keys", wanted.to_arrow())
     try:
         return con.execute("""
             SELECT r.* FROM wh.meter_readings r JOIN _keys k
@@ -143,11 +141,10 @@ def history_before(con: duckdb.DuckDBPyConnection | None, month: str, start: dat
                 if _has(con, "vee_findings") else "")
     flagged = "f.point_id IS NOT NULL" if findings else "false"
     con.register("_points", points.select("point_id", "point_idx").to_arrow())
-    con.register("_channels", pl.DataFrame({"channel": list(CHANNELS), "ch": range(len(CHANNELS))},
-                                           schema={"channel": pl.String, "ch": pl.Int64}).to_arrow())
+    con.register("_channels", keys.channel_table().to_arrow())
     try:
         return con.execute(f"""
-            SELECT p.point_idx * {len(CHANNELS)} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
+            SELECT p.point_idx * {keys.N_CHANNELS} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
             FROM wh.meter_readings r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
             {findings}
             WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP""",

@@ -37,12 +37,12 @@ import numpy as np
 import polars as pl
 
 from pipelines import config
-from pipelines.metering.readings import CHANNELS, INTERVAL_US, KEY_SPAN
+from pipelines.metering import keys
+from pipelines.metering.keys import CHANNELS, INTERVAL_US, INTERVALS_PER_DAY, INTERVALS_PER_HOUR
 
 RULES = ("negative", "above_max", "spike", "stuck", "gap", "duplicate_conflict", "sum_check", "zero_consumption",
          "high_vs_history", "low_vs_history", "reactive_without_active")
 LOCAL_ZONE = ZoneInfo("America/Guatemala")  # readings are local Guatemala time (no daylight saving)
-INTERVALS_PER_DAY = 96
 INTERVALS_PER_WEEK = 7 * INTERVALS_PER_DAY
 
 
@@ -113,8 +113,8 @@ def series_max(point_ids: list[str], thresholds: Thresholds) -> pl.Series:
     return pl.Series("max", values, dtype=pl.Float64)
 
 
-_SERIES = pl.col("k") // KEY_SPAN
-_I = pl.col("k") % KEY_SPAN
+_SERIES = keys.series()
+_I = keys.interval_index()
 
 
 def deduplicate(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -194,13 +194,13 @@ def gap_runs(readings: pl.DataFrame, ranges: pl.DataFrame, stats: pl.DataFrame |
     neighbours are the intervals from_i - 1 and to_i + 1."""
     k, v = pl.col("k"), pl.col("v")
     interior = readings.with_columns(k_next=k.shift(-1), v_next=v.shift(-1)).filter(
-        (pl.col("k_next") // KEY_SPAN == _SERIES) & (pl.col("k_next") - k > 1)
-    ).select(series=_SERIES, lo=_I + 1, hi=pl.col("k_next") % KEY_SPAN - 1, va=v, vb=pl.col("v_next"))
+        (keys.series(pl.col("k_next")) == _SERIES) & (pl.col("k_next") - k > 1)
+    ).select(series=_SERIES, lo=_I + 1, hi=keys.interval_index(pl.col("k_next")) - 1, va=v, vb=pl.col("v_next"))
 
     per_series = (stats if stats is not None else series_stats(readings)).select("series", "first", "last")
     bounds = ranges.group_by("point_idx").agg(pl.col("first_i").min(), pl.col("last_i").max())
-    all_series = bounds.join(pl.DataFrame({"ch": list(range(len(CHANNELS)))}), how="cross").select(
-        series=pl.col("point_idx") * len(CHANNELS) + pl.col("ch"), first_i="first_i", last_i="last_i")
+    all_series = bounds.join(keys.channel_table().select("ch"), how="cross").select(
+        series=keys.series_of(pl.col("point_idx"), pl.col("ch")), first_i="first_i", last_i="last_i")
     edges = all_series.join(per_series, on="series", how="left")
     none = pl.lit(None, pl.Float64)
     candidates = pl.concat([
@@ -211,7 +211,7 @@ def gap_runs(readings: pl.DataFrame, ranges: pl.DataFrame, stats: pl.DataFrame |
     ])
     # clip each candidate to the point's active ranges (a point may be inactive for days inside the month)
     return (
-        candidates.with_columns(point_idx=pl.col("series") // len(CHANNELS))
+        candidates.with_columns(point_idx=keys.point_index(pl.col("series")))
         .join(ranges, on="point_idx")
         .with_columns(from_i=pl.max_horizontal("lo", "first_i"), to_i=pl.min_horizontal("hi", "last_i"))
         .filter(pl.col("from_i") <= pl.col("to_i"))
@@ -231,7 +231,7 @@ def gaps(readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds,
     clipped = gap_runs(readings, ranges, stats).with_columns(
         estimate=pl.col("interior") & (pl.col("length") <= t.max_gap_intervals))
     findings = clipped.select(
-        k=pl.col("series") * KEY_SPAN + pl.col("from_i"),
+        k=keys.encode(pl.col("series"), pl.col("from_i")),
         rule=pl.lit("gap"),
         detail=pl.format("{} interval(s) missing{}", "length", pl.when("estimate")
                          .then(pl.lit("; estimated by linear interpolation"))
@@ -249,7 +249,7 @@ def linear_fill(runs: pl.DataFrame) -> pl.DataFrame:
         runs.with_columns(i=pl.int_ranges("from_i", pl.col("to_i") + 1))
         .explode("i")
         .select(
-            k=pl.col("series") * KEY_SPAN + pl.col("i"),
+            k=keys.encode(pl.col("series"), pl.col("i")),
             v=pl.col("va") + (pl.col("vb") - pl.col("va")) * (pl.col("i") - pl.col("from_i") + 1) / (pl.col("length") + 1),
         )
     )
@@ -276,13 +276,13 @@ def zero_consumption(readings: pl.DataFrame, points: pl.DataFrame, t: Thresholds
     and readings only exist while the point is active, so an inactive day ends it too. Generation
     points are left out: a plant that does not run legitimately takes nothing for days."""
     kwh_del = CHANNELS.index("kwh_del")
-    series = points.filter(pl.col("kind") == "consumption")["point_idx"] * len(CHANNELS) + kwh_del
+    series = keys.series_of(points.filter(pl.col("kind") == "consumption")["point_idx"], kwh_del)
     zeros = readings.filter((pl.col("v") == 0) & _SERIES.is_in(series.implode()))
     runs = _runs(zeros.select("k"), "k").filter(pl.col("length") >= t.zero_consumption_min_intervals)
     return runs.select(
         "k", rule=pl.lit("zero_consumption"),
         detail=pl.format("kwh_del 0 in {} consecutive intervals ({} h) of a consumption point", "length",
-                         (pl.col("length") / 4).round(2)),
+                         (pl.col("length") / INTERVALS_PER_HOUR).round(2)),
         value=pl.lit(0.0),
     ).cast(_FINDING_SCHEMA)
 
@@ -295,8 +295,8 @@ def reactive_without_active(readings: pl.DataFrame, t: Thresholds) -> pl.DataFra
 
     Works on point keys pk = point * KEY_SPAN + i, built from the few rows with zero active energy
     first (joins on one integer), so the millions of ordinary rows are only filtered, never grouped."""
-    ch = _SERIES % len(CHANNELS)
-    pk = (_SERIES // len(CHANNELS)) * KEY_SPAN + _I
+    ch = keys.channel_index(_SERIES)
+    pk = keys.encode(keys.point_index(_SERIES), _I)  # a key whose "series" is the point
     kwh_del, kwh_rec = CHANNELS.index("kwh_del"), CHANNELS.index("kwh_rec")
     zero_del = readings.filter((ch == kwh_del) & (pl.col("v") == 0)).select(pk=pk)
     zero_rec = readings.filter((ch == kwh_rec) & (pl.col("v") == 0)).select(pk=pk)
@@ -317,7 +317,7 @@ def reactive_without_active(readings: pl.DataFrame, t: Thresholds) -> pl.DataFra
         .filter(pl.col("length") >= t.reactive_min_intervals)
     )
     return runs.select(
-        k=((pl.col("pk") // KEY_SPAN) * len(CHANNELS) + pl.col("ch")) * KEY_SPAN + pl.col("pk") % KEY_SPAN,
+        k=keys.encode(keys.series_of(keys.series(pl.col("pk")), pl.col("ch")), keys.interval_index(pl.col("pk"))),
         rule=pl.lit("reactive_without_active"),
         detail=pl.format("reactive energy (up to {} kVArh) in {} consecutive intervals while kwh_del and kwh_rec "
                          "are both 0", "v_max", "length"),
@@ -394,7 +394,7 @@ def _vs_history(readings: pl.DataFrame, parts: list[pl.DataFrame], month_start: 
     span = t.history_weeks * INTERVALS_PER_WEEK
     k = readings["k"].to_numpy()
     v = readings["v"].to_numpy()
-    series, i = k // KEY_SPAN, k % KEY_SPAN
+    series, i = keys.series(k), keys.interval_index(k)
     width = span + int(i.max()) + 1
     n_series = int(max([series.max()] + [p["series"].max() or 0 for p in parts if p.height])) + 1
     dense = np.full((n_series, width), np.nan)
@@ -403,7 +403,7 @@ def _vs_history(readings: pl.DataFrame, parts: list[pl.DataFrame], month_start: 
         dense[keep["series"].to_numpy(), keep["j"].to_numpy() + span] = keep["v"].to_numpy()
     if blank is not None and blank.height:  # a flagged reading is no history
         fk = blank["k"].to_numpy()
-        dense[fk // KEY_SPAN, fk % KEY_SPAN + span] = np.nan
+        dense[keys.series(fk), keys.interval_index(fk) + span] = np.nan
     total = np.zeros(k.size)
     count = np.zeros(k.size, dtype=np.int64)
     for w in range(1, t.history_weeks + 1):

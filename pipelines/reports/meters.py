@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from pipelines import config, periods
+from pipelines.metering.keys import INTERVALS_PER_DAY, N_CHANNELS
 from pipelines.reports import charts
 from pipelines.reports.document import MISSING, ReportFiles, as_of_folder, render_html, write
 from pipelines.reports.source import Source, open_source
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 HEATMAP_ROWS = 60  # the least complete points; the others are 100 % every day (said under the chart)
 LISTED = 25
-CHANNELS = 4  # kwh_del, kwh_rec, kvarh_del, kvarh_rec
 
 
 def _days(month: str) -> list[date]:
@@ -58,7 +58,7 @@ def daily_completeness(src: Source, month: str) -> pl.DataFrame:
         grid = grid.with_columns(active=pl.lit(True))
     return grid.join(received, on=["point_id", "day"], how="left").select(
         "point_id", "day",
-        pct=pl.when(pl.col("active")).then(100.0 * pl.col("n").fill_null(0) / (96 * CHANNELS)))
+        pct=pl.when(pl.col("active")).then(100.0 * pl.col("n").fill_null(0) / (INTERVALS_PER_DAY * N_CHANNELS)))
 
 
 def month_html(src: Source, month: str) -> str:

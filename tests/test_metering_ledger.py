@@ -209,3 +209,18 @@ def test_month_hint_reads_only_the_first_lines(tmp_path):
     assert readings.month_hint(path) == "2026-04"  # the interval ending at midnight is April's
     bad = write_lines(tmp_path, "y.csv", ["DEV1,yesterday,kwh_del,1"])
     assert readings.month_hint(bad) is None
+
+
+def test_a_known_file_is_not_even_hashed_again(tmp_path, workspace, monkeypatch):
+    """Modification times with nanoseconds (as the disk gives them) match the ledger's microseconds."""
+    root = tmp_path / "in"
+    standard_month(root)
+    os.utime(root / "readings" / "2026-04" / "PA.csv", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    job.ingest_month("2026-04", root)
+    from pipelines.metering import ledger
+
+    hashed: list[Path] = []
+    real = ledger.sha256
+    monkeypatch.setattr(ledger, "sha256", lambda p: hashed.append(p) or real(p))
+    again = job.ingest_month("2026-04", root)
+    assert hashed == [] and again.counts["files_skipped"] == 2

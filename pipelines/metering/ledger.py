@@ -98,9 +98,12 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
         "i": range(len(found)), "path": [label(p, input_dir) for p in found],
         "size_bytes": [s.st_size for s in stats], "mtime_ns": [s.st_mtime_ns for s in stats],
     }, schema={"i": pl.Int64, "path": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64})
+    # the ledger keeps modification times in microseconds (the warehouse's timestamp precision): compare
+    # at that precision, or every file would look touched and be hashed again on every run
     done = ledger.filter(pl.col("status") != "unreadable").with_columns(
-        mtime_ns=pl.col("modified_at").dt.epoch("ns")).select("path", "sha256", "size_bytes", "mtime_ns").unique()
-    same = listing.join(done, on=["path", "size_bytes", "mtime_ns"], how="semi")
+        mtime_us=pl.col("modified_at").dt.epoch("us")).select("path", "sha256", "size_bytes", "mtime_us").unique()
+    same = listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000).join(
+        done, on=["path", "size_bytes", "mtime_us"], how="semi").drop("mtime_us")
     others = listing.join(same.select("i"), on="i", how="anti")
     result.skipped = same.height
     known_paths = set(done["path"].to_list())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipelines import config
 from pipelines.errors import InputError, MayoristaError
-from pipelines.periods import add_months, month_label, parse_month
+from pipelines.periods import Month, Quarter, add_months, month_label, parse_month
 
 DOMAINS = ("ncc11", "meters", "delivery")
 
@@ -117,7 +117,8 @@ def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, 
         bar.set_postfix_str(f"{period} failed={len(result.failed)}")
         began = time.perf_counter()
         try:
-            done = run(period, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
+            value = Quarter.parse(period) if domain == "ncc11" else Month.parse(period)
+            done = run(value, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
             result.succeeded.append(period)
             rows = (getattr(done, "counts", None) or {}).get("rows_read")
             outcome = "ok" + (f", {rows:,} rows read" if rows is not None else "")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from pipelines.errors import MayoristaError, environment_fault
+from pipelines.periods import Month, Quarter
 
 
 _WAREHOUSE_HELP = ("warehouse catalog: a SQLite file or postgresql://user:pass@host:port/db "
@@ -92,15 +93,15 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "ncc11":
         from pipelines.ncc11 import job
 
-        return job.run(args.quarter, args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+        return job.run(Quarter.parse(args.quarter), args.input, warehouse=args.warehouse, lake_root=args.lake).summary
     if args.command == "meters":
         from pipelines.metering import job as metering
 
-        return metering.ingest_month(args.month, args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+        return metering.ingest_month(Month.parse(args.month), args.input, warehouse=args.warehouse, lake_root=args.lake).summary
     if args.command == "delivery":
         from pipelines.delivery import job as delivery
 
-        return delivery.check_month(args.month, args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+        return delivery.check_month(Month.parse(args.month), args.input, warehouse=args.warehouse, lake_root=args.lake).summary
     if args.command == "report":
         return _report(args)
     if args.command == "sample":

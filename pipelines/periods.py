@@ -6,13 +6,195 @@ by its start, which is how the programming files are written."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pipelines.errors import InputError
 
-GUATEMALA = ZoneInfo("America/Guatemala")
+GUATEMALA = ZoneInfo("America/Guatemala")  # the one way to write the market's zone (UTC-6, no DST since 2006)
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+INTERVAL = timedelta(minutes=15)  # the metering interval (NCC-14): 96 a day
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    """A calendar month, parsed once from `YYYY-MM` at the edge (CLI, DAG, backfill) and passed down.
+    `label` is what is stored and printed; `start`/`end` are the naive local [start, end) datetimes."""
+
+    first_day: date
+
+    @classmethod
+    def parse(cls, text: str, what: str = "month") -> Month:
+        return cls(parse_month(text, what))
+
+    @classmethod
+    def of(cls, value: Month | str, what: str = "month") -> Month:
+        """A Month from a Month (as is) or its label (parsed): for the functions that still take either."""
+        return value if isinstance(value, Month) else cls.parse(value, what)
+
+    @classmethod
+    def containing(cls, moment: date | datetime) -> Month:
+        return cls(date(moment.year, moment.month, 1))
+
+    @property
+    def label(self) -> str:
+        return month_label(self.first_day)
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.first_day.year, self.first_day.month, 1)
+
+    @property
+    def end(self) -> datetime:
+        return self.next.start
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return self.start, self.end
+
+    @property
+    def last_day(self) -> date:
+        """The month's last calendar day (its `end` is midnight after it)."""
+        return (self.end - timedelta(days=1)).date()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def hours(self) -> int:
+        return hours_between(self.start, self.end)
+
+    @property
+    def intervals(self) -> int:
+        """15-minute intervals in the month (2,976 in a 31-day month)."""
+        return int((self.end - self.start) / INTERVAL)
+
+    @property
+    def previous(self) -> Month:
+        return Month(add_months(self.first_day, -1))
+
+    @property
+    def next(self) -> Month:
+        return Month(add_months(self.first_day, 1))
+
+
+@dataclass(frozen=True, order=True)
+class Quarter:
+    """A programming quarter (NCC-11): three consecutive months named by the first, `YYYY-MM`."""
+
+    first: Month
+
+    @classmethod
+    def parse(cls, text: str) -> Quarter:
+        return cls(Month.parse(text, "quarter"))
+
+    @classmethod
+    def of(cls, value: Quarter | str) -> Quarter:
+        return value if isinstance(value, Quarter) else cls.parse(value)
+
+    @property
+    def label(self) -> str:
+        return self.first.label
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def months(self) -> list[Month]:
+        return [Month(add_months(self.first.first_day, k)) for k in range(3)]
+
+    @property
+    def month_labels(self) -> list[str]:
+        return [m.label for m in self.months]
+
+    @property
+    def start(self) -> datetime:
+        return self.first.start
+
+    @property
+    def end(self) -> datetime:
+        return self.months[-1].end
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return self.start, self.end
+
+    @property
+    def last_day(self) -> date:
+        return (self.end - timedelta(days=1)).date()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def hours(self) -> int:
+        return hours_between(self.start, self.end)
+
+    @property
+    def intervals(self) -> int:
+        return int((self.end - self.start) / INTERVAL)
+
+    @property
+    def previous(self) -> Quarter:
+        return Quarter(Month(add_months(self.first.first_day, -3)))
+
+
+@dataclass(frozen=True, order=True)
+class Day:
+    """One calendar day, `YYYY-MM-DD` (daily metering runs)."""
+
+    day: date
+
+    @classmethod
+    def parse(cls, text: str, what: str = "day") -> Day:
+        try:
+            return cls(date.fromisoformat(text)) if _DAY.match(text or "") else cls._bad(text, what)
+        except ValueError:
+            return cls._bad(text, what)
+
+    @staticmethod
+    def _bad(text: str, what: str) -> Day:
+        raise InputError(f"{what} must be YYYY-MM-DD (e.g. 2026-05-14), got {text!r}")
+
+    @property
+    def label(self) -> str:
+        return self.day.isoformat()
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.day.year, self.day.month, self.day.day)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=1)
+
+    @property
+    def days(self) -> int:
+        return 1
+
+    @property
+    def intervals(self) -> int:
+        return int(timedelta(days=1) / INTERVAL)
+
+    @property
+    def month(self) -> Month:
+        return Month.containing(self.day)
+
+    @property
+    def previous(self) -> Day:
+        return Day(self.day - timedelta(days=1))
 
 
 def parse_month(text: str, what: str = "month") -> date:
@@ -32,24 +214,18 @@ def month_label(first: date) -> str:
     return f"{first.year:04d}-{first.month:02d}"
 
 
-def quarter_months(quarter: str) -> list[str]:
+def quarter_months(quarter: Quarter | str) -> list[str]:
     """A programming quarter is three consecutive months named by the first (NCC-11)."""
-    first = parse_month(quarter, "quarter")
-    return [month_label(add_months(first, k)) for k in range(3)]
+    return Quarter.of(quarter).month_labels
 
 
-def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
+def quarter_bounds(quarter: Quarter | str) -> tuple[datetime, datetime]:
     """[start, end) of the quarter as local datetimes."""
-    first = parse_month(quarter, "quarter")
-    start = datetime(first.year, first.month, 1)
-    end_month = add_months(first, 3)
-    return start, datetime(end_month.year, end_month.month, 1)
+    return Quarter.of(quarter).bounds
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    first = parse_month(month)
-    nxt = add_months(first, 1)
-    return datetime(first.year, first.month, 1), datetime(nxt.year, nxt.month, 1)
+def month_bounds(month: Month | str) -> tuple[datetime, datetime]:
+    return Month.of(month).bounds
 
 
 def hours_between(start: datetime, end: datetime) -> int:
@@ -58,9 +234,15 @@ def hours_between(start: datetime, end: datetime) -> int:
 
 def local_month_of(moment: datetime) -> str:
     """`YYYY-MM` of an instant in Guatemala time (schedulers hand over UTC-aware datetimes)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(GUATEMALA).replace(tzinfo=None)
-    return f"{moment.year:04d}-{moment.month:02d}"
+    return Month.containing(local_time(moment)).label
+
+
+def local_time(moment: datetime) -> datetime:
+    """`moment` as naive local Guatemala time: an aware datetime (Airflow's run time is UTC) is
+    converted; a naive one is taken as local already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(GUATEMALA).replace(tzinfo=None)
 
 
 def resolve_period(explicit: str | None, interval_start: datetime | None, what: str = "month") -> str:

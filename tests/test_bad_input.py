@@ -99,9 +99,10 @@ SAMPLE_NCC11 = Path(__file__).resolve().parent.parent / "data" / "sample" / "ncc
 
 def test_files_of_another_quarter_give_one_short_message():
     from pipelines.ncc11.inputs import load
+    from pipelines.periods import Quarter
 
     with pytest.raises(InputError) as raised:
-        load(SAMPLE_NCC11, "2026-08")
+        load(SAMPLE_NCC11, Quarter.parse("2026-08"))
     message = str(raised.value)
     assert message.startswith("the input files hold hours of 2026-05, 2026-06, 2026-07, not of the quarter 2026-08 "
                               "(2026-08, 2026-09, 2026-10): nodal_prices.csv")
@@ -110,14 +111,16 @@ def test_files_of_another_quarter_give_one_short_message():
 
 def test_missing_ncc11_input_directory(tmp_path):
     from pipelines.ncc11.inputs import load
+    from pipelines.periods import Quarter
 
     with pytest.raises(InputError, match=r"^input directory .*absent does not exist$"):
-        load(tmp_path / "absent", "2026-05")
+        load(tmp_path / "absent", Quarter.parse("2026-05"))
 
 
 @pytest.mark.parametrize("word", ["NaN", "inf", "-inf", "nan", "Infinity"])
 def test_non_finite_price_in_the_ncc11_sample_stops_the_read(tmp_path, word):
     from pipelines.ncc11.inputs import load
+    from pipelines.periods import Quarter
 
     shutil.copytree(SAMPLE_NCC11, tmp_path / "in")
     prices = tmp_path / "in" / "nodal_prices.csv"
@@ -126,11 +129,12 @@ def test_non_finite_price_in_the_ncc11_sample_stops_the_read(tmp_path, word):
     prices.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=rf"(?s)nodal_prices.csv: 1 row.*column price_usd_mwh \(expected a finite number\): "
                                          rf"1 bad, e.g. line 3: '{word}'"):
-        load(tmp_path / "in", "2026-05")
+        load(tmp_path / "in", Quarter.parse("2026-05"))
 
 
 def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
     from pipelines.ncc11.inputs import load
+    from pipelines.periods import Quarter
 
     shutil.copytree(SAMPLE_NCC11, tmp_path / "in")
     contracts = pl.read_csv(tmp_path / "in" / "power_contracts.csv", infer_schema=False)
@@ -139,7 +143,7 @@ def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
     ).write_parquet(tmp_path / "in" / "power_contracts.parquet")
     (tmp_path / "in" / "power_contracts.csv").unlink()
     with pytest.raises(InputError, match=r"(?s)power_contracts.parquet: 1 row.*column power_kw .*e.g. line 5: inf"):
-        load(tmp_path / "in", "2026-05")
+        load(tmp_path / "in", Quarter.parse("2026-05"))
 
 
 # --- registry: clashes name the point and the line; names from data never reach a path -----------

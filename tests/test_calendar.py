@@ -90,3 +90,20 @@ def test_an_asset_triggered_run_covers_every_period_its_events_name():
     with pytest.raises(InputError, match="does not say which quarter"):
         periods.requested_periods(None, [{"other": 1}], None, "quarter")
 
+
+
+def test_month_quarter_and_day_values():
+    from datetime import date, datetime
+
+    from pipelines.periods import Day, Month, Quarter
+
+    m = Month.parse("2026-02")
+    assert (m.label, m.start, m.end, m.days, m.intervals, m.last_day) == (
+        "2026-02", datetime(2026, 2, 1), datetime(2026, 3, 1), 28, 28 * 96, date(2026, 2, 28))
+    assert m.previous.label == "2026-01" and Month.parse("2026-01").previous.label == "2025-12"
+    q = Quarter.parse("2026-11")
+    assert q.month_labels == ["2026-11", "2026-12", "2027-01"] and q.end == datetime(2027, 2, 1)
+    assert q.previous.label == "2026-08" and q.hours == (30 + 31 + 31) * 24
+    assert Day.parse("2026-03-31").month == Month.parse("2026-03")
+    with pytest.raises(Exception, match="YYYY-MM"):
+        Month.parse("2026-13")

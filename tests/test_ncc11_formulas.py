@@ -8,8 +8,10 @@ import polars as pl
 import pytest
 
 from pipelines.ncc11 import formulas
+from pipelines.periods import Quarter
 
 H1, H2, H3 = datetime(2026, 5, 1, 19), datetime(2026, 5, 2, 3), datetime(2026, 5, 2, 19)
+Q = Quarter.parse("2026-05")
 SLOTS = pl.DataFrame({"slot": [H1, H2, H3], "band": ["punta", "valle", "punta"], "weight": [1.0, 1.0, 1.0]})
 
 
@@ -39,7 +41,7 @@ def _row(table: pl.DataFrame, distributor: str, band: str) -> dict:
 
 
 def test_energy_hourly_by_hand():
-    table = formulas.energy_table("2026-05", *_energy_inputs(), SLOTS)
+    table = formulas.energy_table(Q, *_energy_inputs(), SLOTS)
     punta = _row(table, "D1", "punta")
     # CCS = 100*10 + 120*2 + 80*5 + 90*0 = 1640 over 17 MWh
     assert punta["ccs_usd"] == pytest.approx(1640.0)
@@ -59,7 +61,7 @@ def test_energy_hourly_by_hand():
 
 
 def test_zero_denominators_give_null_and_every_band_is_reported():
-    table = formulas.energy_table("2026-05", *_energy_inputs(), SLOTS)
+    table = formulas.energy_table(Q, *_energy_inputs(), SLOTS)
     assert table.height == 2 * 3  # two distributors x three bands, even where a band has no hours
     d2_punta = _row(table, "D2", "punta")
     # spot energy 4 - 4 = 0 but CCS = 100*4 - 80*4 = 80 is carried; PESTE undefined -> NULL
@@ -80,7 +82,7 @@ def test_block_mode_weights_each_block_by_its_hours():
     contracts = pl.DataFrame({"distributor": ["D1", "D1"], "contract_id": ["C1", "C1"], "producer": ["G", "G"],
                               "block": ["B1", "B2"], "energy_mwh": [5.0, 3.0], "price_usd_mwh": [90.0, 60.0]})
     total = pl.DataFrame({"distributor": ["D1", "D1"], "block": ["B1", "B2"], "energy_mwh": [15.0, 1.0]})
-    table = formulas.energy_table("2026-05", prices, spot, contracts, total, formulas.block_slots(blocks), time_col="block")
+    table = formulas.energy_table(Q, prices, spot, contracts, total, formulas.block_slots(blocks), time_col="block")
     punta, valle = _row(table, "D1", "punta"), _row(table, "D1", "valle")
     assert punta["ccs_usd"] == pytest.approx(100 * 10 * 4)  # 4000 over 40 MWh
     assert punta["peste_usd_mwh"] == pytest.approx(100.0)
@@ -100,10 +102,10 @@ def test_power_ccp_per_month_and_quarter_and_scp_by_hand():
     })
     firm = pl.DataFrame({"distributor": ["D1"] * 3, "month": ["2026-05", "2026-06", "2026-07"],
                          "dfnc_kw": [200.0, 0.0, 300.0], "demax_kw": [1800.0, 1000.0, 400.0]})
-    month = formulas.power_month_table("2026-05", contracts, firm, 9.0)
+    month = formulas.power_month_table(Q, contracts, firm, 9.0)
     # CCP(m) = sum PRECIOPOT*POTCON + DFNC*PREFPOT: 8000+5000+1800, 8000+0, 0+2700
     assert month.sort("month")["ccp_usd"].to_list() == pytest.approx([14800.0, 8000.0, 2700.0])
-    quarter = formulas.power_table("2026-05", month, 9.0).to_dicts()[0]
+    quarter = formulas.power_table(Q, month, 9.0).to_dicts()[0]
     assert quarter["ccp_usd"] == pytest.approx(25500.0)
     assert quarter["demax_kw_sum"] == pytest.approx(3200.0)
     assert quarter["scp_usd"] == pytest.approx(25500.0 - 9.0 * 3200.0)  # -3300

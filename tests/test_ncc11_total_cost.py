@@ -12,9 +12,10 @@ import pytest
 from pipelines import warehouse
 from pipelines.errors import ValidationFailed
 from pipelines.ncc11 import formulas, job
+from pipelines.periods import Quarter
 from tests.test_ncc11_job import write_quarter
 
-QUARTER = "2026-05"  # May (744 h), June (720 h), July (744 h)
+QUARTER = Quarter.parse("2026-05")  # May (744 h), June (720 h), July (744 h)
 
 
 def test_total_cost_by_hand_per_month():
@@ -40,7 +41,7 @@ def test_total_cost_by_hand_per_month():
     assert rows[("D1", "2026-06")]["other_usd"] == 0
     # D2 has power and other costs but no energy: CCC = CCS = 0
     assert rows[("D2", "2026-05")]["total_usd"] == pytest.approx(507.0)
-    assert all(r["quarter"] == QUARTER for r in rows.values())
+    assert all(r["quarter"] == QUARTER.label for r in rows.values())
 
 
 def test_block_programming_leaves_monthly_energy_unknown():

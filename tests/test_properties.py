@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pipelines.errors import MayoristaError
 from pipelines.metering import readings
 from pipelines.metering import registry as reg
+from pipelines.periods import Quarter
 from tests.test_metering_fixtures import write_registry
 
 # PROPERTY_EXAMPLES=2000 for a longer hunt
@@ -122,7 +123,7 @@ def test_any_field_of_an_ncc11_input_is_read_or_a_clear_error(data, value, heade
             (root / f"{stem}.csv").write_text("\n".join(content) + "\n")
         (root / f"{name}.csv").write_bytes(b"\n".join(lines) + b"\n")
         try:
-            inputs = load(root, "2026-05")
+            inputs = load(root, Quarter.parse("2026-05"))
         except MayoristaError as exc:
             assert str(exc).strip(), "an error must say what is wrong"
             return

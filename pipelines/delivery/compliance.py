@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines.delivery.rules import date_problem
 from pipelines.metering.registry import active_in
-from pipelines.periods import month_bounds
+from pipelines.periods import Month, month_bounds
 
 DEADLINE_CALENDAR_DAYS = 2  # numeral 14.10: "2 días calendario"
 
@@ -25,9 +25,9 @@ COMPLIANCE_COLUMNS = ["month", "change_id", "participant", "supply_month", "noti
 
 def required_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
     """(participant, point_id, kind) active at any time in the month; kind from the latest row."""
-    start, end = month_bounds(month)
+    m = Month.of(month)
     return (
-        active_in(registry, start.date(), (end - timedelta(days=1)).date())
+        active_in(registry, m.first_day, m.last_day)
         .sort("valid_from")
         .group_by("participant", "point_id")
         .agg(pl.col("kind").last())

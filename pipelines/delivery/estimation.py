@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines import config, warehouse
-from pipelines.periods import add_months, month_bounds, month_label, parse_month
+from pipelines.periods import Month, add_months, month_bounds, month_label, parse_month
 
 CONSUMPTION_UPLIFT = 1.10  # 14.10: previous-month readings + 10%
 GENERATION_FACTOR = 0.95  # 14.10: dispatch records - 5%
@@ -27,8 +27,8 @@ ESTIMATE_COLUMNS = ["month", "point_id", "hour", "kwh", "method", "basis_hour", 
 
 def point_hours(registry: pl.DataFrame, point_ids: list[str], month: str) -> pl.DataFrame:
     """(point_id, hour) for every hour of the month in which the point is active (whole days)."""
-    start, end = month_bounds(month)
-    first, last = start.date(), (end - timedelta(days=1)).date()
+    m = Month.of(month)
+    first, last = m.first_day, m.last_day
     return (
         registry.filter(pl.col("point_id").is_in(point_ids))
         .select(

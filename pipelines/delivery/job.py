@@ -16,7 +16,7 @@ from pipelines.delivery import compliance, estimation, report, rules, sources
 from pipelines.errors import InputError
 from pipelines.inputs import find_input
 from pipelines.metering.registry import load_registry
-from pipelines.periods import parse_month
+from pipelines.periods import Month
 from pipelines.warehouse import Write
 
 PIPELINE = "delivery"
@@ -70,7 +70,7 @@ def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries:
     of_month, unplaced = rules.place(changes, month)
     # a fixed window around the month: letters and approvals come weeks before a change, and a typo
     # such as 2062 must show up as a finding rather than stretch the calendar
-    year = parse_month(month).year
+    year = Month.parse(month).first_day.year
     calendar = BusinessCalendar.for_years(year - 2, year + 1, config_dir)
     of_month = rules.with_calendar_dates(of_month, calendar)
     points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries, month)
@@ -82,9 +82,9 @@ def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries:
     return Judgement(of_month, unplaced, review, points, compliant)
 
 
-def check_month(month: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
+def check_month(month: Month | str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
                 run_id: str | None = None, config_dir: Path | None = None) -> DeliveryCheck:
-    parse_month(month)
+    month = Month.of(month).label  # parsed at the edge (CLI, DAG, backfill); the label is what is stored
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")

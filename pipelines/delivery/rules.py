@@ -22,7 +22,7 @@ import polars as pl
 from pipelines.business_days import BusinessCalendar
 from pipelines.metering.keys import CHANNELS
 from pipelines.metering.registry import active_in
-from pipelines.periods import month_bounds
+from pipelines.periods import Month, month_bounds
 
 NOTICE_BUSINESS_DAYS = 5  # rule 3: "con 5 días hábiles de anticipación"
 METERING_PERIOD_BUSINESS_DAYS = 7  # rule 4: "los primeros 7 días hábiles del mes"
@@ -213,9 +213,9 @@ def interrogation(changes: pl.DataFrame, registry: pl.DataFrame, completeness: p
     )
     months = heads.filter(pl.col("_problem").is_null())["supply_month"].unique().sort().to_list()
     required = pl.concat([
-        active_in(registry, start.date(), (end - timedelta(days=1)).date())
+        active_in(registry, m.first_day, m.last_day)
         .select("participant", "point_id", supply_month=pl.lit(month)).unique()
-        for month in months for start, end in [month_bounds(month)]
+        for month in months for m in [Month.of(month)]
     ] or [pl.DataFrame(schema={"participant": pl.String, "point_id": pl.String, "supply_month": pl.String})])
     ingested = completeness.select(supply_month="month").unique().with_columns(_ingested=pl.lit(True))
     channels = pl.DataFrame({"channel": list(CHANNELS), "_ch": list(range(len(CHANNELS)))})

@@ -26,8 +26,8 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.business_days import nonworking_days, public_holidays
-from pipelines.metering import vee
-from pipelines.metering import keys
+from pipelines.metering import keys, vee
+from pipelines.periods import Month
 
 METHODS = ("linear", "like_day")
 DAY_KINDS = ("business", "saturday", "sunday_or_holiday")
@@ -56,7 +56,7 @@ def month_day_kinds(month_start: datetime, month_end: datetime, t: vee.Threshold
                     config_dir: Path | None = None) -> pl.DataFrame:
     """day_kinds covering the like-day window before the month and the month itself."""
     return day_kinds((month_start - timedelta(days=t.like_day_window_days)).date(),
-                     (month_end - timedelta(days=1)).date(), config_dir)
+                     Month.containing(month_start).last_day, config_dir)
 
 
 def linear(runs: pl.DataFrame) -> pl.DataFrame:

@@ -40,7 +40,7 @@ from pipelines.manifest import Manifest
 from pipelines.metering import aggregates, checks, estimation, keys, ledger, registers, registry as reg, stored, vee
 from pipelines.metering.keys import CHANNELS
 from pipelines.metering.readings import CATEGORY, COLUMNS, Staged, reasons, stage
-from pipelines.periods import GUATEMALA, add_months, month_bounds, month_label, parse_month
+from pipelines.periods import GUATEMALA, Month, add_months, month_bounds, month_label
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +77,12 @@ class MonthState:
     carry: pl.DataFrame | None = None  # the month's last weeks as history for the next month (point_id, channel, ...)
 
 
-def ingest_month(month: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
+def ingest_month(month: Month | str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
                  run_id: str | None = None, now: datetime | None = None) -> IngestResult:
     """Ingest what is new under `input_dir` for `month` (and earlier months) and publish the month's
     state. `now` (local Guatemala time, default the clock) is when the run reads: readings of intervals
     that had not ended by then are quarantined."""
-    parse_month(month)
+    month = Month.of(month).label  # parsed at the edge (CLI, DAG, backfill); the label is what is stored
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
@@ -141,7 +141,7 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
     states: list[MonthState] = []
     for m in months:
         # the end of the month before, when this run computed it: the history the warehouse does not hold yet
-        earlier = states[-1].carry if states and states[-1].month == month_label(add_months(parse_month(m), -1)) else None
+        earlier = states[-1].carry if states and states[-1].month == Month.parse(m).previous.label else None
         with manifest.step(f"month {m}" if m != month else "month"):
             states.append(_month(r, con, m, staged.get(m), registry, thresholds, plan, moved, now, reads,
                                  earlier, derive=m <= month))
@@ -220,7 +220,7 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: date
         done |= {(m, i) for i in indexes}
         elsewhere = (one.scan().filter(pl.col("rel").is_not_null() & (pl.col("rel") != 0))
                      .select("file", "rel").unique().collect())
-        first = parse_month(m)
+        first = Month.parse(m).first_day
         for file, rel in elsewhere.iter_rows():
             other = month_label(add_months(first, int(rel)))
             if (other, file) not in done:

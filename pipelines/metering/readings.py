@@ -32,7 +32,7 @@ import polars as pl
 from pipelines.errors import EnvironmentFault, InputError, environment_fault
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
-from pipelines.periods import month_bounds
+from pipelines.periods import GUATEMALA, month_bounds
 
 COLUMNS = ("device_id", "interval_end", "channel", "value")
 CATEGORY = {"good": 0, "quarantine": 1, "other_month": 2, "unplaced": 3, "blank": 4}
@@ -247,7 +247,7 @@ def _parquet_scan(path: Path, index: int, schema: pl.Schema, lenient: bool = Fal
     if isinstance(ts_type, pl.Datetime):
         ts = pl.col("interval_end")
         if ts_type.time_zone is not None:
-            ts = ts.dt.convert_time_zone("America/Guatemala").dt.replace_time_zone(None)
+            ts = ts.dt.convert_time_zone(GUATEMALA.key).dt.replace_time_zone(None)
         ts = ts.cast(pl.Datetime("us"))
     else:
         ts = _parse_ts(_text(pl.col("interval_end").cast(pl.String)), lenient)

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.inputs import Schema, read_table
-from pipelines.periods import month_bounds
+from pipelines.periods import Month, month_bounds
 from pipelines.metering.keys import INTERVALS_PER_DAY
 
 REGISTRY_SCHEMA: Schema = {
@@ -151,8 +151,8 @@ def month_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
     readings are contiguous once sorted by point), point_id, participant, kind, active_days.
 
     A point's participant and kind are taken from its latest row active in the month."""
-    start, end = month_bounds(month)
-    first, last = start.date(), (end - timedelta(days=1)).date()
+    m = Month.of(month)
+    first, last = m.first_day, m.last_day
     rows = active_in(registry, first, last)
     days = _active_days(rows, first, last)
     latest = rows.sort("valid_from").group_by("point_id", maintain_order=True).last()
@@ -185,8 +185,8 @@ def device_days(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.
     """(device_id, day, point_idx): which point a device's readings belong to on each day of the month
     (day = 0-based day of the interval's start). Unique per (device_id, day) once the registry passed
     its checks (no device on two rows at the same time)."""
-    start, end = month_bounds(month)
-    first, last = start.date(), (end - timedelta(days=1)).date()
+    m = Month.of(month)
+    first, last = m.first_day, m.last_day
     rows = active_in(registry, first, last)
     return (
         _active_days(rows, first, last)
@@ -199,8 +199,8 @@ def device_days(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.
 def point_day_ranges(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.DataFrame:
     """(point_idx, first_i, last_i): each maximal run of active days of a point as a range of interval
     indexes (interval i of the month ends at month start + 15 min * i; day d holds i = 96d+1 .. 96d+96)."""
-    start, end = month_bounds(month)
-    first, last = start.date(), (end - timedelta(days=1)).date()
+    m = Month.of(month)
+    first, last = m.first_day, m.last_day
     days = (
         _active_days(active_in(registry, first, last), first, last)
         .join(points.select("point_id", "point_idx"), on="point_id")

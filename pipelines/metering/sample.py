@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.metering.keys import CHANNELS
+from pipelines.periods import Month
 
 MONTHS = ("2026-03", "2026-04")
 PARTICIPANTS = (
@@ -68,7 +69,7 @@ def _series(month: str, reg: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
     frames = []
     for row in reg.iter_rows(named=True):
         first = max(row["valid_from"], start.date())
-        last = min(row["valid_to"] or date(9999, 1, 1), (end - timedelta(days=1)).date())
+        last = min(row["valid_to"] or date(9999, 1, 1), Month.containing(start).last_day)
         if row["point_id"] == "PM-050":
             last = last + timedelta(days=1)  # retired, but the old meter still answers a day longer
         if first > last:

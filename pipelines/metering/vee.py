@@ -31,18 +31,16 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 
-from pipelines import config
+from pipelines import config, periods
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, INTERVAL_US, INTERVALS_PER_DAY, INTERVALS_PER_HOUR
 
 RULES = ("negative", "above_max", "spike", "stuck", "gap", "duplicate_conflict", "sum_check", "zero_consumption",
          "high_vs_history", "low_vs_history", "reactive_without_active")
-LOCAL_ZONE = ZoneInfo("America/Guatemala")  # readings are local Guatemala time (no daylight saving)
 INTERVALS_PER_WEEK = 7 * INTERVALS_PER_DAY
 
 
@@ -397,17 +395,19 @@ def _vs_history(readings: pl.DataFrame, parts: list[pl.DataFrame], month_start: 
     series, i = keys.series(k), keys.interval_index(k)
     width = span + int(i.max()) + 1
     n_series = int(max([series.max()] + [p["series"].max() or 0 for p in parts if p.height])) + 1
-    dense = np.full((n_series, width), np.nan)
+    # one flat array indexed series * width + span + j: each week's lookup is a 1-D take
+    dense = np.full(n_series * width, np.nan)
     for part in parts:
         keep = part.filter((pl.col("j") > -span) & (pl.col("j") < width - span))
-        dense[keep["series"].to_numpy(), keep["j"].to_numpy() + span] = keep["v"].to_numpy()
+        dense[keep["series"].to_numpy() * width + keep["j"].to_numpy() + span] = keep["v"].to_numpy()
     if blank is not None and blank.height:  # a flagged reading is no history
         fk = blank["k"].to_numpy()
-        dense[keys.series(fk), keys.interval_index(fk) + span] = np.nan
+        dense[keys.series(fk) * width + keys.interval_index(fk) + span] = np.nan
+    at = series * width + i + span
     total = np.zeros(k.size)
     count = np.zeros(k.size, dtype=np.int64)
     for w in range(1, t.history_weeks + 1):
-        x = dense[series, i + span - w * INTERVALS_PER_WEEK]
+        x = np.take(dense, at - w * INTERVALS_PER_WEEK)
         ok = ~np.isnan(x)
         total += np.where(ok, x, 0.0)
         count += ok
@@ -434,12 +434,7 @@ def _vs_history(readings: pl.DataFrame, parts: list[pl.DataFrame], month_start: 
 FUTURE_REASON = "interval_end is later than the time of the run"
 
 
-def local_time(moment: datetime) -> datetime:
-    """`moment` as naive local Guatemala time, the way readings are written. An aware datetime (Airflow's
-    run time is UTC) is converted; a naive one is taken as local already."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(LOCAL_ZONE).replace(tzinfo=None)
+local_time = periods.local_time  # readings are naive local Guatemala time, the way they are written
 
 
 def future_interval(run_time: datetime, interval_end: pl.Expr | str = "interval_end") -> pl.Expr:

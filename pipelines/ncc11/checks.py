@@ -44,7 +44,7 @@ def expected_slots(inputs: Ncc11Inputs) -> pl.Series:
     """Every hour of the quarter (hourly mode) or every block of the blocks file (block mode)."""
     if inputs.mode == "block":
         return inputs.frames["blocks"]["block"].unique()
-    start, end = periods.quarter_bounds(inputs.quarter)
+    start, end = inputs.quarter.bounds
     return pl.datetime_range(start, end, "1h", closed="left", eager=True, time_unit="us").alias("hour")
 
 
@@ -100,7 +100,7 @@ def consistency_problems(inputs: Ncc11Inputs) -> pl.DataFrame:
     """Findings across files, one `problem` text each; an empty frame means consistent."""
     f = inputs.frames
     found = []
-    months = pl.DataFrame({"month": periods.quarter_months(inputs.quarter)})
+    months = pl.DataFrame({"month": inputs.quarter.month_labels})
     missing_months = (f["firm_demand"].select("distributor").unique().join(months, how="cross")
                       .join(f["firm_demand"], on=["distributor", "month"], how="anti"))
     found.append(missing_months.select(problem=pl.format("firm_demand: distributor {} has no row for {}", "distributor", "month")))
@@ -140,8 +140,8 @@ SuiteRun = Callable[[], list[CheckResult]]
 def plan_checks(inputs: Ncc11Inputs) -> list[SuiteRun]:
     """Every suite run of a quarter with the frame it validates already computed. Building them is
     polars work only, so it can happen while GX is still being imported."""
-    start, end = periods.quarter_bounds(inputs.quarter)
-    params = {"first_hour": start, "last_hour": end - timedelta(hours=1), "months": periods.quarter_months(inputs.quarter),
+    start, end = inputs.quarter.bounds
+    params = {"first_hour": start, "last_hour": end - timedelta(hours=1), "months": inputs.quarter.month_labels,
               # other_costs may name only distributors the programming has (else its cost would be lost)
               "distributors": sorted(set().union(*(inputs.frames[n]["distributor"].drop_nulls().unique().to_list()
                                                    for n in DISTRIBUTOR_FILES)))}

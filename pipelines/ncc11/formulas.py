@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from pipelines import bands, config
+from pipelines.periods import Quarter
 
 
 def _sql(name: str) -> str:
@@ -42,7 +43,7 @@ def _as_slot(frame: pl.DataFrame, time_col: str) -> pl.DataFrame:
 
 
 def energy_table(
-    quarter: str,
+    quarter: Quarter,
     nodal_prices: pl.DataFrame,
     spot_demand: pl.DataFrame,
     contract_dispatch: pl.DataFrame,
@@ -58,21 +59,21 @@ def energy_table(
         "total_demand": _as_slot(total_demand, time_col),
         "slots": slots,
     }
-    return _run("ncc11_energy", views, {"quarter": quarter})
+    return _run("ncc11_energy", views, {"quarter": quarter.label})
 
 
-def power_month_table(quarter: str, power_contracts: pl.DataFrame, firm_demand: pl.DataFrame, prefpot: float) -> pl.DataFrame:
+def power_month_table(quarter: Quarter, power_contracts: pl.DataFrame, firm_demand: pl.DataFrame, prefpot: float) -> pl.DataFrame:
     """ncc11_power_month rows: CCP per distributor and month (11.6)."""
     views = {"power_contracts": power_contracts, "firm_demand": firm_demand}
-    return _run("ncc11_power_month", views, {"quarter": quarter, "prefpot": prefpot})
+    return _run("ncc11_power_month", views, {"quarter": quarter.label, "prefpot": prefpot})
 
 
-def power_table(quarter: str, power_month: pl.DataFrame, prefpot: float) -> pl.DataFrame:
+def power_table(quarter: Quarter, power_month: pl.DataFrame, prefpot: float) -> pl.DataFrame:
     """ncc11_power rows: CCP per quarter (11.6) and SCP (11.7) per distributor."""
-    return _run("ncc11_power", {"power_month": power_month}, {"quarter": quarter, "prefpot": prefpot})
+    return _run("ncc11_power", {"power_month": power_month}, {"quarter": quarter.label, "prefpot": prefpot})
 
 
-def total_cost_table(quarter: str, nodal_prices: pl.DataFrame, spot_demand: pl.DataFrame,
+def total_cost_table(quarter: Quarter, nodal_prices: pl.DataFrame, spot_demand: pl.DataFrame,
                      contract_dispatch: pl.DataFrame, slots: pl.DataFrame, power_month: pl.DataFrame,
                      other_costs: pl.DataFrame, time_col: str = "hour") -> pl.DataFrame:
     """ncc11_total_cost rows (11.1): CCC + CCS + CCP + the other components per distributor and month.
@@ -96,5 +97,5 @@ def total_cost_table(quarter: str, nodal_prices: pl.DataFrame, spot_demand: pl.D
         "power_month": power_month.select("distributor", "month", "ccp_usd"),
         "other_costs": other_costs.select("distributor", "month", "component", "usd"),
     }
-    table = _run("ncc11_total_cost", views, {"quarter": quarter, "by_hour": by_hour})
+    table = _run("ncc11_total_cost", views, {"quarter": quarter.label, "by_hour": by_hour})
     return table.with_columns(pl.col(c).cast(pl.Float64) for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd"))

@@ -40,7 +40,7 @@ PREFPOT = "prefpot_usd_kw_month"
 
 @dataclass
 class Ncc11Inputs:
-    quarter: str
+    quarter: periods.Quarter
     mode: Mode
     frames: dict[str, pl.DataFrame]  # includes "blocks" in block mode
     files: dict[str, Path]
@@ -61,7 +61,7 @@ def schema_for(name: str, mode: Mode) -> Schema:
     return schema
 
 
-def load(input_dir: Path, quarter: str) -> Ncc11Inputs:
+def load(input_dir: Path, quarter: periods.Quarter) -> Ncc11Inputs:
     """Read every contract file; the presence of a `blocks` file switches to block mode."""
     input_dir = Path(input_dir)
     check_dir(input_dir)
@@ -92,7 +92,7 @@ def _month_list(months: list[str], limit: int = 4) -> str:
 def check_quarter(inputs: Ncc11Inputs) -> None:
     """One short InputError when files hold none of the quarter at all (the files of another quarter,
     or the wrong --quarter), instead of every hour of every key reported as outside and missing."""
-    wanted = periods.quarter_months(inputs.quarter)
+    wanted = inputs.quarter.month_labels
     wrong: dict[tuple[str, ...], list[str]] = {}  # months found -> files holding only those
     for name, frame in inputs.frames.items():
         if inputs.mode == "hour" and name in TIME_KEYED:

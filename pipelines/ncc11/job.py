@@ -42,7 +42,8 @@ class RunResult:
     summary: str = ""
 
 
-def _checked_inputs(r: runs.Run, input_dir: Path, ahead: Callable[[Ncc11Inputs], T]) -> tuple[Ncc11Inputs, T]:
+def _checked_inputs(r: runs.Run, quarter: periods.Quarter, input_dir: Path,
+                    ahead: Callable[[Ncc11Inputs], T]) -> tuple[Ncc11Inputs, T]:
     """Read and validate a quarter's inputs (the results go to `r.validation`).
 
     GX is imported in the background from the start. Meanwhile the files are read and the frames the
@@ -54,7 +55,7 @@ def _checked_inputs(r: runs.Run, input_dir: Path, ahead: Callable[[Ncc11Inputs],
     if not Path(input_dir).is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     with manifest.step("read"):
-        inputs = load(Path(input_dir), r.period)
+        inputs = load(Path(input_dir), quarter)
     with ThreadPoolExecutor(max_workers=3) as pool:
         future = pool.submit(ahead, inputs)
         hashed = [pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()]
@@ -80,7 +81,7 @@ def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
     if inputs.mode == "block":
         slots = formulas.block_slots(f["blocks"])
     else:
-        slots = formulas.hourly_slots(*periods.quarter_bounds(q))
+        slots = formulas.hourly_slots(*q.bounds)
     energy = formulas.energy_table(q, f["nodal_prices"], f["spot_demand"], f["contract_dispatch"], f["total_demand"],
                                    slots, time_col=inputs.time_col)
     prefpot = inputs.prefpot()
@@ -98,16 +99,18 @@ def _empty_total_cost() -> pl.DataFrame:
                                 **{c: pl.Float64 for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd")}})
 
 
-def run(quarter: str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
-        run_id: str | None = None) -> RunResult:
-    """The whole quarter, from the CLI and from the DAG alike."""
-    periods.quarter_months(quarter)  # a malformed quarter fails here, before anything is read
+def run(quarter: periods.Quarter | str, input_dir: Path, *, warehouse: str | Path | None = None,
+        lake_root: str | Path | None = None, run_id: str | None = None) -> RunResult:
+    """The whole quarter, from the CLI and from the DAG alike (both parse it: a label is accepted for
+    callers such as tests; a malformed one fails here, before anything is read)."""
+    q = periods.Quarter.of(quarter)
+    quarter = q.label  # what is stored (partition, manifest) and printed
     with runs.start(PIPELINE, quarter, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
         def computed(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
             with r.step("transform"):
                 return compute(inputs)
 
-        _, outputs = _checked_inputs(r, input_dir, computed)
+        _, outputs = _checked_inputs(r, q, input_dir, computed)
         writes = [Write(table, frame, {"quarter": quarter}, ("quarter",)) for table, frame in outputs.items()]
         if TOTAL_COST not in outputs and _warehouse_exists(r.warehouse) \
                 and TOTAL_COST in _table_names(r.warehouse):

@@ -16,14 +16,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-from pipelines import assets, config
+from pipelines import assets, config, periods
 from pipelines.airflow_ids import airflow_run_id
 from pipelines.metering import job, schedule
 
-GT = pendulum.timezone("America/Guatemala")
-METER_TABLES = [Asset(assets.table(t)) for t in job.WAREHOUSE_TABLES]
+GT = pendulum.timezone(periods.GUATEMALA.key)
+METER_TABLES = [Asset(uri) for uri in assets.outlets("meters")]
 MONTH_CLOSED = Asset(assets.METER_MONTH_CLOSED)
 REPORT = Asset(assets.METER_REPORTS)
 
@@ -40,17 +40,17 @@ REPORT = Asset(assets.METER_REPORTS)
         "input_dir": Param(None, type=["null", "string"], description="default <landing>/smec"),
     },
     tags=["smec", "metering"],
+    doc_md=__doc__,
 )
 def meter_readings():
     @task
-    def period() -> str:
-        ctx = get_current_context()
-        return schedule.run_month(ctx["params"]["month"], ctx["params"]["day"], ctx.get("data_interval_start"))
+    def period(params=None, data_interval_start=None) -> str:
+        return schedule.run_month(params["month"], params["day"], data_interval_start)
 
     @task(outlets=METER_TABLES, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
     def ingest(month: str, **context) -> dict:
-        input_dir = context["params"]["input_dir"] or config.landing_root() / "smec"
-        result = job.ingest_month(month, input_dir, run_id=airflow_run_id(context, month))
+        input_dir = context["params"]["input_dir"] or config.Settings.resolve().inputs("meters")
+        result = job.ingest_month(periods.Month.parse(month), input_dir, run_id=airflow_run_id(context, month))
         print(result.summary)
         return {"month": month, "snapshot_id": result.snapshot_id, "counts": result.counts}
 
@@ -65,13 +65,12 @@ def meter_readings():
         return str(files.html)
 
     @task.short_circuit
-    def month_is_complete() -> bool:
-        ctx = get_current_context()
-        return schedule.closes_month(ctx["params"]["month"], ctx.get("data_interval_start"))
+    def month_is_complete(params=None, data_interval_start=None) -> bool:
+        return schedule.closes_month(params["month"], data_interval_start)
 
     @task(outlets=[MONTH_CLOSED])
-    def announce_month_closed(month: str) -> None:
-        get_current_context()["outlet_events"][MONTH_CLOSED].extra = {"month": month}
+    def announce_month_closed(month: str, outlet_events=None) -> None:
+        outlet_events[MONTH_CLOSED].extra = {"month": month}
 
     month = period()
     ingested = ingest(month)

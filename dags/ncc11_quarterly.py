@@ -12,15 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 
 from pipelines import assets, config, periods
 from pipelines.airflow_ids import airflow_run_id
 from pipelines.ncc11 import job
 
-GT = pendulum.timezone("America/Guatemala")
+GT = pendulum.timezone(periods.GUATEMALA.key)
 PROGRAMMING_INPUTS = Asset(assets.PROGRAMMING_INPUTS)
-NCC11_TABLES = [Asset(assets.table(t)) for t in job.OUTPUT_TABLES]
+NCC11_TABLES = [Asset(uri) for uri in assets.outlets("ncc11")]  # ncc11_total_cost too
 
 
 @dag(
@@ -39,17 +39,17 @@ NCC11_TABLES = [Asset(assets.table(t)) for t in job.OUTPUT_TABLES]
 )
 def ncc11_quarterly():
     @task
-    def quarters() -> list[str]:
-        ctx = get_current_context()
-        extras = [event.extra for event in ctx["triggering_asset_events"].get(PROGRAMMING_INPUTS, [])]
+    def quarters(params=None, triggering_asset_events=None, data_interval_start=None) -> list[str]:
+        extras = [event.extra for event in (triggering_asset_events or {}).get(PROGRAMMING_INPUTS, [])]
         # asset-triggered runs have no data interval: their events name the quarter
-        return periods.requested_periods(ctx["params"]["quarter"], extras, ctx.get("data_interval_start"), "quarter")
+        return periods.requested_periods(params["quarter"], extras, data_interval_start, "quarter")
 
     # the same code path as `mayorista ncc11`; writers run one at a time across all runs, backfills included
     @task(outlets=NCC11_TABLES, max_active_tis_per_dag=1)
     def run_quarter(quarter: str, **context) -> dict[str, int]:
-        input_dir = context["params"]["input_dir"] or config.landing_root() / "ncc11" / quarter
-        result = job.run(quarter, input_dir, run_id=airflow_run_id(context, quarter))
+        q = periods.Quarter.parse(quarter)  # the edge: parsed once, passed down as a value
+        input_dir = context["params"]["input_dir"] or config.Settings.resolve().inputs("ncc11", q.label)
+        result = job.run(q, input_dir, run_id=airflow_run_id(context, quarter))
         print(result.summary)
         # after the commit, from what was published: the report and the annual Informe (HTML + PDF)
         from pipelines.reports import ncc11 as reports

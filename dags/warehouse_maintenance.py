@@ -8,13 +8,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from pipelines import maintenance
+from pipelines import maintenance, periods
 
 
 @dag(
     dag_id="warehouse_maintenance",
     schedule="0 3 * * 0",  # Sunday 03:00, when no pipeline is scheduled
-    start_date=pendulum.datetime(2026, 3, 1, tz="America/Guatemala"),
+    start_date=pendulum.datetime(2026, 3, 1, tz=periods.GUATEMALA.key),
     catchup=False,
     max_active_runs=1,
     tags=["warehouse"],

@@ -76,8 +76,7 @@ def periods(domain: str, start: str, end: str) -> list[str]:
 
 def input_dir(domain: str, period: str, landing: Path | None = None) -> Path:
     """Where the scheduled run of that period reads its inputs (as the DAGs do)."""
-    root = Path(landing or config.landing_root())
-    return root / "ncc11" / period if domain == "ncc11" else root / "smec"
+    return config.Settings.resolve(landing=landing).inputs(domain, period)
 
 
 def _rss_gb() -> float:

@@ -4,6 +4,7 @@ runs in the demo, the tests, and under a scheduler; defaults keep everything ins
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,3 +60,32 @@ def expectations_dir() -> Path:
 
 def sql_dir() -> Path:
     return ROOT / "sql"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every location a run needs, resolved once (command-line overrides, then environment, then the
+    repository defaults) and passed down: nothing below re-reads the environment for these."""
+
+    warehouse: str
+    lake: str
+    landing: Path
+    config: Path
+
+    @classmethod
+    def resolve(cls, *, warehouse: str | os.PathLike[str] | None = None, lake: str | os.PathLike[str] | None = None,
+                landing: Path | None = None) -> Settings:
+        return cls(warehouse=_warehouse(warehouse), lake=str(lake_root(lake)), landing=Path(landing or landing_root()),
+                   config=config_dir())
+
+    def inputs(self, domain: str, period: str | None = None) -> Path:
+        """The landing layout, in one place: <landing>/ncc11/<quarter>/ and <landing>/smec/ (meters and
+        delivery read the same folder)."""
+        if domain == "ncc11":
+            if period is None:
+                raise ValueError("ncc11 inputs are per quarter")
+            return self.landing / "ncc11" / str(period)
+        return self.landing / "smec"
+
+
+_warehouse = warehouse

@@ -29,7 +29,21 @@ def test_ncc11_dag_is_thin_and_single_writer(dagbag):
     run_quarter = dag.get_task("run_quarter")
     assert run_quarter.max_active_tis_per_dag == 1
     outlets = {a.uri for a in run_quarter.outlets}
-    assert outlets == {f"mayorista://warehouse/{t}" for t in ("ncc11_energy", "ncc11_power_month", "ncc11_power")}
+    assert outlets == {f"mayorista://warehouse/{t}" for t in ("ncc11_energy", "ncc11_power_month", "ncc11_power",
+                                                               "ncc11_total_cost")}
+
+
+def test_every_published_table_is_an_outlet_of_its_dag(dagbag):
+    from pipelines import assets
+    from pipelines.delivery.job import SCHEMAS
+    from pipelines.metering.job import WAREHOUSE_TABLES
+    from pipelines.ncc11.job import OUTPUT_TABLES, TOTAL_COST
+
+    published = {*OUTPUT_TABLES, TOTAL_COST, *WAREHOUSE_TABLES, *SCHEMAS}
+    assert published == {t.name for t in assets.TABLES}
+    declared = {a.uri for dag in dagbag.dags.values() for task in dag.tasks for a in task.outlets}
+    assert {t.uri for t in assets.TABLES} <= declared
+    assert all(dag.doc_md for dag in dagbag.dags.values())
 
 
 def test_warehouse_maintenance_dag_is_weekly_and_single(dagbag):

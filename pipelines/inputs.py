@@ -32,6 +32,12 @@ _DTYPES: dict[str, pl.DataType] = {
 }
 
 
+def first_line(path: Path) -> int:
+    """The line number of a file's first data row, as a person sees it, for every reader: CSV 2 (the
+    header is line 1), Parquet 1 (the first row)."""
+    return 2 if Path(path).suffix == ".csv" else 1
+
+
 def find_input(input_dir: Path, stem: str) -> Path | None:
     for suffix in (".parquet", ".csv"):
         candidate = Path(input_dir) / f"{stem}{suffix}"
@@ -214,8 +220,7 @@ def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = T
     if not any(lost):
         return typed
     # some values need trimming, or are malformed: the careful parse tells which, by line
-    offset = 2 if path.suffix == ".csv" else 1  # line numbers as a person sees them (CSV header = line 1)
-    careful = parse_columns(raw.lazy().with_row_index("_line", offset=offset)
+    careful = parse_columns(raw.lazy().with_row_index("_line", offset=first_line(path))
                             .with_columns(**{f"_raw_{c}": pl.col(c) for c in schema}), schema, source_schema).collect()
     bad = careful.filter(pl.col("_reason") != "")
     if bad.height:

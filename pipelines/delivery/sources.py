@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputError
-from pipelines.inputs import (Schema, check_csv_shape, find_input, missing_file, parse_columns, ragged_lines, read_table,
+from pipelines.inputs import (Schema, check_csv_shape, find_input, first_line, missing_file, parse_columns, ragged_lines, read_table,
                               scan_file)
 
 VPN_CHANGES_SCHEMA: Schema = {
@@ -53,8 +53,7 @@ def read_source(input_dir: Path, stem: str, schema: Schema, required: tuple[str,
     missing = [c for c in schema if c not in source_schema]
     if missing:
         raise InputError(f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source_schema.names())}")
-    offset = 2 if path.suffix == ".csv" else 0
-    lf = lf.select(list(schema)).with_row_index("_line", offset=offset)
+    lf = lf.select(list(schema)).with_row_index("_line", offset=first_line(path))  # Parquet from 1, as inputs.py
     lf = lf.with_columns(**{f"_raw_{c}": pl.col(c).cast(pl.String).str.strip_chars() for c in schema})
     try:
         rows = parse_columns(lf, schema, source_schema).collect()

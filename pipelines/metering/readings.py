@@ -18,7 +18,11 @@ Which case a file is is told from its first lines (`_sniff`), so the fast path s
 Speed: the common case (CSV files whose header is exactly the contract's columns) is one multi-file
 polars scan, all columns as text, parsed with explicit formats. Anything else (other column order,
 BOM, Parquet, a ragged line that makes the fast scan fail) goes through a per-file path that is slower
-but tolerant, so one odd file never costs the speed of all the others, and never stops them."""
+but tolerant, so one odd file never costs the speed of all the others, and never stops them.
+
+This module deliberately does NOT use pipelines.inputs (the one reader of ncc11, delivery and the
+registers): it is the measured fast path for tens of millions of rows (one multi-file scan that
+stages integer keys, see bench/meters_bench.py)."""
 
 from __future__ import annotations
 

@@ -113,8 +113,3 @@ class BusinessCalendar:
         business = self.days.filter("business").select(pl.col("seq"), pl.col("date").alias(f"plus_{n}"))
         return self.days.select("date", (pl.col("seq") + n).alias("seq")).join(business, on="seq", how="left").drop("seq")
 
-    def closed_between(self, first: date, last: date) -> pl.DataFrame:
-        """Non-business weekdays (holidays, administrator's days) in [first, last], with the reason."""
-        return self.days.filter(
-            pl.col("date").is_between(first, last) & ~pl.col("business") & (pl.col("date").dt.weekday() <= 5)
-        ).select("date", "reason")

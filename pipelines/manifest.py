@@ -68,12 +68,16 @@ class Manifest:
         """Time a step (summed when repeated) and log its start and end."""
         logger.info("%s %s: %s ...", self.pipeline, self.period, name)
         start = time.perf_counter()
+        before = dict(self.counts)
         try:
             yield
         finally:
             seconds = time.perf_counter() - start
             self.timings_s[name] = round(self.timings_s.get(name, 0.0) + seconds, 3)
-            logger.info("%s %s: %s done in %.2f s", self.pipeline, self.period, name, seconds)
+            # the row counts this step recorded (rows read, ingested, ...), so a long run's log shows them as it goes
+            rows = {k: v for k, v in self.counts.items() if before.get(k) != v}
+            logger.info("%s %s: %s done in %.2f s%s", self.pipeline, self.period, name, seconds,
+                        "".join(f", {k}={v:,}" if isinstance(v, int) else f", {k}={v}" for k, v in rows.items()))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)

@@ -16,7 +16,7 @@ import pytest
 from pipelines.errors import EnvironmentFault, InputError
 from pipelines.metering import readings
 from pipelines.metering import registry as reg
-from tests.test_metering_fixtures import series, write_lines, write_readings, write_registry
+from tests.metering_fixtures import series, write_lines, write_readings, write_registry
 
 
 def _stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
@@ -150,7 +150,7 @@ def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
 
 def _registry_failures(tmp_path: Path, extra: list[str]) -> str:
     from pipelines.quality import raise_on_errors
-    from tests.test_metering_fixtures import REGISTRY
+    from tests.metering_fixtures import REGISTRY
 
     write_registry(tmp_path, REGISTRY + extra)
     registry = reg.load_registry(tmp_path)
@@ -185,7 +185,7 @@ def test_names_that_could_act_as_paths_are_rejected_with_their_line(tmp_path, po
 
 
 def test_ordinary_codes_are_accepted(tmp_path):
-    from tests.test_metering_fixtures import REGISTRY
+    from tests.metering_fixtures import REGISTRY
 
     write_registry(tmp_path, REGISTRY + ["PM-010.b,EEGSA_2 S.A.,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"])
     registry = reg.load_registry(tmp_path)

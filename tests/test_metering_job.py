@@ -12,7 +12,7 @@ import pytest
 from pipelines import warehouse
 from pipelines.errors import InputError
 from pipelines.metering import job
-from tests.test_metering_fixtures import REGISTRY, series, standard_month, value_of, write_lines, write_readings, write_registry
+from tests.metering_fixtures import REGISTRY, series, standard_month, value_of, write_lines, write_readings, write_registry
 
 
 def landed(path: Path, second: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines import warehouse
 from pipelines.metering import job, readings
-from tests.test_metering_fixtures import series, standard_month, value_of, write_lines, write_readings, write_registry
+from tests.metering_fixtures import series, standard_month, value_of, write_lines, write_readings, write_registry
 
 
 def _q(workspace: Path, sql: str) -> list[tuple]:

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipelines.metering import registry as reg
-from tests.test_metering_fixtures import REGISTRY, write_registry
+from tests.metering_fixtures import REGISTRY, write_registry
 
 CHECKS = ["_point_overlap", "_device_overlap", "_device_serial_overlap", "_endpoint_overlap", "_public_ip_problem",
           "_private_ip_problem", "_public_port_missing", "_vpn_id_missing", "_validity_reversed"]

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines import warehouse
 from pipelines.metering import job
-from tests.test_metering_fixtures import write_lines, write_registry
+from tests.metering_fixtures import write_lines, write_registry
 
 NOW = datetime(2026, 11, 1)
 

@@ -18,7 +18,7 @@ from pipelines.errors import MayoristaError
 from pipelines.metering import readings
 from pipelines.metering import registry as reg
 from pipelines.periods import Quarter
-from tests.test_metering_fixtures import write_registry
+from tests.metering_fixtures import write_registry
 
 # PROPERTY_EXAMPLES=2000 for a longer hunt
 SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

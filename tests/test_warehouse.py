@@ -28,7 +28,7 @@ from pipelines.ncc11 import job as ncc11
 from pipelines.warehouse import Write
 from tests.conftest import ROOT
 from tests.test_delivery_job import write_registry as write_delivery_registry
-from tests.test_metering_fixtures import standard_month
+from tests.metering_fixtures import standard_month
 from tests.test_ncc11_job import write_quarter
 
 SAMPLE_QUARTER = "2026-05"

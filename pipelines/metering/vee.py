@@ -39,8 +39,6 @@ from pipelines import config, periods
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, INTERVAL_US, INTERVALS_PER_DAY, INTERVALS_PER_HOUR
 
-RULES = ("negative", "above_max", "spike", "stuck", "gap", "duplicate_conflict", "sum_check", "zero_consumption",
-         "high_vs_history", "low_vs_history", "reactive_without_active")
 INTERVALS_PER_WEEK = 7 * INTERVALS_PER_DAY
 
 

@@ -169,6 +169,3 @@ def plan_checks(inputs: Ncc11Inputs) -> list[SuiteRun]:
 def run_planned(runs: list[SuiteRun]) -> list[CheckResult]:
     return [result for run in runs for result in run()]
 
-
-def run_checks(inputs: Ncc11Inputs) -> list[CheckResult]:
-    return run_planned(plan_checks(inputs))

@@ -6,7 +6,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test env airflow-db bench sample airflow test-unit test-integration
+.PHONY: demo test env airflow-db bench sample airflow test-unit test-integration lint
 
 $(UV):
 	python3 -m pip install --user --quiet uv
@@ -28,6 +28,11 @@ demo: env airflow-db
 test: env
 	$(UV) run --locked pytest -q -n 2 --ignore=tests/integration
 	$(UV) run --locked pytest -q tests/integration --durations=5
+
+# ruff: lint and formatting (configured in pyproject.toml); .ci/run runs it before the tests
+lint: env
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
 
 sample: env
 	$(UV) run --locked mayorista sample

@@ -98,8 +98,13 @@ class Databases:
         from sqlalchemy.engine import make_url
 
         self.url = make_url(url)
-        self.admin = psycopg2.connect(host=self.url.host, port=self.url.port or 5432, user=self.url.username,
-                                      password=self.url.password, dbname=self.url.database or "postgres")
+        self.admin = psycopg2.connect(
+            host=self.url.host,
+            port=self.url.port or 5432,
+            user=self.url.username,
+            password=self.url.password,
+            dbname=self.url.database or "postgres",
+        )
         self.admin.autocommit = True
         self.names: list[str] = []
 
@@ -118,8 +123,11 @@ class Databases:
 
 
 def start_stack(out: Path, dbs: Databases, catalog: str, tag: str) -> tuple[AirflowStack, dict[str, str]]:
-    warehouse = (dbs.create(f"catalog_{tag}").replace("postgresql+psycopg2://", "postgresql://")
-                 if catalog == "postgres" else str(out / f"warehouse-{tag}.sqlite"))
+    warehouse = (
+        dbs.create(f"catalog_{tag}").replace("postgresql+psycopg2://", "postgresql://")
+        if catalog == "postgres"
+        else str(out / f"warehouse-{tag}.sqlite")
+    )
     extra = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.create(f"airflow_{tag}"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -165,14 +173,20 @@ def counts_of(all_counts: dict[str, dict], dag_run_id: str) -> dict:
 
 def report(tag: str, rows: list[tuple[str, dict[str, float], dict]], wall: float) -> None:
     print(f"\n[{tag}] {len(rows)} daily runs in {wall:.0f} s wall ({wall / len(rows):.1f} s per run)")
-    print(f"{'day':<11} {'run s':>7} {'ingest s':>9} {'report s':>9} {'files read':>11} {'skipped':>8} {'rows read':>10}")
+    print(
+        f"{'day':<11} {'run s':>7} {'ingest s':>9} {'report s':>9} {'files read':>11} {'skipped':>8} {'rows read':>10}"
+    )
     for day, t, c in rows:
-        print(f"{day:<11} {t['run']:7.1f} {t.get('ingest', float('nan')):9.1f} {t.get('report', float('nan')):9.1f} "
-              f"{c.get('files_read', -1):11,} {c.get('files_skipped', -1):8,} {c.get('rows_read', -1):10,}")
+        print(
+            f"{day:<11} {t['run']:7.1f} {t.get('ingest', float('nan')):9.1f} {t.get('report', float('nan')):9.1f} "
+            f"{c.get('files_read', -1):11,} {c.get('files_skipped', -1):8,} {c.get('rows_read', -1):10,}"
+        )
     for key in ("run", "ingest", "report"):
         values = [t[key] for _, t, _ in rows if key in t]
-        print(f"  {key:<7} mean {statistics.mean(values):6.1f} s, median {statistics.median(values):6.1f} s, "
-              f"min {min(values):6.1f} s, max {max(values):6.1f} s")
+        print(
+            f"  {key:<7} mean {statistics.mean(values):6.1f} s, median {statistics.median(values):6.1f} s, "
+            f"min {min(values):6.1f} s, max {max(values):6.1f} s"
+        )
 
 
 def nightly(out: Path, staging: Path, dbs: Databases, catalog: str) -> None:
@@ -214,14 +228,18 @@ def backfill(out: Path, staging: Path, dbs: Databases, catalog: str) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
 
         def finished() -> list[dict]:
-            runs = stack.api("GET", "/dags/meter_readings/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
+            runs = stack.api("GET", "/dags/meter_readings/dagRuns", params={"run_type": "backfill", "limit": 100})[
+                "dag_runs"
+            ]
             return runs if len(runs) == DAYS and all(r["state"] in ("success", "failed") for r in runs) else []
 
         runs = wait_for("the month's backfill", finished, 3 * 3600, every=2)
         wall = time.monotonic() - began
         all_counts = manifests(extra["MAYORISTA_WAREHOUSE"])
-        rows = [(r["logical_date"][:10], run_times(stack, r), counts_of(all_counts, r["dag_run_id"]))
-                for r in sorted(runs, key=lambda r: r["logical_date"])]
+        rows = [
+            (r["logical_date"][:10], run_times(stack, r), counts_of(all_counts, r["dag_run_id"]))
+            for r in sorted(runs, key=lambda r: r["logical_date"])
+        ]
         failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
         report(f"backfill create, all days landed first ({len(failed)} failed)", rows, wall)
     finally:
@@ -230,7 +248,9 @@ def backfill(out: Path, staging: Path, dbs: Databases, catalog: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", required=True, help="postgresql+psycopg2://... of a role that may create databases")
+    parser.add_argument(
+        "--postgres", required=True, help="postgresql+psycopg2://... of a role that may create databases"
+    )
     parser.add_argument("--points", type=int, default=300)
     parser.add_argument("--participants", type=int, default=20)
     parser.add_argument("--mode", choices=("nightly", "backfill", "both"), default="both")
@@ -242,8 +262,11 @@ def main() -> int:
     if not (staging / "metering_points.csv").exists():
         began = time.monotonic()
         generate(staging, args.points, args.participants)
-        print(f"generated {args.points} points x {DAYS} days ({args.participants} files a day) in {staging} "
-              f"({time.monotonic() - began:.0f} s)", flush=True)
+        print(
+            f"generated {args.points} points x {DAYS} days ({args.participants} files a day) in {staging} "
+            f"({time.monotonic() - began:.0f} s)",
+            flush=True,
+        )
     dbs = Databases(args.postgres)
     try:
         if args.mode in ("nightly", "both"):

@@ -87,27 +87,43 @@ def main() -> int:
         subprocess.run([sys.executable, __file__, "--generate-only", str(work / "smec")], check=True)
         files = sorted((work / "smec" / "readings").rglob("*.csv"))
         size = sum(p.stat().st_size for p in files)
-        print(f"data: {len(files)} CSV files, {size / 1e9:.2f} GB, {ROWS:,} rows "
-              f"({POINTS} points x 4 channels x {DAYS} days x 96) in {work} (generated in {time.perf_counter() - t0:.1f}s)")
+        print(
+            f"data: {len(files)} CSV files, {size / 1e9:.2f} GB, {ROWS:,} rows "
+            f"({POINTS} points x 4 channels x {DAYS} days x 96) in {work} (generated in {time.perf_counter() - t0:.1f}s)"
+        )
 
-        env = {**os.environ, "MAYORISTA_WAREHOUSE": str(work / "warehouse.sqlite"), "MAYORISTA_LAKE": str(work / "lake"),
-               "GX_ANALYTICS_ENABLED": "False"}
+        env = {
+            **os.environ,
+            "MAYORISTA_WAREHOUSE": str(work / "warehouse.sqlite"),
+            "MAYORISTA_LAKE": str(work / "lake"),
+            "GX_ANALYTICS_ENABLED": "False",
+        }
         shutil.rmtree(work / "lake", ignore_errors=True)
         (work / "warehouse.sqlite").unlink(missing_ok=True)
 
         mayorista = str(Path(sys.executable).with_name("mayorista"))
-        e2e, code, output, peak_gb = timed([mayorista, "meters", "ingest", "--month", MONTH, "--input", str(work / "smec")], env)
+        e2e, code, output, peak_gb = timed(
+            [mayorista, "meters", "ingest", "--month", MONTH, "--input", str(work / "smec")], env
+        )
         print(output.strip())
         if code != 0:
             return 1
 
-        startup, _, _, _ = timed([sys.executable, "-c",
-                                  "import pipelines.cli, pipelines.metering.job, polars, duckdb, pyarrow, great_expectations"], env)
+        startup, _, _, _ = timed(
+            [
+                sys.executable,
+                "-c",
+                "import pipelines.cli, pipelines.metering.job, polars, duckdb, pyarrow, great_expectations",
+            ],
+            env,
+        )
 
         out = work / "floor.parquet"
         con = duckdb.connect()
         start = time.perf_counter()
-        con.execute(f"COPY (SELECT * FROM read_csv('{work / 'smec' / 'readings'}/**/*.csv')) TO '{out}' (FORMAT parquet)")
+        con.execute(
+            f"COPY (SELECT * FROM read_csv('{work / 'smec' / 'readings'}/**/*.csv')) TO '{out}' (FORMAT parquet)"
+        )
         floor = time.perf_counter() - start
         con.close()
         out.unlink(missing_ok=True)

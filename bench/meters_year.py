@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -105,11 +105,15 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         data = work / "data"
-        subprocess.run([sys.executable, __file__, "--generate-only", str(data), "--points", str(args.points)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--generate-only", str(data), "--points", str(args.points)], check=True
+        )
         files = sorted((data / "readings").rglob("*.csv"))
         rows = args.points * 4 * 96 * 365
-        print(f"data: {len(files):,} daily CSV files, {sum(p.stat().st_size for p in files) / 1e9:.2f} GB, {rows:,} rows "
-              f"({args.points} points x 4 channels x 365 days x 96) in {data} (ready in {time.perf_counter() - t0:.0f} s)")
+        print(
+            f"data: {len(files):,} daily CSV files, {sum(p.stat().st_size for p in files) / 1e9:.2f} GB, {rows:,} rows "
+            f"({args.points} points x 4 channels x 365 days x 96) in {data} (ready in {time.perf_counter() - t0:.0f} s)"
+        )
         last = set(day_files(data / "readings", LAST_DAY))
 
         def fresh(name: str, landed: list[Path]) -> tuple[Path, dict[str, str]]:
@@ -118,26 +122,35 @@ def main() -> int:
             (home / "smec").mkdir(parents=True)
             shutil.copy(data / "metering_points.csv", home / "smec")
             link_tree(landed, data, home / "smec")
-            return home, {**os.environ, "MAYORISTA_WAREHOUSE": str(home / "warehouse.sqlite"),
-                          "MAYORISTA_LAKE": str(home / "lake"), "MAYORISTA_LANDING": str(home),
-                          "GX_ANALYTICS_ENABLED": "False"}
+            return home, {
+                **os.environ,
+                "MAYORISTA_WAREHOUSE": str(home / "warehouse.sqlite"),
+                "MAYORISTA_LAKE": str(home / "lake"),
+                "MAYORISTA_LANDING": str(home),
+                "GX_ANALYTICS_ENABLED": "False",
+            }
 
         # 1. the year, less its last day, by the CLI backfill
         year_home, env = fresh("year", [f for f in files if f not in last])
-        wall, code, output, peak = timed([mayorista, "backfill", "meters", "--from", f"{YEAR}-01", "--to", f"{YEAR}-12"], env)
+        wall, code, output, peak = timed(
+            [mayorista, "backfill", "meters", "--from", f"{YEAR}-01", "--to", f"{YEAR}-12"], env
+        )
         months = [line for line in output.splitlines() if re.match(rf"{YEAR}-\d\d (ok|FAILED)", line)]
         print("\n".join(months) or output[-3000:])
         if code != 0:
             print(output[-3000:])
             return 1
         year_rows = rows - args.points * 4 * 96
-        print(f"backfill        {wall:7.1f} s   {year_rows / wall / 1e6:5.2f} M rows/s   peak RSS {peak:.2f} GB"
-              f"   (targets: <= 360 s, >= 0.80 M rows/s, <= 4 GB)")
+        print(
+            f"backfill        {wall:7.1f} s   {year_rows / wall / 1e6:5.2f} M rows/s   peak RSS {peak:.2f} GB"
+            f"   (targets: <= 360 s, >= 0.80 M rows/s, <= 4 GB)"
+        )
 
         # 2. one new day with a year of history
         link_tree(sorted(last), data, year_home / "smec")
-        daily_year, code, output, _ = timed([mayorista, "meters", "ingest", "--month", f"{YEAR}-12",
-                                             "--input", str(year_home / "smec")], env)
+        daily_year, code, output, _ = timed(
+            [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(year_home / "smec")], env
+        )
         if code != 0:
             print(output[-3000:])
             return 1
@@ -146,14 +159,16 @@ def main() -> int:
         # 3. the same day with one month of history
         december = [f for f in files if f"/day={YEAR}-12-" in str(f) and f not in last]
         month_home, env = fresh("month", december)
-        _, code, output, _ = timed([mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input",
-                                    str(month_home / "smec")], env)
+        _, code, output, _ = timed(
+            [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(month_home / "smec")], env
+        )
         if code != 0:
             print(output[-3000:])
             return 1
         link_tree(sorted(last), data, month_home / "smec")
-        daily_month, code, output, _ = timed([mayorista, "meters", "ingest", "--month", f"{YEAR}-12",
-                                              "--input", str(month_home / "smec")], env)
+        daily_month, code, output, _ = timed(
+            [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(month_home / "smec")], env
+        )
         if code != 0:
             print(output[-3000:])
             return 1

@@ -19,7 +19,6 @@ from pathlib import Path
 import duckdb
 
 from pipelines import warehouse
-
 from pipelines.ncc11 import sample
 
 QUARTER = "2026-05"
@@ -82,8 +81,18 @@ def main() -> None:
         inputs = sample.generate(root / "in", QUARTER, SCALE)
         rows = sum(sum(1 for _ in open(p)) - 1 for p in inputs.glob("*.csv"))
         mayorista = str(Path(sys.executable).with_name("mayorista"))
-        cmd = [mayorista, "ncc11", "--quarter", QUARTER, "--input", str(inputs),
-               "--warehouse", str(root / "w.sqlite"), "--lake", str(root / "lake")]
+        cmd = [
+            mayorista,
+            "ncc11",
+            "--quarter",
+            QUARTER,
+            "--input",
+            str(inputs),
+            "--warehouse",
+            str(root / "w.sqlite"),
+            "--lake",
+            str(root / "lake"),
+        ]
         e2e, startup, work, rss = paired(cmd, [sys.executable, "-c", IMPORTS])
         con = duckdb.connect()
         floors = []
@@ -92,8 +101,11 @@ def main() -> None:
             floor_rows = con.sql(FLOOR_SQL.format(d=inputs)).fetchall()
             floors.append(time.perf_counter() - start)
         floor = statistics.median(floors)
-        ours = warehouse.connect(root / "w.sqlite", read_only=True).sql(
-            "SELECT distributor, band, ccs_usd FROM ncc11_energy").fetchall()
+        ours = (
+            warehouse.connect(root / "w.sqlite", read_only=True)
+            .sql("SELECT distributor, band, ccs_usd FROM ncc11_energy")
+            .fetchall()
+        )
         want = {(d, b): c for d, b, c, *_ in floor_rows}
         worst = max(abs(c - want[(d, b)]) / max(abs(want[(d, b)]), 1.0) for d, b, c in ours)
         print(f"input rows:            {rows:,}   (each figure: median of {REPEAT} runs)")
@@ -101,7 +113,9 @@ def main() -> None:
         print(f"peak RSS:              {rss:,.0f} MB (target <= 1,536 MB)")
         print(f"start-up (imports):    {startup:.2f} s")
         print(f"floor (one DuckDB query over the CSVs): {floor:.2f} s")
-        print(f"ratio (e2e - start-up) / floor: {work / floor:.2f} (target <= 4; median of the per-pair differences, {work:.2f} s)")
+        print(
+            f"ratio (e2e - start-up) / floor: {work / floor:.2f} (target <= 4; median of the per-pair differences, {work:.2f} s)"
+        )
         print(f"CCS agrees with the floor query: max relative difference {worst:.2e}")
 
 

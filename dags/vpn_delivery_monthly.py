@@ -39,8 +39,11 @@ def vpn_delivery_monthly():
 
     @task(outlets=OUTLETS, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
     def review_month(month: str, **context) -> str:
-        return check_month(periods.Month.parse(month), config.Settings.resolve().inputs("delivery"),
-                           run_id=airflow_run_id(context, month)).summary
+        return check_month(
+            periods.Month.parse(month),
+            config.Settings.resolve().inputs("delivery"),
+            run_id=airflow_run_id(context, month),
+        ).summary
 
     review_month.expand(month=months())
 

@@ -73,7 +73,9 @@ def _complete(buffer: str) -> bool:
     return True
 
 
-def session(stdin: TextIO, stdout: TextIO, warehouse_: str | os.PathLike[str] | None = None, *, csv: bool = False) -> None:
+def session(
+    stdin: TextIO, stdout: TextIO, warehouse_: str | os.PathLike[str] | None = None, *, csv: bool = False
+) -> None:
     """`mayorista sql` with no QUERY: statements from `stdin`, each run as soon as it is complete
     (ends with `;`), until end of input. An error is printed and the session goes on."""
     con = connect(warehouse_)
@@ -110,13 +112,15 @@ def history(pipeline: str, period: str, warehouse_: str | os.PathLike[str] | Non
             return f"no runs recorded in {warehouse.describe(warehouse_)}"
         rows = con.execute(
             "SELECT run_id, started_at, finished_at, status, snapshot_id, manifest FROM run_manifests "
-            "WHERE pipeline = ? AND period = ? ORDER BY started_at, finished_at", [pipeline, period]).fetchall()
+            "WHERE pipeline = ? AND period = ? ORDER BY started_at, finished_at",
+            [pipeline, period],
+        ).fetchall()
     finally:
         con.close()
     if not rows:
         return f"no {pipeline} runs for {period} in {warehouse.describe(warehouse_)}"
     lines = [f"{pipeline} {period}: {len(rows)} run(s)"]
-    for run_id, started, finished, status, snapshot, manifest in rows:
+    for run_id, started, _finished, status, snapshot, manifest in rows:
         data = json.loads(manifest or "{}")
         lines.append(f"- {run_id}  started {started}  {status}  snapshot {snapshot if snapshot is not None else '-'}")
         if status == "failed" and data.get("reason"):

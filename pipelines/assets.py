@@ -1,8 +1,8 @@
 """The URIs of the Airflow Assets that connect the pipelines (the DAG files wrap them in `Asset`).
 
-    programming inputs land ──> ncc11_quarterly ──> ncc11_* tables
-    meter_readings ──> meter tables, the month's metering report;
-                       on a month's last day ──> meter month closed ──> vpn_delivery_monthly
+programming inputs land ──> ncc11_quarterly ──> ncc11_* tables
+meter_readings ──> meter tables, the month's metering report;
+                   on a month's last day ──> meter month closed ──> vpn_delivery_monthly
 """
 
 from __future__ import annotations

@@ -38,8 +38,10 @@ class BackfillResult:
     def summary(self) -> str:
         unit = "quarter" if self.domain == "ncc11" else "month"
         total = sum(self.seconds.values())
-        lines = [f"backfill {self.domain}: {len(self.succeeded)} of {len(self.periods)} {unit}(s) published "
-                 f"in {total:.1f} s ({self.periods[0]} .. {self.periods[-1]})"]
+        lines = [
+            f"backfill {self.domain}: {len(self.succeeded)} of {len(self.periods)} {unit}(s) published "
+            f"in {total:.1f} s ({self.periods[0]} .. {self.periods[-1]})"
+        ]
         if self.failed:
             lines.append(f"{len(self.failed)} failed (their previous rows are unchanged; fix and re-run them):")
             lines += [f"  {period}: {message}" for period, message in self.failed.items()]
@@ -102,16 +104,25 @@ def _job(domain: str) -> Callable[..., object]:
     return delivery.check_month
 
 
-def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, warehouse: str | Path | None = None,
-             lake_root: str | Path | None = None, progress: bool = True) -> BackfillResult:
+def backfill(
+    domain: str,
+    start: str,
+    end: str,
+    *,
+    landing: Path | None = None,
+    warehouse: str | Path | None = None,
+    lake_root: str | Path | None = None,
+    progress: bool = True,
+) -> BackfillResult:
     """Run every period of the range in order; never stops at a failed period."""
     from tqdm import tqdm
 
     result = BackfillResult(domain, periods(domain, start, end))
     run = _job(domain)
     unit = "quarter" if domain == "ncc11" else "month"
-    bar = tqdm(result.periods, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        result.periods, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress, dynamic_ncols=True
+    )
     for period in bar:
         bar.set_postfix_str(f"{period} failed={len(result.failed)}")
         began = time.perf_counter()
@@ -127,7 +138,10 @@ def backfill(domain: str, start: str, end: str, *, landing: Path | None = None, 
             outcome = "FAILED"
         result.seconds[period] = time.perf_counter() - began
         if progress:  # memory after each period: a backfill's must stay flat from one period to the next
-            bar.write(f"{period} {outcome} ({result.seconds[period]:.1f} s; RSS {_rss_gb():.2f} GB, "
-                      f"peak so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB)", file=sys.stderr)
+            bar.write(
+                f"{period} {outcome} ({result.seconds[period]:.1f} s; RSS {_rss_gb():.2f} GB, "
+                f"peak so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB)",
+                file=sys.stderr,
+            )
     bar.close()
     return result

@@ -27,23 +27,32 @@ def load_calendar(path: Path | None = None) -> pl.DataFrame:
     """One row per (valid_from, valid_to, hour_of_day, band), checked: known bands, and within each
     regime every hour of the day in exactly one band; regimes do not overlap."""
     path = Path(path or calendar_path())
-    raw = read_table(path.parent, path.stem, {"valid_from": "date", "valid_to": "date", "band": "str",
-                                              "hour_from": "int", "hour_to": "int"})
+    raw = read_table(
+        path.parent,
+        path.stem,
+        {"valid_from": "date", "valid_to": "date", "band": "str", "hour_from": "int", "hour_to": "int"},
+    )
     unknown = raw.filter(~pl.col("band").is_in(BANDS) | pl.col("band").is_null())
     if unknown.height:
         raise InputError(f"{path.name}: unknown band(s) {unknown['band'].to_list()}; allowed: {', '.join(BANDS)}")
     bad_hours = raw.filter(~pl.col("hour_from").is_between(0, 23) | ~pl.col("hour_to").is_between(0, 23))
     if bad_hours.height:
         raise InputError(f"{path.name}: hours must be 0-23, got rows {bad_hours.rows()}")
-    expanded = raw.with_columns(
-        pl.col("valid_to").fill_null(_FAR_FUTURE),
-        hour_of_day=pl.when(pl.col("hour_from") <= pl.col("hour_to"))
-        .then(pl.int_ranges(pl.col("hour_from"), pl.col("hour_to") + 1))
-        .otherwise(pl.concat_list(pl.int_ranges(pl.col("hour_from"), 24), pl.int_ranges(0, pl.col("hour_to") + 1))),
-    ).explode("hour_of_day").select("valid_from", "valid_to", pl.col("hour_of_day").cast(pl.Int8), "band")
-    per_regime = expanded.group_by("valid_from", "valid_to").agg(
-        n=pl.len(), distinct=pl.col("hour_of_day").n_unique()
-    ).sort("valid_from")
+    expanded = (
+        raw.with_columns(
+            pl.col("valid_to").fill_null(_FAR_FUTURE),
+            hour_of_day=pl.when(pl.col("hour_from") <= pl.col("hour_to"))
+            .then(pl.int_ranges(pl.col("hour_from"), pl.col("hour_to") + 1))
+            .otherwise(pl.concat_list(pl.int_ranges(pl.col("hour_from"), 24), pl.int_ranges(0, pl.col("hour_to") + 1))),
+        )
+        .explode("hour_of_day")
+        .select("valid_from", "valid_to", pl.col("hour_of_day").cast(pl.Int8), "band")
+    )
+    per_regime = (
+        expanded.group_by("valid_from", "valid_to")
+        .agg(n=pl.len(), distinct=pl.col("hour_of_day").n_unique())
+        .sort("valid_from")
+    )
     wrong = per_regime.filter((pl.col("n") != 24) | (pl.col("distinct") != 24))
     if wrong.height:
         raise InputError(
@@ -69,5 +78,7 @@ def hour_bands(start: datetime, end: datetime, calendar: pl.DataFrame | None = N
     )
     if joined.height != hours.height:
         uncovered = hours.join(joined, on="hour", how="anti")
-        raise InputError(f"band calendar has no band in force for {uncovered.height} hour(s), e.g. {uncovered['hour'][0]}")
+        raise InputError(
+            f"band calendar has no band in force for {uncovered.height} hour(s), e.g. {uncovered['hour'][0]}"
+        )
     return joined.sort("hour")

@@ -29,9 +29,11 @@ def nonworking_days(config_dir: Path | None = None) -> pl.DataFrame:
     frame = read_table(directory, NONWORKING_STEM, {"date": "date", "reason": "str"}, required=False)
     if frame is None:
         raise InputError(f"missing {NONWORKING_STEM}.csv in {directory} (columns date,reason; may hold no rows)")
-    return frame.filter(pl.col("date").is_not_null()).with_columns(
-        pl.col("reason").fill_null("administrator's non-working day")
-    ).unique("date", keep="first", maintain_order=True)
+    return (
+        frame.filter(pl.col("date").is_not_null())
+        .with_columns(pl.col("reason").fill_null("administrator's non-working day"))
+        .unique("date", keep="first", maintain_order=True)
+    )
 
 
 def public_holidays(first_year: int, last_year: int) -> pl.DataFrame:
@@ -51,7 +53,7 @@ class BusinessCalendar:
     days: pl.DataFrame
 
     @classmethod
-    def for_years(cls, first_year: int, last_year: int, config_dir: Path | None = None) -> "BusinessCalendar":
+    def for_years(cls, first_year: int, last_year: int, config_dir: Path | None = None) -> BusinessCalendar:
         # a year's margin at the end so "next business day" / "+5 business days" never run off the end
         last_year += 1
         closed = pl.concat([public_holidays(first_year, last_year), nonworking_days(config_dir)])
@@ -60,8 +62,10 @@ class BusinessCalendar:
             pl.DataFrame({"date": pl.date_range(date(first_year, 1, 1), date(last_year, 12, 31), eager=True)})
             .join(closed, on="date", how="left")
             .with_columns(
-                reason=pl.when(pl.col("date").dt.weekday() == 6).then(pl.lit("Saturday"))
-                .when(pl.col("date").dt.weekday() == 7).then(pl.lit("Sunday"))
+                reason=pl.when(pl.col("date").dt.weekday() == 6)
+                .then(pl.lit("Saturday"))
+                .when(pl.col("date").dt.weekday() == 7)
+                .then(pl.lit("Sunday"))
                 .otherwise(pl.col("reason"))
             )
             .with_columns(business=pl.col("reason").is_null())
@@ -78,7 +82,9 @@ class BusinessCalendar:
     def _row(self, day: date) -> dict:
         rows = self.days.filter(pl.col("date") == day)
         if rows.height == 0:
-            raise InputError(f"{day} is outside the business-day calendar ({self.days['date'][0]}..{self.days['date'][-1]})")
+            raise InputError(
+                f"{day} is outside the business-day calendar ({self.days['date'][0]}..{self.days['date'][-1]})"
+            )
         return rows.row(0, named=True)
 
     def is_business_day(self, day: date) -> bool:
@@ -111,5 +117,6 @@ class BusinessCalendar:
     def business_days_after(self, n: int) -> pl.DataFrame:
         """For every calendar date: `plus_n`, the n-th business day after it (for joins)."""
         business = self.days.filter("business").select(pl.col("seq"), pl.col("date").alias(f"plus_{n}"))
-        return self.days.select("date", (pl.col("seq") + n).alias("seq")).join(business, on="seq", how="left").drop("seq")
-
+        return (
+            self.days.select("date", (pl.col("seq") + n).alias("seq")).join(business, on="seq", how="left").drop("seq")
+        )

@@ -12,9 +12,10 @@ from pathlib import Path
 from pipelines.errors import MayoristaError, environment_fault
 from pipelines.periods import Month, Quarter
 
-
-_WAREHOUSE_HELP = ("warehouse catalog: a SQLite file or postgresql://user:pass@host:port/db "
-                   "(default $MAYORISTA_WAREHOUSE or data/warehouse.sqlite)")
+_WAREHOUSE_HELP = (
+    "warehouse catalog: a SQLite file or postgresql://user:pass@host:port/db "
+    "(default $MAYORISTA_WAREHOUSE or data/warehouse.sqlite)"
+)
 
 
 def _warehouse(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +26,11 @@ def _common(parser: argparse.ArgumentParser, period: str) -> None:
     parser.add_argument(f"--{period}", required=True, help="YYYY-MM")
     parser.add_argument("--input", required=True, type=Path, help="directory with the input files")
     _warehouse(parser)
-    parser.add_argument("--lake", default=None,
-                        help="where new data files go: a path or a URI such as s3://bucket/lake (default data/lake)")
+    parser.add_argument(
+        "--lake",
+        default=None,
+        help="where new data files go: a path or a URI such as s3://bucket/lake (default data/lake)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     meters = sub.add_parser("meters", help="commercial metering (SMEC)").add_subparsers(dest="action", required=True)
     _common(meters.add_parser("ingest", help="ingest a month of 15-minute readings"), "month")
 
-    delivery = sub.add_parser("delivery", help="VPN changes and Direct@mm deliveries").add_subparsers(dest="action", required=True)
+    delivery = sub.add_parser("delivery", help="VPN changes and Direct@mm deliveries").add_subparsers(
+        dest="action", required=True
+    )
     _common(delivery.add_parser("check", help="review a month's VPN changes and deliveries"), "month")
 
     report = sub.add_parser("report", help="write a report (self-contained HTML and PDF) under <lake>/reports/")
@@ -51,8 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, what in (("meters", "the metering month report"), ("delivery", "the month's Direct@mm delivery letters")):
         kinds.add_parser(kind, help=what).add_argument("--month", required=True, help="YYYY-MM")
     for parser_ in kinds.choices.values():
-        parser_.add_argument("--as-of", dest="as_of", default=None, metavar="RUN_ID",
-                             help="render the warehouse as that run published it (see `mayorista history`)")
+        parser_.add_argument(
+            "--as-of",
+            dest="as_of",
+            default=None,
+            metavar="RUN_ID",
+            help="render the warehouse as that run published it (see `mayorista history`)",
+        )
         _warehouse(parser_)
         parser_.add_argument("--lake", default=None, help="where reports go: <lake>/reports/ (default data/lake)")
 
@@ -61,10 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = sub.add_parser("backfill", help="re-run a range of past periods without a scheduler")
     backfill.add_argument("domain", choices=["ncc11", "meters", "delivery"])
-    backfill.add_argument("--from", dest="start", required=True,
-                          help="first period: YYYY-MM (ncc11: first month of a quarter; meters/delivery: also YYYY-MM-DD)")
+    backfill.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        help="first period: YYYY-MM (ncc11: first month of a quarter; meters/delivery: also YYYY-MM-DD)",
+    )
     backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
-    backfill.add_argument("--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)")
+    backfill.add_argument(
+        "--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)"
+    )
     _warehouse(backfill)
     backfill.add_argument("--lake", default=None)
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -75,17 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     sql = sub.add_parser("sql", help="query the warehouse read-only (an SQL session when no QUERY is given)")
     _warehouse(sql)
     sql.add_argument("--csv", action="store_true", help="CSV output: a header row, NULL as an empty field")
-    sql.add_argument("query", nargs="?", default=None, help="one SQL statement; omit it for a session on standard input")
+    sql.add_argument(
+        "query", nargs="?", default=None, help="one SQL statement; omit it for a session on standard input"
+    )
 
     history = sub.add_parser("history", help="a period's runs: run id, start, status, snapshot, input hashes")
     history.add_argument("pipeline", choices=["ncc11", "meters", "delivery"])
     history.add_argument("--period", required=True, help="YYYY-MM (ncc11: the quarter's first month)")
     _warehouse(history)
 
-    maintain = sub.add_parser("maintain", help="merge small files, expire old snapshots (never NCC-11's), delete unneeded files")
+    maintain = sub.add_parser(
+        "maintain", help="merge small files, expire old snapshots (never NCC-11's), delete unneeded files"
+    )
     _warehouse(maintain)
-    maintain.add_argument("--retention-days", type=int, default=None,
-                          help="keep snapshots this recent (default $MAYORISTA_SNAPSHOT_RETENTION_DAYS or 90)")
+    maintain.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="keep snapshots this recent (default $MAYORISTA_SNAPSHOT_RETENTION_DAYS or 90)",
+    )
     return parser
 
 
@@ -97,11 +122,15 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "meters":
         from pipelines.metering import job as metering
 
-        return metering.ingest_month(Month.parse(args.month), args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+        return metering.ingest_month(
+            Month.parse(args.month), args.input, warehouse=args.warehouse, lake_root=args.lake
+        ).summary
     if args.command == "delivery":
         from pipelines.delivery import job as delivery
 
-        return delivery.check_month(Month.parse(args.month), args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+        return delivery.check_month(
+            Month.parse(args.month), args.input, warehouse=args.warehouse, lake_root=args.lake
+        ).summary
     if args.command == "report":
         return _report(args)
     if args.command == "sample":
@@ -111,8 +140,15 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "backfill":
         from pipelines import backfill
 
-        result = backfill.backfill(args.domain, args.start, args.end, landing=args.landing, warehouse=args.warehouse,
-                                   lake_root=args.lake, progress=not args.no_progress)
+        result = backfill.backfill(
+            args.domain,
+            args.start,
+            args.end,
+            landing=args.landing,
+            warehouse=args.warehouse,
+            lake_root=args.lake,
+            progress=not args.no_progress,
+        )
         if result.failed:
             raise MayoristaError(result.summary)
         return result.summary
@@ -167,8 +203,11 @@ def _report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("MAYORISTA_LOG_LEVEL", "WARNING"), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MAYORISTA_LOG_LEVEL", "WARNING"),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     try:
         out = run(args)
         if out:

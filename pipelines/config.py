@@ -4,8 +4,8 @@ runs in the demo, the tests, and under a scheduler; defaults keep everything ins
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ def scratch_root() -> Path:
     return _path("MAYORISTA_SCRATCH", Path(tempfile.gettempdir()) / "mayorista-scratch")
 
 
-def lake_root(override: str | os.PathLike[str] | None = None) -> "UPath":
+def lake_root(override: str | os.PathLike[str] | None = None) -> UPath:
     """Root of the lake (the warehouse's Parquet data files, and reports under reports/): a path or a
     URI (`file://`, or `s3://` / `gs://` / `abfs://` with that fsspec filesystem installed).
     `override` (a command's --lake) wins over MAYORISTA_LAKE."""
@@ -73,10 +73,19 @@ class Settings:
     config: Path
 
     @classmethod
-    def resolve(cls, *, warehouse: str | os.PathLike[str] | None = None, lake: str | os.PathLike[str] | None = None,
-                landing: Path | None = None) -> Settings:
-        return cls(warehouse=_warehouse(warehouse), lake=str(lake_root(lake)), landing=Path(landing or landing_root()),
-                   config=config_dir())
+    def resolve(
+        cls,
+        *,
+        warehouse: str | os.PathLike[str] | None = None,
+        lake: str | os.PathLike[str] | None = None,
+        landing: Path | None = None,
+    ) -> Settings:
+        return cls(
+            warehouse=_warehouse(warehouse),
+            lake=str(lake_root(lake)),
+            landing=Path(landing or landing_root()),
+            config=config_dir(),
+        )
 
     def inputs(self, domain: str, period: str | None = None) -> Path:
         """The landing layout, in one place: <landing>/ncc11/<quarter>/ and <landing>/smec/ (meters and

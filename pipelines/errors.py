@@ -27,9 +27,19 @@ class EnvironmentFault(MayoristaError):
 
 # errnos that mean "the storage we write to", never "the file we read"
 _ENV_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE}
-_ENV_TEXT = ("no space left", "read-only file system", "disk quota", "permission denied", "could not set lock",
-             "conflicting lock", "database is locked", "input/output error", "database or disk is full",
-             "readonly database", "read-only database")
+_ENV_TEXT = (
+    "no space left",
+    "read-only file system",
+    "disk quota",
+    "permission denied",
+    "could not set lock",
+    "conflicting lock",
+    "database is locked",
+    "input/output error",
+    "database or disk is full",
+    "readonly database",
+    "read-only database",
+)
 
 
 def environment_fault(exc: BaseException, where: object, doing: str) -> EnvironmentFault | None:

@@ -79,7 +79,8 @@ def check_csv_shape(path: Path) -> None:
         raise InputError(
             f"{path.name} looks semicolon-separated (header {header[:120]!r}), as a Spanish-language Excel "
             "export is; the contract wants comma-separated values with decimal points (61.97, not 61,97): "
-            "save it as CSV with ',' between fields and '.' as the decimal separator")
+            "save it as CSV with ',' between fields and '.' as the decimal separator"
+        )
 
 
 def ragged_lines(path: Path, limit: int = 5) -> str | None:
@@ -89,8 +90,16 @@ def ragged_lines(path: Path, limit: int = 5) -> str | None:
     text = pl.col("_l").str.strip_chars_end("\r")
     fields = text.str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1
     lines = (
-        pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, schema={"_l": pl.String},
-                    encoding="utf8-lossy", truncate_ragged_lines=True, empty_string_is_null=False)
+        pl.scan_csv(
+            path,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema={"_l": pl.String},
+            encoding="utf8-lossy",
+            truncate_ragged_lines=True,
+            empty_string_is_null=False,
+        )
         .with_row_index("line", offset=1)
         .select("line", fields=fields, blank=text.fill_null("").str.strip_chars() == "")
     )
@@ -220,8 +229,13 @@ def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = T
     if not any(lost):
         return typed
     # some values need trimming, or are malformed: the careful parse tells which, by line
-    careful = parse_columns(raw.lazy().with_row_index("_line", offset=first_line(path))
-                            .with_columns(**{f"_raw_{c}": pl.col(c) for c in schema}), schema, source_schema).collect()
+    careful = parse_columns(
+        raw.lazy()
+        .with_row_index("_line", offset=first_line(path))
+        .with_columns(**{f"_raw_{c}": pl.col(c) for c in schema}),
+        schema,
+        source_schema,
+    ).collect()
     bad = careful.filter(pl.col("_reason") != "")
     if bad.height:
         raise InputError(_describe_bad_rows(path, bad, schema))
@@ -236,7 +250,13 @@ def _describe_bad_rows(path: Path, bad: pl.DataFrame, schema: Schema) -> str:
             examples = ", ".join(
                 f"line {row['_line']}: {row[f'_raw_{column}']!r}" for row in failing.head(5).iter_rows(named=True)
             )
-            expected = {"hour": "YYYY-MM-DD HH:00", "minute": "YYYY-MM-DD HH:MM", "date": "YYYY-MM-DD",
-                        "month": "YYYY-MM", "float": "a finite number", "int": "a whole number"}.get(kind, kind)
+            expected = {
+                "hour": "YYYY-MM-DD HH:00",
+                "minute": "YYYY-MM-DD HH:MM",
+                "date": "YYYY-MM-DD",
+                "month": "YYYY-MM",
+                "float": "a finite number",
+                "int": "a whole number",
+            }.get(kind, kind)
             lines.append(f"  column {column} (expected {expected}): {failing.height} bad, e.g. {examples}")
     return "\n".join(lines)

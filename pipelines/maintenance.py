@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pipelines import warehouse
 
@@ -29,29 +29,44 @@ class MaintenanceResult:
 
     @property
     def summary(self) -> str:
-        return (f"warehouse maintenance: merged {self.merged} file(s); expired {len(self.expired)} snapshot(s); "
-                f"kept {len(self.kept_for_ncc11)} NCC-11 snapshot(s) for good; deleted {self.files_deleted} file(s)")
+        return (
+            f"warehouse maintenance: merged {self.merged} file(s); expired {len(self.expired)} snapshot(s); "
+            f"kept {len(self.kept_for_ncc11)} NCC-11 snapshot(s) for good; deleted {self.files_deleted} file(s)"
+        )
 
 
 def retention_days(override: int | None = None) -> int:
-    return int(override if override is not None else os.environ.get("MAYORISTA_SNAPSHOT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    return int(
+        override
+        if override is not None
+        else os.environ.get("MAYORISTA_SNAPSHOT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
+    )
 
 
-def maintain(warehouse_: str | os.PathLike[str] | None = None, *, retention_days: int | None = None,
-             now: datetime | None = None) -> MaintenanceResult:
-    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=globals()["retention_days"](retention_days))
+def maintain(
+    warehouse_: str | os.PathLike[str] | None = None, *, retention_days: int | None = None, now: datetime | None = None
+) -> MaintenanceResult:
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=globals()["retention_days"](retention_days))
     alias = warehouse.literal(warehouse.ALIAS)
     con = warehouse.connect(warehouse_)
     try:
         merged = con.execute(f"CALL ducklake_merge_adjacent_files({alias})").fetchall()
         kept = set()
         if "run_manifests" in warehouse.tables(con):
-            kept = {r[0] for r in con.execute(
-                "SELECT DISTINCT snapshot_id FROM run_manifests WHERE pipeline = 'ncc11' AND status = 'published' "
-                "AND snapshot_id IS NOT NULL").fetchall()}
+            kept = {
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT snapshot_id FROM run_manifests WHERE pipeline = 'ncc11' AND status = 'published' "
+                    "AND snapshot_id IS NOT NULL"
+                ).fetchall()
+            }
         current = con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots({alias})").fetchone()[0]
-        old = [r[0] for r in con.execute(
-            f"SELECT snapshot_id FROM ducklake_snapshots({alias}) WHERE snapshot_time < ? ORDER BY 1", [cutoff]).fetchall()]
+        old = [
+            r[0]
+            for r in con.execute(
+                f"SELECT snapshot_id FROM ducklake_snapshots({alias}) WHERE snapshot_time < ? ORDER BY 1", [cutoff]
+            ).fetchall()
+        ]
         expire = [s for s in old if s not in kept and s != current]
         if expire:
             con.execute(f"CALL ducklake_expire_snapshots({alias}, versions => ?)", [expire])

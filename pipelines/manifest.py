@@ -20,8 +20,16 @@ import polars as pl
 logger = logging.getLogger(__name__)
 
 _PACKAGES = ("mayorista", "polars", "duckdb", "pyarrow", "great-expectations", "apache-airflow", "holidays")
-SCHEMA = {"run_id": pl.String, "pipeline": pl.String, "period": pl.String, "started_at": pl.Datetime("us"),
-          "finished_at": pl.Datetime("us"), "status": pl.String, "snapshot_id": pl.Int64, "manifest": pl.String}
+SCHEMA = {
+    "run_id": pl.String,
+    "pipeline": pl.String,
+    "period": pl.String,
+    "started_at": pl.Datetime("us"),
+    "finished_at": pl.Datetime("us"),
+    "status": pl.String,
+    "snapshot_id": pl.Int64,
+    "manifest": pl.String,
+}
 
 
 def file_sha256(path: Path) -> str:
@@ -60,8 +68,9 @@ class Manifest:
     reason: str | None = None  # why a failed run failed
 
     def add_input(self, path: Path, rows: int) -> None:
-        self.inputs.append({"file": Path(path).name, "sha256": file_sha256(path), "bytes": Path(path).stat().st_size,
-                            "rows": rows})
+        self.inputs.append(
+            {"file": Path(path).name, "sha256": file_sha256(path), "bytes": Path(path).stat().st_size, "rows": rows}
+        )
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -76,16 +85,30 @@ class Manifest:
             self.timings_s[name] = round(self.timings_s.get(name, 0.0) + seconds, 3)
             # the row counts this step recorded (rows read, ingested, ...), so a long run's log shows them as it goes
             rows = {k: v for k, v in self.counts.items() if before.get(k) != v}
-            logger.info("%s %s: %s done in %.2f s%s", self.pipeline, self.period, name, seconds,
-                        "".join(f", {k}={v:,}" if isinstance(v, int) else f", {k}={v}" for k, v in rows.items()))
+            logger.info(
+                "%s %s: %s done in %.2f s%s",
+                self.pipeline,
+                self.period,
+                name,
+                seconds,
+                "".join(f", {k}={v:,}" if isinstance(v, int) else f", {k}={v}" for k, v in rows.items()),
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
 
     def row(self, snapshot_id: int | None = None) -> pl.DataFrame:
         """The `run_manifests` row."""
-        return pl.DataFrame({
-            "run_id": [self.run_id], "pipeline": [self.pipeline], "period": [self.period],
-            "started_at": [datetime.fromisoformat(self.started_at)], "finished_at": [datetime.now().replace(microsecond=0)],
-            "status": [self.status], "snapshot_id": [snapshot_id], "manifest": [self.to_json()],
-        }, schema=SCHEMA)
+        return pl.DataFrame(
+            {
+                "run_id": [self.run_id],
+                "pipeline": [self.pipeline],
+                "period": [self.period],
+                "started_at": [datetime.fromisoformat(self.started_at)],
+                "finished_at": [datetime.now().replace(microsecond=0)],
+                "status": [self.status],
+                "snapshot_id": [snapshot_id],
+                "manifest": [self.to_json()],
+            },
+            schema=SCHEMA,
+        )

@@ -256,8 +256,9 @@ def resolve_period(explicit: str | None, interval_start: datetime | None, what: 
     return local_month_of(interval_start)
 
 
-def requested_periods(explicit: str | None, event_extras: list[dict], interval_start: datetime | None,
-                      what: str = "month") -> list[str]:
+def requested_periods(
+    explicit: str | None, event_extras: list[dict], interval_start: datetime | None, what: str = "month"
+) -> list[str]:
     """The periods one scheduled run must cover, in order: an explicit run parameter; else every
     period named in the asset events that triggered it (events that arrive before the run starts are
     merged into one run, so none may be dropped); else the month its data interval starts in."""
@@ -266,6 +267,8 @@ def requested_periods(explicit: str | None, event_extras: list[dict], interval_s
     if event_extras:
         named = [extra.get(what) for extra in event_extras]
         if any(not p for p in named):
-            raise InputError(f"an asset event that triggered this run does not say which {what} (extra {{'{what}': 'YYYY-MM'}})")
+            raise InputError(
+                f"an asset event that triggered this run does not say which {what} (extra {{'{what}': 'YYYY-MM'}})"
+            )
         return sorted({resolve_period(p, None, what) for p in named})
     return [resolve_period(None, interval_start, what)]

@@ -12,7 +12,7 @@ import json
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import polars as pl
@@ -69,7 +69,7 @@ def _prepared(suite_name: str, rename: tuple[tuple[str, str], ...]) -> Any:
         return _validation(suite_name, rename)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validation(suite_name: str, rename: tuple[tuple[str, str], ...]) -> Any:
     import great_expectations as gx
 
@@ -87,12 +87,14 @@ def warm(*suite_names: str) -> threading.Thread:
 
     The import costs seconds of mostly Python work; callers start this first so it overlaps their
     (native, GIL-free) reads of the input files."""
+
     def load() -> None:
         for name in suite_names:
             try:
                 _prepared(name, ())
             except Exception:  # the caller's own call reports the problem, in its thread
                 pass
+
     thread = threading.Thread(target=load, name="gx-warm", daemon=True)
     thread.start()
     return thread
@@ -114,14 +116,18 @@ def run_suite(
     validation = _prepared(suite_name, tuple(sorted((rename or {}).items())))
     batch = {"dataframe": frame.to_pandas()}
     # Pass/fail only is about twice as fast; the details are computed again only when something failed.
-    outcome = validation.run(batch_parameters=batch, expectation_parameters=params or {},
-                             result_format={"result_format": "BOOLEAN_ONLY"})
+    outcome = validation.run(
+        batch_parameters=batch, expectation_parameters=params or {}, result_format={"result_format": "BOOLEAN_ONLY"}
+    )
     if not outcome.success:
         outcome = validation.run(
             batch_parameters=batch,
             expectation_parameters=params or {},
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5,
-                           **({"unexpected_index_column_names": id_columns} if id_columns else {})},
+            result_format={
+                "result_format": "SUMMARY",
+                "partial_unexpected_count": 5,
+                **({"unexpected_index_column_names": id_columns} if id_columns else {}),
+            },
         )
     return [_result(source, r) for r in outcome.results]
 
@@ -178,13 +184,33 @@ def results_frame(results: list[CheckResult], *, run_id: str, pipeline: str, per
     """The `validation_results` rows for one run."""
     rows = [asdict(r) for r in results]
     checked_at = datetime.now().replace(microsecond=0)
-    return pl.DataFrame(
-        rows,
-        schema={
-            "source": pl.String, "check": pl.String, "column": pl.String, "severity": pl.String,
-            "success": pl.Boolean, "unexpected_count": pl.Int64, "detail": pl.String,
-        },
-    ).with_columns(
-        run_id=pl.lit(run_id), pipeline=pl.lit(pipeline), period=pl.lit(period), checked_at=pl.lit(checked_at)
-    ).select("run_id", "pipeline", "period", "source", "check", "column", "severity", "success",
-             "unexpected_count", "detail", "checked_at")
+    return (
+        pl.DataFrame(
+            rows,
+            schema={
+                "source": pl.String,
+                "check": pl.String,
+                "column": pl.String,
+                "severity": pl.String,
+                "success": pl.Boolean,
+                "unexpected_count": pl.Int64,
+                "detail": pl.String,
+            },
+        )
+        .with_columns(
+            run_id=pl.lit(run_id), pipeline=pl.lit(pipeline), period=pl.lit(period), checked_at=pl.lit(checked_at)
+        )
+        .select(
+            "run_id",
+            "pipeline",
+            "period",
+            "source",
+            "check",
+            "column",
+            "severity",
+            "success",
+            "unexpected_count",
+            "detail",
+            "checked_at",
+        )
+    )

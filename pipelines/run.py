@@ -98,19 +98,26 @@ class Run:
             checkpoint("mid_publish")
             # the snapshot this commit will create: DuckLake numbers commits consecutively; checked after
             # the commit in case another writer's commit took that number first
-            predicted = con.execute(f"SELECT max(snapshot_id) + 1 FROM ducklake_snapshots({store.literal(store.ALIAS)})").fetchone()[0]
+            predicted = con.execute(
+                f"SELECT max(snapshot_id) + 1 FROM ducklake_snapshots({store.literal(store.ALIAS)})"
+            ).fetchone()[0]
             _insert_manifest(con, self.manifest, predicted)
-            con.execute(f"CALL {store.ALIAS}.set_commit_message('mayorista', ?, extra_info => ?)",
-                        [f"{self.pipeline} {self.period}", self.run_id])
+            con.execute(
+                f"CALL {store.ALIAS}.set_commit_message('mayorista', ?, extra_info => ?)",
+                [f"{self.pipeline} {self.period}", self.run_id],
+            )
             return int(predicted)
 
         checkpoint("before_publish")
+
         def confirm(con: duckdb.DuckDBPyConnection, predicted: int) -> None:
             self.snapshot_id = _confirm_snapshot(con, self.run_id, predicted)
 
         with self.step("publish"):
             store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row, after=confirm)
-        logger.info("%s %s published as snapshot %s (run %s)", self.pipeline, self.period, self.snapshot_id, self.run_id)
+        logger.info(
+            "%s %s published as snapshot %s (run %s)", self.pipeline, self.period, self.snapshot_id, self.run_id
+        )
         checkpoint("after_publish")
         return self.snapshot_id
 
@@ -131,8 +138,10 @@ def _insert_manifest(con: duckdb.DuckDBPyConnection, manifest: Manifest, snapsho
 def _confirm_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, predicted: int) -> int:
     """The snapshot the commit really created (found by the run id it carries); when another writer's
     commit took the predicted number, the manifest row is corrected in a commit of its own."""
-    actual = con.execute(f"SELECT snapshot_id FROM ducklake_snapshots({store.literal(store.ALIAS)}) "
-                         "WHERE commit_extra_info = ?", [run_id]).fetchone()
+    actual = con.execute(
+        f"SELECT snapshot_id FROM ducklake_snapshots({store.literal(store.ALIAS)}) WHERE commit_extra_info = ?",
+        [run_id],
+    ).fetchone()
     snapshot = int(actual[0]) if actual else predicted
     if snapshot != predicted:
         con.execute("UPDATE run_manifests SET snapshot_id = ? WHERE run_id = ?", [snapshot, run_id])
@@ -146,8 +155,12 @@ def _record_failure(r: Run, exc: BaseException) -> None:
         r.manifest.reason += "\n" + "".join(traceback.format_exception(exc))[-4000:]
     checks = quality.results_frame(r.validation, run_id=r.run_id, pipeline=r.pipeline, period=r.period)
     try:
-        store.publish([Write("validation_results", checks, {"run_id": r.run_id}, ("period",))], r.warehouse,
-                          lake_root=r.lake_root, then=lambda con: _insert_manifest(con, r.manifest, None))
+        store.publish(
+            [Write("validation_results", checks, {"run_id": r.run_id}, ("period",))],
+            r.warehouse,
+            lake_root=r.lake_root,
+            then=lambda con: _insert_manifest(con, r.manifest, None),
+        )
     except Exception as second:  # noqa: BLE001 - the run's own error is what must reach the user
         logger.warning("could not record the failed run %s in run_manifests: %s", r.run_id, str(second).splitlines()[0])
 
@@ -175,14 +188,26 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def start(pipeline: str, period: str, *, run_id: str | None = None, warehouse: str | os.PathLike[str] | None = None,
-          lake_root: str | os.PathLike[str] | None = None) -> Iterator[Run]:
+def start(
+    pipeline: str,
+    period: str,
+    *,
+    run_id: str | None = None,
+    warehouse: str | os.PathLike[str] | None = None,
+    lake_root: str | os.PathLike[str] | None = None,
+) -> Iterator[Run]:
     """Run a pipeline's period: see the module docstring."""
     if pipeline not in PIPELINES:
         raise ValueError(pipeline)
     run_id = run_id or new_run_id(pipeline, period)
-    r = Run(pipeline, period, run_id, config.warehouse(warehouse), str(lake_root) if lake_root else None,
-            Manifest(pipeline, period, run_id))
+    r = Run(
+        pipeline,
+        period,
+        run_id,
+        config.warehouse(warehouse),
+        str(lake_root) if lake_root else None,
+        Manifest(pipeline, period, run_id),
+    )
     clean_dead_scratch()
     store.warm(r.warehouse)
     logger.info("%s %s: run %s started", pipeline, period, run_id)
@@ -191,7 +216,13 @@ def start(pipeline: str, period: str, *, run_id: str | None = None, warehouse: s
     except BaseException as exc:
         fault = None if isinstance(exc, MayoristaError) else _environment(exc, r)
         _record_failure(r, fault or exc)
-        logger.error("%s %s: run %s failed: %s", pipeline, period, run_id, str(fault or exc).splitlines()[0] if str(fault or exc) else type(exc).__name__)
+        logger.error(
+            "%s %s: run %s failed: %s",
+            pipeline,
+            period,
+            run_id,
+            str(fault or exc).splitlines()[0] if str(fault or exc) else type(exc).__name__,
+        )
         if fault:
             raise fault from exc
         raise

@@ -34,8 +34,16 @@ def render(path: str | Path | None = None) -> str:
     try:
         existing = warehouse.tables(con)
         parts = [f"warehouse: {warehouse.describe(path)}"]
-        with pl.Config(tbl_rows=40, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
-                       thousands_separator=",", float_precision=2, tbl_width_chars=200, fmt_str_lengths=60):
+        with pl.Config(
+            tbl_rows=40,
+            tbl_cols=12,
+            tbl_hide_dataframe_shape=True,
+            tbl_hide_column_data_types=True,
+            thousands_separator=",",
+            float_precision=2,
+            tbl_width_chars=200,
+            fmt_str_lengths=60,
+        ):
             for title, sql in _VIEWS.items():
                 table = sql.split(" FROM ")[1].split()[0]
                 if table in existing:

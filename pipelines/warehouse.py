@@ -21,12 +21,12 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-import uuid
 from urllib.parse import quote, urlparse
 
 import duckdb
@@ -47,6 +47,7 @@ _EXTENSIONS = {
 _CONFLICT_RETRIES = 6
 _LOCK_WAIT_S = 120.0  # how long a run waits for a catalog another process holds (MAYORISTA_LOCK_WAIT_S)
 _FULL_BELOW_BYTES = 1 << 20  # a disk with less free space than this is taken as full
+
 
 class _Locked(Exception):
     """The catalog is locked, or being created, by another process (retried by `attach`)."""
@@ -85,13 +86,19 @@ def _install(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     package, file_name, loaded_as = _EXTENSIONS[kind]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise EnvironmentFault(f"the DuckDB extension {kind!r} is not installed: install the package "
-                               f"{package.replace('_', '-')}=={duckdb.__version__} (it is in the project's lock file: `uv sync`)")
+        raise EnvironmentFault(
+            f"the DuckDB extension {kind!r} is not installed: install the package "
+            f"{package.replace('_', '-')}=={duckdb.__version__} (it is in the project's lock file: `uv sync`)"
+        )
     path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{file_name}.duckdb_extension"
     if not path.exists():
-        raise EnvironmentFault(f"the package {package.replace('_', '-')} has no extension for DuckDB {duckdb.__version__} "
-                               f"({path} is missing): install {package.replace('_', '-')}=={duckdb.__version__}")
-    installed = con.execute("SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [loaded_as]).fetchone()
+        raise EnvironmentFault(
+            f"the package {package.replace('_', '-')} has no extension for DuckDB {duckdb.__version__} "
+            f"({path} is missing): install {package.replace('_', '-')}=={duckdb.__version__}"
+        )
+    installed = con.execute(
+        "SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [loaded_as]
+    ).fetchone()
     if not (installed and installed[0]):
         con.execute(f"INSTALL {literal(str(path))}")
     con.execute(f"LOAD {loaded_as}")
@@ -111,8 +118,12 @@ def _data_path(lake_root: str | os.PathLike[str] | None) -> str:
     return text.rstrip("/") + "/"
 
 
-def connect(warehouse: str | os.PathLike[str] | None = None, *, read_only: bool = False,
-            lake_root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    warehouse: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    lake_root: str | os.PathLike[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the warehouse attached as `wh` and in use.
 
     A writer creates a missing SQLite catalog (with its data path at the lake root); a reader of a
@@ -128,8 +139,14 @@ def connect(warehouse: str | os.PathLike[str] | None = None, *, read_only: bool 
     return con
 
 
-def attach(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike[str] | None, alias: str, *,
-           read_only: bool = False, lake_root: str | os.PathLike[str] | None = None) -> None:
+def attach(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: str | os.PathLike[str] | None,
+    alias: str,
+    *,
+    read_only: bool = False,
+    lake_root: str | os.PathLike[str] | None = None,
+) -> None:
     """Attach a warehouse to an open connection under `alias` (e.g. to compare two warehouses)."""
     target = str(warehouse or config.warehouse())
     uri, backend = _catalog_uri(target)
@@ -137,8 +154,10 @@ def attach(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike[str] | N
         path = Path(target)
         if not path.exists():
             if read_only:
-                raise NoWarehouse(f"no warehouse at {path}: nothing has been published there yet "
-                                  "(run a pipeline first, or give --warehouse)")
+                raise NoWarehouse(
+                    f"no warehouse at {path}: nothing has been published there yet "
+                    "(run a pipeline first, or give --warehouse)"
+                )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -149,17 +168,27 @@ def attach(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike[str] | N
     deadline = time.monotonic() + float(os.environ.get("MAYORISTA_LOCK_WAIT_S", _LOCK_WAIT_S))
     while True:
         try:
-            _attach(con, uri, target, alias, read_only=read_only, data_path=_data_path(lake_root),
-                    explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")))
+            _attach(
+                con,
+                uri,
+                target,
+                alias,
+                read_only=read_only,
+                data_path=_data_path(lake_root),
+                explicit_lake=bool(lake_root or os.environ.get("MAYORISTA_LAKE")),
+            )
             break
         except _Locked:
             if time.monotonic() > deadline:
                 raise EnvironmentFault(
                     f"could not open the warehouse {describe(target)}: it is locked by another process. Nothing was "
-                    "published; wait for that process to finish (or stop it) and run again.") from None
+                    "published; wait for that process to finish (or stop it) and run again."
+                ) from None
             logger.warning("the warehouse %s is locked by another process; waiting", describe(target))
             time.sleep(1.0)
-    stored = con.execute(f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'").fetchone()
+    stored = con.execute(
+        f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'"
+    ).fetchone()
     if stored:
         _register_lake(con, stored[0])
 
@@ -168,12 +197,22 @@ def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
     """DuckDB reads and writes the lake through its own fsspec filesystem when it is not a local disk
     (memory:// in tests, s3://... with that filesystem installed): the same credentials as the rest."""
     where = lake.location(root)
-    if not lake.is_local(where) and not con.filesystem_is_registered(where.protocol if isinstance(where.protocol, str) else where.protocol[0]):
+    if not lake.is_local(where) and not con.filesystem_is_registered(
+        where.protocol if isinstance(where.protocol, str) else where.protocol[0]
+    ):
         con.register_filesystem(where.fs)
 
 
-def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *, read_only: bool, data_path: str,
-            explicit_lake: bool) -> None:
+def _attach(
+    con: duckdb.DuckDBPyConnection,
+    uri: str,
+    target: str,
+    alias: str,
+    *,
+    read_only: bool,
+    data_path: str,
+    explicit_lake: bool,
+) -> None:
     # every row goes to Parquet under the lake (no rows kept inside the catalog): the data files are the lake
     options = ["DATA_INLINING_ROW_LIMIT 0"] + (["READ_ONLY"] if read_only else [f"DATA_PATH {literal(data_path)}"])
     try:
@@ -184,7 +223,8 @@ def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *
             if explicit_lake:
                 raise MayoristaError(
                     f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
-                    f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse") from None
+                    f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse"
+                ) from None
             ro = ", READ_ONLY" if read_only else ""
             con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} (DATA_INLINING_ROW_LIMIT 0{ro})")  # its own lake
             return
@@ -194,15 +234,21 @@ def _attach(con: duckdb.DuckDBPyConnection, uri: str, target: str, alias: str, *
             # another run created the same new catalog at the same moment: it exists now, attach again
             raise _Locked() from None
         if "creating a new DuckLake is explicitly disabled" in text:
-            raise NoWarehouse(f"no warehouse in {describe(target)}: nothing has been published there yet "
-                              "(run a pipeline first, or give --warehouse)") from None
+            raise NoWarehouse(
+                f"no warehouse in {describe(target)}: nothing has been published there yet "
+                "(run a pipeline first, or give --warehouse)"
+            ) from None
         if "Unable to connect" in text:  # the catalog's server: down, wrong database, credentials
             reason = text.rsplit("failed:", 1)[-1].strip()
-            raise EnvironmentFault(f"could not connect to the warehouse catalog {describe(target)}: {reason}. "
-                                   "Nothing was published; check the server and MAYORISTA_WAREHOUSE / --warehouse.") from None
+            raise EnvironmentFault(
+                f"could not connect to the warehouse catalog {describe(target)}: {reason}. "
+                "Nothing was published; check the server and MAYORISTA_WAREHOUSE / --warehouse."
+            ) from None
         if "not a database" in text or "Failed to probe DuckLake" in text or "ducklake_metadata" in text:
-            raise MayoristaError(f"{describe(target)} is not a warehouse catalog (a DuckLake in SQLite or "
-                                 f"PostgreSQL): {text.splitlines()[0]}") from None
+            raise MayoristaError(
+                f"{describe(target)} is not a warehouse catalog (a DuckLake in SQLite or "
+                f"PostgreSQL): {text.splitlines()[0]}"
+            ) from None
         fault = environment_fault(exc, describe(target), "open the warehouse")
         if fault:
             raise fault from None
@@ -248,8 +294,12 @@ def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRela
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> None:
     """Create missing tables (in their own commit: DDL of two runs at once must not mix with data)."""
-    existing = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]).fetchall()}
+    existing = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]
+        ).fetchall()
+    }
     for write in writes:
         if write.table in existing:
             _add_new_columns(con, write)
@@ -258,8 +308,10 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
         try:
             con.execute(f"CREATE TABLE IF NOT EXISTS {identifier(write.table)} AS SELECT * FROM _shape LIMIT 0")
             if write.partition:
-                con.execute(f"ALTER TABLE {identifier(write.table)} SET PARTITIONED BY "
-                            f"({', '.join(identifier(c) for c in write.partition)})")
+                con.execute(
+                    f"ALTER TABLE {identifier(write.table)} SET PARTITIONED BY "
+                    f"({', '.join(identifier(c) for c in write.partition)})"
+                )
         finally:
             con.unregister("_shape")
         existing.add(write.table)
@@ -268,9 +320,13 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
 def _add_new_columns(con: duckdb.DuckDBPyConnection, write: Write) -> None:
     """A table published before a column was added to it (e.g. meter_readings' provenance) gets the
     column, NULL in its older rows: the schema grows, nothing is rewritten."""
-    have = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?",
-        [ALIAS, write.table]).fetchall()}
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?",
+            [ALIAS, write.table],
+        ).fetchall()
+    }
     shape = _relation(con, write.rows)
     for name, dtype in zip(shape.columns, shape.types):
         if name not in have:
@@ -285,9 +341,13 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
         if write.delete_keys.height:
             con.register("_keys", write.delete_keys.to_arrow())
             try:
-                match = " AND ".join(f"{table}.{identifier(c)} = _keys.{identifier(c)}" for c in write.delete_keys.columns)
-                con.execute(f"DELETE FROM {table} USING _keys WHERE {match}" + (f" AND {clause}" if clause else ""),
-                            list(write.where.values()))
+                match = " AND ".join(
+                    f"{table}.{identifier(c)} = _keys.{identifier(c)}" for c in write.delete_keys.columns
+                )
+                con.execute(
+                    f"DELETE FROM {table} USING _keys WHERE {match}" + (f" AND {clause}" if clause else ""),
+                    list(write.where.values()),
+                )
             finally:
                 con.unregister("_keys")
     elif write.where and not write.append:
@@ -316,7 +376,9 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
 def _adopt_path(con: duckdb.DuckDBPyConnection, write: Write) -> Path | None:
     """Where an adopted file goes: the table's folder under a local data path, in its partition's
     folder named as DuckLake names them; None when the lake is not a local disk."""
-    row = con.execute(f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'").fetchone()
+    row = con.execute(
+        f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'"
+    ).fetchone()
     root = lake.location(row[0]) if row else None
     if root is None or not lake.is_local(root):
         return None
@@ -335,8 +397,9 @@ def _is_conflict(exc: BaseException) -> bool:
     return "conflict" in text or "already exists" in text or "database is locked" in text
 
 
-def _storage_fault(warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None,
-                   what: str) -> EnvironmentFault | None:
+def _storage_fault(
+    warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None, what: str
+) -> EnvironmentFault | None:
     """When an error does not say what failed (a failed COMMIT of the SQLite catalog can surface only as
     'cannot rollback - no transaction is active'), look at the storage the warehouse writes to."""
     target = str(warehouse or config.warehouse())
@@ -358,8 +421,9 @@ def _storage_fault(warehouse: str | os.PathLike[str] | None, lake_root: str | os
     return None
 
 
-def _fault_of(exc: BaseException, warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None,
-              what: str) -> BaseException:
+def _fault_of(
+    exc: BaseException, warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None, what: str
+) -> BaseException:
     """The error to report for a failed warehouse operation: a failure of the machine as an
     EnvironmentFault (from the error's own words, else from the state of the storage), else `exc`."""
     by_words = environment_fault(exc, describe(warehouse), what)
@@ -370,9 +434,14 @@ def _fault_of(exc: BaseException, warehouse: str | os.PathLike[str] | None, lake
 
 
 @contextmanager
-def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: str | os.PathLike[str] | None = None,
-                what: str = "publish to the warehouse",
-                before: Any = None, after: Any = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(
+    warehouse: str | os.PathLike[str] | None = None,
+    *,
+    lake_root: str | os.PathLike[str] | None = None,
+    what: str = "publish to the warehouse",
+    before: Any = None,
+    after: Any = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection inside BEGIN ... COMMIT; ROLLBACK on error. A failure of the machine becomes
     an EnvironmentFault (a failed ROLLBACK never hides the first error). `before(con)` runs on the
     same connection first, in its own commit (creating missing tables: DDL of two runs at once must
@@ -404,17 +473,26 @@ def transaction(warehouse: str | os.PathLike[str] | None = None, *, lake_root: s
         con.close()
 
 
-def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = None, *,
-            lake_root: str | os.PathLike[str] | None = None,
-            then: Any = None, after: Any = None) -> Any:
+def publish(
+    writes: Sequence[Write],
+    warehouse: str | os.PathLike[str] | None = None,
+    *,
+    lake_root: str | os.PathLike[str] | None = None,
+    then: Any = None,
+    after: Any = None,
+) -> Any:
     """Apply every write in ONE transaction; `then(con)` runs last inside it (the run's manifest row)
     and its result is returned; `after(con, result)` runs once committed. Two writers at once: DuckLake detects a conflicting commit, and the
     whole transaction is retried (one wins whole, then the other replaces it whole)."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
             result: list[Any] = [None]
-            with transaction(warehouse, lake_root=lake_root, before=lambda con: _ensure_tables(con, writes),
-                             after=(lambda con: after(con, result[0])) if after else None) as con:
+            with transaction(
+                warehouse,
+                lake_root=lake_root,
+                before=lambda con: _ensure_tables(con, writes),
+                after=(lambda con: after(con, result[0])) if after else None,
+            ) as con:
                 for write in writes:
                     _replace(con, write)
                 result[0] = then(con) if then else None
@@ -422,15 +500,21 @@ def publish(writes: Sequence[Write], warehouse: str | os.PathLike[str] | None = 
         except duckdb.Error as exc:
             if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
                 raise _fault_of(exc, warehouse, lake_root, "publish to the warehouse") from exc
-            wait = 0.2 * 2 ** attempt
-            logger.warning("publish conflicted with another commit (%s); retrying in %.1f s", str(exc).splitlines()[0], wait)
+            wait = 0.2 * 2**attempt
+            logger.warning(
+                "publish conflicted with another commit (%s); retrying in %.1f s", str(exc).splitlines()[0], wait
+            )
             time.sleep(wait)
     raise AssertionError("unreachable")
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [ALIAS]
+        ).fetchall()
+    }
 
 
 def warm(warehouse: str | os.PathLike[str] | None = None) -> threading.Thread:

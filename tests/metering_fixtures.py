@@ -40,8 +40,14 @@ def series(device: str, first_day: int, last_day: int, channels=CHANNELS, skip: 
     for channel in channels:
         for i in range((first_day - 1) * INTERVALS_PER_DAY + 1, last_day * INTERVALS_PER_DAY + 1):
             if i not in skip:
-                rows.append((device, (APRIL + timedelta(minutes=15 * i)).strftime("%Y-%m-%d %H:%M"), channel,
-                             str(value_of(device, i, channel))))
+                rows.append(
+                    (
+                        device,
+                        (APRIL + timedelta(minutes=15 * i)).strftime("%Y-%m-%d %H:%M"),
+                        channel,
+                        str(value_of(device, i, channel)),
+                    )
+                )
     return pl.DataFrame(rows, schema=["device_id", "interval_end", "channel", "value"], orient="row")
 
 

@@ -32,16 +32,27 @@ def sql_command(catalog: Path, *args: str) -> list[str]:
 
 def test_query_prints_a_table(published, capsys):
     catalog, _ = published
-    assert cli.main(["sql", "--warehouse", str(catalog),
-                     "SELECT distributor, count(*) AS bands FROM ncc11_energy GROUP BY 1 ORDER BY 1"]) == 0
+    assert (
+        cli.main(
+            [
+                "sql",
+                "--warehouse",
+                str(catalog),
+                "SELECT distributor, count(*) AS bands FROM ncc11_energy GROUP BY 1 ORDER BY 1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "distributor" in out and "bands" in out and "D1" in out and "D2" in out
 
 
 def test_query_as_csv_with_header_and_empty_nulls(published, capsys):
     catalog, _ = published
-    query = ("SELECT distributor, band, round(peste_usd_mwh, 1) AS peste, NULL AS nothing FROM ncc11_energy "
-             "WHERE distributor = 'D1' ORDER BY band")
+    query = (
+        "SELECT distributor, band, round(peste_usd_mwh, 1) AS peste, NULL AS nothing FROM ncc11_energy "
+        "WHERE distributor = 'D1' ORDER BY band"
+    )
     assert cli.main(["sql", "--warehouse", str(catalog), "--csv", query]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "distributor,band,peste,nothing",
@@ -63,23 +74,46 @@ def test_query_errors_exit_non_zero_and_the_warehouse_is_read_only(published, ca
 
 def test_query_as_of_a_snapshot(published, capsys):
     catalog, _ = published
-    assert cli.main(["sql", "--warehouse", str(catalog), "--csv",
-                     "SELECT snapshot_id FROM run_manifests WHERE status = 'published'"]) == 0
+    assert (
+        cli.main(
+            [
+                "sql",
+                "--warehouse",
+                str(catalog),
+                "--csv",
+                "SELECT snapshot_id FROM run_manifests WHERE status = 'published'",
+            ]
+        )
+        == 0
+    )
     snapshot = capsys.readouterr().out.split()[1]
-    assert cli.main(["sql", "--warehouse", str(catalog), "--csv",
-                     f"SELECT count(*) AS n FROM ncc11_energy AT (VERSION => {snapshot})"]) == 0
+    assert (
+        cli.main(
+            [
+                "sql",
+                "--warehouse",
+                str(catalog),
+                "--csv",
+                f"SELECT count(*) AS n FROM ncc11_energy AT (VERSION => {snapshot})",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.split() == ["n", "6"]
 
 
 def test_session_reads_statements_from_a_pipe(published):
     catalog, _ = published
-    statements = ("SELECT count(*) AS n FROM ncc11_energy;\n"
-                  "SELECT distributor\n  FROM ncc11_power\n ORDER BY 1;\n"  # one statement over three lines
-                  "SELECT * FROM no_such_table;\n"  # an error is printed and the session goes on
-                  "SELECT 'a;b' AS text, NULL AS empty;\n"
-                  "SELECT 42 AS last")  # the last statement may end with the input, without ';'
-    done = subprocess.run(sql_command(catalog, "--csv"), input=statements, capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    statements = (
+        "SELECT count(*) AS n FROM ncc11_energy;\n"
+        "SELECT distributor\n  FROM ncc11_power\n ORDER BY 1;\n"  # one statement over three lines
+        "SELECT * FROM no_such_table;\n"  # an error is printed and the session goes on
+        "SELECT 'a;b' AS text, NULL AS empty;\n"
+        "SELECT 42 AS last"
+    )  # the last statement may end with the input, without ';'
+    done = subprocess.run(
+        sql_command(catalog, "--csv"), input=statements, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["n", "6", "distributor", "D1", "D2", "text,empty", "a;b,", "last", "42"]
     assert "no_such_table" in done.stderr
@@ -111,8 +145,15 @@ def test_an_open_session_does_not_block_a_publish_and_sees_its_rows(tmp_path):
     ncc11.run("2026-03", write_quarter(tmp_path / "march", "2026-03"), warehouse=catalog, lake_root=lake)
     june = write_quarter(tmp_path / "june", "2026-06")
 
-    session = subprocess.Popen(sql_command(catalog, "--csv"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT)
+    session = subprocess.Popen(
+        sql_command(catalog, "--csv"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        cwd=ROOT,
+    )
     try:
         out = _lines(session.stdout)
         session.stdin.write("SELECT count(*) AS n FROM ncc11_energy;\n")

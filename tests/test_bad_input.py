@@ -23,8 +23,15 @@ def _stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
     registry = reg.load_registry(root)
     points = reg.month_points(registry, month)
     files = readings.find_files(root)
-    return readings.stage(month, files, list(range(len(files))), reg.device_days(registry, month, points),
-                          registry["device_id"].unique().to_list(), out, datetime(2026, 11, 1))
+    return readings.stage(
+        month,
+        files,
+        list(range(len(files))),
+        reg.device_days(registry, month, points),
+        registry["device_id"].unique().to_list(),
+        out,
+        datetime(2026, 11, 1),
+    )
 
 
 @pytest.fixture
@@ -34,7 +41,9 @@ def full_disk(tmp_path: Path):
         pytest.skip("mounting a tmpfs needs root (not root here)")
     mount = tmp_path / f"full-{uuid.uuid4().hex[:6]}"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     try:
@@ -44,6 +53,7 @@ def full_disk(tmp_path: Path):
 
 
 # --- 1. a failed staging write is the machine's fault, never the input's -------------------------
+
 
 def _good_month(root: Path) -> None:
     write_registry(root)
@@ -72,7 +82,8 @@ def test_a_write_failure_in_the_per_file_path_is_also_an_environment_fault(tmp_p
     def failing(self, path, *args, **kwargs):
         Path(path).write_bytes(b"partial")
         raise pl.exceptions.ComputeError(
-            "parquet: File out of specification: underlying IO error: No space left on device (os error 28)")
+            "parquet: File out of specification: underlying IO error: No space left on device (os error 28)"
+        )
 
     monkeypatch.setattr(pl.LazyFrame, "sink_parquet", failing)
     with pytest.raises(EnvironmentFault, match="the disk is full"):
@@ -104,8 +115,10 @@ def test_files_of_another_quarter_give_one_short_message():
     with pytest.raises(InputError) as raised:
         load(SAMPLE_NCC11, Quarter.parse("2026-08"))
     message = str(raised.value)
-    assert message.startswith("the input files hold hours of 2026-05, 2026-06, 2026-07, not of the quarter 2026-08 "
-                              "(2026-08, 2026-09, 2026-10): nodal_prices.csv")
+    assert message.startswith(
+        "the input files hold hours of 2026-05, 2026-06, 2026-07, not of the quarter 2026-08 "
+        "(2026-08, 2026-09, 2026-10): nodal_prices.csv"
+    )
     assert len(message) < 400 and "\n" not in message
 
 
@@ -127,8 +140,11 @@ def test_non_finite_price_in_the_ncc11_sample_stops_the_read(tmp_path, word):
     lines = prices.read_text().splitlines()
     lines[2] = lines[2].rsplit(",", 1)[0] + f",{word}"
     prices.write_text("\n".join(lines) + "\n")
-    with pytest.raises(InputError, match=rf"(?s)nodal_prices.csv: 1 row.*column price_usd_mwh \(expected a finite number\): "
-                                         rf"1 bad, e.g. line 3: '{word}'"):
+    with pytest.raises(
+        InputError,
+        match=rf"(?s)nodal_prices.csv: 1 row.*column price_usd_mwh \(expected a finite number\): "
+        rf"1 bad, e.g. line 3: '{word}'",
+    ):
         load(tmp_path / "in", Quarter.parse("2026-05"))
 
 
@@ -138,7 +154,9 @@ def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
 
     shutil.copytree(SAMPLE_NCC11, tmp_path / "in")
     contracts = pl.read_csv(tmp_path / "in" / "power_contracts.csv", infer_schema=False)
-    contracts.with_columns(pl.col("power_kw").cast(pl.Float64), pl.col("price_usd_kw_month").cast(pl.Float64)).with_columns(
+    contracts.with_columns(
+        pl.col("power_kw").cast(pl.Float64), pl.col("price_usd_kw_month").cast(pl.Float64)
+    ).with_columns(
         power_kw=pl.when(pl.int_range(pl.len()) == 4).then(float("inf")).otherwise(pl.col("power_kw")),
     ).write_parquet(tmp_path / "in" / "power_contracts.parquet")
     (tmp_path / "in" / "power_contracts.csv").unlink()
@@ -147,6 +165,7 @@ def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
 
 
 # --- registry: clashes name the point and the line; names from data never reach a path -----------
+
 
 def _registry_failures(tmp_path: Path, extra: list[str]) -> str:
     from pipelines.quality import raise_on_errors
@@ -161,39 +180,57 @@ def _registry_failures(tmp_path: Path, extra: list[str]) -> str:
 
 
 def test_registry_clashes_name_the_point_and_the_lines(tmp_path):
-    message = _registry_failures(tmp_path, [
-        "P1,PA,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,",  # line 5: P1 again
-        "P7,PC,consumption,N1,DEV1,S7,vpn_direct,VPN-A,,,10.1.1.7,7701,2026-01-01,",  # line 6: DEV1 on a 2nd point
-    ])
-    assert '{"_point_overlap": "P1", "line": 2, "point_id": "P1"}; {"_point_overlap": "P1", "line": 5, "point_id": "P1"}' in message
-    assert '{"_device_overlap": "DEV1", "line": 2, "point_id": "P1"}; {"_device_overlap": "DEV1", "line": 6, "point_id": "P7"}' in message
+    message = _registry_failures(
+        tmp_path,
+        [
+            "P1,PA,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,",  # line 5: P1 again
+            "P7,PC,consumption,N1,DEV1,S7,vpn_direct,VPN-A,,,10.1.1.7,7701,2026-01-01,",  # line 6: DEV1 on a 2nd point
+        ],
+    )
+    assert (
+        '{"_point_overlap": "P1", "line": 2, "point_id": "P1"}; {"_point_overlap": "P1", "line": 5, "point_id": "P1"}'
+        in message
+    )
+    assert (
+        '{"_device_overlap": "DEV1", "line": 2, "point_id": "P1"}; {"_device_overlap": "DEV1", "line": 6, "point_id": "P7"}'
+        in message
+    )
 
 
-@pytest.mark.parametrize("point_id,participant,why", [
-    ("P9", "../../evil", "participant '../../evil' contains a path separator"),
-    ("P9", "..", "participant '..' is a path step"),
-    ("P9", "PA\\PB", "participant 'PA\\\\PB' contains a path separator"),  # JSON-escaped in the GX detail
-    ("P9", "PA\x00", "participant 'PA?' contains a control character (U+0000)"),
-    ("P9", "PA\x1b[31m", "participant 'PA?[31m' contains a control character (U+001B)"),
-    ("a/b", "PA", "point_id 'a/b' contains a path separator"),
-    (".", "PA", "point_id '.' is a path step"),
-    ("P\t9", "PA", "point_id 'P?9' contains a control character (U+0009)"),
-])
+@pytest.mark.parametrize(
+    "point_id,participant,why",
+    [
+        ("P9", "../../evil", "participant '../../evil' contains a path separator"),
+        ("P9", "..", "participant '..' is a path step"),
+        ("P9", "PA\\PB", "participant 'PA\\\\PB' contains a path separator"),  # JSON-escaped in the GX detail
+        ("P9", "PA\x00", "participant 'PA?' contains a control character (U+0000)"),
+        ("P9", "PA\x1b[31m", "participant 'PA?[31m' contains a control character (U+001B)"),
+        ("a/b", "PA", "point_id 'a/b' contains a path separator"),
+        (".", "PA", "point_id '.' is a path step"),
+        ("P\t9", "PA", "point_id 'P?9' contains a control character (U+0009)"),
+    ],
+)
 def test_names_that_could_act_as_paths_are_rejected_with_their_line(tmp_path, point_id, participant, why):
-    message = _registry_failures(tmp_path, [f"{point_id},{participant},consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"])
+    message = _registry_failures(
+        tmp_path, [f"{point_id},{participant},consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"]
+    )
     assert f"line 5: {why}" in message
 
 
 def test_ordinary_codes_are_accepted(tmp_path):
     from tests.metering_fixtures import REGISTRY
 
-    write_registry(tmp_path, REGISTRY + ["PM-010.b,EEGSA_2 S.A.,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"])
+    write_registry(
+        tmp_path,
+        REGISTRY + ["PM-010.b,EEGSA_2 S.A.,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-01-01,"],
+    )
     registry = reg.load_registry(tmp_path)
     assert not reg.has_problems(registry)
     assert all(r.success for r in reg.validate(registry) if r.severity == "error")
 
 
 # --- readings: other timestamp formats, non-finite values --------------------------------------
+
 
 def _april_rows(fmt: str) -> list[str]:
     rows = series("DEV1", 1, 1).with_columns(pl.col("interval_end").str.replace(" ", fmt[0], literal=True) + fmt[1:])
@@ -213,7 +250,8 @@ def test_seconds_and_t_separator_are_the_same_local_time(tmp_path, fmt):
     # seconds other than :00 are no interval end: quarantined with the file's month (the job places them)
     bad = rows.filter(pl.col("cat") == readings.CATEGORY["unplaced"]).with_columns(reason=readings.reasons())
     assert bad.select("raw_interval_end", "reason").rows() == [
-        ("2026-04-02 00:15:30", "unparsable interval_end (expected YYYY-MM-DD HH:MM)")]
+        ("2026-04-02 00:15:30", "unparsable interval_end (expected YYYY-MM-DD HH:MM)")
+    ]
 
 
 @pytest.mark.parametrize("suffix", ["Z", "-06:00", "+00:00"])
@@ -221,12 +259,16 @@ def test_a_file_with_zoned_timestamps_is_one_unreadable_file(tmp_path, suffix):
     root = tmp_path / "in"
     write_registry(root)
     write_lines(root, "2026-04/PA.csv", _april_rows("T:00" + suffix))
-    pl.read_csv(root / "readings" / "2026-04" / "PA.csv", infer_schema=False).write_parquet(root / "readings" / "PA.parquet")
+    pl.read_csv(root / "readings" / "2026-04" / "PA.csv", infer_schema=False).write_parquet(
+        root / "readings" / "PA.parquet"
+    )
     staged = _stage(root, tmp_path / "scratch")
     reasons = {staged.files[i].name: why for i, why in staged.unreadable.items()}
     example = f"2026-04-01T00:15:00{suffix}"
-    expected = (f"interval_end carries a time zone (found e.g. {example!r}); "
-                "the contract wants local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset")
+    expected = (
+        f"interval_end carries a time zone (found e.g. {example!r}); "
+        "the contract wants local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
+    )
     assert reasons == {"PA.csv": expected, "PA.parquet": expected}
     assert staged.scan().collect().height == 0  # not thousands of quarantined rows
 
@@ -238,8 +280,10 @@ def test_a_file_where_no_timestamp_parses_is_one_unreadable_file(tmp_path):
     write_lines(root, "2026-04/PB.csv", _april_rows(" "))
     staged = _stage(root, tmp_path / "scratch")
     reasons = {staged.files[i].name: why for i, why in staged.unreadable.items()}
-    assert reasons == {"PA.csv": "no interval_end of the file parses (found e.g. '01/04/2026 00:15'); "
-                                 "the contract wants local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"}
+    assert reasons == {
+        "PA.csv": "no interval_end of the file parses (found e.g. '01/04/2026 00:15'); "
+        "the contract wants local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
+    }
     rows = staged.scan().collect()
     assert rows.height == 4 * 96 and rows["cat"].unique().to_list() == [readings.CATEGORY["good"]]
 
@@ -261,7 +305,8 @@ def test_a_value_holding_the_line_scan_separator_is_quarantined_not_cut_short(tm
     write_registry(root)
     (root / "readings").mkdir()
     (root / "readings" / "PA.csv").write_bytes(  # the ragged second line sends the file to the tolerant path
-        b"device_id,interval_end,channel,value\nDEV1,2026-04-02 00:15,kwh_del,1.5\x1f9\nDEV1,2026-04-02 00:30,kwh_del,1.6,x\n")
+        b"device_id,interval_end,channel,value\nDEV1,2026-04-02 00:15,kwh_del,1.5\x1f9\nDEV1,2026-04-02 00:30,kwh_del,1.6,x\n"
+    )
     rows = _stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
     assert rows.filter(pl.col("cat") == readings.CATEGORY["good"]).height == 0
     assert rows["reason"].to_list()[0].startswith("line holds the control character U+001F")

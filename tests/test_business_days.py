@@ -19,8 +19,14 @@ def cal() -> BusinessCalendar:
 def test_holy_week_pushes_the_first_seven_business_days_of_april_2026(cal: BusinessCalendar) -> None:
     # 1 Apr Wed; 2-3 Apr Maundy Thursday, Good Friday; 4-5 weekend; then 6..10, 13
     assert cal.first_business_days(2026, 4, 7) == [
-        date(2026, 4, 1), date(2026, 4, 6), date(2026, 4, 7), date(2026, 4, 8), date(2026, 4, 9),
-        date(2026, 4, 10), date(2026, 4, 13)]
+        date(2026, 4, 1),
+        date(2026, 4, 6),
+        date(2026, 4, 7),
+        date(2026, 4, 8),
+        date(2026, 4, 9),
+        date(2026, 4, 10),
+        date(2026, 4, 13),
+    ]
     assert "Maundy Thursday" in cal.reason(date(2026, 4, 2))
     assert "Good Friday" in cal.reason(date(2026, 4, 3))
 

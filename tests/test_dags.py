@@ -29,8 +29,9 @@ def test_ncc11_dag_is_thin_and_single_writer(dagbag):
     run_quarter = dag.get_task("run_quarter")
     assert run_quarter.max_active_tis_per_dag == 1
     outlets = {a.uri for a in run_quarter.outlets}
-    assert outlets == {f"mayorista://warehouse/{t}" for t in ("ncc11_energy", "ncc11_power_month", "ncc11_power",
-                                                               "ncc11_total_cost")}
+    assert outlets == {
+        f"mayorista://warehouse/{t}" for t in ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost")
+    }
 
 
 def test_every_published_table_is_an_outlet_of_its_dag(dagbag):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-import pytest
-
 import polars as pl
+import pytest
 
 from pipelines import warehouse
 from pipelines.delivery import sample
@@ -22,10 +21,27 @@ def write_registry(directory: Path) -> None:
     points = [(f"PM-{p}-{i}", p, "consumption") for p in ("ALFA", "BETA", "GAMMA", "DELTA", "EPS") for i in range(3)]
     points.append(("PM-DELTA-G", "DELTA", "generation"))
     directory.mkdir(parents=True)
-    pl.DataFrame([{"point_id": p, "participant": who, "kind": kind, "node": "GUA-230", "device_id": f"D-{p}",
-                   "serial": f"S-{p}", "connectivity": "vpn_direct", "vpn_id": f"VPN-{who}", "public_ip": "",
-                   "public_port": "", "private_ip": "10.1.1.100", "private_port": "7701", "valid_from": "2025-01-01",
-                   "valid_to": ""} for p, who, kind in points]).write_csv(directory / "metering_points.csv")
+    pl.DataFrame(
+        [
+            {
+                "point_id": p,
+                "participant": who,
+                "kind": kind,
+                "node": "GUA-230",
+                "device_id": f"D-{p}",
+                "serial": f"S-{p}",
+                "connectivity": "vpn_direct",
+                "vpn_id": f"VPN-{who}",
+                "public_ip": "",
+                "public_port": "",
+                "private_ip": "10.1.1.100",
+                "private_port": "7701",
+                "valid_from": "2025-01-01",
+                "valid_to": "",
+            }
+            for p, who, kind in points
+        ]
+    ).write_csv(directory / "metering_points.csv")
 
 
 def load_dag():
@@ -51,8 +67,9 @@ def test_dag_shape_and_schedule() -> None:
     assert resolve_period(None, interval.start) == "2026-04"
 
 
-def test_dag_test_reviews_the_month(airflow_home: Path, workspace: Path, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dag_test_reviews_the_month(
+    airflow_home: Path, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     landing = tmp_path / "landing"
     write_registry(landing / "smec")
     sample.generate(landing / "smec")
@@ -61,6 +78,8 @@ def test_dag_test_reviews_the_month(airflow_home: Path, workspace: Path, tmp_pat
     run = load_dag().test(logical_date=pendulum.datetime(2026, 5, 1, 6, tz=GUATEMALA), run_conf={"month": "2026-04"})
     assert str(run.state).endswith("success")
     db = workspace / "warehouse.sqlite"
-    rows = warehouse.query("SELECT change_id, compliant FROM delivery_compliance WHERE month = '2026-04' ORDER BY 1", db)
+    rows = warehouse.query(
+        "SELECT change_id, compliant FROM delivery_compliance WHERE month = '2026-04' ORDER BY 1", db
+    )
     assert rows.rows() == [("CHG-2604-01", True), ("CHG-2604-02", False), ("CHG-2604-03", True), ("CHG-2604-04", False)]
     assert (workspace / "lake" / "reports" / "delivery" / "month=2026-04" / "ALFA.html").exists()

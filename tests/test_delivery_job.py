@@ -15,22 +15,56 @@ from pipelines.delivery.job import check_month
 from pipelines.errors import InputError, ValidationFailed
 from pipelines.warehouse import Write
 
-REGISTRY_COLUMNS = ["point_id", "participant", "kind", "node", "device_id", "serial", "connectivity", "vpn_id",
-                    "public_ip", "public_port", "private_ip", "private_port", "valid_from", "valid_to"]
+REGISTRY_COLUMNS = [
+    "point_id",
+    "participant",
+    "kind",
+    "node",
+    "device_id",
+    "serial",
+    "connectivity",
+    "vpn_id",
+    "public_ip",
+    "public_port",
+    "private_ip",
+    "private_port",
+    "valid_from",
+    "valid_to",
+]
 
 
 def write_registry(directory: Path) -> None:
     """Five participants with three consumption points each; ALFA also has OLD (retires 5 April),
     DELTA a generation point, EPS a generation point starting 10 April."""
-    points = [(f"PM-{p}-{i}", p, "consumption", "2025-01-01", "") for p in ("ALFA", "BETA", "GAMMA", "DELTA", "EPS")
-              for i in range(3)]
-    points += [("PM-DELTA-G", "DELTA", "generation", "2025-01-01", ""),
-               ("PM-EPS-G", "EPS", "generation", "2026-04-10", ""),
-               ("PM-ALFA-OLD", "ALFA", "consumption", "2024-01-01", "2026-04-05")]
-    rows = [{"point_id": p, "participant": who, "kind": kind, "node": "GUA-230", "device_id": f"D-{p}",
-             "serial": f"S-{p}", "connectivity": "vpn_direct", "vpn_id": f"VPN-{who}", "public_ip": "", "public_port": "",
-             "private_ip": "10.1.1.100", "private_port": "7701", "valid_from": start, "valid_to": end}
-            for p, who, kind, start, end in points]
+    points = [
+        (f"PM-{p}-{i}", p, "consumption", "2025-01-01", "")
+        for p in ("ALFA", "BETA", "GAMMA", "DELTA", "EPS")
+        for i in range(3)
+    ]
+    points += [
+        ("PM-DELTA-G", "DELTA", "generation", "2025-01-01", ""),
+        ("PM-EPS-G", "EPS", "generation", "2026-04-10", ""),
+        ("PM-ALFA-OLD", "ALFA", "consumption", "2024-01-01", "2026-04-05"),
+    ]
+    rows = [
+        {
+            "point_id": p,
+            "participant": who,
+            "kind": kind,
+            "node": "GUA-230",
+            "device_id": f"D-{p}",
+            "serial": f"S-{p}",
+            "connectivity": "vpn_direct",
+            "vpn_id": f"VPN-{who}",
+            "public_ip": "",
+            "public_port": "",
+            "private_ip": "10.1.1.100",
+            "private_port": "7701",
+            "valid_from": start,
+            "valid_to": end,
+        }
+        for p, who, kind, start, end in points
+    ]
     directory.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(rows, schema=dict.fromkeys(REGISTRY_COLUMNS, pl.String)).write_csv(directory / "metering_points.csv")
 
@@ -39,8 +73,10 @@ def march_meter_hourly(points: list[str]) -> pl.DataFrame:
     """kwh_del = 2.0 every hour of March 2026 except 31 March, which is 3.0."""
     hours = [datetime(2026, 3, 1) + timedelta(hours=h) for h in range(31 * 24)]
     return pl.DataFrame({"point_id": [p for p in points for _ in hours], "hour": hours * len(points)}).with_columns(
-        channel=pl.lit("kwh_del"), value=pl.when(pl.col("hour").dt.day() == 31).then(3.0).otherwise(2.0),
-        quality=pl.lit("measured"))
+        channel=pl.lit("kwh_del"),
+        value=pl.when(pl.col("hour").dt.day() == 31).then(3.0).otherwise(2.0),
+        quality=pl.lit("measured"),
+    )
 
 
 @pytest.fixture
@@ -59,16 +95,22 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
     review = warehouse.query("SELECT change_id, rule, ok FROM vpn_change_review WHERE month = '2026-04'", db)
     failed = {(c, r) for c, r, ok in review.rows() if not ok}
     # the sample's promises (see pipelines/delivery/sample.py), participants picked from this registry
-    assert failed == {("CHG-2604-02", "notice"), ("CHG-2604-02", "delivery"),
-                      ("CHG-2604-03", "notice"), ("CHG-2604-03", "metering_period"),
-                      ("CHG-2604-04", "approvals"), ("CHG-2604-04", "delivery"),
-                      ("CHG-2604-05", "delivery")} | {
-        (f"CHG-2604-0{i}", "interrogation") for i in range(1, 6)}  # no meter_completeness in this warehouse
+    assert failed == {
+        ("CHG-2604-02", "notice"),
+        ("CHG-2604-02", "delivery"),
+        ("CHG-2604-03", "notice"),
+        ("CHG-2604-03", "metering_period"),
+        ("CHG-2604-04", "approvals"),
+        ("CHG-2604-04", "delivery"),
+        ("CHG-2604-05", "delivery"),
+    } | {(f"CHG-2604-0{i}", "interrogation") for i in range(1, 6)}  # no meter_completeness in this warehouse
     assert review.height == 5 * 5
 
     compliance = warehouse.query(
         "SELECT change_id, participant, deadline::VARCHAR AS deadline, required_points, on_time_points, late_points, "
-        "missing_points, compliant FROM delivery_compliance ORDER BY change_id", db)
+        "missing_points, compliant FROM delivery_compliance ORDER BY change_id",
+        db,
+    )
     assert compliance.rows() == [
         ("CHG-2604-01", "BETA", "2026-04-24", 3, 3, 0, 0, True),
         # ALFA: PM-ALFA-0 late (23 Apr 08:15), PM-ALFA-1 at 23:59 of the deadline day, OLD (retired 5 Apr) missing
@@ -109,7 +151,9 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
         "SELECT (SELECT count(*) FROM vpn_change_review WHERE month = '2026-04') AS review, "
         "(SELECT count(*) FROM estimated_hourly WHERE month = '2026-04') AS est, "
         "(SELECT count(*) FROM run_manifests WHERE pipeline = 'delivery') AS runs, "
-        "(SELECT count(*) FROM vpn_change_review WHERE month = '2026-03') AS march", db)
+        "(SELECT count(*) FROM vpn_change_review WHERE month = '2026-03') AS march",
+        db,
+    )
     assert counts.rows() == [(25, 30 * 24 + 5 * 24 + 30 * 24, 3, 5)]  # one run_manifests row per run
 
 
@@ -126,11 +170,13 @@ def test_duplicate_change_id_stops_the_run(inputs: Path, workspace: Path) -> Non
 
 def test_bad_rows_are_judged_false_and_reported(inputs: Path, workspace: Path) -> None:
     changes = pl.read_csv(inputs / "vpn_changes.csv", infer_schema=False)
-    extra = pl.DataFrame([
-        {**changes.row(1, named=True), "change_id": "NOLETTER", "letter_date": None},
-        {**changes.row(1, named=True), "change_id": "STRANGER", "participant": "ZETA"},
-        {**changes.row(1, named=True), "change_id": "GARBLED", "executed_on": "21/04/2026"},
-    ])
+    extra = pl.DataFrame(
+        [
+            {**changes.row(1, named=True), "change_id": "NOLETTER", "letter_date": None},
+            {**changes.row(1, named=True), "change_id": "STRANGER", "participant": "ZETA"},
+            {**changes.row(1, named=True), "change_id": "GARBLED", "executed_on": "21/04/2026"},
+        ]
+    )
     pl.concat([changes, extra]).write_csv(inputs / "vpn_changes.csv")
     result = check_month("2026-04", inputs)
     review = {(c, r): (ok, d) for c, r, ok, d in result.review.select("change_id", "rule", "ok", "detail").rows()}
@@ -157,7 +203,8 @@ def test_missing_input_and_bad_month(tmp_path: Path, workspace: Path, capsys: py
 
 def test_deliveries_missing_a_column(inputs: Path, workspace: Path) -> None:
     pl.read_csv(inputs / "directamm_deliveries.csv", infer_schema=False).drop("received_at").write_csv(
-        inputs / "directamm_deliveries.csv")
+        inputs / "directamm_deliveries.csv"
+    )
     with pytest.raises(InputError, match="directamm_deliveries.csv: missing column.*received_at"):
         check_month("2026-04", inputs)
 
@@ -170,8 +217,11 @@ def test_a_month_without_changes_then_one_with(inputs: Path, workspace: Path) ->
     check_month("2026-04", inputs)
     db = workspace / "warehouse.sqlite"
     assert warehouse.query("SELECT count(*) AS n FROM delivery_compliance", db)["n"][0] == 4
-    types = dict(warehouse.query("SELECT column_name, data_type FROM information_schema.columns "
-                                 "WHERE table_name = 'estimated_hourly'", db).rows())
+    types = dict(
+        warehouse.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'estimated_hourly'", db
+        ).rows()
+    )
     assert types["kwh"] == "DOUBLE" and types["hour"] == "TIMESTAMP"
 
 
@@ -179,7 +229,8 @@ def test_delivery_rows_with_blanks_are_reported_not_counted(inputs: Path, worksp
     deliveries = pl.read_csv(inputs / "directamm_deliveries.csv", infer_schema=False)
     # ALFA's on-time PM-ALFA-2 row loses its timestamp: the point becomes missing, the row is reported
     deliveries = deliveries.with_columns(
-        received_at=pl.when((pl.col("point_id") == "PM-ALFA-2")).then(None).otherwise(pl.col("received_at")))
+        received_at=pl.when(pl.col("point_id") == "PM-ALFA-2").then(None).otherwise(pl.col("received_at"))
+    )
     deliveries.write_csv(inputs / "directamm_deliveries.csv")
     result = check_month("2026-04", inputs)
     row = result.compliance.filter(pl.col("change_id") == "CHG-2604-02").row(0, named=True)
@@ -192,22 +243,44 @@ def test_delivery_rows_with_blanks_are_reported_not_counted(inputs: Path, worksp
 def test_interrogation_reads_meter_completeness_from_the_warehouse(inputs: Path, workspace: Path) -> None:
     """Rule 6(a) end to end: BETA (CHG-2604-01) complete; ALFA (CHG-2604-02) with PM-ALFA-0 at 99.9%."""
     db = workspace / "warehouse.sqlite"
-    points = {"PM-BETA-0": 30, "PM-BETA-1": 30, "PM-BETA-2": 30, "PM-ALFA-0": 30, "PM-ALFA-1": 30, "PM-ALFA-2": 30,
-              "PM-ALFA-OLD": 5}  # OLD retires 5 April
-    rows = [(p, "2026-04", c, days * 96, days * 96 - (3 if (p, c) == ("PM-ALFA-0", "kwh_del") else 0))
-            for p, days in points.items() for c in ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")]
-    frame = pl.DataFrame(rows, schema=["point_id", "month", "channel", "expected_intervals", "received_intervals"],
-                         orient="row").with_columns(
-        completeness_pct=(100.0 * pl.col("received_intervals") / pl.col("expected_intervals")).round(4))
+    points = {
+        "PM-BETA-0": 30,
+        "PM-BETA-1": 30,
+        "PM-BETA-2": 30,
+        "PM-ALFA-0": 30,
+        "PM-ALFA-1": 30,
+        "PM-ALFA-2": 30,
+        "PM-ALFA-OLD": 5,
+    }  # OLD retires 5 April
+    rows = [
+        (p, "2026-04", c, days * 96, days * 96 - (3 if (p, c) == ("PM-ALFA-0", "kwh_del") else 0))
+        for p, days in points.items()
+        for c in ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")
+    ]
+    frame = pl.DataFrame(
+        rows, schema=["point_id", "month", "channel", "expected_intervals", "received_intervals"], orient="row"
+    ).with_columns(completeness_pct=(100.0 * pl.col("received_intervals") / pl.col("expected_intervals")).round(4))
     warehouse.publish([Write("meter_completeness", frame, {"month": "2026-04"}, ("month",))], db)
     result = check_month("2026-04", inputs)
-    review = {c: (ok, d) for c, r, ok, d in result.review.select("change_id", "rule", "ok", "detail").rows()
-              if r == "interrogation"}
-    assert review["CHG-2604-01"] == (True, "all 3 metering point(s) active in 2026-04 have 100% of their intervals "
-                                           "on all four channels from real readings")
-    assert review["CHG-2604-02"] == (False, "1 of 4 metering point(s) below 100% in 2026-04 (real readings; channels "
-                                            "short in brackets): PM-ALFA-0 99.89% (kwh_del)")
-    stored = warehouse.query("SELECT change_id, ok FROM vpn_change_review WHERE rule = 'interrogation' "
-                             "AND month = '2026-04' ORDER BY change_id", db)
+    review = {
+        c: (ok, d)
+        for c, r, ok, d in result.review.select("change_id", "rule", "ok", "detail").rows()
+        if r == "interrogation"
+    }
+    assert review["CHG-2604-01"] == (
+        True,
+        "all 3 metering point(s) active in 2026-04 have 100% of their intervals "
+        "on all four channels from real readings",
+    )
+    assert review["CHG-2604-02"] == (
+        False,
+        "1 of 4 metering point(s) below 100% in 2026-04 (real readings; channels "
+        "short in brackets): PM-ALFA-0 99.89% (kwh_del)",
+    )
+    stored = warehouse.query(
+        "SELECT change_id, ok FROM vpn_change_review WHERE rule = 'interrogation' "
+        "AND month = '2026-04' ORDER BY change_id",
+        db,
+    )
     assert stored.rows()[:2] == [("CHG-2604-01", True), ("CHG-2604-02", False)]
     assert "interrogation" in result.summary

@@ -15,7 +15,9 @@ SCHEMA = {"node": "str", "hour": "hour", "price_usd_mwh": "float"}
 
 def test_csv_and_parquet_with_the_same_stem_read_alike(tmp_path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "nodal_prices.csv").write_text("node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50.5\nN1,2026-05-01 01:00, 60 \n")
+    (tmp_path / "a" / "nodal_prices.csv").write_text(
+        "node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50.5\nN1,2026-05-01 01:00, 60 \n"
+    )
     from_csv = read_table(tmp_path / "a", "nodal_prices", SCHEMA)
     (tmp_path / "b").mkdir()
     from_csv.write_parquet(tmp_path / "b" / "nodal_prices.parquet")
@@ -27,7 +29,8 @@ def test_csv_and_parquet_with_the_same_stem_read_alike(tmp_path):
 
 def test_every_bad_value_is_reported_with_its_line(tmp_path):
     (tmp_path / "nodal_prices.csv").write_text(
-        "node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN1,2026-05-01 00:30,x\nN2,,\nN3,2026-05-01 02:00,1e400x\n")
+        "node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN1,2026-05-01 00:30,x\nN2,,\nN3,2026-05-01 02:00,1e400x\n"
+    )
     with pytest.raises(InputError) as raised:
         read_table(tmp_path, "nodal_prices", SCHEMA)
     text = str(raised.value)
@@ -53,15 +56,21 @@ def test_missing_file_and_missing_column(tmp_path):
 @pytest.mark.parametrize("word", ["NaN", "nan", "inf", "-inf", "Infinity", "1e400"])
 def test_non_finite_numbers_are_bad_values_named_by_line(tmp_path, word):
     (tmp_path / "nodal_prices.csv").write_text(
-        f"node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN1,2026-05-01 01:00,{word}\n")
+        f"node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN1,2026-05-01 01:00,{word}\n"
+    )
     with pytest.raises(InputError) as raised:
         read_table(tmp_path, "nodal_prices", SCHEMA)
     assert f"column price_usd_mwh (expected a finite number): 1 bad, e.g. line 3: '{word}'" in str(raised.value)
 
 
 def test_non_finite_numbers_in_typed_parquet_are_bad_values_named_by_row(tmp_path):
-    pl.DataFrame({"node": ["N1", "N1", "N1"], "hour": [datetime(2026, 5, 1, h) for h in range(3)],
-                  "price_usd_mwh": [1.0, float("nan"), float("-inf")]}).write_parquet(tmp_path / "nodal_prices.parquet")
+    pl.DataFrame(
+        {
+            "node": ["N1", "N1", "N1"],
+            "hour": [datetime(2026, 5, 1, h) for h in range(3)],
+            "price_usd_mwh": [1.0, float("nan"), float("-inf")],
+        }
+    ).write_parquet(tmp_path / "nodal_prices.parquet")
     with pytest.raises(InputError) as raised:
         read_table(tmp_path, "nodal_prices", SCHEMA)
     assert "nodal_prices.parquet: 2 row(s)" in str(raised.value)
@@ -73,14 +82,22 @@ def test_empty_file_semicolons_ragged_lines_and_missing_directory(tmp_path):
     with pytest.raises(InputError, match=r"^nodal_prices.csv is empty \(no header line\)$"):
         read_table(tmp_path, "nodal_prices", SCHEMA)
     (tmp_path / "nodal_prices.csv").write_text("node;hour;price_usd_mwh\nN1;2026-05-01 00:00;61,97\n")
-    with pytest.raises(InputError, match="nodal_prices.csv looks semicolon-separated.*comma-separated values with decimal points"):
+    with pytest.raises(
+        InputError, match="nodal_prices.csv looks semicolon-separated.*comma-separated values with decimal points"
+    ):
         read_table(tmp_path, "nodal_prices", SCHEMA)
     (tmp_path / "nodal_prices.csv").write_text(
-        'node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\n"N,2",2026-05-01 00:00,50,7\nN3,2026-05-01 00:00\n')
-    with pytest.raises(InputError, match=r"^nodal_prices.csv: 2 line\(s\) do not have the header's 3 fields: line 3 has 4, line 4 has 2$"):
+        'node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\n"N,2",2026-05-01 00:00,50,7\nN3,2026-05-01 00:00\n'
+    )
+    with pytest.raises(
+        InputError,
+        match=r"^nodal_prices.csv: 2 line\(s\) do not have the header's 3 fields: line 3 has 4, line 4 has 2$",
+    ):
         read_table(tmp_path, "nodal_prices", SCHEMA)
     (tmp_path / "nodal_prices.csv").write_text("node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN3,2026-05-01 00:00\n")
-    with pytest.raises(InputError, match=r"^nodal_prices.csv: line 3 has 2 fields; every line must have the header's 3 fields$"):
+    with pytest.raises(
+        InputError, match=r"^nodal_prices.csv: line 3 has 2 fields; every line must have the header's 3 fields$"
+    ):
         read_table(tmp_path, "nodal_prices", SCHEMA)
     with pytest.raises(InputError, match=r"^input directory .*nowhere does not exist$"):
         read_table(tmp_path / "nowhere", "nodal_prices", SCHEMA)

@@ -42,8 +42,10 @@ def _tables(catalog: Path) -> dict[str, pl.DataFrame]:
     try:
         columns = {t: {r[0] for r in con.sql(f"DESCRIBE {t}").fetchall()} for t in TABLES}
         # run_id differs between runs by design; only drop it where the table has one
-        return {t: con.sql(sql if "run_id" in columns[t] else sql.replace(" EXCLUDE (run_id)", "")).pl()
-                for t, sql in TABLES.items()}
+        return {
+            t: con.sql(sql if "run_id" in columns[t] else sql.replace(" EXCLUDE (run_id)", "")).pl()
+            for t, sql in TABLES.items()
+        }
     finally:
         con.close()
 
@@ -80,8 +82,9 @@ def test_object_storage_lake_holds_the_same_files(both_lakes):
     assert "main/meter_readings/month=2026-04/ducklake-*.parquet" in remote
     assert "reports/delivery/month=2026-04/INDPAC.html" in remote
     # the catalog is local and remembers where its data lives
-    data_path = warehouse.query("SELECT value FROM ducklake_options('wh') WHERE option_name = 'data_path'",
-                                base / "memory.sqlite")["value"][0]
+    data_path = warehouse.query(
+        "SELECT value FROM ducklake_options('wh') WHERE option_name = 'data_path'", base / "memory.sqlite"
+    )["value"][0]
     assert data_path.rstrip("/") == str(memory_root).rstrip("/")
     # nothing went to a local folder named after the scheme
     for folder in (cwd, base, config.ROOT):

@@ -27,17 +27,33 @@ def dag():
 def test_dag_is_daily_backfillable_and_single_writer(dag):
     assert dag.catchup is True and dag.max_active_runs == 1
     assert dag.start_date.date().isoformat() == "2026-03-01"
-    assert [t.task_id for t in dag.topological_sort()] == ["period", "ingest", "report", "month_is_complete",
-                                                           "announce_month_closed"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "period",
+        "ingest",
+        "report",
+        "month_is_complete",
+        "announce_month_closed",
+    ]
     assert {a.uri for a in dag.get_task("announce_month_closed").outlets} == {"mayorista://smec/meter_month_closed"}
     # the month report follows the publish; the month-closed announcement does not wait for it
     assert dag.get_task("report").upstream_task_ids == {"ingest"}
     assert dag.get_task("month_is_complete").upstream_task_ids == {"ingest"}
     assert {a.uri for a in dag.get_task("report").outlets} == {"mayorista://lake/reports/meters"}
     outlets = {a.uri for a in dag.get_task("ingest").outlets}
-    assert outlets == {f"mayorista://warehouse/{t}" for t in
-                       ("meter_readings", "meter_readings_superseded", "meter_estimates", "meter_completeness", "meter_hourly",
-                        "vee_findings", "quarantine", "metering_points", "landed_files")}
+    assert outlets == {
+        f"mayorista://warehouse/{t}"
+        for t in (
+            "meter_readings",
+            "meter_readings_superseded",
+            "meter_estimates",
+            "meter_completeness",
+            "meter_hourly",
+            "vee_findings",
+            "quarantine",
+            "metering_points",
+            "landed_files",
+        )
+    }
     assert dag.get_task("ingest").max_active_tis_per_dag == 1
     assert dag.timetable.expression == "0 1 * * *" and str(dag.timetable.timezone) == "America/Guatemala"
 
@@ -61,16 +77,21 @@ def test_the_last_daily_run_of_a_month_closes_it():
 
 
 def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
-    run = dag.test(logical_date=datetime(2026, 4, 20, 1, tzinfo=GT),
-                   run_conf={"month": "2026-04", "input_dir": str(ROOT / "data" / "sample" / "smec")})
+    run = dag.test(
+        logical_date=datetime(2026, 4, 20, 1, tzinfo=GT),
+        run_conf={"month": "2026-04", "input_dir": str(ROOT / "data" / "sample" / "smec")},
+    )
     assert run.state == "success"
     assert run.get_task_instance("announce_month_closed").state == "success"  # triggers the delivery check
     assert run.get_task_instance("report").state == "success"
     html = workspace / "lake" / "reports" / "meters" / "month=2026-04" / "meters-2026-04.html"
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
-    (snapshot,), = con.sql("SELECT snapshot_id FROM run_manifests WHERE pipeline = 'meters'").fetchall()
+    ((snapshot,),) = con.sql("SELECT snapshot_id FROM run_manifests WHERE pipeline = 'meters'").fetchall()
     assert f"warehouse snapshot {snapshot}" in html.read_text()  # as of the snapshot this run published
     # March's files had landed too (older): read once and March recomputed in the same run
-    assert con.sql("SELECT DISTINCT month FROM meter_completeness ORDER BY 1").fetchall() == [("2026-03",), ("2026-04",)]
+    assert con.sql("SELECT DISTINCT month FROM meter_completeness ORDER BY 1").fetchall() == [
+        ("2026-03",),
+        ("2026-04",),
+    ]
     assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(50,)]
     assert con.sql("SELECT count(*) FROM run_manifests WHERE pipeline = 'meters'").fetchall() == [(1,)]

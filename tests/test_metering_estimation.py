@@ -42,13 +42,19 @@ def march(flagged: set[int] = frozenset()) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=vee.HISTORY_SCHEMA, orient="row")
 
 
-def run(missing: set[int], *, flagged_month: set[int] = frozenset(), flagged_march: set[int] = frozenset(),
-        t: vee.Thresholds = T) -> tuple[pl.DataFrame, dict[int, tuple[float, str]]]:
+def run(
+    missing: set[int],
+    *,
+    flagged_month: set[int] = frozenset(),
+    flagged_march: set[int] = frozenset(),
+    t: vee.Thresholds = T,
+) -> tuple[pl.DataFrame, dict[int, tuple[float, str]]]:
     readings = month(missing)
     findings = pl.DataFrame({"k": sorted(flagged_month)}, schema={"k": pl.Int64})
     history = pl.concat([march(flagged_march), vee.history_from_month(readings, findings, START)])
-    gaps, estimates = estimation.estimate(readings, RANGES, t, month_start=START, history=history, kinds=KINDS,
-                                          flagged=findings)
+    gaps, estimates = estimation.estimate(
+        readings, RANGES, t, month_start=START, history=history, kinds=KINDS, flagged=findings
+    )
     assert not set(estimates["k"]) & set(readings["k"])  # never over a real reading
     own = gaps.filter(keys.series() == 0)
     return own, {k: (v, m) for k, v, m in estimates.filter(keys.series() == 0).iter_rows()}
@@ -62,11 +68,16 @@ def day_intervals(day: date) -> set[int]:
 def test_day_kinds_holy_week_and_weekends():
     kinds = dict(KINDS.filter(pl.col("date").is_between(date(2026, 3, 28), date(2026, 4, 6))).iter_rows())
     assert kinds == {
-        date(2026, 3, 28): "saturday", date(2026, 3, 29): "sunday_or_holiday", date(2026, 3, 30): "business",
-        date(2026, 3, 31): "business", date(2026, 4, 1): "business",
-        date(2026, 4, 2): "sunday_or_holiday", date(2026, 4, 3): "sunday_or_holiday",  # Maundy Thursday, Good Friday
+        date(2026, 3, 28): "saturday",
+        date(2026, 3, 29): "sunday_or_holiday",
+        date(2026, 3, 30): "business",
+        date(2026, 3, 31): "business",
+        date(2026, 4, 1): "business",
+        date(2026, 4, 2): "sunday_or_holiday",
+        date(2026, 4, 3): "sunday_or_holiday",  # Maundy Thursday, Good Friday
         date(2026, 4, 4): "sunday_or_holiday",  # Holy Saturday is a holiday, not an ordinary Saturday
-        date(2026, 4, 5): "sunday_or_holiday", date(2026, 4, 6): "business",
+        date(2026, 4, 5): "sunday_or_holiday",
+        date(2026, 4, 6): "business",
     }
     assert KINDS["date"].min() == date(2026, 3, 4) and KINDS["date"].max() == date(2026, 4, 30)
 
@@ -78,21 +89,33 @@ def test_like_day_across_holy_week_and_a_weekend():
     q = 7  # any interval of the day
     # Monday 6 April: the business days before it skip the weekend and Holy Thursday/Friday: 1 Apr, 31 and 30 Mar
     i = min(day_intervals(monday)) + q
-    assert est[i] == (pytest.approx((day_value(date(2026, 4, 1), q) + day_value(date(2026, 3, 31), q)
-                                     + day_value(date(2026, 3, 30), q)) / 3), "like_day")
+    assert est[i] == (
+        pytest.approx(
+            (day_value(date(2026, 4, 1), q) + day_value(date(2026, 3, 31), q) + day_value(date(2026, 3, 30), q)) / 3
+        ),
+        "like_day",
+    )
     # Easter Sunday 5 April: Holy Saturday, Good Friday, Maundy Thursday (all holidays), not 29 March
     i = min(day_intervals(sunday)) + q
-    assert est[i][0] == pytest.approx((day_value(date(2026, 4, 4), q) + day_value(date(2026, 4, 3), q)
-                                       + day_value(date(2026, 4, 2), q)) / 3)
+    assert est[i][0] == pytest.approx(
+        (day_value(date(2026, 4, 4), q) + day_value(date(2026, 4, 3), q) + day_value(date(2026, 4, 2), q)) / 3
+    )
     # Saturday 11 April: Holy Saturday was a holiday, so 28, 21 and 14 March
     i = min(day_intervals(saturday)) + q
-    assert est[i][0] == pytest.approx((day_value(date(2026, 3, 28), q) + day_value(date(2026, 3, 21), q)
-                                       + day_value(date(2026, 3, 14), q)) / 3)
+    assert est[i][0] == pytest.approx(
+        (day_value(date(2026, 3, 28), q) + day_value(date(2026, 3, 21), q) + day_value(date(2026, 3, 14), q)) / 3
+    )
     # Sunday and Monday are one gap of 192 intervals, Saturday another: all estimated, each said so
     assert len(est) == 3 * 96
     assert gaps.select(i=keys.interval_index(), d=pl.col("detail")).rows() == [
-        (min(day_intervals(sunday)), "192 interval(s) missing; estimated by like_day (mean of the same interval on 3 like days)"),
-        (min(day_intervals(saturday)), "96 interval(s) missing; estimated by like_day (mean of the same interval on 3 like days)"),
+        (
+            min(day_intervals(sunday)),
+            "192 interval(s) missing; estimated by like_day (mean of the same interval on 3 like days)",
+        ),
+        (
+            min(day_intervals(saturday)),
+            "96 interval(s) missing; estimated by like_day (mean of the same interval on 3 like days)",
+        ),
     ]
 
 
@@ -105,11 +128,14 @@ def test_like_day_never_uses_a_flagged_reading():
     flagged_march = {-2 * 96 + q + 1}  # 30 March, q
     gaps, est = run(day_intervals(monday), flagged_month=flagged_month, flagged_march=flagged_march)
     i = min(day_intervals(monday)) + q
-    assert est[i][0] == pytest.approx((day_value(date(2026, 3, 31), q) + day_value(date(2026, 3, 27), q)
-                                       + day_value(date(2026, 3, 26), q)) / 3)
+    assert est[i][0] == pytest.approx(
+        (day_value(date(2026, 3, 31), q) + day_value(date(2026, 3, 27), q) + day_value(date(2026, 3, 26), q)) / 3
+    )
     # another interval of the same day still uses 1 April, 31 and 30 March
-    assert est[i + 1][0] == pytest.approx((day_value(date(2026, 4, 1), q + 1) + day_value(date(2026, 3, 31), q + 1)
-                                           + day_value(date(2026, 3, 30), q + 1)) / 3)
+    assert est[i + 1][0] == pytest.approx(
+        (day_value(date(2026, 4, 1), q + 1) + day_value(date(2026, 3, 31), q + 1) + day_value(date(2026, 3, 30), q + 1))
+        / 3
+    )
 
 
 def test_too_few_like_days_stays_missing_and_is_reported():
@@ -120,17 +146,20 @@ def test_too_few_like_days_stays_missing_and_is_reported():
     gaps, est = run(day_intervals(saturday), flagged_march=flagged_march)
     noon = min(day_intervals(saturday)) + 48
     assert sorted(est) == list(range(noon, noon + 48))
-    assert est[noon][0] == pytest.approx((day_value(date(2026, 3, 28), 48) + day_value(date(2026, 3, 21), 48)
-                                          + day_value(date(2026, 3, 14), 48)) / 3)
+    assert est[noon][0] == pytest.approx(
+        (day_value(date(2026, 3, 28), 48) + day_value(date(2026, 3, 21), 48) + day_value(date(2026, 3, 14), 48)) / 3
+    )
     assert gaps["detail"].to_list() == [
         "96 interval(s) missing; 48 estimated by like_day, 48 left missing (fewer than 3 like days with a real "
-        "reading without findings in the previous 28 days)"]
+        "reading without findings in the previous 28 days)"
+    ]
     # the whole of 28 March flagged: nothing estimated, and the finding says why
     gaps, est = run(day_intervals(saturday), flagged_march={-4 * 96 + 1 + q for q in range(96)})
     assert est == {}
     assert gaps["detail"].to_list() == [
         "96 interval(s) missing (not estimated: fewer than 3 like days with a real reading without findings in "
-        "the previous 28 days)"]
+        "the previous 28 days)"
+    ]
 
 
 def test_like_day_maximum_at_the_limit_and_one_step_either_side():
@@ -141,8 +170,9 @@ def test_like_day_maximum_at_the_limit_and_one_step_either_side():
         assert len(est) == (length if estimated else 0)
         detail = gaps["detail"].item()
         if not estimated:
-            assert detail == ("193 interval(s) missing (not estimated: longer than the like_day maximum of 192 "
-                              "intervals)")
+            assert detail == (
+                "193 interval(s) missing (not estimated: longer than the like_day maximum of 192 intervals)"
+            )
 
 
 def test_linear_at_the_limit_and_one_step_either_side():
@@ -169,7 +199,8 @@ def test_without_history_longer_gaps_stay_missing():
     gaps, est = estimation.estimate(readings, RANGES, T, month_start=START)
     assert est.height == 0
     assert gaps.filter(keys.series() == 0)["detail"].item() == (
-        "20 interval(s) missing (not estimated: no history for like_day)")
+        "20 interval(s) missing (not estimated: no history for like_day)"
+    )
     # the other three channels have no reading at all: longer than 7 days, never estimated
     other = gaps.filter(keys.series() == 1)["detail"].item()
     assert other == "2880 interval(s) missing (not estimated: longer than the like_day maximum of 672 intervals)"

@@ -12,12 +12,21 @@ import pytest
 from pipelines import warehouse
 from pipelines.errors import InputError
 from pipelines.metering import job
-from tests.metering_fixtures import REGISTRY, series, standard_month, value_of, write_lines, write_readings, write_registry
+from tests.metering_fixtures import (
+    REGISTRY,
+    series,
+    standard_month,
+    value_of,
+    write_lines,
+    write_readings,
+    write_registry,
+)
 
 
 def landed(path: Path, second: int) -> None:
     """Set a file's modification time: when it landed (later landing wins)."""
     import os
+
     os.utime(path, ns=(second * 10**9, second * 10**9))
 
 
@@ -38,8 +47,11 @@ def _published_nothing(workspace: Path) -> None:
 
 
 def _completeness(workspace: Path) -> dict[tuple[str, str], tuple[int, int, float]]:
-    rows = _q(workspace, "SELECT point_id, channel, expected_intervals, received_intervals, completeness_pct "
-                         "FROM meter_completeness WHERE month = '2026-04'")
+    rows = _q(
+        workspace,
+        "SELECT point_id, channel, expected_intervals, received_intervals, completeness_pct "
+        "FROM meter_completeness WHERE month = '2026-04'",
+    )
     return {(p, c): (e, r, pct) for p, c, e, r, pct in rows}
 
 
@@ -58,8 +70,11 @@ def test_complete_month_and_mid_month_validity(tmp_path, workspace):
     # hourly: 4 real intervals per hour, labelled by the hour's start
     (hours,) = _q(workspace, "SELECT count(*) FROM meter_hourly WHERE point_id = 'P1' AND channel = 'kwh_del'")[0:1]
     assert hours == (720,)
-    first = _q(workspace, "SELECT hour, value, quality FROM meter_hourly WHERE point_id = 'P1' AND channel = 'kwh_del' "
-                          "ORDER BY hour LIMIT 1")[0]
+    first = _q(
+        workspace,
+        "SELECT hour, value, quality FROM meter_hourly WHERE point_id = 'P1' AND channel = 'kwh_del' "
+        "ORDER BY hour LIMIT 1",
+    )[0]
     assert str(first[0]) == "2026-04-01 00:00:00"
     assert first[1] == pytest.approx(sum(value_of("DEV1", i, "kwh_del") for i in (1, 2, 3, 4)))
     assert first[2] == "complete"
@@ -69,19 +84,28 @@ def test_complete_month_and_mid_month_validity(tmp_path, workspace):
 def test_month_boundary_interval_is_labelled_by_its_end(tmp_path, workspace):
     root = tmp_path / "in"
     write_registry(root)
-    write_lines(root, "edge.csv", [
-        "DEV1,2026-04-01 00:00,kwh_del,5",   # covers 31 March 23:45-24:00: March's, not April's business
-        "DEV1,2026-04-01 00:15,kwh_del,6",   # first interval of April
-        "DEV1,2026-05-01 00:00,kwh_del,7",   # covers 30 April 23:45-24:00: last interval of April
-        "DEV1,2026-05-01 00:15,kwh_del,8",   # May's
-    ])
+    write_lines(
+        root,
+        "edge.csv",
+        [
+            "DEV1,2026-04-01 00:00,kwh_del,5",  # covers 31 March 23:45-24:00: March's, not April's business
+            "DEV1,2026-04-01 00:15,kwh_del,6",  # first interval of April
+            "DEV1,2026-05-01 00:00,kwh_del,7",  # covers 30 April 23:45-24:00: last interval of April
+            "DEV1,2026-05-01 00:15,kwh_del,8",  # May's
+        ],
+    )
     result = job.ingest_month("2026-04", root)
     # the file is read once; each of its rows goes to its own month, and each month is recomputed
     assert result.counts["rows_read"] == 4 and result.counts["files_read"] == 1
     assert {m: c["ingested"] for m, c in result.months.items()} == {"2026-03": 1, "2026-04": 2, "2026-05": 1}
     assert result.counts["quarantined"] == 0
     assert _completeness(workspace)[("P1", "kwh_del")] == (2880, 2, pytest.approx(100 * 2 / 2880, abs=1e-4))
-    hours = dict(_q(workspace, "SELECT strftime(hour, '%d %H'), value FROM meter_hourly WHERE point_id = 'P1' AND month = '2026-04'"))
+    hours = dict(
+        _q(
+            workspace,
+            "SELECT strftime(hour, '%d %H'), value FROM meter_hourly WHERE point_id = 'P1' AND month = '2026-04'",
+        )
+    )
     assert hours == {"01 00": 6.0, "30 23": 7.0}
     march = job.ingest_month("2026-03", root)  # nothing new to read: March from its stored reading
     assert march.counts["files_read"] == 0 and march.counts["files_skipped"] == 1
@@ -94,23 +118,30 @@ def test_quarantine_rules_with_file_and_line(tmp_path, workspace):
     # read before bad.csv in the same multi-file scan: line numbers must restart per file; CRLF is fine
     (root / "readings").mkdir()
     (root / "readings" / "a_first.csv").write_bytes(
-        b"device_id,interval_end,channel,value\r\nDEV1,2026-04-01 00:15,kwh_del,1\r\nDEV1,2026-04-01 00:30,kwh_del,2\r\n")
-    write_lines(root, "bad.csv", [
-        "DEV1,2026-04-02 10:00,kwh_del,1.5",     # line 2: good
-        "DEV9,2026-04-02 10:00,kwh_del,1.5",     # line 3: unknown device
-        "DEV1,2026-04-02 10:07,kwh_del,1.5",     # line 4: off the 15-minute grid
-        "DEV1,2026-04-02 10:15,kwh_del,n/a",     # line 5: not a number
-        "DEV1,2026-04-02 10:30,kwh_xxx,1.5",     # line 6: unknown channel
-        "DEV2,2026-04-15 10:00,kwh_del,1.5",     # line 7: P2 starts on the 16th: not registered that day
-        "DEV3,2026-04-11 00:15,kwh_del,1.5",     # line 8: P3 retired on the 10th
-        "DEV3,2026-04-11 00:00,kwh_del,1.5",     # line 9: covers 10 April 23:45-24:00: still P3's
-        "DEV1,2026-04-02 25:00,kwh_del,1.5",     # line 10: unparsable timestamp (the file's other rows are April's)
-        "DEV1,,kwh_del,1.5",                     # line 11: missing timestamp
-        "DEV1,2026-04-02 11:00,kwh_del,",        # line 12: missing value
-        "DEV1,2026-04-02 11:15,kwh_del,inf",     # line 13: not a finite number
-    ])
+        b"device_id,interval_end,channel,value\r\nDEV1,2026-04-01 00:15,kwh_del,1\r\nDEV1,2026-04-01 00:30,kwh_del,2\r\n"
+    )
+    write_lines(
+        root,
+        "bad.csv",
+        [
+            "DEV1,2026-04-02 10:00,kwh_del,1.5",  # line 2: good
+            "DEV9,2026-04-02 10:00,kwh_del,1.5",  # line 3: unknown device
+            "DEV1,2026-04-02 10:07,kwh_del,1.5",  # line 4: off the 15-minute grid
+            "DEV1,2026-04-02 10:15,kwh_del,n/a",  # line 5: not a number
+            "DEV1,2026-04-02 10:30,kwh_xxx,1.5",  # line 6: unknown channel
+            "DEV2,2026-04-15 10:00,kwh_del,1.5",  # line 7: P2 starts on the 16th: not registered that day
+            "DEV3,2026-04-11 00:15,kwh_del,1.5",  # line 8: P3 retired on the 10th
+            "DEV3,2026-04-11 00:00,kwh_del,1.5",  # line 9: covers 10 April 23:45-24:00: still P3's
+            "DEV1,2026-04-02 25:00,kwh_del,1.5",  # line 10: unparsable timestamp (the file's other rows are April's)
+            "DEV1,,kwh_del,1.5",  # line 11: missing timestamp
+            "DEV1,2026-04-02 11:00,kwh_del,",  # line 12: missing value
+            "DEV1,2026-04-02 11:15,kwh_del,inf",  # line 13: not a finite number
+        ],
+    )
     result = job.ingest_month("2026-04", root)
-    got = {line: reason for line, reason in _q(workspace, "SELECT line, reason FROM quarantine WHERE month = '2026-04'")}
+    got = {
+        line: reason for line, reason in _q(workspace, "SELECT line, reason FROM quarantine WHERE month = '2026-04'")
+    }
     assert got == {
         3: "device_id not in the registry",
         4: "interval_end not on the 15-minute grid",
@@ -123,7 +154,10 @@ def test_quarantine_rules_with_file_and_line(tmp_path, workspace):
         12: "missing value",
         13: "value is not a number",
     }
-    raw = _q(workspace, "SELECT source_file, raw_device_id, raw_interval_end, raw_channel, raw_value FROM quarantine WHERE line = 5")
+    raw = _q(
+        workspace,
+        "SELECT source_file, raw_device_id, raw_interval_end, raw_channel, raw_value FROM quarantine WHERE line = 5",
+    )
     assert raw == [("readings/bad.csv", "DEV1", "2026-04-02 10:15", "kwh_del", "n/a")]
     assert result.counts == result.counts | {"rows_read": 14, "ingested": 4, "quarantined": 10}
     assert list(result.months) == ["2026-04"]
@@ -136,8 +170,11 @@ def test_quarantine_rules_with_file_and_line(tmp_path, workspace):
 def test_duplicates_count_once_and_disagreeing_ones_are_findings(tmp_path, workspace):
     root = tmp_path / "in"
     write_registry(root)
-    write_lines(root, "a.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0", "DEV1,2026-04-02 10:30,kwh_del,2.0",
-                                "DEV1,2026-04-02 10:15,kwh_del,1.0"])  # identical duplicate in the same file
+    write_lines(
+        root,
+        "a.csv",
+        ["DEV1,2026-04-02 10:15,kwh_del,1.0", "DEV1,2026-04-02 10:30,kwh_del,2.0", "DEV1,2026-04-02 10:15,kwh_del,1.0"],
+    )  # identical duplicate in the same file
     write_lines(root, "b_resend.csv", ["DEV1,2026-04-02 10:30,kwh_del,2.5"])  # differs, landed later: wins
     landed(root / "readings" / "a.csv", 1000)
     landed(root / "readings" / "b_resend.csv", 2000)
@@ -145,12 +182,23 @@ def test_duplicates_count_once_and_disagreeing_ones_are_findings(tmp_path, works
     assert result.counts["ingested"] == 2 and result.counts["duplicates_dropped"] == 1
     assert result.counts["superseded"] == 1  # kept in meter_readings_superseded, not dropped
     assert _completeness(workspace)[("P1", "kwh_del")][1] == 2
-    findings = _q(workspace, "SELECT strftime(interval_end, '%H:%M'), rule, detail FROM vee_findings WHERE rule = 'duplicate_conflict'")
-    assert findings == [("10:30", "duplicate_conflict",
-                         "2 readings with different values: 2.0 then 2.5 (the one landed last, 2.5, is kept)")]
+    findings = _q(
+        workspace,
+        "SELECT strftime(interval_end, '%H:%M'), rule, detail FROM vee_findings WHERE rule = 'duplicate_conflict'",
+    )
+    assert findings == [
+        (
+            "10:30",
+            "duplicate_conflict",
+            "2 readings with different values: 2.0 then 2.5 (the one landed last, 2.5, is kept)",
+        )
+    ]
     assert _q(workspace, "SELECT value, source_file, superseded_by_file FROM meter_readings_superseded") == [
-        (2.0, "readings/a.csv", "readings/b_resend.csv")]
-    assert _q(workspace, "SELECT value FROM meter_hourly WHERE point_id = 'P1' AND strftime(hour, '%d %H') = '02 10'") == [(3.5,)]
+        (2.0, "readings/a.csv", "readings/b_resend.csv")
+    ]
+    assert _q(
+        workspace, "SELECT value FROM meter_hourly WHERE point_id = 'P1' AND strftime(hour, '%d %H') = '02 10'"
+    ) == [(3.5,)]
 
 
 def test_bad_files_do_not_stop_the_others(tmp_path, workspace):
@@ -173,11 +221,14 @@ def test_bad_files_do_not_stop_the_others(tmp_path, workspace):
     assert by_file[("readings/garbage.csv", None)].startswith("file cannot be read")
     assert by_file[("readings/wrong_header.csv", None)].startswith("file cannot be read: header lacks column(s)")
     # manifest: rows read = ingested + duplicates + superseded + quarantined, for every file read
-    (manifest,) = _q(workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' AND period = '2026-04'")[0]
+    (manifest,) = _q(workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' AND period = '2026-04'")[
+        0
+    ]
     counts = json.loads(manifest)["counts"]
     assert counts["rows_read"] == 4 * (2880 + 1440 + 960) + 2 + 1
-    assert counts["rows_read"] == (counts["ingested"] + counts["duplicates_dropped"] + counts["superseded"]
-                                   + counts["quarantined"])
+    assert counts["rows_read"] == (
+        counts["ingested"] + counts["duplicates_dropped"] + counts["superseded"] + counts["quarantined"]
+    )
     # the value 0.5 landed twice after the original: one replaces it (kept as superseded), one is a duplicate
     assert counts["duplicates_dropped"] == 1 and counts["superseded"] == 1 and counts["quarantined"] == 1
     # the unreadable files are in the ledger as such, and are read again by the next run
@@ -185,7 +236,9 @@ def test_bad_files_do_not_stop_the_others(tmp_path, workspace):
     assert status["readings/garbage.csv"] == "unreadable" and status["readings/ragged.csv"] == "ingested"
     with pytest.raises(InputError):
         job.ingest_month("2026-04", root)
-    (manifest,) = _q(workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' ORDER BY snapshot_id DESC LIMIT 1")[0]
+    (manifest,) = _q(
+        workspace, "SELECT manifest FROM run_manifests WHERE pipeline = 'meters' ORDER BY snapshot_id DESC LIMIT 1"
+    )[0]
     assert json.loads(manifest)["counts"]["files_read"] == 2  # the two unreadable ones, nothing else
     assert _q(workspace, "SELECT count(*) FROM quarantine WHERE line IS NULL") == [(2,)]
     assert _q(workspace, "SELECT count(*) FROM landed_files WHERE status = 'unreadable'") == [(2,)]
@@ -195,8 +248,15 @@ def test_reingest_replaces_never_duplicates(tmp_path, workspace):
     root = tmp_path / "in"
     standard_month(root)
     write_lines(root, "bad.csv", ["DEV9,2026-04-02 10:00,kwh_del,1.5"])
-    tables = ("meter_completeness", "meter_hourly", "vee_findings", "quarantine", "metering_points",
-              "validation_results", "run_manifests")
+    tables = (
+        "meter_completeness",
+        "meter_hourly",
+        "vee_findings",
+        "quarantine",
+        "metering_points",
+        "validation_results",
+        "run_manifests",
+    )
 
     def counts():
         return {t: _q(workspace, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
@@ -206,8 +266,9 @@ def test_reingest_replaces_never_duplicates(tmp_path, workspace):
     job.ingest_month("2026-04", root)
     second = counts()
     # every table holds the month once; run_manifests and validation_results keep one set per run
-    assert {t: n for t, n in second.items() if t not in ("run_manifests", "validation_results")} == \
-        {t: n for t, n in first.items() if t not in ("run_manifests", "validation_results")}
+    assert {t: n for t, n in second.items() if t not in ("run_manifests", "validation_results")} == {
+        t: n for t, n in first.items() if t not in ("run_manifests", "validation_results")
+    }
     assert first["run_manifests"] == 1 and second["run_manifests"] == 2
     assert second["validation_results"] == 2 * first["validation_results"]
     assert first["quarantine"] == 1 and first["metering_points"] == 3
@@ -223,8 +284,9 @@ def test_parquet_and_csv_inputs_agree(tmp_path, workspace):
     write_registry(root)
     frame = series("DEV1", 1, 1)
     (root / "readings").mkdir(parents=True)
-    frame.with_columns(pl.col("interval_end").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M"),
-                       pl.col("value").cast(pl.Float64)).write_parquet(root / "readings" / "typed.parquet")
+    frame.with_columns(
+        pl.col("interval_end").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M"), pl.col("value").cast(pl.Float64)
+    ).write_parquet(root / "readings" / "typed.parquet")
     write_readings(root, "text.csv", frame)  # the same rows again: all duplicates, all equal
     result = job.ingest_month("2026-04", root)
     assert result.counts["ingested"] == 4 * 96 and result.counts["duplicates_dropped"] == 4 * 96
@@ -236,6 +298,7 @@ def test_registry_errors_stop_the_run_before_publishing(tmp_path, workspace):
     standard_month(root)
     write_registry(root, [*REGISTRY, "P4,PB,consumption,N2,DEV1,S9,vpn_direct,VPN-B,,,10.2.1.4,7701,2026-01-01,"])
     from pipelines.errors import ValidationFailed
+
     with pytest.raises(ValidationFailed, match="_device_overlap"):
         job.ingest_month("2026-04", root)
     _published_nothing(workspace)
@@ -252,12 +315,22 @@ def test_sample_april_summary(workspace):
     rules = dict(_q(workspace, "SELECT rule, count(*) FROM vee_findings WHERE month = '2026-04' GROUP BY rule"))
     # against the point's own history (March's last weeks and April's earlier ones): PM-012 reads 0 for 15
     # intervals of a Monday morning (low), the spike is also far above (high), the negative far below (low)
-    assert rules == {"gap": 12, "duplicate_conflict": 1, "stuck": 1, "spike": 1, "negative": 1,
-                     "high_vs_history": 1, "low_vs_history": 16}
+    assert rules == {
+        "gap": 12,
+        "duplicate_conflict": 1,
+        "stuck": 1,
+        "spike": 1,
+        "negative": 1,
+        "high_vs_history": 1,
+        "low_vs_history": 16,
+    }
     reasons = dict(_q(workspace, "SELECT reason, count(*) FROM quarantine WHERE month = '2026-04' GROUP BY reason"))
-    assert reasons == {"device_id not registered to an active point on that day": 4 * 96,
-                       "device_id not in the registry": 2, "interval_end not on the 15-minute grid": 1,
-                       "value is not a number": 1}
+    assert reasons == {
+        "device_id not registered to an active point on that day": 4 * 96,
+        "device_id not in the registry": 2,
+        "interval_end not on the 15-minute grid": 1,
+        "value is not a number": 1,
+    }
 
 
 def test_no_readings_at_all_is_a_clear_error(tmp_path, workspace):

@@ -19,8 +19,11 @@ def test_encode_and_decode_round_trip():
 def test_interval_end_day_and_hour():
     start = datetime(2026, 3, 1)
     frame = pl.DataFrame({"k": [keys.encode(1, 1), keys.encode(1, 96), keys.encode(1, 97)]}).select(
-        end=keys.interval_end(start, keys.interval_index()), day=keys.day_index(keys.interval_index()),
-        q=keys.interval_of_day(keys.interval_index()), h=keys.hour_key())
+        end=keys.interval_end(start, keys.interval_index()),
+        day=keys.day_index(keys.interval_index()),
+        q=keys.interval_of_day(keys.interval_index()),
+        h=keys.hour_key(),
+    )
     assert frame.rows() == [
         (datetime(2026, 3, 1, 0, 15), 0, 0, 1 * keys.HOUR_KEY_SPAN + 0),
         (datetime(2026, 3, 2, 0, 0), 0, 95, 1 * keys.HOUR_KEY_SPAN + 23),

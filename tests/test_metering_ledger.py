@@ -55,11 +55,15 @@ def test_a_file_is_parsed_once_and_skipped_afterwards(tmp_path, workspace, parse
     third = job.ingest_month("2026-04", root)
     assert parses == [] and third.counts["files_skipped"] == 2
     # the month's state comes from the stored readings: the same as after the first run
-    assert _q(workspace, "SELECT count(*), sum(received_intervals) FROM meter_completeness") == [(12, 4 * (2880 + 1440 + 960))]
+    assert _q(workspace, "SELECT count(*), sum(received_intervals) FROM meter_completeness") == [
+        (12, 4 * (2880 + 1440 + 960))
+    ]
     assert _q(workspace, "SELECT count(*) FROM meter_readings") == [(4 * (2880 + 1440 + 960),)]
     ledger = _q(workspace, "SELECT path, month, status, rows FROM landed_files ORDER BY path")
-    assert ledger == [("readings/2026-04/PA.csv", "2026-04", "ingested", 4 * (2880 + 1440)),
-                      ("readings/2026-04/PB.csv", "2026-04", "ingested", 4 * 960)]
+    assert ledger == [
+        ("readings/2026-04/PA.csv", "2026-04", "ingested", 4 * (2880 + 1440)),
+        ("readings/2026-04/PB.csv", "2026-04", "ingested", 4 * 960),
+    ]
 
 
 def test_a_changed_file_is_read_again_as_a_new_version(tmp_path, workspace, parses):
@@ -68,16 +72,25 @@ def test_a_changed_file_is_read_again_as_a_new_version(tmp_path, workspace, pars
     path = write_lines(root, "PA_0402.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0", "DEV1,2026-04-02 10:30,kwh_del,2.0"])
     landed(path, 1000)
     job.ingest_month("2026-04", root)
-    path.write_text("device_id,interval_end,channel,value\nDEV1,2026-04-02 10:15,kwh_del,1.0\n"
-                    "DEV1,2026-04-02 10:30,kwh_del,2.2\nDEV1,2026-04-02 10:45,kwh_del,3.0\n")
+    path.write_text(
+        "device_id,interval_end,channel,value\nDEV1,2026-04-02 10:15,kwh_del,1.0\n"
+        "DEV1,2026-04-02 10:30,kwh_del,2.2\nDEV1,2026-04-02 10:45,kwh_del,3.0\n"
+    )
     landed(path, 2000)
     parses.clear()
     result = job.ingest_month("2026-04", root)
     assert parses == ["PA_0402.csv"]
     # 10:15 unchanged (a duplicate), 10:30 replaced, 10:45 new
-    assert (result.counts["ingested"], result.counts["duplicates_dropped"], result.counts["replaced_stored"]) == (2, 1, 1)
+    assert (result.counts["ingested"], result.counts["duplicates_dropped"], result.counts["replaced_stored"]) == (
+        2,
+        1,
+        1,
+    )
     assert _q(workspace, "SELECT strftime(interval_end, '%H:%M'), value FROM meter_readings ORDER BY 1") == [
-        ("10:15", 1.0), ("10:30", 2.2), ("10:45", 3.0)]
+        ("10:15", 1.0),
+        ("10:30", 2.2),
+        ("10:45", 3.0),
+    ]
     assert _q(workspace, "SELECT count(DISTINCT sha256), count(*) FROM landed_files") == [(2, 2)]
 
 
@@ -92,20 +105,31 @@ def test_a_resent_day_wins_by_landing_order_not_by_name(tmp_path, workspace):
     landed(resend, 900)  # even an older modification time: it was first seen by a later run
     second = job.ingest_month("2026-04", root)
     i = 96 + 41  # 2026-04-02 10:15 is interval 137 of April
-    assert _q(workspace, "SELECT value, source_file, run_id FROM meter_readings "
-                         "WHERE interval_end = TIMESTAMP '2026-04-02 10:15'") == [
-        (99.5, "readings/AA_resend_PA_2026-04-02.csv", second.run_id)]
+    assert _q(
+        workspace,
+        "SELECT value, source_file, run_id FROM meter_readings WHERE interval_end = TIMESTAMP '2026-04-02 10:15'",
+    ) == [(99.5, "readings/AA_resend_PA_2026-04-02.csv", second.run_id)]
     # the replaced reading is kept with the file and run that brought it, and who replaced it
-    assert _q(workspace, "SELECT value, source_file, source_run, superseded_by_file, superseded_by_run "
-                         "FROM meter_readings_superseded") == [
-        (value_of("DEV1", i, "kwh_del"), "readings/PA_2026-04-02.csv", first.run_id,
-         "readings/AA_resend_PA_2026-04-02.csv", second.run_id)]
+    assert _q(
+        workspace,
+        "SELECT value, source_file, source_run, superseded_by_file, superseded_by_run FROM meter_readings_superseded",
+    ) == [
+        (
+            value_of("DEV1", i, "kwh_del"),
+            "readings/PA_2026-04-02.csv",
+            first.run_id,
+            "readings/AA_resend_PA_2026-04-02.csv",
+            second.run_id,
+        )
+    ]
     # a conflict stays a VEE finding, and the hourly value uses the resent reading
     (detail,) = _q(workspace, "SELECT detail FROM vee_findings WHERE rule = 'duplicate_conflict'")[0]
     assert "99.5" in detail and "is kept" in detail
     hour = [value_of("DEV1", j, "kwh_del") for j in (137, 138, 139, 140)]
     hour[0] = 99.5
-    ((value,),) = _q(workspace, "SELECT value FROM meter_hourly WHERE hour = TIMESTAMP '2026-04-02 10:00' AND channel = 'kwh_del'")
+    ((value,),) = _q(
+        workspace, "SELECT value FROM meter_hourly WHERE hour = TIMESTAMP '2026-04-02 10:00' AND channel = 'kwh_del'"
+    )
     assert value == pytest.approx(sum(hour))
     # a re-run changes nothing
     job.ingest_month("2026-04", root)
@@ -120,15 +144,24 @@ def test_within_one_run_the_newer_file_wins(tmp_path, workspace):
     landed(write_lines(root, "A_resend.csv", ["DEV1,2026-04-02 10:15,kwh_del,2.0"]), 2000)
     job.ingest_month("2026-04", root)
     assert _q(workspace, "SELECT value FROM meter_readings") == [(2.0,)]
-    assert _q(workspace, "SELECT value, superseded_by_file FROM meter_readings_superseded") == [(1.0, "readings/A_resend.csv")]
+    assert _q(workspace, "SELECT value, superseded_by_file FROM meter_readings_superseded") == [
+        (1.0, "readings/A_resend.csv")
+    ]
 
 
 def _month_tables(workspace: Path) -> dict[str, list[tuple]]:
     return {
-        "completeness": _q(workspace, "SELECT point_id, channel, expected_intervals, received_intervals, completeness_pct "
-                                      "FROM meter_completeness ORDER BY ALL"),
-        "findings": _q(workspace, "SELECT point_id, channel, interval_end, rule, detail FROM vee_findings ORDER BY ALL"),
-        "hourly": _q(workspace, "SELECT point_id, channel, hour, round(value, 6), quality FROM meter_hourly ORDER BY ALL"),
+        "completeness": _q(
+            workspace,
+            "SELECT point_id, channel, expected_intervals, received_intervals, completeness_pct "
+            "FROM meter_completeness ORDER BY ALL",
+        ),
+        "findings": _q(
+            workspace, "SELECT point_id, channel, interval_end, rule, detail FROM vee_findings ORDER BY ALL"
+        ),
+        "hourly": _q(
+            workspace, "SELECT point_id, channel, hour, round(value, 6), quality FROM meter_hourly ORDER BY ALL"
+        ),
     }
 
 
@@ -140,9 +173,15 @@ def test_a_month_of_daily_files_equals_one_monthly_file(tmp_path, monkeypatch):
     full = full.with_columns(  # a spike and a stuck register
         value=pl.when((pl.col("device_id") == "DEV1") & (pl.col("interval_end") == "2026-04-06 12:00"))
         .then(pl.lit("500.0"))
-        .when((pl.col("device_id") == "DEV3") & (pl.col("interval_end") >= "2026-04-03 00:15")
-              & (pl.col("interval_end") <= "2026-04-03 06:00") & (pl.col("channel") == "kwh_rec"))
-        .then(pl.lit("7.0")).otherwise(pl.col("value")))
+        .when(
+            (pl.col("device_id") == "DEV3")
+            & (pl.col("interval_end") >= "2026-04-03 00:15")
+            & (pl.col("interval_end") <= "2026-04-03 06:00")
+            & (pl.col("channel") == "kwh_rec")
+        )
+        .then(pl.lit("7.0"))
+        .otherwise(pl.col("value"))
+    )
     day = pl.col("interval_end").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M").dt.offset_by("-15m").dt.day()
 
     monthly = tmp_path / "monthly"

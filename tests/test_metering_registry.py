@@ -10,8 +10,17 @@ import pytest
 from pipelines.metering import registry as reg
 from tests.metering_fixtures import REGISTRY, write_registry
 
-CHECKS = ["_point_overlap", "_device_overlap", "_device_serial_overlap", "_endpoint_overlap", "_public_ip_problem",
-          "_private_ip_problem", "_public_port_missing", "_vpn_id_missing", "_validity_reversed"]
+CHECKS = [
+    "_point_overlap",
+    "_device_overlap",
+    "_device_serial_overlap",
+    "_endpoint_overlap",
+    "_public_ip_problem",
+    "_private_ip_problem",
+    "_public_port_missing",
+    "_vpn_id_missing",
+    "_validity_reversed",
+]
 
 
 def load(tmp_path, rows):
@@ -21,7 +30,9 @@ def load(tmp_path, rows):
 
 def problems(frame: pl.DataFrame) -> dict[str, list[str]]:
     checks = reg.check_frame(frame)
-    return {c: [v for v in checks[c].to_list() if v is not None] for c in CHECKS if checks[c].null_count() < checks.height}
+    return {
+        c: [v for v in checks[c].to_list() if v is not None] for c in CHECKS if checks[c].null_count() < checks.height
+    }
 
 
 def test_clean_registry_has_no_problems(tmp_path):
@@ -29,25 +40,54 @@ def test_clean_registry_has_no_problems(tmp_path):
 
 
 def test_history_rows_may_share_a_point_when_ranges_do_not_overlap(tmp_path):
-    rows = ["P1,PA,consumption,N1,DEV1,S1,vpn_direct,VPN-A,,,10.1.1.1,7701,2025-01-01,2026-03-19",
-            "P1,PA,consumption,N1,DEV7,S7,vpn_direct,VPN-A,,,10.1.1.1,7701,2026-03-20,"]
+    rows = [
+        "P1,PA,consumption,N1,DEV1,S1,vpn_direct,VPN-A,,,10.1.1.1,7701,2025-01-01,2026-03-19",
+        "P1,PA,consumption,N1,DEV7,S7,vpn_direct,VPN-A,,,10.1.1.1,7701,2026-03-20,",
+    ]
     assert problems(load(tmp_path, rows)) == {}
     overlapping = [rows[0], rows[1].replace("2026-03-20", "2026-03-19")]  # both valid on the 19th
     assert problems(load(tmp_path, overlapping)) == {"_point_overlap": ["P1", "P1"]}
 
 
-@pytest.mark.parametrize("row, check, value", [
-    # the same device on another point at the same time (serial differs: readings carry only device_id)
-    ("P9,PA,consumption,N1,DEV1,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-04-01,", "_device_overlap", "DEV1"),
-    # the same public endpoint as P1 (190.56.10.1:7001) while both are active
-    ("P9,PA,consumption,N1,DEV9,S9,public_ip,,190.56.10.1,7001,10.1.1.9,7701,2026-04-01,", "_endpoint_overlap", "190.56.10.1:7001"),
-    ("P9,PA,consumption,N1,DEV9,S9,public_ip,,10.9.9.9,7009,10.1.1.9,7701,2026-04-01,", "_public_ip_problem", "10.9.9.9 is private"),
-    ("P9,PA,consumption,N1,DEV9,S9,public_ip,,190.56.10.9,7009,190.56.10.10,7701,2026-04-01,", "_private_ip_problem", "190.56.10.10 is public"),
-    ("P9,PA,consumption,N1,DEV9,S9,public_ip,,not-an-ip,7009,10.1.1.9,7701,2026-04-01,", "_public_ip_problem", "not-an-ip is not an IP address"),
-    ("P9,PA,consumption,N1,DEV9,S9,public_ip,,190.56.10.9,,10.1.1.9,7701,2026-04-01,", "_public_port_missing", "P9"),
-    ("P9,PA,consumption,N1,DEV9,S9,vpn_provider_single,,,,10.1.1.9,7701,2026-04-01,", "_vpn_id_missing", "P9"),
-    ("P9,PA,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-04-10,2026-04-01", "_validity_reversed", "P9 2026-04-10..2026-04-01"),
-])
+@pytest.mark.parametrize(
+    "row, check, value",
+    [
+        # the same device on another point at the same time (serial differs: readings carry only device_id)
+        ("P9,PA,consumption,N1,DEV1,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-04-01,", "_device_overlap", "DEV1"),
+        # the same public endpoint as P1 (190.56.10.1:7001) while both are active
+        (
+            "P9,PA,consumption,N1,DEV9,S9,public_ip,,190.56.10.1,7001,10.1.1.9,7701,2026-04-01,",
+            "_endpoint_overlap",
+            "190.56.10.1:7001",
+        ),
+        (
+            "P9,PA,consumption,N1,DEV9,S9,public_ip,,10.9.9.9,7009,10.1.1.9,7701,2026-04-01,",
+            "_public_ip_problem",
+            "10.9.9.9 is private",
+        ),
+        (
+            "P9,PA,consumption,N1,DEV9,S9,public_ip,,190.56.10.9,7009,190.56.10.10,7701,2026-04-01,",
+            "_private_ip_problem",
+            "190.56.10.10 is public",
+        ),
+        (
+            "P9,PA,consumption,N1,DEV9,S9,public_ip,,not-an-ip,7009,10.1.1.9,7701,2026-04-01,",
+            "_public_ip_problem",
+            "not-an-ip is not an IP address",
+        ),
+        (
+            "P9,PA,consumption,N1,DEV9,S9,public_ip,,190.56.10.9,,10.1.1.9,7701,2026-04-01,",
+            "_public_port_missing",
+            "P9",
+        ),
+        ("P9,PA,consumption,N1,DEV9,S9,vpn_provider_single,,,,10.1.1.9,7701,2026-04-01,", "_vpn_id_missing", "P9"),
+        (
+            "P9,PA,consumption,N1,DEV9,S9,vpn_direct,VPN-A,,,10.1.1.9,7701,2026-04-10,2026-04-01",
+            "_validity_reversed",
+            "P9 2026-04-10..2026-04-01",
+        ),
+    ],
+)
 def test_each_cross_row_rule(tmp_path, row, check, value):
     found = problems(load(tmp_path, [*REGISTRY, row]))
     assert value in found.get(check, []), found
@@ -55,15 +95,19 @@ def test_each_cross_row_rule(tmp_path, row, check, value):
 
 
 def test_same_endpoint_is_fine_once_the_first_point_retired(tmp_path):
-    rows = ["P1,PA,consumption,N1,DEV1,S1,public_ip,,190.56.10.1,7001,10.1.1.1,7701,2025-01-01,2026-03-31",
-            "P2,PA,consumption,N1,DEV2,S2,public_ip,,190.56.10.1,7001,10.1.1.2,7701,2026-04-01,"]
+    rows = [
+        "P1,PA,consumption,N1,DEV1,S1,public_ip,,190.56.10.1,7001,10.1.1.1,7701,2025-01-01,2026-03-31",
+        "P2,PA,consumption,N1,DEV2,S2,public_ip,,190.56.10.1,7001,10.1.1.2,7701,2026-04-01,",
+    ]
     assert problems(load(tmp_path, rows)) == {}
 
 
 def test_gx_suite_reports_every_failing_rule(tmp_path):
-    rows = [*REGISTRY,
-            "P9,PA,consumption,N1,DEV1,S9,vpn_direct,,,,10.1.1.9,70000,2026-04-01,",  # device clash, no vpn_id, port
-            "P8,PA,storage,N1,DEV8,S8,satellite,,,,10.1.1.8,7701,2026-04-01,"]  # unknown kind and connectivity
+    rows = [
+        *REGISTRY,
+        "P9,PA,consumption,N1,DEV1,S9,vpn_direct,,,,10.1.1.9,70000,2026-04-01,",  # device clash, no vpn_id, port
+        "P8,PA,storage,N1,DEV8,S8,satellite,,,,10.1.1.8,7701,2026-04-01,",
+    ]  # unknown kind and connectivity
     results = reg.validate(load(tmp_path, rows))
     failed = {(r.check, r.column) for r in results if not r.success}
     assert failed == {
@@ -82,7 +126,10 @@ def test_month_view(tmp_path):
     points = reg.month_points(registry, "2026-04")
     # P4 starts in May: not part of April; points numbered participant by participant
     assert points.select("point_idx", "point_id", "participant", "active_days").rows() == [
-        (0, "P1", "PA", 30), (1, "P2", "PA", 15), (2, "P3", "PB", 10)]
+        (0, "P1", "PA", 30),
+        (1, "P2", "PA", 15),
+        (2, "P3", "PB", 10),
+    ]
     days = reg.device_days(registry, "2026-04", points)
     assert days.filter(pl.col("device_id") == "DEV2")["day"].min() == 15  # 0-based: the 16th
     assert days.filter(pl.col("device_id") == "DEV3")["day"].max() == 9  # the 10th

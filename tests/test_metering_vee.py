@@ -4,15 +4,22 @@ Keys: k = series * 8192 + i (series = point_idx * 4 + channel, i = interval of t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from pipelines.metering import aggregates, keys, vee
 
-T = vee.Thresholds(kwh_max=100.0, kvarh_max=50.0, point_max={"P2": 20.0}, spike_factor=5.0, spike_min_delta=10.0,
-                   stuck_min_intervals=4, max_gap_intervals=3)
+T = vee.Thresholds(
+    kwh_max=100.0,
+    kvarh_max=50.0,
+    point_max={"P2": 20.0},
+    spike_factor=5.0,
+    spike_min_delta=10.0,
+    stuck_min_intervals=4,
+    max_gap_intervals=3,
+)
 MAX = vee.series_max(["P1", "P2"], T)  # series 0-3: P1, 4-7: P2
 
 
@@ -26,11 +33,20 @@ def rules(findings: pl.DataFrame) -> set[tuple[int, str]]:
 
 def test_thresholds_come_from_the_config_file(tmp_path):
     path = tmp_path / "vee.toml"
-    path.write_text('[plausible_max]\nkwh = 10\nkvarh = 20\n[plausible_max.points]\n"P9" = 3\n'
-                    "[spike]\nfactor = 4\nmin_delta = 1\n[stuck]\nmin_intervals = 6\n[estimation]\nmax_gap_intervals = 2\n")
+    path.write_text(
+        '[plausible_max]\nkwh = 10\nkvarh = 20\n[plausible_max.points]\n"P9" = 3\n'
+        "[spike]\nfactor = 4\nmin_delta = 1\n[stuck]\nmin_intervals = 6\n[estimation]\nmax_gap_intervals = 2\n"
+    )
     t = vee.load_thresholds(path)
-    assert (t.kwh_max, t.kvarh_max, t.point_max, t.spike_factor, t.spike_min_delta, t.stuck_min_intervals,
-            t.max_gap_intervals) == (10.0, 20.0, {"P9": 3.0}, 4.0, 1.0, 6, 2)
+    assert (
+        t.kwh_max,
+        t.kvarh_max,
+        t.point_max,
+        t.spike_factor,
+        t.spike_min_delta,
+        t.stuck_min_intervals,
+        t.max_gap_intervals,
+    ) == (10.0, 20.0, {"P9": 3.0}, 4.0, 1.0, 6, 2)
     assert vee.load_thresholds().max_gap_intervals == 8  # the shipped default: 2 hours
 
 
@@ -71,11 +87,17 @@ def test_stuck_register_needs_n_consecutive_equal_nonzero_values():
 
 
 def test_gaps_and_linear_interpolation():
-    ranges = pl.DataFrame({"point_idx": [0], "first_i": [1], "last_i": [20]}, schema={
-        "point_idx": pl.Int64, "first_i": pl.Int64, "last_i": pl.Int64})
+    ranges = pl.DataFrame(
+        {"point_idx": [0], "first_i": [1], "last_i": [20]},
+        schema={"point_idx": pl.Int64, "first_i": pl.Int64, "last_i": pl.Int64},
+    )
     readings = frame(0, {1: 1.0, 2: 10.0, 6: 22.0, 7: 5.0, 12: 5.0, 18: 4.0})
     findings, estimated = vee.gaps(readings, ranges, T)
-    got = {(keys.interval_index(k), r["last_i"], r["detail"]) for k, r in zip(findings["k"], findings.iter_rows(named=True)) if keys.series(k) == 0}
+    got = {
+        (keys.interval_index(k), r["last_i"], r["detail"])
+        for k, r in zip(findings["k"], findings.iter_rows(named=True))
+        if keys.series(k) == 0
+    }
     assert got == {
         (3, 5, "3 interval(s) missing; estimated by linear interpolation"),  # 3..5 between 10 and 22
         (8, 11, "4 interval(s) missing (not estimated)"),  # longer than 3
@@ -104,10 +126,15 @@ def test_gaps_are_clipped_to_the_active_days():
 
 
 def test_deduplicate_keeps_the_last_read_and_reports_disagreement():
-    rows = pl.DataFrame({
-        "k": [5, 3, 5, 3, 7], "v": [1.0, 2.0, 1.5, 2.0, 9.0],
-        "file": [0, 0, 1, 0, 0], "row": [0, 1, 0, 2, 3],
-    }, schema={"k": pl.Int64, "v": pl.Float64, "file": pl.UInt32, "row": pl.UInt32})
+    rows = pl.DataFrame(
+        {
+            "k": [5, 3, 5, 3, 7],
+            "v": [1.0, 2.0, 1.5, 2.0, 9.0],
+            "file": [0, 0, 1, 0, 0],
+            "row": [0, 1, 0, 2, 3],
+        },
+        schema={"k": pl.Int64, "v": pl.Float64, "file": pl.UInt32, "row": pl.UInt32},
+    )
     kept, conflicts, dropped = vee.deduplicate(rows)
     assert kept.rows() == [(3, 2.0), (5, 1.5), (7, 9.0)]
     assert dropped == 2
@@ -128,6 +155,7 @@ def test_hourly_quality_and_sums():
 
 # --- rules of issue 13 ------------------------------------------------------------------------------------
 
+
 def test_shipped_config_documents_every_threshold_at_its_default():
     # config/vee.toml holds every threshold, each at the value vee.Thresholds uses when a key is left out
     assert vee.load_thresholds() == vee.Thresholds()
@@ -138,34 +166,55 @@ def test_shipped_config_documents_every_threshold_at_its_default():
 
 def test_new_thresholds_come_from_the_config_file(tmp_path):
     path = tmp_path / "vee.toml"
-    path.write_text("[zero_consumption]\nmin_intervals = 8\n[reactive_without_active]\nmin_intervals = 2\n"
-                    "[history]\nfactor_high = 4\nfactor_low = 0.1\nweeks = 5\nmin_readings = 2\nfloor = 0.5\n"
-                    "[sum_check]\ntolerance_pct = 2\ntolerance_min = 0.5\n"
-                    "[estimation]\nlike_day_max_intervals = 96\nlike_day_days = 2\nlike_day_window_days = 21\n")
+    path.write_text(
+        "[zero_consumption]\nmin_intervals = 8\n[reactive_without_active]\nmin_intervals = 2\n"
+        "[history]\nfactor_high = 4\nfactor_low = 0.1\nweeks = 5\nmin_readings = 2\nfloor = 0.5\n"
+        "[sum_check]\ntolerance_pct = 2\ntolerance_min = 0.5\n"
+        "[estimation]\nlike_day_max_intervals = 96\nlike_day_days = 2\nlike_day_window_days = 21\n"
+    )
     t = vee.load_thresholds(path)
-    assert (t.zero_consumption_min_intervals, t.reactive_min_intervals, t.history_factor_high, t.history_factor_low,
-            t.history_weeks, t.history_min_readings, t.history_floor, t.sum_check_tolerance_pct,
-            t.sum_check_tolerance_min, t.like_day_max_intervals, t.like_day_days, t.like_day_window_days) == (
-        8, 2, 4.0, 0.1, 5, 2, 0.5, 2.0, 0.5, 96, 2, 21)
+    assert (
+        t.zero_consumption_min_intervals,
+        t.reactive_min_intervals,
+        t.history_factor_high,
+        t.history_factor_low,
+        t.history_weeks,
+        t.history_min_readings,
+        t.history_floor,
+        t.sum_check_tolerance_pct,
+        t.sum_check_tolerance_min,
+        t.like_day_max_intervals,
+        t.like_day_days,
+        t.like_day_window_days,
+    ) == (8, 2, 4.0, 0.1, 5, 2, 0.5, 2.0, 0.5, 96, 2, 21)
     assert t.max_gap_intervals == 8  # left out: the default
 
 
-POINTS = pl.DataFrame({"point_idx": [0, 1, 2, 3], "point_id": ["P1", "P2", "P3", "G1"],
-                       "participant": ["A"] * 4, "kind": ["consumption"] * 3 + ["generation"],
-                       "active_days": [30] * 4}, schema_overrides={"point_idx": pl.Int64})
+POINTS = pl.DataFrame(
+    {
+        "point_idx": [0, 1, 2, 3],
+        "point_id": ["P1", "P2", "P3", "G1"],
+        "participant": ["A"] * 4,
+        "kind": ["consumption"] * 3 + ["generation"],
+        "active_days": [30] * 4,
+    },
+    schema_overrides={"point_idx": pl.Int64},
+)
 
 
 def test_zero_consumption_is_96_consecutive_zero_kwh_del_intervals():
     def zeros(point: int, n: int, start: int = 1) -> dict[int, float]:
         return {**{i: 0.0 for i in range(start, start + n)}, start + n: 1.0}
 
-    readings = pl.concat([
-        frame(0 * 4, zeros(0, 95)),  # P1: 95 zeros = 23.75 h: no finding
-        frame(1 * 4, zeros(1, 96)),  # P2: exactly 24 h: a finding at the first zero
-        frame(2 * 4, {**zeros(2, 97, start=11), 5: 0.0}),  # P3: 97 zeros from i=11 (and a lone zero at 5)
-        frame(2 * 4 + 1, {i: 0.0 for i in range(1, 200)}),  # P3 kwh_rec: not the consumption channel
-        frame(3 * 4, {i: 0.0 for i in range(1, 200)}),  # G1 is a generation point
-    ]).sort("k")
+    readings = pl.concat(
+        [
+            frame(0 * 4, zeros(0, 95)),  # P1: 95 zeros = 23.75 h: no finding
+            frame(1 * 4, zeros(1, 96)),  # P2: exactly 24 h: a finding at the first zero
+            frame(2 * 4, {**zeros(2, 97, start=11), 5: 0.0}),  # P3: 97 zeros from i=11 (and a lone zero at 5)
+            frame(2 * 4 + 1, {i: 0.0 for i in range(1, 200)}),  # P3 kwh_rec: not the consumption channel
+            frame(3 * 4, {i: 0.0 for i in range(1, 200)}),  # G1 is a generation point
+        ]
+    ).sort("k")
     found = vee.zero_consumption(readings, POINTS, vee.Thresholds())
     assert found.schema == {"k": pl.Int64, "rule": pl.String, "detail": pl.String, "value": pl.Float64}
     assert found.select(s=keys.series(), i=keys.interval_index(), d=pl.col("detail")).rows() == [
@@ -180,25 +229,33 @@ def test_zero_consumption_is_96_consecutive_zero_kwh_del_intervals():
 def test_reactive_without_active_needs_both_active_channels_present_and_zero():
     def point(p: int, n: int, kvarh_ch: int = 2, kwh_rec_missing: int | None = None) -> pl.DataFrame:
         intervals = range(1, n + 1)
-        return pl.concat([
-            frame(p * 4 + 0, {i: 0.0 for i in intervals}),
-            frame(p * 4 + 1, {i: 0.0 for i in intervals if i != kwh_rec_missing}),
-            frame(p * 4 + kvarh_ch, {i: 2.0 + i for i in intervals}),
-        ])
+        return pl.concat(
+            [
+                frame(p * 4 + 0, {i: 0.0 for i in intervals}),
+                frame(p * 4 + 1, {i: 0.0 for i in intervals if i != kwh_rec_missing}),
+                frame(p * 4 + kvarh_ch, {i: 2.0 + i for i in intervals}),
+            ]
+        )
 
-    readings = pl.concat([
-        point(0, 4),  # 4 intervals = the threshold: a finding on kvarh_del
-        point(1, 3),  # 3: none
-        point(2, 5, kvarh_ch=3),  # 5 on kvarh_rec: a finding on kvarh_rec
-        point(3, 6, kwh_rec_missing=3),  # kwh_rec missing at 3: runs of 2 and 3, none
-        frame(4 * 4 + 0, {i: 0.0 for i in range(1, 9)}),  # P5: kwh_rec 0.1 (active energy received): none
-        frame(4 * 4 + 1, {i: 0.1 for i in range(1, 9)}),
-        frame(4 * 4 + 2, {i: 5.0 for i in range(1, 9)}),
-    ]).sort("k")
+    readings = pl.concat(
+        [
+            point(0, 4),  # 4 intervals = the threshold: a finding on kvarh_del
+            point(1, 3),  # 3: none
+            point(2, 5, kvarh_ch=3),  # 5 on kvarh_rec: a finding on kvarh_rec
+            point(3, 6, kwh_rec_missing=3),  # kwh_rec missing at 3: runs of 2 and 3, none
+            frame(4 * 4 + 0, {i: 0.0 for i in range(1, 9)}),  # P5: kwh_rec 0.1 (active energy received): none
+            frame(4 * 4 + 1, {i: 0.1 for i in range(1, 9)}),
+            frame(4 * 4 + 2, {i: 5.0 for i in range(1, 9)}),
+        ]
+    ).sort("k")
     found = vee.reactive_without_active(readings, vee.Thresholds())
-    assert found.select(s=keys.series(), i=keys.interval_index(), v=pl.col("value")).rows() == [(2, 1, 3.0), (11, 1, 3.0)]
-    assert found["detail"][0] == ("reactive energy (up to 6.0 kVArh) in 4 consecutive intervals while kwh_del and "
-                                  "kwh_rec are both 0")
+    assert found.select(s=keys.series(), i=keys.interval_index(), v=pl.col("value")).rows() == [
+        (2, 1, 3.0),
+        (11, 1, 3.0),
+    ]
+    assert found["detail"][0] == (
+        "reactive energy (up to 6.0 kVArh) in 4 consecutive intervals while kwh_del and kwh_rec are both 0"
+    )
     assert vee.reactive_without_active(readings, vee.Thresholds(reactive_min_intervals=5)).height == 1
 
 
@@ -208,8 +265,11 @@ MONTH_START = datetime(2026, 4, 1)
 def history_rows(series: int, i: int, values: list[float | None], flagged: list[bool] | None = None) -> pl.DataFrame:
     """The same interval i of the month 1..len(values) weeks earlier (None: no reading that week)."""
     flagged = flagged or [False] * len(values)
-    rows = [(series, MONTH_START + timedelta(minutes=15 * (i - 672 * w)), v, f)
-            for w, (v, f) in enumerate(zip(values, flagged), start=1) if v is not None]
+    rows = [
+        (series, MONTH_START + timedelta(minutes=15 * (i - 672 * w)), v, f)
+        for w, (v, f) in enumerate(zip(values, flagged), start=1)
+        if v is not None
+    ]
     return pl.DataFrame(rows, schema=vee.HISTORY_SCHEMA, orient="row")
 
 
@@ -228,15 +288,23 @@ def test_high_and_low_against_the_same_weekday_and_interval_of_the_previous_four
         9: (35.0, [9.0, 10.0, 11.0, 500.0]),  # would be low against 132.5 with the 500; high against 10
     }
     readings = pl.concat([frame(s, {i: v}) for s, (v, _) in cases.items()]).sort("k")
-    history = pl.concat([history_rows(s, i, weeks, [False, False, False, s in (8, 9)])
-                         for s, (_, weeks) in cases.items()])
+    history = pl.concat(
+        [history_rows(s, i, weeks, [False, False, False, s in (8, 9)]) for s, (_, weeks) in cases.items()]
+    )
     found = vee.vs_history(readings, history, MONTH_START, vee.Thresholds())
     got = {keys.series(k): r for k, r in found.select("k", "rule").iter_rows()}
-    assert got == {1: "high_vs_history", 4: "low_vs_history", 7: "high_vs_history", 8: "low_vs_history",
-                   9: "high_vs_history"}
+    assert got == {
+        1: "high_vs_history",
+        4: "low_vs_history",
+        7: "high_vs_history",
+        8: "low_vs_history",
+        9: "high_vs_history",
+    }
     detail = found.filter(keys.series() == 1)["detail"].item()
-    assert detail == ("30.01 above 3.0 x the mean 10.0 of the same weekday and interval in the previous 4 weeks "
-                      "(3 real readings without findings)")
+    assert detail == (
+        "30.01 above 3.0 x the mean 10.0 of the same weekday and interval in the previous 4 weeks "
+        "(3 real readings without findings)"
+    )
 
 
 def test_history_inside_the_month_comes_from_the_month_and_its_findings():
@@ -253,11 +321,19 @@ def test_history_inside_the_month_comes_from_the_month_and_its_findings():
 
 
 def test_future_interval_is_later_than_the_run_time_in_local_time():
-    ends = pl.DataFrame({"interval_end": [datetime(2026, 4, 10, 10, 0), datetime(2026, 4, 10, 10, 15),
-                                          datetime(2026, 4, 10, 10, 30), None]})
+    ends = pl.DataFrame(
+        {
+            "interval_end": [
+                datetime(2026, 4, 10, 10, 0),
+                datetime(2026, 4, 10, 10, 15),
+                datetime(2026, 4, 10, 10, 30),
+                None,
+            ]
+        }
+    )
     naive = ends.select(vee.future_interval(datetime(2026, 4, 10, 10, 15)))["interval_end"].to_list()
     assert naive == [False, False, True, False]  # ending exactly at the run time is complete
     # Airflow's run time is UTC: 16:14 UTC is 10:14 in Guatemala (UTC-6)
-    aware = ends.select(vee.future_interval(datetime(2026, 4, 10, 16, 14, tzinfo=timezone.utc)))
+    aware = ends.select(vee.future_interval(datetime(2026, 4, 10, 16, 14, tzinfo=UTC)))
     assert aware["interval_end"].to_list() == [False, True, True, False]
     assert vee.FUTURE_REASON == "interval_end is later than the time of the run"

@@ -22,7 +22,11 @@ def test_dag_run_publishes_the_sample_quarter(airflow_home, workspace, monkeypat
     run = dag.test(logical_date=datetime(2026, 8, 1, tzinfo=GT))
     assert run.state == "success"
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
-    counts = dict(con.sql("SELECT 'energy', count(*) FROM ncc11_energy UNION ALL SELECT 'power', count(*) FROM ncc11_power").fetchall())
+    counts = dict(
+        con.sql(
+            "SELECT 'energy', count(*) FROM ncc11_energy UNION ALL SELECT 'power', count(*) FROM ncc11_power"
+        ).fetchall()
+    )
     assert counts == {"energy": 4 * 3, "power": 4}
     assert con.sql("SELECT DISTINCT quarter FROM ncc11_power_month").fetchall() == [("2026-05",)]
     # the mapped run_quarter task published through the one run skeleton, with Airflow's run id

@@ -16,21 +16,38 @@ SLOTS = pl.DataFrame({"slot": [H1, H2, H3], "band": ["punta", "valle", "punta"],
 
 
 def _energy_inputs():
-    prices = pl.DataFrame({"node": ["N1"] * 3 + ["N2"] * 3, "hour": [H1, H2, H3] * 2,
-                           "price_usd_mwh": [100.0, 50.0, 80.0, 120.0, 40.0, 90.0]})
-    spot = pl.DataFrame({
-        "distributor": ["D1"] * 6 + ["D2"] * 3,
-        "node": ["N1"] * 3 + ["N2"] * 3 + ["N1"] * 3,
-        "hour": [H1, H2, H3] * 3,
-        "energy_mwh": [10.0, -4.0, 5.0, 2.0, 6.0, 0.0, 4.0, 0.0, -4.0],
-    })
-    contracts = pl.DataFrame({
-        "distributor": ["D1"] * 6, "contract_id": ["C1"] * 3 + ["C2"] * 3, "producer": ["G1"] * 3 + ["G2"] * 3,
-        "hour": [H1, H2, H3] * 2, "energy_mwh": [20.0, 30.0, 25.0, 5.0, 0.0, 5.0],
-        "price_usd_mwh": [80.0, 70.0, 80.0, 100.0, 100.0, 100.0],
-    })
-    total = pl.DataFrame({"distributor": ["D1"] * 3 + ["D2"] * 3, "hour": [H1, H2, H3] * 2,
-                          "energy_mwh": [37.0, 32.0, 35.0, 4.0, 0.0, 0.0]})
+    prices = pl.DataFrame(
+        {
+            "node": ["N1"] * 3 + ["N2"] * 3,
+            "hour": [H1, H2, H3] * 2,
+            "price_usd_mwh": [100.0, 50.0, 80.0, 120.0, 40.0, 90.0],
+        }
+    )
+    spot = pl.DataFrame(
+        {
+            "distributor": ["D1"] * 6 + ["D2"] * 3,
+            "node": ["N1"] * 3 + ["N2"] * 3 + ["N1"] * 3,
+            "hour": [H1, H2, H3] * 3,
+            "energy_mwh": [10.0, -4.0, 5.0, 2.0, 6.0, 0.0, 4.0, 0.0, -4.0],
+        }
+    )
+    contracts = pl.DataFrame(
+        {
+            "distributor": ["D1"] * 6,
+            "contract_id": ["C1"] * 3 + ["C2"] * 3,
+            "producer": ["G1"] * 3 + ["G2"] * 3,
+            "hour": [H1, H2, H3] * 2,
+            "energy_mwh": [20.0, 30.0, 25.0, 5.0, 0.0, 5.0],
+            "price_usd_mwh": [80.0, 70.0, 80.0, 100.0, 100.0, 100.0],
+        }
+    )
+    total = pl.DataFrame(
+        {
+            "distributor": ["D1"] * 3 + ["D2"] * 3,
+            "hour": [H1, H2, H3] * 2,
+            "energy_mwh": [37.0, 32.0, 35.0, 4.0, 0.0, 0.0],
+        }
+    )
     return prices, spot, contracts, total
 
 
@@ -78,9 +95,19 @@ def test_zero_denominators_give_null_and_every_band_is_reported():
 def test_block_mode_weights_each_block_by_its_hours():
     blocks = pl.DataFrame({"block": ["B1", "B2"], "band": ["punta", "valle"], "hours": [4.0, 8.0]})
     prices = pl.DataFrame({"node": ["N1", "N1"], "block": ["B1", "B2"], "price_usd_mwh": [100.0, 50.0]})
-    spot = pl.DataFrame({"distributor": ["D1", "D1"], "node": ["N1", "N1"], "block": ["B1", "B2"], "energy_mwh": [10.0, -2.0]})
-    contracts = pl.DataFrame({"distributor": ["D1", "D1"], "contract_id": ["C1", "C1"], "producer": ["G", "G"],
-                              "block": ["B1", "B2"], "energy_mwh": [5.0, 3.0], "price_usd_mwh": [90.0, 60.0]})
+    spot = pl.DataFrame(
+        {"distributor": ["D1", "D1"], "node": ["N1", "N1"], "block": ["B1", "B2"], "energy_mwh": [10.0, -2.0]}
+    )
+    contracts = pl.DataFrame(
+        {
+            "distributor": ["D1", "D1"],
+            "contract_id": ["C1", "C1"],
+            "producer": ["G", "G"],
+            "block": ["B1", "B2"],
+            "energy_mwh": [5.0, 3.0],
+            "price_usd_mwh": [90.0, 60.0],
+        }
+    )
     total = pl.DataFrame({"distributor": ["D1", "D1"], "block": ["B1", "B2"], "energy_mwh": [15.0, 1.0]})
     table = formulas.energy_table(Q, prices, spot, contracts, total, formulas.block_slots(blocks), time_col="block")
     punta, valle = _row(table, "D1", "punta"), _row(table, "D1", "valle")
@@ -95,13 +122,24 @@ def test_block_mode_weights_each_block_by_its_hours():
 
 
 def test_power_ccp_per_month_and_quarter_and_scp_by_hand():
-    contracts = pl.DataFrame({
-        "distributor": ["D1", "D1", "D1"], "contract_id": ["C1", "C2", "C1"], "producer": ["G1", "G2", "G1"],
-        "month": ["2026-05", "2026-05", "2026-06"], "power_kw": [1000.0, 500.0, 1000.0],
-        "price_usd_kw_month": [8.0, 10.0, 8.0],
-    })
-    firm = pl.DataFrame({"distributor": ["D1"] * 3, "month": ["2026-05", "2026-06", "2026-07"],
-                         "dfnc_kw": [200.0, 0.0, 300.0], "demax_kw": [1800.0, 1000.0, 400.0]})
+    contracts = pl.DataFrame(
+        {
+            "distributor": ["D1", "D1", "D1"],
+            "contract_id": ["C1", "C2", "C1"],
+            "producer": ["G1", "G2", "G1"],
+            "month": ["2026-05", "2026-05", "2026-06"],
+            "power_kw": [1000.0, 500.0, 1000.0],
+            "price_usd_kw_month": [8.0, 10.0, 8.0],
+        }
+    )
+    firm = pl.DataFrame(
+        {
+            "distributor": ["D1"] * 3,
+            "month": ["2026-05", "2026-06", "2026-07"],
+            "dfnc_kw": [200.0, 0.0, 300.0],
+            "demax_kw": [1800.0, 1000.0, 400.0],
+        }
+    )
     month = formulas.power_month_table(Q, contracts, firm, 9.0)
     # CCP(m) = sum PRECIOPOT*POTCON + DFNC*PREFPOT: 8000+5000+1800, 8000+0, 0+2700
     assert month.sort("month")["ccp_usd"].to_list() == pytest.approx([14800.0, 8000.0, 2700.0])

@@ -27,18 +27,42 @@ def write_quarter(folder: Path, quarter: str = QUARTER) -> Path:
     def rep(**cols):
         return pl.DataFrame({k: (v if isinstance(v, pl.Series) else [v] * n) for k, v in cols.items()})
 
-    pl.concat([rep(node="N1", hour=hours, price_usd_mwh=100.0), rep(node="N2", hour=hours, price_usd_mwh=60.0)]).write_csv(folder / "nodal_prices.csv")
-    pl.concat([rep(distributor="D1", node="N1", hour=hours, energy_mwh=1.0),
-               rep(distributor="D2", node="N2", hour=hours, energy_mwh=-1.0)]).write_csv(folder / "spot_demand.csv")
-    pl.concat([rep(distributor="D1", contract_id="C1", producer="G1", hour=hours, energy_mwh=2.0, price_usd_mwh=50.0),
-               rep(distributor="D2", contract_id="C2", producer="G2", hour=hours, energy_mwh=5.0, price_usd_mwh=80.0)]).write_csv(folder / "contract_dispatch.csv")
-    pl.concat([rep(distributor="D1", hour=hours, energy_mwh=3.0), rep(distributor="D2", hour=hours, energy_mwh=4.0)]).write_csv(folder / "total_demand.csv")
-    pl.DataFrame({"distributor": ["D1"] * 3 + ["D2"] * 3, "contract_id": ["C1"] * 3 + ["C2"] * 3,
-                  "producer": ["G1"] * 3 + ["G2"] * 3, "month": months * 2, "power_kw": [1000.0] * 3 + [2000.0] * 3,
-                  "price_usd_kw_month": [9.0] * 6}).write_csv(folder / "power_contracts.csv")
-    pl.DataFrame({"distributor": ["D1"] * 3 + ["D2"] * 3, "month": months * 2,
-                  "dfnc_kw": [100.0, 200.0, 300.0, 0.0, 0.0, 0.0],
-                  "demax_kw": [1500.0, 1600.0, 1700.0, 2000.0, 2000.0, 2000.0]}).write_csv(folder / "firm_demand.csv")
+    pl.concat(
+        [rep(node="N1", hour=hours, price_usd_mwh=100.0), rep(node="N2", hour=hours, price_usd_mwh=60.0)]
+    ).write_csv(folder / "nodal_prices.csv")
+    pl.concat(
+        [
+            rep(distributor="D1", node="N1", hour=hours, energy_mwh=1.0),
+            rep(distributor="D2", node="N2", hour=hours, energy_mwh=-1.0),
+        ]
+    ).write_csv(folder / "spot_demand.csv")
+    pl.concat(
+        [
+            rep(distributor="D1", contract_id="C1", producer="G1", hour=hours, energy_mwh=2.0, price_usd_mwh=50.0),
+            rep(distributor="D2", contract_id="C2", producer="G2", hour=hours, energy_mwh=5.0, price_usd_mwh=80.0),
+        ]
+    ).write_csv(folder / "contract_dispatch.csv")
+    pl.concat(
+        [rep(distributor="D1", hour=hours, energy_mwh=3.0), rep(distributor="D2", hour=hours, energy_mwh=4.0)]
+    ).write_csv(folder / "total_demand.csv")
+    pl.DataFrame(
+        {
+            "distributor": ["D1"] * 3 + ["D2"] * 3,
+            "contract_id": ["C1"] * 3 + ["C2"] * 3,
+            "producer": ["G1"] * 3 + ["G2"] * 3,
+            "month": months * 2,
+            "power_kw": [1000.0] * 3 + [2000.0] * 3,
+            "price_usd_kw_month": [9.0] * 6,
+        }
+    ).write_csv(folder / "power_contracts.csv")
+    pl.DataFrame(
+        {
+            "distributor": ["D1"] * 3 + ["D2"] * 3,
+            "month": months * 2,
+            "dfnc_kw": [100.0, 200.0, 300.0, 0.0, 0.0, 0.0],
+            "demax_kw": [1500.0, 1600.0, 1700.0, 2000.0, 2000.0, 2000.0],
+        }
+    ).write_csv(folder / "firm_demand.csv")
     pl.DataFrame({"name": ["prefpot_usd_kw_month"], "value": [8.5]}).write_csv(folder / "parameters.csv")
     return folder
 
@@ -74,8 +98,12 @@ def test_backfill_quarter_straddling_the_band_change(workspace, quarter_dir):
 def test_power_tables_by_hand(workspace, quarter_dir):
     job.run(QUARTER, quarter_dir)
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
-    month = {(r[0], r[1]): r[2] for r in con.sql("SELECT distributor, month, ccp_usd FROM ncc11_power_month").fetchall()}
-    power = {r[0]: r[1:] for r in con.sql("SELECT distributor, ccp_usd, demax_kw_sum, scp_usd FROM ncc11_power").fetchall()}
+    month = {
+        (r[0], r[1]): r[2] for r in con.sql("SELECT distributor, month, ccp_usd FROM ncc11_power_month").fetchall()
+    }
+    power = {
+        r[0]: r[1:] for r in con.sql("SELECT distributor, ccp_usd, demax_kw_sum, scp_usd FROM ncc11_power").fetchall()
+    }
     # D1: 1000 kW x 9 + DFNC x 8.5 -> 9850, 10700, 11550; quarter 32100; SCP = 32100 - 8.5 x 4800 = -8700
     assert [month[("D1", m)] for m in ("2026-03", "2026-04", "2026-05")] == pytest.approx([9850.0, 10700.0, 11550.0])
     assert power["D1"] == pytest.approx((32100.0, 4800.0, -8700.0))
@@ -86,13 +114,26 @@ def test_power_tables_by_hand(workspace, quarter_dir):
 def test_output_tables_follow_the_contract(workspace, quarter_dir):
     job.run(QUARTER, quarter_dir)
     contract = {
-        "ncc11_energy": ["quarter", "distributor", "band", "spot_energy_mwh", "ccs_usd", "peste_usd_mwh",
-                         "contract_energy_mwh", "ccc_usd", "total_demand_mwh", "pmce_usd_mwh"],
+        "ncc11_energy": [
+            "quarter",
+            "distributor",
+            "band",
+            "spot_energy_mwh",
+            "ccs_usd",
+            "peste_usd_mwh",
+            "contract_energy_mwh",
+            "ccc_usd",
+            "total_demand_mwh",
+            "pmce_usd_mwh",
+        ],
         "ncc11_power_month": ["quarter", "month", "distributor", "ccp_usd", "dfnc_kw", "demax_kw"],
         "ncc11_power": ["quarter", "distributor", "ccp_usd", "demax_kw_sum", "scp_usd"],
     }
-    keys = {"ncc11_energy": "quarter, distributor, band", "ncc11_power_month": "quarter, month, distributor",
-            "ncc11_power": "quarter, distributor"}
+    keys = {
+        "ncc11_energy": "quarter, distributor, band",
+        "ncc11_power_month": "quarter, month, distributor",
+        "ncc11_power": "quarter, distributor",
+    }
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     for table, columns in contract.items():
         present = [r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()]
@@ -104,8 +145,17 @@ def test_output_tables_follow_the_contract(workspace, quarter_dir):
         assert files, table
         lake_rows = con.execute("SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]).fetchall()[0][0]
         assert lake_rows == con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    assert con.sql("SELECT DISTINCT band FROM ncc11_energy ORDER BY 1").fetchall() == [("intermedia",), ("punta",), ("valle",)]
-    assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_name='ncc11_energy' AND column_name='quarter'").fetchall()[0][0] == "VARCHAR"
+    assert con.sql("SELECT DISTINCT band FROM ncc11_energy ORDER BY 1").fetchall() == [
+        ("intermedia",),
+        ("punta",),
+        ("valle",),
+    ]
+    assert (
+        con.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name='ncc11_energy' AND column_name='quarter'"
+        ).fetchall()[0][0]
+        == "VARCHAR"
+    )
 
 
 def test_rerun_replaces_the_quarter_and_keeps_other_quarters(workspace, tmp_path, quarter_dir):
@@ -127,31 +177,76 @@ def _mutate(folder: Path, name: str, fn) -> None:
 
 BAD_INPUTS = {
     "missing file": (lambda d: (d / "firm_demand.csv").unlink(), InputError, ["firm_demand.csv"]),
-    "missing column": (lambda d: _mutate(d, "nodal_prices", lambda f: f.drop("price_usd_mwh")), InputError,
-                       ["nodal_prices.csv", "price_usd_mwh"]),
-    "unparsable number": (lambda d: _mutate(d, "spot_demand", lambda f: f.with_columns(
-        energy_mwh=pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("1,5")).otherwise("energy_mwh"))),
-        InputError, ["spot_demand.csv", "energy_mwh", "line 6", "'1,5'"]),
-    "unparsable timestamp": (lambda d: _mutate(d, "total_demand", lambda f: f.with_columns(
-        hour=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("01/03/2026 00:00")).otherwise("hour"))),
-        InputError, ["total_demand.csv", "hour", "line 2"]),
-    "duplicate key": (lambda d: _mutate(d, "nodal_prices", lambda f: pl.concat([f, f.head(1)])), ValidationFailed,
-                      ["nodal_prices.csv", "duplicate_slots", "node=N1", "first duplicated hour: 2026-03-01 00:00"]),
-    "missing hours": (lambda d: _mutate(d, "spot_demand", lambda f: f.filter(~f["hour"].str.starts_with("2026-04-02"))),
-                      ValidationFailed, ["spot_demand.csv", "missing_slots", "distributor=D1 node=N1",
-                                         "first missing hour: 2026-04-02 00:00"]),
-    "extra hours": (lambda d: _mutate(d, "contract_dispatch", lambda f: pl.concat([f, f.head(1).with_columns(
-        hour=pl.lit("2026-06-01 00:00"))])), ValidationFailed, ["contract_dispatch.csv", "outside_slots",
-                                        "first outside the quarter hour: 2026-06-01 00:00"]),
-    "month outside the quarter": (lambda d: _mutate(d, "firm_demand", lambda f: f.with_columns(
-        month=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("2026-09")).otherwise("month"))),
-        ValidationFailed, ["firm_demand.csv", "expect_column_values_to_be_in_set", "2026-09"]),
-    "distributor missing from a file": (lambda d: _mutate(d, "total_demand", lambda f: f.filter(f["distributor"] == "D1")),
-                                        ValidationFailed, ["distributor D2 is missing from total_demand"]),
-    "prefpot absent": (lambda d: _mutate(d, "parameters", lambda f: f.with_columns(name=pl.lit("other"))),
-                       ValidationFailed, ["parameters.csv", "prefpot_usd_kw_month"]),
-    "prefpot not positive": (lambda d: _mutate(d, "parameters", lambda f: f.with_columns(value=pl.lit("0"))),
-                             ValidationFailed, ["prefpot_usd_kw_month", "expect_column_values_to_be_between"]),
+    "missing column": (
+        lambda d: _mutate(d, "nodal_prices", lambda f: f.drop("price_usd_mwh")),
+        InputError,
+        ["nodal_prices.csv", "price_usd_mwh"],
+    ),
+    "unparsable number": (
+        lambda d: _mutate(
+            d,
+            "spot_demand",
+            lambda f: f.with_columns(
+                energy_mwh=pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("1,5")).otherwise("energy_mwh")
+            ),
+        ),
+        InputError,
+        ["spot_demand.csv", "energy_mwh", "line 6", "'1,5'"],
+    ),
+    "unparsable timestamp": (
+        lambda d: _mutate(
+            d,
+            "total_demand",
+            lambda f: f.with_columns(
+                hour=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("01/03/2026 00:00")).otherwise("hour")
+            ),
+        ),
+        InputError,
+        ["total_demand.csv", "hour", "line 2"],
+    ),
+    "duplicate key": (
+        lambda d: _mutate(d, "nodal_prices", lambda f: pl.concat([f, f.head(1)])),
+        ValidationFailed,
+        ["nodal_prices.csv", "duplicate_slots", "node=N1", "first duplicated hour: 2026-03-01 00:00"],
+    ),
+    "missing hours": (
+        lambda d: _mutate(d, "spot_demand", lambda f: f.filter(~f["hour"].str.starts_with("2026-04-02"))),
+        ValidationFailed,
+        ["spot_demand.csv", "missing_slots", "distributor=D1 node=N1", "first missing hour: 2026-04-02 00:00"],
+    ),
+    "extra hours": (
+        lambda d: _mutate(
+            d, "contract_dispatch", lambda f: pl.concat([f, f.head(1).with_columns(hour=pl.lit("2026-06-01 00:00"))])
+        ),
+        ValidationFailed,
+        ["contract_dispatch.csv", "outside_slots", "first outside the quarter hour: 2026-06-01 00:00"],
+    ),
+    "month outside the quarter": (
+        lambda d: _mutate(
+            d,
+            "firm_demand",
+            lambda f: f.with_columns(
+                month=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("2026-09")).otherwise("month")
+            ),
+        ),
+        ValidationFailed,
+        ["firm_demand.csv", "expect_column_values_to_be_in_set", "2026-09"],
+    ),
+    "distributor missing from a file": (
+        lambda d: _mutate(d, "total_demand", lambda f: f.filter(f["distributor"] == "D1")),
+        ValidationFailed,
+        ["distributor D2 is missing from total_demand"],
+    ),
+    "prefpot absent": (
+        lambda d: _mutate(d, "parameters", lambda f: f.with_columns(name=pl.lit("other"))),
+        ValidationFailed,
+        ["parameters.csv", "prefpot_usd_kw_month"],
+    ),
+    "prefpot not positive": (
+        lambda d: _mutate(d, "parameters", lambda f: f.with_columns(value=pl.lit("0"))),
+        ValidationFailed,
+        ["prefpot_usd_kw_month", "expect_column_values_to_be_between"],
+    ),
 }
 
 
@@ -184,7 +279,13 @@ def test_unknown_band_in_block_programming(workspace, tmp_path):
     folder = tmp_path / "blocks"
     write_quarter(folder)
     for name in ("nodal_prices", "spot_demand", "contract_dispatch", "total_demand"):
-        _mutate(folder, name, lambda f: f.filter(f["hour"].str.starts_with("2026-03-01 00")).drop("hour").with_columns(block=pl.lit("B1")))
+        _mutate(
+            folder,
+            name,
+            lambda f: (
+                f.filter(f["hour"].str.starts_with("2026-03-01 00")).drop("hour").with_columns(block=pl.lit("B1"))
+            ),
+        )
     pl.DataFrame({"block": ["B1"], "band": ["pico"], "hours": [2208]}).write_csv(folder / "blocks.csv")
     with pytest.raises(ValidationFailed, match="blocks.csv: expect_column_values_to_be_in_set.*pico"):
         job.run(QUARTER, folder)
@@ -194,10 +295,22 @@ def test_block_programming_end_to_end(workspace, tmp_path):
     folder = tmp_path / "blocks"
     write_quarter(folder)
     for name in ("nodal_prices", "spot_demand", "contract_dispatch", "total_demand"):
-        _mutate(folder, name, lambda f: f.filter(f["hour"].str.starts_with("2026-03-01 0")).drop("hour")
-                .with_columns(block=pl.lit("B")).with_row_index("i").with_columns(block=pl.format("B{}", pl.col("i") % 3)).drop("i")
-                .unique(subset=[c for c in f.columns if c not in ("hour",)] + ["block"], keep="first"))
-    pl.DataFrame({"block": ["B0", "B1", "B2"], "band": ["punta", "intermedia", "valle"], "hours": [430.0, 1011.0, 767.0]}).write_csv(folder / "blocks.csv")
+        _mutate(
+            folder,
+            name,
+            lambda f: (
+                f.filter(f["hour"].str.starts_with("2026-03-01 0"))
+                .drop("hour")
+                .with_columns(block=pl.lit("B"))
+                .with_row_index("i")
+                .with_columns(block=pl.format("B{}", pl.col("i") % 3))
+                .drop("i")
+                .unique(subset=[c for c in f.columns if c not in ("hour",)] + ["block"], keep="first")
+            ),
+        )
+    pl.DataFrame(
+        {"block": ["B0", "B1", "B2"], "band": ["punta", "intermedia", "valle"], "hours": [430.0, 1011.0, 767.0]}
+    ).write_csv(folder / "blocks.csv")
     job.run(QUARTER, folder)
     rows = energy(workspace / "warehouse.sqlite")
     assert rows[("D1", "punta")]["ccs_usd"] == pytest.approx(100.0 * 430)

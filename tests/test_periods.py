@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -27,9 +27,9 @@ def test_malformed_periods_are_rejected(bad):
 
 def test_scheduled_run_period_is_the_local_month_of_its_interval_start():
     # Airflow hands over UTC: 2026-02-01 00:00 in Guatemala is 06:00 UTC; 05:00 UTC is still January there
-    assert periods.resolve_period(None, datetime(2026, 2, 1, 6, tzinfo=timezone.utc)) == "2026-02"
-    assert periods.resolve_period(None, datetime(2026, 2, 1, 5, tzinfo=timezone.utc)) == "2026-01"
-    assert periods.resolve_period("2025-11", datetime(2026, 2, 1, 6, tzinfo=timezone.utc)) == "2025-11"
+    assert periods.resolve_period(None, datetime(2026, 2, 1, 6, tzinfo=UTC)) == "2026-02"
+    assert periods.resolve_period(None, datetime(2026, 2, 1, 5, tzinfo=UTC)) == "2026-01"
+    assert periods.resolve_period("2025-11", datetime(2026, 2, 1, 6, tzinfo=UTC)) == "2025-11"
     with pytest.raises(InputError):
         periods.resolve_period("2025-1", None)
 
@@ -52,8 +52,14 @@ def test_the_shipped_calendar_puts_every_hour_in_one_band():
 
 
 def test_a_user_can_change_a_band_in_the_file(tmp_path):
-    path = _calendar(tmp_path, [("2000-01-01", "", "punta", 17, 21), ("2000-01-01", "", "intermedia", 6, 16),
-                                ("2000-01-01", "", "valle", 22, 5)])
+    path = _calendar(
+        tmp_path,
+        [
+            ("2000-01-01", "", "punta", 17, 21),
+            ("2000-01-01", "", "intermedia", 6, 16),
+            ("2000-01-01", "", "valle", 22, 5),
+        ],
+    )
     hours = bands.hour_bands(datetime(2026, 6, 1), datetime(2026, 6, 2), bands.load_calendar(path))
     assert hours.filter(pl.col("hour").dt.hour() == 17)["band"].to_list() == ["punta"]
 
@@ -61,12 +67,30 @@ def test_a_user_can_change_a_band_in_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([("2000-01-01", "", "pico", 18, 21), ("2000-01-01", "", "intermedia", 6, 17), ("2000-01-01", "", "valle", 22, 5)],
-         "unknown band"),
-        ([("2000-01-01", "", "punta", 18, 21), ("2000-01-01", "", "intermedia", 6, 16), ("2000-01-01", "", "valle", 22, 5)],
-         "exactly one band"),
-        ([("2000-01-01", "", "punta", 18, 24), ("2000-01-01", "", "intermedia", 6, 17), ("2000-01-01", "", "valle", 22, 5)],
-         "hours must be 0-23"),
+        (
+            [
+                ("2000-01-01", "", "pico", 18, 21),
+                ("2000-01-01", "", "intermedia", 6, 17),
+                ("2000-01-01", "", "valle", 22, 5),
+            ],
+            "unknown band",
+        ),
+        (
+            [
+                ("2000-01-01", "", "punta", 18, 21),
+                ("2000-01-01", "", "intermedia", 6, 16),
+                ("2000-01-01", "", "valle", 22, 5),
+            ],
+            "exactly one band",
+        ),
+        (
+            [
+                ("2000-01-01", "", "punta", 18, 24),
+                ("2000-01-01", "", "intermedia", 6, 17),
+                ("2000-01-01", "", "valle", 22, 5),
+            ],
+            "hours must be 0-23",
+        ),
         ([("2000-01-01", "2020-12-31", "punta", 0, 23), ("2020-06-01", "", "valle", 0, 23)], "overlap"),
     ],
 )
@@ -85,11 +109,10 @@ def test_an_asset_triggered_run_covers_every_period_its_events_name():
     extras = [{"quarter": "2026-05"}, {"quarter": "2026-02"}, {"quarter": "2026-05"}]
     assert periods.requested_periods(None, extras, None, "quarter") == ["2026-02", "2026-05"]
     assert periods.requested_periods("2025-11", extras, None, "quarter") == ["2025-11"]
-    interval_start = datetime(2026, 5, 1, 6, tzinfo=timezone.utc)
+    interval_start = datetime(2026, 5, 1, 6, tzinfo=UTC)
     assert periods.requested_periods(None, [], interval_start, "quarter") == ["2026-05"]
     with pytest.raises(InputError, match="does not say which quarter"):
         periods.requested_periods(None, [{"other": 1}], None, "quarter")
-
 
 
 def test_month_quarter_and_day_values():
@@ -99,7 +122,13 @@ def test_month_quarter_and_day_values():
 
     m = Month.parse("2026-02")
     assert (m.label, m.start, m.end, m.days, m.intervals, m.last_day) == (
-        "2026-02", datetime(2026, 2, 1), datetime(2026, 3, 1), 28, 28 * 96, date(2026, 2, 28))
+        "2026-02",
+        datetime(2026, 2, 1),
+        datetime(2026, 3, 1),
+        28,
+        28 * 96,
+        date(2026, 2, 28),
+    )
     assert m.previous.label == "2026-01" and Month.parse("2026-01").previous.label == "2025-12"
     q = Quarter.parse("2026-11")
     assert q.month_labels == ["2026-11", "2026-12", "2027-01"] and q.end == datetime(2027, 2, 1)

@@ -21,34 +21,83 @@ from pipelines.periods import Quarter
 from tests.metering_fixtures import write_registry
 
 # PROPERTY_EXAMPLES=2000 for a longer hunt
-SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 # A field is anything that stays on its line: any text or raw bytes without a line break. Mixed with
 # near-misses of valid values, so both sides of every parse are visited.
 _NO_BREAK = st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",))
 _TEXT = st.text(_NO_BREAK, max_size=30).map(lambda s: s.encode("utf-8"))
 _BYTES = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))
-_NEAR = st.sampled_from([
-    b"", b" ", b'"', b'""', b",", b"NaN", b"inf", b"-Infinity", b"1e400", b"1,5", b"-0", b"\x00", b"\x1f", b"\xef\xbb\xbf",
-    b"2026-04-02 00:15", b"2026-04-02 00:15:00", b"2026-04-02T00:15", b"2026-04-02T00:15:00Z", b"2026-04-02 00:15:30",
-    b"2026-04-02 00:10", b"2026-05-01 00:00", b"2026-03-31 23:45", b"2026-04-31 00:15", b"DEV1", b"DEV3", b"DEV9",
-    b"kwh_del", b"KWH_DEL", b" kwh_rec ", b"1.5", b" 2.25 ", b"-3",
-])
+_NEAR = st.sampled_from(
+    [
+        b"",
+        b" ",
+        b'"',
+        b'""',
+        b",",
+        b"NaN",
+        b"inf",
+        b"-Infinity",
+        b"1e400",
+        b"1,5",
+        b"-0",
+        b"\x00",
+        b"\x1f",
+        b"\xef\xbb\xbf",
+        b"2026-04-02 00:15",
+        b"2026-04-02 00:15:00",
+        b"2026-04-02T00:15",
+        b"2026-04-02T00:15:00Z",
+        b"2026-04-02 00:15:30",
+        b"2026-04-02 00:10",
+        b"2026-05-01 00:00",
+        b"2026-03-31 23:45",
+        b"2026-04-31 00:15",
+        b"DEV1",
+        b"DEV3",
+        b"DEV9",
+        b"kwh_del",
+        b"KWH_DEL",
+        b" kwh_rec ",
+        b"1.5",
+        b" 2.25 ",
+        b"-3",
+    ]
+)
 FIELD = st.one_of(_NEAR, _TEXT, _BYTES)
 
-GOOD = [b"DEV1,2026-04-02 00:15,kwh_del,1.5", b"DEV1,2026-04-02 00:30,kwh_del,1.6", b"DEV3,2026-04-03 00:15,kwh_rec,0.5"]
+GOOD = [
+    b"DEV1,2026-04-02 00:15,kwh_del,1.5",
+    b"DEV1,2026-04-02 00:30,kwh_del,1.6",
+    b"DEV3,2026-04-03 00:15,kwh_rec,0.5",
+]
 
 
 def _stage(root: Path) -> readings.Staged:
     registry = reg.load_registry(root)
     points = reg.month_points(registry, "2026-04")
     files = readings.find_files(root)
-    return readings.stage("2026-04", files, list(range(len(files))), reg.device_days(registry, "2026-04", points),
-                          registry["device_id"].unique().to_list(), root / "scratch", datetime(2026, 11, 1))
+    return readings.stage(
+        "2026-04",
+        files,
+        list(range(len(files))),
+        reg.device_days(registry, "2026-04", points),
+        registry["device_id"].unique().to_list(),
+        root / "scratch",
+        datetime(2026, 11, 1),
+    )
 
 
 @SETTINGS
-@given(fields=st.tuples(FIELD, FIELD, FIELD, FIELD), position=st.integers(0, 3), path=st.sampled_from(["fast", "tolerant", "parquet"]))
+@given(
+    fields=st.tuples(FIELD, FIELD, FIELD, FIELD),
+    position=st.integers(0, 3),
+    path=st.sampled_from(["fast", "tolerant", "parquet"]),
+)
 def test_any_field_of_a_readings_row_is_read_or_quarantined_with_a_reason(fields, position, path):
     """`path`: the multi-file fast scan (exact header), the per-file tolerant line scan (a header with
     a BOM and another column order), or a text-typed Parquet file."""
@@ -71,7 +120,9 @@ def test_any_field_of_a_readings_row_is_read_or_quarantined_with_a_reason(fields
             if len(row) != 4:
                 return
             table = [[v.decode() for v in g.split(b",")] for g in GOOD] + [row]
-            pl.DataFrame(table, schema=list(readings.COLUMNS), orient="row").write_parquet(root / "readings" / "PA.parquet")
+            pl.DataFrame(table, schema=list(readings.COLUMNS), orient="row").write_parquet(
+                root / "readings" / "PA.parquet"
+            )
             csv.unlink()
         staged = _stage(root)  # never raises for a bad row
 
@@ -95,12 +146,22 @@ def test_any_field_of_a_readings_row_is_read_or_quarantined_with_a_reason(fields
 NCC11 = {
     "nodal_prices": ["node,hour,price_usd_mwh", "N1,2026-05-01 00:00,61.97", "N1,2026-05-01 01:00,51.99"],
     "spot_demand": ["distributor,node,hour,energy_mwh", "D1,N1,2026-05-01 00:00,2.5", "D1,N1,2026-05-01 01:00,-1.5"],
-    "contract_dispatch": ["distributor,contract_id,producer,hour,energy_mwh,price_usd_mwh",
-                          "D1,C1,G1,2026-05-01 00:00,27.0,70.96", "D1,C1,G1,2026-05-01 01:00,27.0,75.38"],
+    "contract_dispatch": [
+        "distributor,contract_id,producer,hour,energy_mwh,price_usd_mwh",
+        "D1,C1,G1,2026-05-01 00:00,27.0,70.96",
+        "D1,C1,G1,2026-05-01 01:00,27.0,75.38",
+    ],
     "total_demand": ["distributor,hour,energy_mwh", "D1,2026-05-01 00:00,29.5", "D1,2026-05-01 01:00,25.5"],
-    "power_contracts": ["distributor,contract_id,producer,month,power_kw,price_usd_kw_month",
-                        "D1,C1,G1,2026-05,29699.7,8.73", "D1,C1,G1,2026-06,29699.7,9.43"],
-    "firm_demand": ["distributor,month,dfnc_kw,demax_kw", "D1,2026-05,107539.7,225681.8", "D1,2026-06,104922.8,222983.9"],
+    "power_contracts": [
+        "distributor,contract_id,producer,month,power_kw,price_usd_kw_month",
+        "D1,C1,G1,2026-05,29699.7,8.73",
+        "D1,C1,G1,2026-06,29699.7,9.43",
+    ],
+    "firm_demand": [
+        "distributor,month,dfnc_kw,demax_kw",
+        "D1,2026-05,107539.7,225681.8",
+        "D1,2026-06,104922.8,222983.9",
+    ],
     "parameters": ["name,value", "prefpot_usd_kw_month,8.9"],
 }
 

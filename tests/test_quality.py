@@ -20,14 +20,19 @@ def test_warmed_suite_passes_good_rows_and_names_bad_ones():
     ready.join()
     assert [r.success for r in good] == [True] * 4
 
-    bad = quality.run_suite("ncc11_parameters", "parameters.csv",
-                            _parameters(["prefpot_usd_kw_month", "prefpot_usd_kw_month"], [8.9, None]),
-                            id_columns=["name"])
+    bad = quality.run_suite(
+        "ncc11_parameters",
+        "parameters.csv",
+        _parameters(["prefpot_usd_kw_month", "prefpot_usd_kw_month"], [8.9, None]),
+        id_columns=["name"],
+    )
     failed = {r.check: r for r in bad if not r.success}
     assert set(failed) == {"expect_column_values_to_not_be_null", "expect_column_values_to_be_unique"}
     assert failed["expect_column_values_to_not_be_null"].unexpected_count == 1
     assert failed["expect_column_values_to_be_unique"].unexpected_count == 2
-    with pytest.raises(ValidationFailed, match=r"parameters.csv: expect_column_values_to_be_unique \[name\]: 2 unexpected"):
+    with pytest.raises(
+        ValidationFailed, match=r"parameters.csv: expect_column_values_to_be_unique \[name\]: 2 unexpected"
+    ):
         quality.raise_on_errors(bad)
 
 

@@ -8,7 +8,6 @@ once per module, and inputs are small (the bundled NCC-11 sample quarter, hand-m
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +26,8 @@ from pipelines.metering.job import ingest_month
 from pipelines.ncc11 import job as ncc11
 from pipelines.warehouse import Write
 from tests.conftest import ROOT
-from tests.test_delivery_job import write_registry as write_delivery_registry
 from tests.metering_fixtures import standard_month
+from tests.test_delivery_job import write_registry as write_delivery_registry
 from tests.test_ncc11_job import write_quarter
 
 SAMPLE_QUARTER = "2026-05"
@@ -45,8 +44,11 @@ def figures(catalog: Path, table: str, quarter: str, snapshot: int | None = None
 
 def manifests(catalog: Path, pipeline: str | None = None) -> pl.DataFrame:
     where = "WHERE pipeline = ?" if pipeline else ""
-    return warehouse.query(f"SELECT * FROM run_manifests {where} ORDER BY started_at, finished_at", catalog,
-                           [pipeline] if pipeline else None)
+    return warehouse.query(
+        f"SELECT * FROM run_manifests {where} ORDER BY started_at, finished_at",
+        catalog,
+        [pipeline] if pipeline else None,
+    )
 
 
 def counts(catalog: Path, tables: tuple[str, ...]) -> dict[str, int]:
@@ -55,11 +57,13 @@ def counts(catalog: Path, tables: tuple[str, ...]) -> dict[str, int]:
 
 def cli_subprocess(args: list[str], *, wrapper: str | None = None, timeout: float = 300) -> subprocess.Popen:
     code = wrapper or "import sys; from pipelines import cli; sys.exit(cli.main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 # --- NCC-11: one quarter run, changed, run again, then a failed run ------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ncc11_history(tmp_path_factory: pytest.TempPathFactory) -> dict:
@@ -76,7 +80,8 @@ def ncc11_history(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # an input changes (the nodal prices go up 10%) and the quarter is run again
     prices = pl.read_csv(inputs / "nodal_prices.csv", infer_schema=False)
     prices.with_columns(price_usd_mwh=(pl.col("price_usd_mwh").cast(pl.Float64) * 1.1).round(4)).write_csv(
-        inputs / "nodal_prices.csv")
+        inputs / "nodal_prices.csv"
+    )
     second = ncc11.run(SAMPLE_QUARTER, inputs, warehouse=catalog, lake_root=lake)
     second_figures = {t: figures(catalog, t, SAMPLE_QUARTER) for t in NCC11_TABLES}
 
@@ -86,9 +91,17 @@ def ncc11_history(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with pytest.raises(InputError) as failure:
         ncc11.run(SAMPLE_QUARTER, inputs, warehouse=catalog, lake_root=lake)
     spot.write_csv(inputs / "spot_demand.csv")
-    return {"catalog": catalog, "lake": lake, "first": first, "second": second, "first_figures": first_figures,
-            "second_figures": second_figures, "first_summary": first_summary, "first_hashes": first_hashes,
-            "failure": str(failure.value)}
+    return {
+        "catalog": catalog,
+        "lake": lake,
+        "first": first,
+        "second": second,
+        "first_figures": first_figures,
+        "second_figures": second_figures,
+        "first_summary": first_summary,
+        "first_hashes": first_hashes,
+        "failure": str(failure.value),
+    }
 
 
 def test_time_travel_reproduces_the_first_run(ncc11_history):
@@ -96,11 +109,12 @@ def test_time_travel_reproduces_the_first_run(ncc11_history):
     catalog, first, second = h["catalog"], h["first"], h["second"]
     # the current figures changed with the input
     assert not h["second_figures"]["ncc11_energy"]["ccs_usd"].equals(h["first_figures"]["ncc11_energy"]["ccs_usd"])
-    ratio = (h["second_figures"]["ncc11_energy"]["peste_usd_mwh"] / h["first_figures"]["ncc11_energy"]["peste_usd_mwh"])
+    ratio = h["second_figures"]["ncc11_energy"]["peste_usd_mwh"] / h["first_figures"]["ncc11_energy"]["peste_usd_mwh"]
     assert ratio.drop_nulls().to_list() == pytest.approx([1.1] * ratio.drop_nulls().len(), rel=1e-3)
     for table in NCC11_TABLES:
-        assert_frame_equal(figures(catalog, table, SAMPLE_QUARTER), h["second_figures"][table], check_exact=False,
-                           rel_tol=1e-9)
+        assert_frame_equal(
+            figures(catalog, table, SAMPLE_QUARTER), h["second_figures"][table], check_exact=False, rel_tol=1e-9
+        )
     # both runs are in run_manifests, each with its own snapshot
     published = manifests(catalog, "ncc11").filter(pl.col("status") == "published")
     assert published["run_id"].to_list() == [first.run_id, second.run_id]
@@ -108,10 +122,17 @@ def test_time_travel_reproduces_the_first_run(ncc11_history):
     assert first.snapshot_id < second.snapshot_id
     # reading as of the first run's snapshot gives the first run's figures exactly
     for table in NCC11_TABLES:
-        assert_frame_equal(figures(catalog, table, SAMPLE_QUARTER, first.snapshot_id), h["first_figures"][table],
-                           check_exact=False, rel_tol=1e-9, abs_tol=0)
+        assert_frame_equal(
+            figures(catalog, table, SAMPLE_QUARTER, first.snapshot_id),
+            h["first_figures"][table],
+            check_exact=False,
+            rel_tol=1e-9,
+            abs_tol=0,
+        )
     # and the summary as of that snapshot prints them
-    assert ncc11.summary(SAMPLE_QUARTER, catalog, snapshot_id=first.snapshot_id, run_id=first.run_id) == h["first_summary"]
+    assert (
+        ncc11.summary(SAMPLE_QUARTER, catalog, snapshot_id=first.snapshot_id, run_id=first.run_id) == h["first_summary"]
+    )
     later = ncc11.summary(SAMPLE_QUARTER, catalog, snapshot_id=second.snapshot_id, run_id=first.run_id)
     assert later.splitlines()[2:] != h["first_summary"].splitlines()[2:]  # the figures, not the header
 
@@ -121,8 +142,9 @@ def test_failed_ncc11_run_is_recorded_and_changes_nothing(ncc11_history):
     catalog = h["catalog"]
     assert "spot_demand" in h["failure"] and "energy_mwh" in h["failure"]
     for table in NCC11_TABLES:  # still the second run's rows
-        assert_frame_equal(figures(catalog, table, SAMPLE_QUARTER), h["second_figures"][table], check_exact=False,
-                           rel_tol=1e-9)
+        assert_frame_equal(
+            figures(catalog, table, SAMPLE_QUARTER), h["second_figures"][table], check_exact=False, rel_tol=1e-9
+        )
     runs = manifests(catalog, "ncc11")
     assert runs["status"].to_list() == ["published", "published", "failed"]
     failed = runs.row(2, named=True)
@@ -202,9 +224,12 @@ def test_delivery_rerun_replaces_and_a_failed_run_changes_nothing(tmp_path):
     check_month("2026-04", root, warehouse=catalog, lake_root=lake)
     assert counts(catalog, DELIVERY_TABLES) == after_first
     assert after_first["vpn_change_review"] == 5 * 5  # five changes, five rules each
-    review = warehouse.query("SELECT * EXCLUDE (run_id) FROM vpn_change_review ORDER BY ALL"
-                             if "run_id" in warehouse.query("DESCRIBE vpn_change_review", catalog)["column_name"]
-                             else "SELECT * FROM vpn_change_review ORDER BY ALL", catalog)
+    review = warehouse.query(
+        "SELECT * EXCLUDE (run_id) FROM vpn_change_review ORDER BY ALL"
+        if "run_id" in warehouse.query("DESCRIBE vpn_change_review", catalog)["column_name"]
+        else "SELECT * FROM vpn_change_review ORDER BY ALL",
+        catalog,
+    )
 
     # a malformed vpn_changes file: a required column is gone
     changes = pl.read_csv(root / "vpn_changes.csv", infer_schema=False)
@@ -212,8 +237,12 @@ def test_delivery_rerun_replaces_and_a_failed_run_changes_nothing(tmp_path):
     with pytest.raises(MayoristaError, match="executed_on"):
         check_month("2026-04", root, warehouse=catalog, lake_root=lake)
     assert counts(catalog, DELIVERY_TABLES) == after_first
-    again = warehouse.query("SELECT * EXCLUDE (run_id) FROM vpn_change_review ORDER BY ALL"
-                            if "run_id" in review.columns else "SELECT * FROM vpn_change_review ORDER BY ALL", catalog)
+    again = warehouse.query(
+        "SELECT * EXCLUDE (run_id) FROM vpn_change_review ORDER BY ALL"
+        if "run_id" in review.columns
+        else "SELECT * FROM vpn_change_review ORDER BY ALL",
+        catalog,
+    )
     assert_frame_equal(again.drop("run_id", strict=False), review.drop("run_id", strict=False))
     runs = manifests(catalog, "delivery")
     assert runs["status"].to_list() == ["published", "published", "failed"]
@@ -222,6 +251,7 @@ def test_delivery_rerun_replaces_and_a_failed_run_changes_nothing(tmp_path):
 
 
 # --- runs at once -----------------------------------------------------------------------------------------
+
 
 def _wait(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[int, str, str]]:
     done = []
@@ -239,8 +269,10 @@ def _wait(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[int
 def test_runs_of_different_quarters_at_once_both_land(tmp_path):
     catalog, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
     march, june = write_quarter(tmp_path / "march", "2026-03"), write_quarter(tmp_path / "june", "2026-06")
-    procs = [cli_subprocess(["ncc11", "--quarter", q, "--input", str(d), "--warehouse", str(catalog), "--lake", str(lake)])
-             for q, d in (("2026-03", march), ("2026-06", june))]
+    procs = [
+        cli_subprocess(["ncc11", "--quarter", q, "--input", str(d), "--warehouse", str(catalog), "--lake", str(lake)])
+        for q, d in (("2026-03", march), ("2026-06", june))
+    ]
     for rc, _, err in _wait(procs):
         assert rc == 0, err[-3000:]
     rows = warehouse.query("SELECT quarter, count(*) AS n FROM ncc11_energy GROUP BY 1 ORDER BY 1", catalog)
@@ -258,8 +290,12 @@ def test_runs_of_the_same_quarter_at_once_leave_one_runs_rows(tmp_path):
     prices = pl.read_csv(dear / "nodal_prices.csv")
     prices.with_columns(pl.col("price_usd_mwh") * 2).write_csv(dear / "nodal_prices.csv")
     pl.DataFrame({"name": ["prefpot_usd_kw_month"], "value": [9.5]}).write_csv(dear / "parameters.csv")
-    procs = [cli_subprocess(["ncc11", "--quarter", "2026-03", "--input", str(d), "--warehouse", str(catalog),
-                             "--lake", str(lake)]) for d in (cheap, dear)]
+    procs = [
+        cli_subprocess(
+            ["ncc11", "--quarter", "2026-03", "--input", str(d), "--warehouse", str(catalog), "--lake", str(lake)]
+        )
+        for d in (cheap, dear)
+    ]
     for rc, _, err in _wait(procs):
         assert rc == 0, err[-3000:]
     runs = manifests(catalog, "ncc11")
@@ -274,7 +310,8 @@ def test_runs_of_the_same_quarter_at_once_leave_one_runs_rows(tmp_path):
         assert_frame_equal(current, figures(catalog, table, "2026-03", winner), check_exact=False, rel_tol=1e-9)
     # and the two runs really published different figures (so the check above can tell them apart)
     assert not figures(catalog, "ncc11_power", "2026-03", loser)["scp_usd"].equals(
-        figures(catalog, "ncc11_power", "2026-03", winner)["scp_usd"])
+        figures(catalog, "ncc11_power", "2026-03", winner)["scp_usd"]
+    )
     d1 = figures(catalog, "ncc11_energy", "2026-03").filter(pl.col("distributor") == "D1")
     assert d1["peste_usd_mwh"].unique().len() == 1  # all bands from one run
 
@@ -296,9 +333,20 @@ sys.exit(cli.main(sys.argv[1:]))
 
 def test_a_run_needs_no_network(tmp_path):
     catalog, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
-    proc = cli_subprocess(["ncc11", "--quarter", SAMPLE_QUARTER, "--input",
-                           str(ROOT / "data" / "sample" / "ncc11" / SAMPLE_QUARTER), "--warehouse", str(catalog),
-                           "--lake", str(lake)], wrapper=NO_NETWORK)
+    proc = cli_subprocess(
+        [
+            "ncc11",
+            "--quarter",
+            SAMPLE_QUARTER,
+            "--input",
+            str(ROOT / "data" / "sample" / "ncc11" / SAMPLE_QUARTER),
+            "--warehouse",
+            str(catalog),
+            "--lake",
+            str(lake),
+        ],
+        wrapper=NO_NETWORK,
+    )
     ((rc, out, err),) = _wait([proc])
     assert rc == 0, err[-3000:]
     assert "NCC-11 quarter 2026-05 published" in out
@@ -336,6 +384,7 @@ def test_a_file_that_is_not_a_catalog_is_a_clear_error(tmp_path, capsys):
 
 # --- maintenance ----------------------------------------------------------------------------------------
 
+
 def test_maintenance_expires_old_snapshots_but_keeps_ncc11s(tmp_path):
     catalog, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
     quarter = write_quarter(tmp_path / "q")
@@ -361,10 +410,12 @@ def test_maintenance_expires_old_snapshots_but_keeps_ncc11s(tmp_path):
     assert meter_snapshot in after or meter_snapshot == max(before)  # the current snapshot always stays
     assert "expired" in result.summary
     # NCC-11's snapshots still read, as published
-    assert_frame_equal(figures(catalog, "ncc11_energy", "2026-03", first.snapshot_id), first_energy,
-                       check_exact=False, rel_tol=1e-9)
-    assert_frame_equal(figures(catalog, "ncc11_energy", "2026-03", second.snapshot_id), current_energy,
-                       check_exact=False, rel_tol=1e-9)
+    assert_frame_equal(
+        figures(catalog, "ncc11_energy", "2026-03", first.snapshot_id), first_energy, check_exact=False, rel_tol=1e-9
+    )
+    assert_frame_equal(
+        figures(catalog, "ncc11_energy", "2026-03", second.snapshot_id), current_energy, check_exact=False, rel_tol=1e-9
+    )
     # and the current data still reads
     assert_frame_equal(figures(catalog, "ncc11_energy", "2026-03"), current_energy, check_exact=False, rel_tol=1e-9)
     assert warehouse.query("SELECT count(*) AS n FROM meter_hourly", catalog)["n"][0] == hourly
@@ -374,5 +425,6 @@ def test_maintenance_expires_old_snapshots_but_keeps_ncc11s(tmp_path):
     assert files.len() and all(Path(f).exists() for f in files)
     # the CLI runs the same maintenance
     assert cli.main(["maintain", "--warehouse", str(catalog), "--retention-days", "0"]) == 0
-    assert_frame_equal(figures(catalog, "ncc11_energy", "2026-03", first.snapshot_id), first_energy,
-                       check_exact=False, rel_tol=1e-9)
+    assert_frame_equal(
+        figures(catalog, "ncc11_energy", "2026-03", first.snapshot_id), first_energy, check_exact=False, rel_tol=1e-9
+    )

@@ -8,19 +8,38 @@ participant's, or not active that month) or unknown to the registry are reported
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import polars as pl
 
 from pipelines.delivery.rules import date_problem
 from pipelines.metering.registry import active_in
-from pipelines.periods import Month, month_bounds
+from pipelines.periods import Month
 
 DEADLINE_CALENDAR_DAYS = 2  # numeral 14.10: "2 días calendario"
 
-POINT_COLUMNS = ["month", "change_id", "participant", "point_id", "kind", "status", "received_at", "deliveries", "deadline"]
-COMPLIANCE_COLUMNS = ["month", "change_id", "participant", "supply_month", "notified_on", "deadline",
-                      "required_points", "on_time_points", "late_points", "missing_points", "compliant"]
+POINT_COLUMNS = [
+    "month",
+    "change_id",
+    "participant",
+    "point_id",
+    "kind",
+    "status",
+    "received_at",
+    "deliveries",
+    "deadline",
+]
+COMPLIANCE_COLUMNS = [
+    "month",
+    "change_id",
+    "participant",
+    "supply_month",
+    "notified_on",
+    "deadline",
+    "required_points",
+    "on_time_points",
+    "late_points",
+    "missing_points",
+    "compliant",
+]
 
 
 def required_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
@@ -47,22 +66,37 @@ def first_deliveries(deliveries: pl.DataFrame, month: str) -> pl.DataFrame:
 def _judgeable(changes: pl.DataFrame, participants: list[str]) -> pl.Expr:
     """Why a change's delivery cannot be judged, else null."""
     return (
-        pl.when(pl.col("participant").is_null()).then(pl.lit("no participant recorded"))
-        .when(~pl.col("participant").is_in(participants)).then(
-            pl.format("participant {} is not in metering_points: its required points are unknown", pl.col("participant")))
-        .when(pl.col("executed_on").is_null()).then(pl.format(
-            "{}: the change was not carried out, so there is no supply month to deliver",
-            date_problem("executed_on")))
-        .when(pl.col("notified_on").is_null()).then(pl.format(
-            "{}: the 2-day delivery period has not started", date_problem("notified_on")))
-        .when(pl.col("notified_on") < pl.col("executed_on")).then(pl.format(
-            "notified on {} before the change was executed on {}: dates inconsistent", pl.col("notified_on"),
-            pl.col("executed_on")))
+        pl.when(pl.col("participant").is_null())
+        .then(pl.lit("no participant recorded"))
+        .when(~pl.col("participant").is_in(participants))
+        .then(
+            pl.format(
+                "participant {} is not in metering_points: its required points are unknown", pl.col("participant")
+            )
+        )
+        .when(pl.col("executed_on").is_null())
+        .then(
+            pl.format(
+                "{}: the change was not carried out, so there is no supply month to deliver",
+                date_problem("executed_on"),
+            )
+        )
+        .when(pl.col("notified_on").is_null())
+        .then(pl.format("{}: the 2-day delivery period has not started", date_problem("notified_on")))
+        .when(pl.col("notified_on") < pl.col("executed_on"))
+        .then(
+            pl.format(
+                "notified on {} before the change was executed on {}: dates inconsistent",
+                pl.col("notified_on"),
+                pl.col("executed_on"),
+            )
+        )
     )
 
 
-def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFrame, month: str
-           ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def assess(
+    changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFrame, month: str
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(delivery_points, delivery_compliance, review rows for the `delivery` rule) for the month's changes."""
     participants = registry["participant"].unique().to_list()
     required = required_points(registry, month)
@@ -73,7 +107,9 @@ def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFra
         supply_month=pl.col("executed_on").dt.strftime("%Y-%m"),
     ).with_columns(deadline=pl.when(pl.col("_problem").is_null()).then(pl.col("deadline")))
     # a change never carried out has no supply month, hence no points to list
-    heads = judged.filter(pl.col("executed_on").is_not_null()).select("change_id", "participant", "deadline", "_problem")
+    heads = judged.filter(pl.col("executed_on").is_not_null()).select(
+        "change_id", "participant", "deadline", "_problem"
+    )
 
     # the deadline ends at midnight after its day: received strictly before that is on time
     deadline_end = pl.col("deadline").cast(pl.Datetime("us")) + pl.duration(days=1)
@@ -81,9 +117,12 @@ def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFra
         heads.join(required, on="participant", how="inner")
         .join(delivered, on=["participant", "point_id"], how="left")
         .with_columns(
-            status=pl.when(pl.col("_problem").is_not_null()).then(pl.lit("not_judged"))
-            .when(pl.col("received_at").is_null()).then(pl.lit("missing"))
-            .when(pl.col("received_at") < deadline_end).then(pl.lit("on_time"))
+            status=pl.when(pl.col("_problem").is_not_null())
+            .then(pl.lit("not_judged"))
+            .when(pl.col("received_at").is_null())
+            .then(pl.lit("missing"))
+            .when(pl.col("received_at") < deadline_end)
+            .then(pl.lit("on_time"))
             .otherwise(pl.lit("late")),
             deliveries=pl.col("deliveries").fill_null(0),
         )
@@ -93,8 +132,11 @@ def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFra
         heads.join(delivered, on="participant", how="inner")
         .join(required, on=["participant", "point_id"], how="anti")
         .join(registry.select("point_id", "kind").unique("point_id", keep="last"), on="point_id", how="left")
-        .with_columns(status=pl.when(pl.col("point_id").is_in(known_points)).then(pl.lit("not_required"))
-                      .otherwise(pl.lit("unknown_point")))
+        .with_columns(
+            status=pl.when(pl.col("point_id").is_in(known_points))
+            .then(pl.lit("not_required"))
+            .otherwise(pl.lit("unknown_point"))
+        )
     )
     points = pl.concat([points, extra], how="diagonal_relaxed").with_columns(month=pl.lit(month)).select(POINT_COLUMNS)
     points = points.sort("change_id", "point_id")
@@ -107,29 +149,56 @@ def assess(changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFra
     )
     compliance = (
         judged.join(counts, on="change_id", how="left")
-        .with_columns(pl.col(c).fill_null(0).cast(pl.Int64)
-                      for c in ("required_points", "on_time_points", "late_points", "missing_points"))
+        .with_columns(
+            pl.col(c).fill_null(0).cast(pl.Int64)
+            for c in ("required_points", "on_time_points", "late_points", "missing_points")
+        )
         .with_columns(
             # a change that cannot be judged has no counts to report: nulls, not zeros
-            *[pl.when(pl.col("_problem").is_null()).then(pl.col(c)).alias(c)
-              for c in ("on_time_points", "late_points", "missing_points")],
+            *[
+                pl.when(pl.col("_problem").is_null()).then(pl.col(c)).alias(c)
+                for c in ("on_time_points", "late_points", "missing_points")
+            ],
             _no_points=pl.col("_problem").is_null() & (pl.col("required_points") == 0),
         )
-        .with_columns(compliant=pl.col("_problem").is_null() & ~pl.col("_no_points")
-                      & (pl.col("on_time_points") == pl.col("required_points")))
+        .with_columns(
+            compliant=pl.col("_problem").is_null()
+            & ~pl.col("_no_points")
+            & (pl.col("on_time_points") == pl.col("required_points"))
+        )
     )
     review = compliance.select(
-        "change_id", "participant", pl.lit("delivery").alias("rule"), pl.col("compliant").fill_null(False).alias("ok"),
-        pl.when(pl.col("_problem").is_not_null()).then(pl.format("{}: delivery cannot be judged", pl.col("_problem")))
-        .when(pl.col("_no_points")).then(pl.format(
-            "participant {} has no metering point active in {}: nothing to judge", pl.col("participant"),
-            pl.col("supply_month")))
-        .otherwise(pl.format(
-            "notified {}, deadline end of {}: {} required points, {} on time, {} late, {} missing",
-            pl.col("notified_on"), pl.col("deadline"), pl.col("required_points"), pl.col("on_time_points"),
-            pl.col("late_points"), pl.col("missing_points"))).alias("detail"),
+        "change_id",
+        "participant",
+        pl.lit("delivery").alias("rule"),
+        pl.col("compliant").fill_null(False).alias("ok"),
+        pl.when(pl.col("_problem").is_not_null())
+        .then(pl.format("{}: delivery cannot be judged", pl.col("_problem")))
+        .when(pl.col("_no_points"))
+        .then(
+            pl.format(
+                "participant {} has no metering point active in {}: nothing to judge",
+                pl.col("participant"),
+                pl.col("supply_month"),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "notified {}, deadline end of {}: {} required points, {} on time, {} late, {} missing",
+                pl.col("notified_on"),
+                pl.col("deadline"),
+                pl.col("required_points"),
+                pl.col("on_time_points"),
+                pl.col("late_points"),
+                pl.col("missing_points"),
+            )
+        )
+        .alias("detail"),
         pl.col("_line").alias("line"),
     )
-    compliance = compliance.filter(pl.col("executed_on").is_not_null()).with_columns(
-        month=pl.lit(month)).select(COMPLIANCE_COLUMNS)
+    compliance = (
+        compliance.filter(pl.col("executed_on").is_not_null())
+        .with_columns(month=pl.lit(month))
+        .select(COMPLIANCE_COLUMNS)
+    )
     return points, compliance, review

@@ -37,10 +37,14 @@ def point_hours(registry: pl.DataFrame, point_ids: list[str], month: str) -> pl.
             pl.min_horizontal(pl.col("valid_to").fill_null(last), pl.lit(last)).alias("_to"),
         )
         .filter(pl.col("_from") <= pl.col("_to"))
-        .select("point_id", pl.datetime_ranges(
-            pl.col("_from").cast(pl.Datetime("us")),
-            pl.col("_to").cast(pl.Datetime("us")) + pl.duration(hours=23),
-            interval="1h").alias("hour"))
+        .select(
+            "point_id",
+            pl.datetime_ranges(
+                pl.col("_from").cast(pl.Datetime("us")),
+                pl.col("_to").cast(pl.Datetime("us")) + pl.duration(hours=23),
+                interval="1h",
+            ).alias("hour"),
+        )
         .explode("hour")
         .unique(["point_id", "hour"])
         .sort("point_id", "hour")
@@ -53,7 +57,9 @@ def previous_month_hour(month: str) -> pl.Expr:
     previous = add_months(first, -1)
     previous_last_day = (first - timedelta(days=1)).day
     return pl.datetime(
-        previous.year, previous.month, pl.min_horizontal(pl.col("hour").dt.day(), pl.lit(previous_last_day)),
+        previous.year,
+        previous.month,
+        pl.min_horizontal(pl.col("hour").dt.day(), pl.lit(previous_last_day)),
         pl.col("hour").dt.hour(),
     ).cast(pl.Datetime("us"))
 
@@ -70,13 +76,16 @@ def read_meter_hourly(point_ids: list[str], month: str, path: str | Path | None)
     rows = warehouse.query(
         "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM meter_hourly "
         "WHERE channel = ? AND hour >= ? AND hour < ? AND list_contains(?, point_id)",
-        db, [CONSUMPTION_CHANNEL, start, end, point_ids],
+        db,
+        [CONSUMPTION_CHANNEL, start, end, point_ids],
     )
     duplicated = rows.filter(pl.struct("point_id", "hour").is_duplicated())
     if duplicated.height:
         example = duplicated.row(0, named=True)
-        return None, (f"meter_hourly has {duplicated.height} duplicated {CONSUMPTION_CHANNEL} rows for {previous} "
-                      f"(e.g. {example['point_id']} {example['hour']}): not used")
+        return None, (
+            f"meter_hourly has {duplicated.height} duplicated {CONSUMPTION_CHANNEL} rows for {previous} "
+            f"(e.g. {example['point_id']} {example['hour']}): not used"
+        )
     return rows.with_columns(pl.col("hour").cast(pl.Datetime("us"))), ""
 
 
@@ -84,25 +93,40 @@ def _with_basis(hours: pl.DataFrame, basis: pl.DataFrame | None, value: str) -> 
     """`basis_kwh` for each (point_id, basis_hour): the basis frame's `value`, null where it has none."""
     if basis is None:
         return hours.with_columns(basis_kwh=pl.lit(None, pl.Float64))
-    return hours.join(basis.rename({"hour": "basis_hour", value: "basis_kwh"}), on=["point_id", "basis_hour"], how="left")
+    return hours.join(
+        basis.rename({"hour": "basis_hour", value: "basis_kwh"}), on=["point_id", "basis_hour"], how="left"
+    )
 
 
-def estimate(points: pl.DataFrame, registry: pl.DataFrame, month: str, *, meter_hourly: pl.DataFrame | None,
-             meter_hourly_note: str, dispatch: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def estimate(
+    points: pl.DataFrame,
+    registry: pl.DataFrame,
+    month: str,
+    *,
+    meter_hourly: pl.DataFrame | None,
+    meter_hourly_note: str,
+    dispatch: pl.DataFrame | None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(estimated_hourly rows, per-point estimation text) for `points` (point_id, kind) late or missing."""
     points = points.unique("point_id").select("point_id", "kind")
     hours = point_hours(registry, points["point_id"].to_list(), month).join(points, on="point_id")
     previous = month_label(add_months(parse_month(month), -1))
 
-    consumption = _with_basis(hours.filter(pl.col("kind") == "consumption").with_columns(
-        basis_hour=previous_month_hour(month)), meter_hourly, "value").with_columns(
+    consumption = _with_basis(
+        hours.filter(pl.col("kind") == "consumption").with_columns(basis_hour=previous_month_hour(month)),
+        meter_hourly,
+        "value",
+    ).with_columns(
         kwh=pl.col("basis_kwh") * CONSUMPTION_UPLIFT,
-        method=pl.lit(f"consumption: meter_hourly {CONSUMPTION_CHANNEL} of {previous}, same day and hour "
-                      f"(last day if {previous} is shorter), +10% (NCC-14 14.10)"),
+        method=pl.lit(
+            f"consumption: meter_hourly {CONSUMPTION_CHANNEL} of {previous}, same day and hour "
+            f"(last day if {previous} is shorter), +10% (NCC-14 14.10)"
+        ),
     )
 
-    generation = _with_basis(hours.filter(pl.col("kind") == "generation").with_columns(
-        basis_hour=pl.col("hour")), dispatch, "kwh").with_columns(
+    generation = _with_basis(
+        hours.filter(pl.col("kind") == "generation").with_columns(basis_hour=pl.col("hour")), dispatch, "kwh"
+    ).with_columns(
         kwh=pl.col("basis_kwh") * GENERATION_FACTOR,
         method=pl.lit("generation: dispatch_records for the same hour, -5% (NCC-14 14.10)"),
     )
@@ -110,24 +134,42 @@ def estimate(points: pl.DataFrame, registry: pl.DataFrame, month: str, *, meter_
     every = pl.concat([consumption, generation], how="diagonal_relaxed")
     estimated = every.filter(pl.col("kwh").is_not_null()).with_columns(month=pl.lit(month)).select(ESTIMATE_COLUMNS)
     missing_basis = {
-        "consumption": meter_hourly_note or f"meter_hourly has no {CONSUMPTION_CHANNEL} value for those hours of {previous}",
-        "generation": ("no dispatch_records file was given" if dispatch is None
-                       else f"dispatch_records has no value for those hours of {month}"),
+        "consumption": meter_hourly_note
+        or f"meter_hourly has no {CONSUMPTION_CHANNEL} value for those hours of {previous}",
+        "generation": (
+            "no dispatch_records file was given"
+            if dispatch is None
+            else f"dispatch_records has no value for those hours of {month}"
+        ),
     }
     notes = (
-        points.join(every.group_by("point_id").agg(
-            hours=pl.len(), estimated=pl.col("kwh").is_not_null().sum()), on="point_id", how="left")
+        points.join(
+            every.group_by("point_id").agg(hours=pl.len(), estimated=pl.col("kwh").is_not_null().sum()),
+            on="point_id",
+            how="left",
+        )
         .with_columns(pl.col("hours", "estimated").fill_null(0))
         .with_columns(
-            estimation=pl.when(~pl.col("kind").is_in(["consumption", "generation"])).then(
-                pl.format("not estimated: kind '{}' is neither consumption nor generation", pl.col("kind")))
-            .when(pl.col("hours") == 0).then(pl.lit("not estimated: the point has no active hour in the month"))
-            .when(pl.col("estimated") == pl.col("hours")).then(pl.format(
-                "estimated all {} hours ({})", pl.col("hours"), pl.col("kind").replace_strict(_SHORT, default="")))
-            .otherwise(pl.format(
-                "{} of {} hours estimated; {} hours not estimable: {}", pl.col("estimated"), pl.col("hours"),
-                pl.col("hours") - pl.col("estimated"),
-                pl.col("kind").replace_strict(missing_basis, default=""))))
+            estimation=pl.when(~pl.col("kind").is_in(["consumption", "generation"]))
+            .then(pl.format("not estimated: kind '{}' is neither consumption nor generation", pl.col("kind")))
+            .when(pl.col("hours") == 0)
+            .then(pl.lit("not estimated: the point has no active hour in the month"))
+            .when(pl.col("estimated") == pl.col("hours"))
+            .then(
+                pl.format(
+                    "estimated all {} hours ({})", pl.col("hours"), pl.col("kind").replace_strict(_SHORT, default="")
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "{} of {} hours estimated; {} hours not estimable: {}",
+                    pl.col("estimated"),
+                    pl.col("hours"),
+                    pl.col("hours") - pl.col("estimated"),
+                    pl.col("kind").replace_strict(missing_basis, default=""),
+                )
+            )
+        )
         .select("point_id", "estimation")
     )
     return estimated.sort("point_id", "hour"), notes

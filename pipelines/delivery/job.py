@@ -10,9 +10,10 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from pipelines import config, lake, quality, run as runs, warehouse
+from pipelines import config, lake, quality, warehouse
+from pipelines import run as runs
 from pipelines.business_days import BusinessCalendar
-from pipelines.delivery import compliance, estimation, report, rules, sources
+from pipelines.delivery import compliance, estimation, rules, sources
 from pipelines.errors import InputError
 from pipelines.inputs import find_input
 from pipelines.metering.registry import load_registry
@@ -23,15 +24,49 @@ PIPELINE = "delivery"
 _S, _D, _I = pl.String, pl.Date, pl.Int64
 # the published tables, typed explicitly so an empty first month cannot create a column of type null
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "vpn_change_review": {"month": _S, "change_id": _S, "participant": _S, "rule": _S, "ok": pl.Boolean,
-                          "detail": _S, "line": _I},
-    "delivery_compliance": {"month": _S, "change_id": _S, "participant": _S, "supply_month": _S, "notified_on": _D,
-                            "deadline": _D, "required_points": _I, "on_time_points": _I, "late_points": _I,
-                            "missing_points": _I, "compliant": pl.Boolean},
-    "delivery_points": {"month": _S, "change_id": _S, "participant": _S, "point_id": _S, "kind": _S, "status": _S,
-                        "received_at": pl.Datetime("us"), "deliveries": _I, "deadline": _D, "estimation": _S},
-    "estimated_hourly": {"month": _S, "point_id": _S, "hour": pl.Datetime("us"), "kwh": pl.Float64, "method": _S,
-                         "basis_hour": pl.Datetime("us"), "basis_kwh": pl.Float64},
+    "vpn_change_review": {
+        "month": _S,
+        "change_id": _S,
+        "participant": _S,
+        "rule": _S,
+        "ok": pl.Boolean,
+        "detail": _S,
+        "line": _I,
+    },
+    "delivery_compliance": {
+        "month": _S,
+        "change_id": _S,
+        "participant": _S,
+        "supply_month": _S,
+        "notified_on": _D,
+        "deadline": _D,
+        "required_points": _I,
+        "on_time_points": _I,
+        "late_points": _I,
+        "missing_points": _I,
+        "compliant": pl.Boolean,
+    },
+    "delivery_points": {
+        "month": _S,
+        "change_id": _S,
+        "participant": _S,
+        "point_id": _S,
+        "kind": _S,
+        "status": _S,
+        "received_at": pl.Datetime("us"),
+        "deliveries": _I,
+        "deadline": _D,
+        "estimation": _S,
+    },
+    "estimated_hourly": {
+        "month": _S,
+        "point_id": _S,
+        "hour": pl.Datetime("us"),
+        "kwh": pl.Float64,
+        "method": _S,
+        "basis_hour": pl.Datetime("us"),
+        "basis_kwh": pl.Float64,
+    },
     "delivery_unreadable_rows": {"month": _S, "source": _S, "line": _I, "participant": _S, "reason": _S},
 }
 
@@ -60,9 +95,16 @@ class Judgement:
     compliance: pl.DataFrame  # delivery_compliance
 
 
-def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries: pl.DataFrame,
-          config_dir: Path | None = None, *, completeness: pl.DataFrame | None = None,
-          completeness_note: str | None = None) -> Judgement:
+def judge(
+    month: str,
+    registry: pl.DataFrame,
+    changes: pl.DataFrame,
+    deliveries: pl.DataFrame,
+    config_dir: Path | None = None,
+    *,
+    completeness: pl.DataFrame | None = None,
+    completeness_note: str | None = None,
+) -> Judgement:
     """Every rule for the changes the run for `month` reviews (changes as read by sources, with raw text).
 
     `completeness`: meter_completeness rows of the month (`read_completeness`) for rule 6(a); None when
@@ -76,14 +118,29 @@ def judge(month: str, registry: pl.DataFrame, changes: pl.DataFrame, deliveries:
     points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries, month)
     interrogated = rules.interrogation(of_month, registry, completeness, completeness_note)
     review = pl.concat([rules.review(of_month, calendar), interrogated, delivery_review])
-    review = review.with_columns(month=pl.lit(month), _order=pl.col("rule").replace_strict(
-        {"notice": 0, "metering_period": 1, "approvals": 2, "interrogation": 3, "delivery": 4}, return_dtype=pl.Int64)
-    ).sort("change_id", "_order").select(rules.REVIEW_COLUMNS)
+    review = (
+        review.with_columns(
+            month=pl.lit(month),
+            _order=pl.col("rule").replace_strict(
+                {"notice": 0, "metering_period": 1, "approvals": 2, "interrogation": 3, "delivery": 4},
+                return_dtype=pl.Int64,
+            ),
+        )
+        .sort("change_id", "_order")
+        .select(rules.REVIEW_COLUMNS)
+    )
     return Judgement(of_month, unplaced, review, points, compliant)
 
 
-def check_month(month: Month | str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
-                run_id: str | None = None, config_dir: Path | None = None) -> DeliveryCheck:
+def check_month(
+    month: Month | str,
+    input_dir: Path,
+    *,
+    warehouse: str | Path | None = None,
+    lake_root: str | Path | None = None,
+    run_id: str | None = None,
+    config_dir: Path | None = None,
+) -> DeliveryCheck:
     month = Month.of(month).label  # parsed at the edge (CLI, DAG, backfill); the label is what is stored
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
@@ -102,41 +159,63 @@ def check_month(month: Month | str, input_dir: Path, *, warehouse: str | Path | 
             manifest.add_input(find_input(input_dir, "dispatch_records"), dispatch.height)
 
         with r.step("validate"):
-            params = {"known_participants": registry["participant"].unique().sort().to_list(),
-                      "known_points": registry["point_id"].unique().sort().to_list()}
-            r.validation = (
-                quality.run_suite("delivery_vpn_changes", changes.label, sources.check_frame(changes), params,
-                                  id_columns=["line"])
-                + quality.run_suite("delivery_directamm_deliveries", deliveries.label, sources.check_frame(deliveries),
-                                    params, id_columns=["line"]))
+            params = {
+                "known_participants": registry["participant"].unique().sort().to_list(),
+                "known_points": registry["point_id"].unique().sort().to_list(),
+            }
+            r.validation = quality.run_suite(
+                "delivery_vpn_changes", changes.label, sources.check_frame(changes), params, id_columns=["line"]
+            ) + quality.run_suite(
+                "delivery_directamm_deliveries",
+                deliveries.label,
+                sources.check_frame(deliveries),
+                params,
+                id_columns=["line"],
+            )
             quality.raise_on_errors(r.validation)
 
         with r.step("review"):
             completeness, completeness_note = read_completeness(month, r.warehouse)
-            judged = judge(month, registry, changes.rows, deliveries.good(), config_dir, completeness=completeness,
-                           completeness_note=completeness_note)
+            judged = judge(
+                month,
+                registry,
+                changes.rows,
+                deliveries.good(),
+                config_dir,
+                completeness=completeness,
+                completeness_note=completeness_note,
+            )
 
         with r.step("estimate"):
             behind = judged.points.filter(pl.col("status").is_in(["late", "missing"]))
             ids = behind["point_id"].unique().to_list()
             hourly, note = estimation.read_meter_hourly(ids, month, r.warehouse) if ids else (None, "")
-            estimated, notes = estimation.estimate(behind, registry, month, meter_hourly=hourly,
-                                                   meter_hourly_note=note, dispatch=dispatch)
+            estimated, notes = estimation.estimate(
+                behind, registry, month, meter_hourly=hourly, meter_hourly_note=note, dispatch=dispatch
+            )
             points = judged.points.join(notes, on="point_id", how="left").with_columns(
-                estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation")))
+                estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation"))
+            )
 
         unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
-        result = DeliveryCheck(month, r.run_id, judged.review, judged.compliance, points, estimated, unreadable,
-                               r.validation)
+        result = DeliveryCheck(
+            month, r.run_id, judged.review, judged.compliance, points, estimated, unreadable, r.validation
+        )
         manifest.counts.update(
-            changes=result.review["change_id"].n_unique(), rules_failed=int((~result.review["ok"]).sum()),
-            unreadable_rows=result.unreadable.height, warnings=sum(not c.success for c in result.validation))
+            changes=result.review["change_id"].n_unique(),
+            rules_failed=int((~result.review["ok"]).sum()),
+            unreadable_rows=result.unreadable.height,
+            warnings=sum(not c.success for c in result.validation),
+        )
         r.publish([Write(name, frame, {"month": month}, ("month",)) for name, frame in _frames(result).items()])
     result.snapshot_id = r.snapshot_id
     # reports after the commit: they describe what was published
     result.reports = _write_reports(result, judged.changes, config.lake_root(lake_root))
-    result.summary = summarize(result, r.warehouse) + "\ntimings: " + ", ".join(
-        f"{step} {seconds:.1f}s" for step, seconds in manifest.timings_s.items())
+    result.summary = (
+        summarize(result, r.warehouse)
+        + "\ntimings: "
+        + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in manifest.timings_s.items())
+    )
     return result
 
 
@@ -151,24 +230,42 @@ def read_completeness(month: str, db: str | Path | None) -> tuple[pl.DataFrame |
         return None, "the warehouse has no meter_completeness table"
     rows = warehouse.query(
         "SELECT point_id, month, channel, expected_intervals, received_intervals FROM meter_completeness "
-        "WHERE month = ?", db, [month])
+        "WHERE month = ?",
+        db,
+        [month],
+    )
     return rows, None
 
 
-def _unreadable(month: str, changes: sources.Source, deliveries: sources.Source, unplaced: pl.DataFrame) -> pl.DataFrame:
+def _unreadable(
+    month: str, changes: sources.Source, deliveries: sources.Source, unplaced: pl.DataFrame
+) -> pl.DataFrame:
     """Rows this month's run could not use, with the reason: change rows no month can claim, and
     delivery rows for this month (or for an unreadable month) that did not parse."""
     bad_deliveries = deliveries.bad().filter(pl.col("supply_month").is_null() | (pl.col("supply_month") == month))
-    return pl.concat([
-        unplaced.select(pl.lit(changes.label).alias("source"), "line", "participant",
-                        pl.format("change {}: {}; no month can be reviewed for it", pl.col("change_id"),
-                                  pl.col("reason")).alias("reason")),
-        sources.quarantine(deliveries).join(
-            bad_deliveries.select(pl.col("_line").alias("line"), pl.col("_raw_participant").alias("participant")),
-            on="line",
-        ).select("source", "line", "participant",
-                 pl.format("{} in row '{}'; not counted", pl.col("reason"), pl.col("row")).alias("reason")),
-    ])
+    return pl.concat(
+        [
+            unplaced.select(
+                pl.lit(changes.label).alias("source"),
+                "line",
+                "participant",
+                pl.format(
+                    "change {}: {}; no month can be reviewed for it", pl.col("change_id"), pl.col("reason")
+                ).alias("reason"),
+            ),
+            sources.quarantine(deliveries)
+            .join(
+                bad_deliveries.select(pl.col("_line").alias("line"), pl.col("_raw_participant").alias("participant")),
+                on="line",
+            )
+            .select(
+                "source",
+                "line",
+                "participant",
+                pl.format("{} in row '{}'; not counted", pl.col("reason"), pl.col("row")).alias("reason"),
+            ),
+        ]
+    )
 
 
 def report_dir(root: UPath, month: str) -> UPath:
@@ -183,16 +280,29 @@ def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: UPath) -
 
     unplaced = result.unreadable.filter(pl.col("source").str.starts_with("vpn_changes"))["participant"]
     participants = sorted(set(of_month["participant"].drop_nulls()) | set(unplaced.drop_nulls()))
-    written = letters.write_letters(result.month, participants, report_dir(root, result.month), changes=of_month,
-                                    review=result.review, compliance=result.compliance, points=result.points,
-                                    unreadable=result.unreadable, run_id=result.run_id, snapshot_id=result.snapshot_id)
+    written = letters.write_letters(
+        result.month,
+        participants,
+        report_dir(root, result.month),
+        changes=of_month,
+        review=result.review,
+        compliance=result.compliance,
+        points=result.points,
+        unreadable=result.unreadable,
+        run_id=result.run_id,
+        snapshot_id=result.snapshot_id,
+    )
     return {participant: files.html for participant, files in written.items()}
 
 
 def _frames(result: DeliveryCheck) -> dict[str, pl.DataFrame]:
-    frames = {"vpn_change_review": result.review, "delivery_compliance": result.compliance,
-              "delivery_points": result.points, "estimated_hourly": result.estimated,
-              "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(result.month))}
+    frames = {
+        "vpn_change_review": result.review,
+        "delivery_compliance": result.compliance,
+        "delivery_points": result.points,
+        "estimated_hourly": result.estimated,
+        "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(result.month)),
+    }
     return {name: frame.select(pl.col(c).cast(t) for c, t in SCHEMAS[name].items()) for name, frame in frames.items()}
 
 
@@ -203,20 +313,25 @@ def summarize(result: DeliveryCheck, db: str) -> str:
     review = result.review
     changes = review["change_id"].n_unique()
     failing = review.filter(~pl.col("ok"))["change_id"].n_unique()
-    lines = [f"delivery {result.month}: {changes} VPN change(s) reviewed, {changes - failing} meet every rule, "
-             f"{failing} do not (run {result.run_id})"]
+    lines = [
+        f"delivery {result.month}: {changes} VPN change(s) reviewed, {changes - failing} meet every rule, "
+        f"{failing} do not (run {result.run_id})"
+    ]
     per_rule = review.group_by("rule").agg(ok=pl.col("ok").sum(), failed=(~pl.col("ok")).sum())
     for rule in ("notice", "metering_period", "approvals", "interrogation", "delivery"):
         row = per_rule.filter(pl.col("rule") == rule)
         if row.height:
             lines.append(f"  {rule:<16} met {row['ok'][0]:>3}, not met {row['failed'][0]:>3}")
-    with pl.Config(tbl_rows=50, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
-                   tbl_width_chars=160):
+    with pl.Config(
+        tbl_rows=50, tbl_cols=12, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=160
+    ):
         lines.append(f"Direct@mm delivery compliance, supply month {result.month}:")
         lines.append(str(result.compliance.drop("month")))
     behind = result.points.filter(pl.col("status").is_in(["late", "missing"]))
-    lines.append(f"late or missing points: {behind.height}; estimated_hourly rows: {result.estimated.height} "
-                 f"for {result.estimated['point_id'].n_unique()} point(s)")
+    lines.append(
+        f"late or missing points: {behind.height}; estimated_hourly rows: {result.estimated.height} "
+        f"for {result.estimated['point_id'].n_unique()} point(s)"
+    )
     listed = behind.unique("point_id").sort("point_id")
     for row in listed.head(_LISTED).iter_rows(named=True):
         lines.append(f"  {row['point_id']} ({row['kind']}, {row['status']}): {row['estimation']}")
@@ -224,14 +339,22 @@ def summarize(result: DeliveryCheck, db: str) -> str:
         lines.append(f"  ... and {listed.height - _LISTED} more (table delivery_points)")
     others = result.points.filter(pl.col("status").is_in(["not_required", "unknown_point"]))
     if others.height:
-        lines.append(f"deliveries reported but not counted: " + ", ".join(
-            f"{r['point_id']} ({r['status']})" for r in others.unique("point_id").sort("point_id").iter_rows(named=True)))
+        lines.append(
+            "deliveries reported but not counted: "
+            + ", ".join(
+                f"{r['point_id']} ({r['status']})"
+                for r in others.unique("point_id").sort("point_id").iter_rows(named=True)
+            )
+        )
     warnings = [c for c in result.validation if not c.success]
     lines.append(f"data-quality checks: {len(result.validation)} run, {len(warnings)} warning(s)")
     lines += [f"  - {c.source}: {c.check} [{c.column}]: {c.detail}" for c in warnings]
     if result.unreadable.height:
         lines.append(f"input rows that could not be used: {result.unreadable.height}")
-        lines += [f"  - {r['source']} line {r['line']}: {r['reason']}" for r in result.unreadable.head(_LISTED).iter_rows(named=True)]
+        lines += [
+            f"  - {r['source']} line {r['line']}: {r['reason']}"
+            for r in result.unreadable.head(_LISTED).iter_rows(named=True)
+        ]
         if result.unreadable.height > _LISTED:
             lines.append(f"  ... and {result.unreadable.height - _LISTED} more (table delivery_unreadable_rows)")
     lines.append(f"reports ({len(result.reports)}):")

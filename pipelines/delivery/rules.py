@@ -15,21 +15,22 @@ a change that cannot be judged never passes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import polars as pl
 
 from pipelines.business_days import BusinessCalendar
 from pipelines.metering.keys import CHANNELS
 from pipelines.metering.registry import active_in
-from pipelines.periods import Month, month_bounds
+from pipelines.periods import Month
 
 NOTICE_BUSINESS_DAYS = 5  # rule 3: "con 5 días hábiles de anticipación"
 METERING_PERIOD_BUSINESS_DAYS = 7  # rule 4: "los primeros 7 días hábiles del mes"
 
 _LABELS = {
-    "letter_date": "letter date", "proposed_date": "proposed date", "executed_on": "execution date",
-    "notified_on": "notification date", "medicion_approved_on": "Medición approval",
+    "letter_date": "letter date",
+    "proposed_date": "proposed date",
+    "executed_on": "execution date",
+    "notified_on": "notification date",
+    "medicion_approved_on": "Medición approval",
     "tecnologia_approved_on": "Tecnología approval",
 }
 
@@ -40,8 +41,10 @@ def date_problem(column: str) -> pl.Expr:
     """Why a date column cannot be used (missing, or not a date), else null."""
     raw = pl.col(f"_raw_{column}")
     return (
-        pl.when(raw.is_null() | (raw == "")).then(pl.lit(f"no {_LABELS[column]} recorded"))
-        .when(pl.col(column).is_null()).then(pl.format(f"{column} '{{}}' is not a date (YYYY-MM-DD)", raw))
+        pl.when(raw.is_null() | (raw == ""))
+        .then(pl.lit(f"no {_LABELS[column]} recorded"))
+        .when(pl.col(column).is_null())
+        .then(pl.format(f"{column} '{{}}' is not a date (YYYY-MM-DD)", raw))
     )
 
 
@@ -49,8 +52,10 @@ def outside_calendar(column: str, derived: str, calendar: BusinessCalendar) -> p
     """A date that parsed but lies outside the calendar (a typo such as 2062 for 2026), else null."""
     first, last = calendar.days["date"].min(), calendar.days["date"].max()
     return pl.when(pl.col(column).is_not_null() & pl.col(derived).is_null()).then(
-        pl.format(f"{column} {{}} is outside the business-day calendar ({first}..{last}): check the date",
-                  pl.col(column)))
+        pl.format(
+            f"{column} {{}} is outside the business-day calendar ({first}..{last}): check the date", pl.col(column)
+        )
+    )
 
 
 def month_of_change() -> pl.Expr:
@@ -59,8 +64,10 @@ def month_of_change() -> pl.Expr:
     raw_executed = pl.col("_raw_executed_on")
     never_executed = raw_executed.is_null() | (raw_executed == "")
     return (
-        pl.when(pl.col("executed_on").is_not_null()).then(pl.col("executed_on").dt.strftime("%Y-%m"))
-        .when(never_executed).then(pl.col("proposed_date").dt.strftime("%Y-%m"))
+        pl.when(pl.col("executed_on").is_not_null())
+        .then(pl.col("executed_on").dt.strftime("%Y-%m"))
+        .when(never_executed)
+        .then(pl.col("proposed_date").dt.strftime("%Y-%m"))
     )
 
 
@@ -68,7 +75,9 @@ def place(changes: pl.DataFrame, month: str) -> tuple[pl.DataFrame, pl.DataFrame
     """(the changes the run for `month` reviews, rows no run can place because their date is unusable)."""
     placed = changes.with_columns(_month=month_of_change())
     unplaced = placed.filter(pl.col("_month").is_null()).select(
-        "change_id", "participant", pl.col("_line").alias("line"),
+        "change_id",
+        "participant",
+        pl.col("_line").alias("line"),
         pl.coalesce(date_problem("executed_on"), date_problem("proposed_date")).alias("reason"),
     )
     return placed.filter(pl.col("_month") == month).drop("_month"), unplaced
@@ -84,17 +93,26 @@ def with_calendar_dates(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl
     )
     return (
         changes.join(
-            days.select(pl.col("date").alias("proposed_date"), pl.col("on_or_after").alias("effective_date"),
-                        pl.col("reason").alias("proposed_closed")),
-            on="proposed_date", how="left",
+            days.select(
+                pl.col("date").alias("proposed_date"),
+                pl.col("on_or_after").alias("effective_date"),
+                pl.col("reason").alias("proposed_closed"),
+            ),
+            on="proposed_date",
+            how="left",
         )
         .join(
             calendar.business_days_after(NOTICE_BUSINESS_DAYS).rename(
-                {"date": "letter_date", f"plus_{NOTICE_BUSINESS_DAYS}": "notice_due"}),
-            on="letter_date", how="left",
+                {"date": "letter_date", f"plus_{NOTICE_BUSINESS_DAYS}": "notice_due"}
+            ),
+            on="letter_date",
+            how="left",
         )
-        .join(days.select(pl.col("date").alias("effective_date"), pl.col("month_rank").alias("effective_rank")),
-              on="effective_date", how="left")
+        .join(
+            days.select(pl.col("date").alias("effective_date"), pl.col("month_rank").alias("effective_rank")),
+            on="effective_date",
+            how="left",
+        )
         .with_columns(_month_start=pl.col("effective_date").dt.truncate("1mo"))
         .join(seventh, on="_month_start", how="left")
         .drop("_month_start")
@@ -115,19 +133,41 @@ def _closed_in_notice_window(changes: pl.DataFrame, calendar: BusinessCalendar) 
 
 def notice(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     frame = changes.join(_closed_in_notice_window(changes, calendar), on="change_id", how="left")
-    problem = pl.coalesce(date_problem("letter_date"), date_problem("proposed_date"),
-                          outside_calendar("letter_date", "notice_due", calendar))
+    problem = pl.coalesce(
+        date_problem("letter_date"),
+        date_problem("proposed_date"),
+        outside_calendar("letter_date", "notice_due", calendar),
+    )
     ok = problem.is_null() & (pl.col("proposed_date") >= pl.col("notice_due"))
-    closed = pl.when(pl.col("closed_days").is_not_null()).then(
-        pl.format(" (not business days in between: {})", pl.col("closed_days"))).otherwise(pl.lit(""))
+    closed = (
+        pl.when(pl.col("closed_days").is_not_null())
+        .then(pl.format(" (not business days in between: {})", pl.col("closed_days")))
+        .otherwise(pl.lit(""))
+    )
     detail = (
-        pl.when(problem.is_not_null()).then(pl.format("{}: notice cannot be checked", problem))
-        .when(ok).then(pl.format(
-            "letter {}, proposed {}: at least {} business days' notice (earliest allowed {}{})",
-            pl.col("letter_date"), pl.col("proposed_date"), pl.lit(NOTICE_BUSINESS_DAYS), pl.col("notice_due"), closed))
-        .otherwise(pl.format(
-            "letter {}, proposed {}: less than {} business days' notice; earliest allowed {}{}",
-            pl.col("letter_date"), pl.col("proposed_date"), pl.lit(NOTICE_BUSINESS_DAYS), pl.col("notice_due"), closed))
+        pl.when(problem.is_not_null())
+        .then(pl.format("{}: notice cannot be checked", problem))
+        .when(ok)
+        .then(
+            pl.format(
+                "letter {}, proposed {}: at least {} business days' notice (earliest allowed {}{})",
+                pl.col("letter_date"),
+                pl.col("proposed_date"),
+                pl.lit(NOTICE_BUSINESS_DAYS),
+                pl.col("notice_due"),
+                closed,
+            )
+        )
+        .otherwise(
+            pl.format(
+                "letter {}, proposed {}: less than {} business days' notice; earliest allowed {}{}",
+                pl.col("letter_date"),
+                pl.col("proposed_date"),
+                pl.lit(NOTICE_BUSINESS_DAYS),
+                pl.col("notice_due"),
+                closed,
+            )
+        )
     )
     return _rows(frame, "notice", ok, detail)
 
@@ -135,18 +175,44 @@ def notice(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
 def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     problem = pl.coalesce(date_problem("proposed_date"), outside_calendar("proposed_date", "effective_date", calendar))
     ok = problem.is_null() & (pl.col("effective_rank") > METERING_PERIOD_BUSINESS_DAYS)
-    moved = pl.when(pl.col("proposed_closed").is_not_null()).then(pl.format(
-        "proposed {} is not a business day ({}), so the change takes effect on the next business day; ",
-        pl.col("proposed_date"), pl.col("proposed_closed"))).otherwise(pl.lit(""))
+    moved = (
+        pl.when(pl.col("proposed_closed").is_not_null())
+        .then(
+            pl.format(
+                "proposed {} is not a business day ({}), so the change takes effect on the next business day; ",
+                pl.col("proposed_date"),
+                pl.col("proposed_closed"),
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
     where = pl.format(
-        "{}effective {} is business day {} of {}, ", moved, pl.col("effective_date"), pl.col("effective_rank"),
-        pl.col("effective_date").dt.strftime("%Y-%m"))
+        "{}effective {} is business day {} of {}, ",
+        moved,
+        pl.col("effective_date"),
+        pl.col("effective_rank"),
+        pl.col("effective_date").dt.strftime("%Y-%m"),
+    )
     detail = (
-        pl.when(problem.is_not_null()).then(pl.format("{}: the effective date is unknown", problem))
-        .when(ok).then(pl.format("{}after the metering period (first {} business days end {})", where,
-                                 pl.lit(METERING_PERIOD_BUSINESS_DAYS), pl.col("metering_period_end")))
-        .otherwise(pl.format("{}inside the metering period (first {} business days end {})", where,
-                             pl.lit(METERING_PERIOD_BUSINESS_DAYS), pl.col("metering_period_end")))
+        pl.when(problem.is_not_null())
+        .then(pl.format("{}: the effective date is unknown", problem))
+        .when(ok)
+        .then(
+            pl.format(
+                "{}after the metering period (first {} business days end {})",
+                where,
+                pl.lit(METERING_PERIOD_BUSINESS_DAYS),
+                pl.col("metering_period_end"),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{}inside the metering period (first {} business days end {})",
+                where,
+                pl.lit(METERING_PERIOD_BUSINESS_DAYS),
+                pl.col("metering_period_end"),
+            )
+        )
     )
     return _rows(changes, "metering_period", ok, detail)
 
@@ -154,30 +220,55 @@ def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.Dat
 def approvals(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     def issue(column: str) -> pl.Expr:
         return (
-            pl.when(date_problem(column).is_not_null()).then(date_problem(column))
+            pl.when(date_problem(column).is_not_null())
+            .then(date_problem(column))
             .when(pl.col("effective_date").is_not_null() & (pl.col(column) > pl.col("effective_date")))
-            .then(pl.format(f"{_LABELS[column]} on {{}} is after the effective date {{}}", pl.col(column),
-                            pl.col("effective_date")))
+            .then(
+                pl.format(
+                    f"{_LABELS[column]} on {{}} is after the effective date {{}}",
+                    pl.col(column),
+                    pl.col("effective_date"),
+                )
+            )
         )
 
-    issues = pl.concat_str([issue("medicion_approved_on"), issue("tecnologia_approved_on")],
-                           separator="; ", ignore_nulls=True)
-    no_effective = pl.coalesce(date_problem("proposed_date"),
-                               outside_calendar("proposed_date", "effective_date", calendar))
+    issues = pl.concat_str(
+        [issue("medicion_approved_on"), issue("tecnologia_approved_on")], separator="; ", ignore_nulls=True
+    )
+    no_effective = pl.coalesce(
+        date_problem("proposed_date"), outside_calendar("proposed_date", "effective_date", calendar)
+    )
     ok = no_effective.is_null() & (issues == "")
     detail = (
-        pl.when(no_effective.is_not_null()).then(pl.format(
-            "{}: approvals cannot be compared with the effective date{}", no_effective,
-            pl.when(issues != "").then(pl.format("; {}", issues)).otherwise(pl.lit(""))))
-        .when(ok).then(pl.format("Medición approved {}, Tecnología approved {}: both on or before the effective date {}",
-                                 pl.col("medicion_approved_on"), pl.col("tecnologia_approved_on"), pl.col("effective_date")))
+        pl.when(no_effective.is_not_null())
+        .then(
+            pl.format(
+                "{}: approvals cannot be compared with the effective date{}",
+                no_effective,
+                pl.when(issues != "").then(pl.format("; {}", issues)).otherwise(pl.lit("")),
+            )
+        )
+        .when(ok)
+        .then(
+            pl.format(
+                "Medición approved {}, Tecnología approved {}: both on or before the effective date {}",
+                pl.col("medicion_approved_on"),
+                pl.col("tecnologia_approved_on"),
+                pl.col("effective_date"),
+            )
+        )
         .otherwise(issues)
     )
     return _rows(changes, "approvals", ok, detail)
 
 
-COMPLETENESS_COLUMNS = {"point_id": pl.String, "month": pl.String, "channel": pl.String,
-                        "expected_intervals": pl.Int64, "received_intervals": pl.Int64}
+COMPLETENESS_COLUMNS = {
+    "point_id": pl.String,
+    "month": pl.String,
+    "channel": pl.String,
+    "expected_intervals": pl.Int64,
+    "received_intervals": pl.Int64,
+}
 
 
 def _floored_hundredths(received: pl.Expr, expected: pl.Expr) -> pl.Expr:
@@ -190,8 +281,9 @@ def _pct_text(hundredths: pl.Expr) -> pl.Expr:
     return pl.format("{}.{}", hundredths // 100, (hundredths % 100).cast(pl.String).str.zfill(2))
 
 
-def interrogation(changes: pl.DataFrame, registry: pl.DataFrame, completeness: pl.DataFrame | None,
-                  note: str | None = None) -> pl.DataFrame:
+def interrogation(
+    changes: pl.DataFrame, registry: pl.DataFrame, completeness: pl.DataFrame | None, note: str | None = None
+) -> pl.DataFrame:
     """Rule 6(a) rows: in the supply month (month of executed_on) every metering point of the participant
     active that month has received_intervals >= expected_intervals on all four channels.
 
@@ -205,64 +297,117 @@ def interrogation(changes: pl.DataFrame, registry: pl.DataFrame, completeness: p
     participants = registry["participant"].unique().to_list()
     heads = changes.with_columns(
         supply_month=pl.col("executed_on").dt.strftime("%Y-%m"),
-        _problem=pl.when(pl.col("participant").is_null()).then(pl.lit("no participant recorded"))
-        .when(~pl.col("participant").is_in(participants)).then(pl.format(
-            "participant {} is not in metering_points: its points are unknown", pl.col("participant")))
-        .when(pl.col("executed_on").is_null()).then(pl.format(
-            "{}: the change was not carried out, so there is no supply month", date_problem("executed_on"))),
+        _problem=pl.when(pl.col("participant").is_null())
+        .then(pl.lit("no participant recorded"))
+        .when(~pl.col("participant").is_in(participants))
+        .then(pl.format("participant {} is not in metering_points: its points are unknown", pl.col("participant")))
+        .when(pl.col("executed_on").is_null())
+        .then(
+            pl.format("{}: the change was not carried out, so there is no supply month", date_problem("executed_on"))
+        ),
     )
     months = heads.filter(pl.col("_problem").is_null())["supply_month"].unique().sort().to_list()
-    required = pl.concat([
-        active_in(registry, m.first_day, m.last_day)
-        .select("participant", "point_id", supply_month=pl.lit(month)).unique()
-        for month in months for m in [Month.of(month)]
-    ] or [pl.DataFrame(schema={"participant": pl.String, "point_id": pl.String, "supply_month": pl.String})])
+    required = pl.concat(
+        [
+            active_in(registry, m.first_day, m.last_day)
+            .select("participant", "point_id", supply_month=pl.lit(month))
+            .unique()
+            for month in months
+            for m in [Month.of(month)]
+        ]
+        or [pl.DataFrame(schema={"participant": pl.String, "point_id": pl.String, "supply_month": pl.String})]
+    )
     ingested = completeness.select(supply_month="month").unique().with_columns(_ingested=pl.lit(True))
     channels = pl.DataFrame({"channel": list(CHANNELS), "_ch": list(range(len(CHANNELS)))})
     per_channel = (
         required.join(channels, how="cross")
         .join(completeness.rename({"month": "supply_month"}), on=["supply_month", "point_id", "channel"], how="left")
-        .with_columns(pct=pl.when(pl.col("expected_intervals") > 0).then(_floored_hundredths(
-            pl.col("received_intervals").fill_null(0), pl.col("expected_intervals"))).otherwise(0),
-            short=pl.col("received_intervals").fill_null(0) < pl.col("expected_intervals").fill_null(1))
+        .with_columns(
+            pct=pl.when(pl.col("expected_intervals") > 0)
+            .then(_floored_hundredths(pl.col("received_intervals").fill_null(0), pl.col("expected_intervals")))
+            .otherwise(0),
+            short=pl.col("received_intervals").fill_null(0) < pl.col("expected_intervals").fill_null(1),
+        )
     )
     per_point = (
-        per_channel.sort("_ch").group_by("participant", "supply_month", "point_id").agg(
-            pct=pl.col("pct").min(), short=pl.col("short").any(),
+        per_channel.sort("_ch")
+        .group_by("participant", "supply_month", "point_id")
+        .agg(
+            pct=pl.col("pct").min(),
+            short=pl.col("short").any(),
             channels=pl.col("channel").filter("short").str.join(", "),
-            known=pl.col("expected_intervals").is_not_null().any())
-        .with_columns(text=pl.format("{} {}% ({})", "point_id", _pct_text(pl.col("pct")), pl.when("known").then("channels")
-                                     .otherwise(pl.lit("not in meter_completeness"))))
+            known=pl.col("expected_intervals").is_not_null().any(),
+        )
+        .with_columns(
+            text=pl.format(
+                "{} {}% ({})",
+                "point_id",
+                _pct_text(pl.col("pct")),
+                pl.when("known").then("channels").otherwise(pl.lit("not in meter_completeness")),
+            )
+        )
     )
-    summary = per_point.sort("point_id").group_by("participant", "supply_month").agg(
-        points=pl.len(), below=pl.col("short").sum(), listed=pl.col("text").filter("short").str.join(", "))
+    summary = (
+        per_point.sort("point_id")
+        .group_by("participant", "supply_month")
+        .agg(points=pl.len(), below=pl.col("short").sum(), listed=pl.col("text").filter("short").str.join(", "))
+    )
     frame = (
         heads.join(summary, on=["participant", "supply_month"], how="left")
         .join(ingested, on="supply_month", how="left")
         .with_columns(pl.col("points", "below").fill_null(0))
     )
-    never = (f"the readings of {{}} were never ingested (no meter_completeness rows"
-             f"{'; ' + note if note else ''}): 100% interrogation cannot be shown")
-    detail = (
-        pl.when(pl.col("_problem").is_not_null()).then(pl.format("{}: interrogation cannot be judged", "_problem"))
-        .when(pl.col("points") == 0).then(pl.format(
-            "participant {} has no metering point active in {}: nothing to judge", "participant", "supply_month"))
-        .when(pl.col("_ingested").is_null()).then(pl.format(never, "supply_month"))
-        .when(pl.col("below") == 0).then(pl.format(
-            "all {} metering point(s) active in {} have 100% of their intervals on all four channels from real "
-            "readings", "points", "supply_month"))
-        .otherwise(pl.format(
-            "{} of {} metering point(s) below 100% in {} (real readings; channels short in brackets): {}",
-            "below", "points", "supply_month", "listed"))
+    never = (
+        f"the readings of {{}} were never ingested (no meter_completeness rows"
+        f"{'; ' + note if note else ''}): 100% interrogation cannot be shown"
     )
-    ok = pl.col("_problem").is_null() & (pl.col("points") > 0) & pl.col("_ingested").is_not_null() & (pl.col("below") == 0)
+    detail = (
+        pl.when(pl.col("_problem").is_not_null())
+        .then(pl.format("{}: interrogation cannot be judged", "_problem"))
+        .when(pl.col("points") == 0)
+        .then(
+            pl.format(
+                "participant {} has no metering point active in {}: nothing to judge", "participant", "supply_month"
+            )
+        )
+        .when(pl.col("_ingested").is_null())
+        .then(pl.format(never, "supply_month"))
+        .when(pl.col("below") == 0)
+        .then(
+            pl.format(
+                "all {} metering point(s) active in {} have 100% of their intervals on all four channels from real "
+                "readings",
+                "points",
+                "supply_month",
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{} of {} metering point(s) below 100% in {} (real readings; channels short in brackets): {}",
+                "below",
+                "points",
+                "supply_month",
+                "listed",
+            )
+        )
+    )
+    ok = (
+        pl.col("_problem").is_null()
+        & (pl.col("points") > 0)
+        & pl.col("_ingested").is_not_null()
+        & (pl.col("below") == 0)
+    )
     return _rows(frame, "interrogation", ok, detail)
 
 
 def _rows(frame: pl.DataFrame, rule: str, ok: pl.Expr, detail: pl.Expr) -> pl.DataFrame:
     return frame.select(
-        "change_id", "participant", pl.lit(rule).alias("rule"), ok.fill_null(False).alias("ok"),
-        detail.alias("detail"), pl.col("_line").alias("line"),
+        "change_id",
+        "participant",
+        pl.lit(rule).alias("rule"),
+        ok.fill_null(False).alias("ok"),
+        detail.alias("detail"),
+        pl.col("_line").alias("line"),
     )
 
 

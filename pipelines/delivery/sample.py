@@ -31,9 +31,17 @@ MONTH = "2026-04"
 
 def _changes(p: list[str], vpn_of: dict[str, str]) -> list[dict]:
     def row(cid, participant, letter, proposed, medicion, tecnologia, executed, notified):
-        return {"change_id": cid, "participant": participant, "vpn_id": vpn_of[participant], "letter_date": letter,
-                "proposed_date": proposed, "medicion_approved_on": medicion, "tecnologia_approved_on": tecnologia,
-                "executed_on": executed, "notified_on": notified}
+        return {
+            "change_id": cid,
+            "participant": participant,
+            "vpn_id": vpn_of[participant],
+            "letter_date": letter,
+            "proposed_date": proposed,
+            "medicion_approved_on": medicion,
+            "tecnologia_approved_on": tecnologia,
+            "executed_on": executed,
+            "notified_on": notified,
+        }
 
     return [
         row("CHG-2603-01", p[0], "2026-03-02", "2026-03-17", "2026-03-05", "2026-03-06", "2026-03-17", "2026-03-18"),
@@ -47,7 +55,9 @@ def _changes(p: list[str], vpn_of: dict[str, str]) -> list[dict]:
 
 def _deliveries(points: pl.DataFrame, p: list[str], march_points: pl.DataFrame) -> list[dict]:
     def of(participant: str, frame: pl.DataFrame = points) -> list[tuple[str, str]]:
-        return [(r["point_id"], r["kind"]) for r in frame.filter(pl.col("participant") == participant).iter_rows(named=True)]
+        return [
+            (r["point_id"], r["kind"]) for r in frame.filter(pl.col("participant") == participant).iter_rows(named=True)
+        ]
 
     def row(participant, point, received, month=MONTH):
         return {"participant": participant, "point_id": point, "supply_month": month, "received_at": received}
@@ -82,9 +92,12 @@ def _dispatch(points: pl.DataFrame, participant: str) -> pl.DataFrame:
     hours = [start + timedelta(hours=h) for h in range(30 * 24)]
     return pl.DataFrame({"point_id": [pt for pt in gen for _ in hours], "hour": hours * len(gen)}).with_columns(
         # a plausible daily shape: more by day than by night, different per point
-        kwh=(pl.lit(800.0) + 40.0 * pl.col("point_id").rank("dense").cast(pl.Float64)
-             + pl.when(pl.col("hour").dt.hour().is_between(6, 18)).then(350.0).otherwise(0.0)
-             + (pl.col("hour").dt.day() % 7).cast(pl.Float64) * 5.0),
+        kwh=(
+            pl.lit(800.0)
+            + 40.0 * pl.col("point_id").rank("dense").cast(pl.Float64)
+            + pl.when(pl.col("hour").dt.hour().is_between(6, 18)).then(350.0).otherwise(0.0)
+            + (pl.col("hour").dt.day() % 7).cast(pl.Float64) * 5.0
+        ),
         hour=pl.col("hour").dt.strftime("%Y-%m-%d %H:%M"),
     )
 
@@ -97,17 +110,26 @@ def generate(out_dir: Path) -> Path:
     april = required_points(registry, MONTH)
     march = required_points(registry, "2026-03")
     # only participants that reach the administrator through a VPN can change one
-    vpns = active_in(registry, date(2026, 4, 1), date(2026, 4, 30)).filter(pl.col("vpn_id").is_not_null()).group_by(
-        "participant").agg(pl.col("vpn_id").min())
-    kinds = april.join(vpns, on="participant").group_by("participant").agg(
-        gen=(pl.col("kind") == "generation").any(), cons=(pl.col("kind") == "consumption").sum())
+    vpns = (
+        active_in(registry, date(2026, 4, 1), date(2026, 4, 30))
+        .filter(pl.col("vpn_id").is_not_null())
+        .group_by("participant")
+        .agg(pl.col("vpn_id").min())
+    )
+    kinds = (
+        april.join(vpns, on="participant")
+        .group_by("participant")
+        .agg(gen=(pl.col("kind") == "generation").any(), cons=(pl.col("kind") == "consumption").sum())
+    )
     with_generation = kinds.filter("gen").sort("participant")["participant"].to_list()
     consumers = kinds.filter(~pl.col("gen") & (pl.col("cons") >= 3)).sort("participant")["participant"].to_list()
     picked = with_generation[:1] + consumers[:1]
     others = [x for x in kinds.sort("participant")["participant"].to_list() if x not in picked]
     if len(picked) < 2 or len(others) < 2:
-        raise InputError("the sample registry needs 4 participants with a VPN active in 2026-04: one with a "
-                         "generation point, one with at least three consumption points and none, and two more")
+        raise InputError(
+            "the sample registry needs 4 participants with a VPN active in 2026-04: one with a "
+            "generation point, one with at least three consumption points and none, and two more"
+        )
     # CHG-2604-05 (never executed) reuses the first participant
     p = [others[0], consumers[0], others[1], with_generation[0], others[0]]
     vpn_of = dict(zip(vpns["participant"], vpns["vpn_id"]))

@@ -10,12 +10,28 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputError
-from pipelines.inputs import (Schema, check_csv_shape, find_input, first_line, missing_file, parse_columns, ragged_lines, read_table,
-                              scan_file)
+from pipelines.inputs import (
+    Schema,
+    check_csv_shape,
+    find_input,
+    first_line,
+    missing_file,
+    parse_columns,
+    ragged_lines,
+    read_table,
+    scan_file,
+)
 
 VPN_CHANGES_SCHEMA: Schema = {
-    "change_id": "str", "participant": "str", "vpn_id": "str", "letter_date": "date", "proposed_date": "date",
-    "medicion_approved_on": "date", "tecnologia_approved_on": "date", "executed_on": "date", "notified_on": "date",
+    "change_id": "str",
+    "participant": "str",
+    "vpn_id": "str",
+    "letter_date": "date",
+    "proposed_date": "date",
+    "medicion_approved_on": "date",
+    "tecnologia_approved_on": "date",
+    "executed_on": "date",
+    "notified_on": "date",
 }
 DELIVERIES_SCHEMA: Schema = {"participant": "str", "point_id": "str", "supply_month": "month", "received_at": "minute"}
 DISPATCH_SCHEMA: Schema = {"point_id": "str", "hour": "hour", "kwh": "float"}
@@ -52,7 +68,9 @@ def read_source(input_dir: Path, stem: str, schema: Schema, required: tuple[str,
         raise InputError(f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in schema if c not in source_schema]
     if missing:
-        raise InputError(f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source_schema.names())}")
+        raise InputError(
+            f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source_schema.names())}"
+        )
     lf = lf.select(list(schema)).with_row_index("_line", offset=first_line(path))  # Parquet from 1, as inputs.py
     lf = lf.with_columns(**{f"_raw_{c}": pl.col(c).cast(pl.String).str.strip_chars() for c in schema})
     try:
@@ -60,16 +78,22 @@ def read_source(input_dir: Path, stem: str, schema: Schema, required: tuple[str,
     except Exception as exc:
         ragged = ragged_lines(path) if path.suffix == ".csv" else None
         raise InputError(ragged or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from exc
-    if path.suffix == ".csv" and rows.select(pl.any_horizontal(pl.col(f"_raw_{c}").is_null() for c in schema).any()).item():
+    if (
+        path.suffix == ".csv"
+        and rows.select(pl.any_horizontal(pl.col(f"_raw_{c}").is_null() for c in schema).any()).item()
+    ):
         # a short line reads as blanks at its end (a date "that did not happen"): name the line instead
         ragged = ragged_lines(path)
         if ragged:
             raise InputError(ragged)
-    blank = [pl.when(pl.col(f"_raw_{c}").is_null() | (pl.col(f"_raw_{c}") == "")).then(pl.lit(f"missing {c}"))
-             for c in required]
+    blank = [
+        pl.when(pl.col(f"_raw_{c}").is_null() | (pl.col(f"_raw_{c}") == "")).then(pl.lit(f"missing {c}"))
+        for c in required
+    ]
     rows = rows.with_columns(
         pl.concat_str([pl.col("_reason").replace("", None), *blank], separator="; ", ignore_nulls=True)
-        .fill_null("").alias("_reason"),
+        .fill_null("")
+        .alias("_reason"),
         pl.col("_line").cast(pl.Int64),
     )
     return Source(path, rows)

@@ -25,7 +25,11 @@ def completeness(stats: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
         .with_columns(series=keys.series_of(pl.col("point_idx"), pl.col("ch")))
         .join(received, on="series", how="left")
         .select(
-            "point_id", "participant", "kind", month=pl.lit(month), channel="channel",
+            "point_id",
+            "participant",
+            "kind",
+            month=pl.lit(month),
+            channel="channel",
             expected_intervals=(pl.col("active_days") * INTERVALS_PER_DAY).cast(pl.Int64),
             received_intervals=pl.col("received_intervals").fill_null(0).cast(pl.Int64),
         )
@@ -48,15 +52,24 @@ def hourly(readings: pl.DataFrame, estimated: pl.DataFrame) -> pl.DataFrame:
     hour_key = both.select(h=keys.hour_key())["h"]
     starts = (hour_key != hour_key.shift(1)).fill_null(True).arg_true().to_numpy()
     if starts.size == 0:
-        return pl.DataFrame(schema={"h": pl.Int64, "value": pl.Float64, "real": pl.Int64, "est": pl.Int64,
-                                    "quality": pl.Enum(QUALITY)})
+        return pl.DataFrame(
+            schema={"h": pl.Int64, "value": pl.Float64, "real": pl.Int64, "est": pl.Int64, "quality": pl.Enum(QUALITY)}
+        )
     n = np.diff(np.append(starts, both.height))
     n_est = np.add.reduceat(both["est"].to_numpy(), starts) if estimated.height else np.zeros(starts.size, np.int64)
-    hours = pl.DataFrame({
-        "h": hour_key.gather(starts),
-        "value": np.add.reduceat(both["v"].to_numpy(), starts),
-        "real": n - n_est,
-        "est": n_est,
-    })
-    code = pl.when(pl.col("real") == INTERVALS_PER_HOUR).then(0).when(pl.col("real") + pl.col("est") == INTERVALS_PER_HOUR).then(2).otherwise(1)
+    hours = pl.DataFrame(
+        {
+            "h": hour_key.gather(starts),
+            "value": np.add.reduceat(both["v"].to_numpy(), starts),
+            "real": n - n_est,
+            "est": n_est,
+        }
+    )
+    code = (
+        pl.when(pl.col("real") == INTERVALS_PER_HOUR)
+        .then(0)
+        .when(pl.col("real") + pl.col("est") == INTERVALS_PER_HOUR)
+        .then(2)
+        .otherwise(1)
+    )
     return hours.with_columns(quality=pl.lit(pl.Series(QUALITY, dtype=pl.Enum(QUALITY))).gather(code))

@@ -17,32 +17,48 @@ from pipelines.periods import month_bounds
 from pipelines.quality import CheckResult, run_suite
 
 
-def month_frame(stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
+def month_frame(
+    stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame
+) -> pl.DataFrame:
     """One row per active point and channel: completeness plus the range of its readings and hours.
     `stats` is vee.series_stats of the month's readings."""
     stats = stats.select(
         point_idx=keys.point_index(pl.col("series")),
         channel=keys.channel_name(keys.channel_index(pl.col("series"))),
-        rows="rows", distinct_intervals="distinct_intervals", first_i="first", last_i="last",
-        min_value="min_value", max_value="max_value",
+        rows="rows",
+        distinct_intervals="distinct_intervals",
+        first_i="first",
+        last_i="last",
+        min_value="min_value",
+        max_value="max_value",
     )
-    hours = hourly.group_by("point_id", "channel").agg(hours=pl.len(), hour_value=pl.col("value").sum()).with_columns(
-        pl.col("point_id", "channel").cast(pl.String))
+    hours = (
+        hourly.group_by("point_id", "channel")
+        .agg(hours=pl.len(), hour_value=pl.col("value").sum())
+        .with_columns(pl.col("point_id", "channel").cast(pl.String))
+    )
     return (
         completeness.join(points.select("point_id", "point_idx"), on="point_id")
         .join(stats, on=["point_idx", "channel"], how="left")
         .join(hours, on=["point_id", "channel"], how="left")
-        .with_columns(pl.col("rows", "distinct_intervals").fill_null(0),
-                      pl.col("hours").fill_null(0).cast(pl.Int64),
-                      duplicated_keys=(pl.col("rows").fill_null(0) - pl.col("distinct_intervals").fill_null(0)).cast(pl.Int64))
+        .with_columns(
+            pl.col("rows", "distinct_intervals").fill_null(0),
+            pl.col("hours").fill_null(0).cast(pl.Int64),
+            duplicated_keys=(pl.col("rows").fill_null(0) - pl.col("distinct_intervals").fill_null(0)).cast(pl.Int64),
+        )
         .drop("point_idx")
     )
 
 
-def month_checks(stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame,
-                 month: str) -> list[CheckResult]:
+def month_checks(
+    stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame, month: str
+) -> list[CheckResult]:
     start, end = month_bounds(month)
     intervals = int((end - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
     frame = month_frame(stats, completeness, hourly, points)
-    return run_suite("metering_month", f"readings {month} (per point and channel)", frame,
-                     {"n_intervals": intervals, "n_hours": intervals // keys.INTERVALS_PER_HOUR})
+    return run_suite(
+        "metering_month",
+        f"readings {month} (per point and channel)",
+        frame,
+        {"n_intervals": intervals, "n_hours": intervals // keys.INTERVALS_PER_HOUR},
+    )

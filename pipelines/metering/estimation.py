@@ -41,22 +41,33 @@ def day_kinds(first: date, last: date, config_dir: Path | None = None) -> pl.Dat
     """(date, kind) for every day first..last: sunday_or_holiday for Sundays, public holidays and the
     administrator's non-working days (a holiday on a Saturday, such as Holy Saturday, is a holiday);
     saturday; else business."""
-    closed = pl.concat([public_holidays(first.year, last.year).select("date"),
-                        nonworking_days(config_dir).select("date")]).unique()
+    closed = pl.concat(
+        [public_holidays(first.year, last.year).select("date"), nonworking_days(config_dir).select("date")]
+    ).unique()
     weekday = pl.col("date").dt.weekday()
     return (
         pl.DataFrame({"date": pl.date_range(first, last, eager=True)})
         .join(closed.with_columns(_closed=pl.lit(True)), on="date", how="left")
-        .select("date", kind=pl.when(pl.col("_closed").is_not_null() | (weekday == 7)).then(pl.lit(DAY_KINDS[2]))
-                .when(weekday == 6).then(pl.lit(DAY_KINDS[1])).otherwise(pl.lit(DAY_KINDS[0])))
+        .select(
+            "date",
+            kind=pl.when(pl.col("_closed").is_not_null() | (weekday == 7))
+            .then(pl.lit(DAY_KINDS[2]))
+            .when(weekday == 6)
+            .then(pl.lit(DAY_KINDS[1]))
+            .otherwise(pl.lit(DAY_KINDS[0])),
+        )
     )
 
 
-def month_day_kinds(month_start: datetime, month_end: datetime, t: vee.Thresholds,
-                    config_dir: Path | None = None) -> pl.DataFrame:
+def month_day_kinds(
+    month_start: datetime, month_end: datetime, t: vee.Thresholds, config_dir: Path | None = None
+) -> pl.DataFrame:
     """day_kinds covering the like-day window before the month and the month itself."""
-    return day_kinds((month_start - timedelta(days=t.like_day_window_days)).date(),
-                     Month.containing(month_start).last_day, config_dir)
+    return day_kinds(
+        (month_start - timedelta(days=t.like_day_window_days)).date(),
+        Month.containing(month_start).last_day,
+        config_dir,
+    )
 
 
 def linear(runs: pl.DataFrame) -> pl.DataFrame:
@@ -64,8 +75,9 @@ def linear(runs: pl.DataFrame) -> pl.DataFrame:
     return vee.linear_fill(runs).with_columns(method=pl.lit("linear")).cast(ESTIMATE_SCHEMA)
 
 
-def like_day(targets: pl.DataFrame, history: pl.DataFrame, month_start: datetime, kinds: pl.DataFrame,
-             t: vee.Thresholds) -> pl.DataFrame:
+def like_day(
+    targets: pl.DataFrame, history: pl.DataFrame, month_start: datetime, kinds: pl.DataFrame, t: vee.Thresholds
+) -> pl.DataFrame:
     """(k, v, method) for the target intervals (k) that have t.like_day_days like days; the others are
     left out (the caller reports them).
 
@@ -95,20 +107,32 @@ def like_day(targets: pl.DataFrame, history: pl.DataFrame, month_start: datetime
     found = (
         targets.select("k", series=_SERIES, d=keys.day_index(_I), q=keys.interval_of_day(_I))
         .join(candidates, on="d")
-        .select("k", "rank", hk=pl.col("series") * vee.HISTORY_SPAN + pl.col("cd") * _PER_DAY + pl.col("q") + 1
-                + vee.HISTORY_OFFSET)
+        .select(
+            "k",
+            "rank",
+            hk=pl.col("series") * vee.HISTORY_SPAN + pl.col("cd") * _PER_DAY + pl.col("q") + 1 + vee.HISTORY_OFFSET,
+        )
         .join(good, on="hk", how="inner")
         .sort("k", "rank")
         .group_by("k", maintain_order=True)
         .agg(v=pl.col("v").head(t.like_day_days).mean(), n=pl.col("v").head(t.like_day_days).len())
     )
-    return found.filter(pl.col("n") == t.like_day_days).select("k", "v", method=pl.lit("like_day")).cast(ESTIMATE_SCHEMA)
+    return (
+        found.filter(pl.col("n") == t.like_day_days).select("k", "v", method=pl.lit("like_day")).cast(ESTIMATE_SCHEMA)
+    )
 
 
-def estimate(readings: pl.DataFrame, ranges: pl.DataFrame, t: vee.Thresholds, *, month_start: datetime,
-             history: pl.DataFrame | None = None, kinds: pl.DataFrame | None = None,
-             flagged: pl.DataFrame | None = None, stats: pl.DataFrame | None = None,
-             ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def estimate(
+    readings: pl.DataFrame,
+    ranges: pl.DataFrame,
+    t: vee.Thresholds,
+    *,
+    month_start: datetime,
+    history: pl.DataFrame | None = None,
+    kinds: pl.DataFrame | None = None,
+    flagged: pl.DataFrame | None = None,
+    stats: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(gap findings k, rule, detail, value, last_i; estimates k, v, method sorted by k).
 
     readings: the month's (k, v), sorted, one row per key. ranges: (point_idx, first_i, last_i) active
@@ -116,14 +140,24 @@ def estimate(readings: pl.DataFrame, ranges: pl.DataFrame, t: vee.Thresholds, *,
     neighbour for `linear`. history / kinds: as for `like_day`; without them no gap is estimated by
     like_day (the finding says so). stats: vee.series_stats(readings) when already computed."""
     runs = vee.gap_runs(readings, ranges, stats).with_row_index("run")
-    bad = (flagged.select("k").unique() if flagged is not None else pl.DataFrame(schema={"k": pl.Int64}))
+    bad = flagged.select("k").unique() if flagged is not None else pl.DataFrame(schema={"k": pl.Int64})
     bad = bad.with_columns(_bad=pl.lit(True))
     base = keys.encode(pl.col("series"), 0)
     runs = (
-        runs.join(bad.rename({"k": "_kb", "_bad": "bad_before"}), left_on=base + pl.col("from_i") - 1, right_on="_kb",
-                  how="left", maintain_order="left")
-        .join(bad.rename({"k": "_ka", "_bad": "bad_after"}), left_on=base + pl.col("to_i") + 1, right_on="_ka",
-              how="left", maintain_order="left")
+        runs.join(
+            bad.rename({"k": "_kb", "_bad": "bad_before"}),
+            left_on=base + pl.col("from_i") - 1,
+            right_on="_kb",
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            bad.rename({"k": "_ka", "_bad": "bad_after"}),
+            left_on=base + pl.col("to_i") + 1,
+            right_on="_ka",
+            how="left",
+            maintain_order="left",
+        )
         .with_columns(flagged_neighbour=pl.col("bad_before").fill_null(False) | pl.col("bad_after").fill_null(False))
     )
     use_linear = pl.col("interior") & ~pl.col("flagged_neighbour") & (pl.col("length") <= t.max_gap_intervals)
@@ -137,33 +171,55 @@ def estimate(readings: pl.DataFrame, ranges: pl.DataFrame, t: vee.Thresholds, *,
         .select("run", k=base + pl.int_ranges("from_i", pl.col("to_i") + 1))
         .explode("k")
     )
-    by_like = (like_day(targets.select("k"), history, month_start, kinds, t) if can_like and targets.height
-               else pl.DataFrame(schema=ESTIMATE_SCHEMA))
+    by_like = (
+        like_day(targets.select("k"), history, month_start, kinds, t)
+        if can_like and targets.height
+        else pl.DataFrame(schema=ESTIMATE_SCHEMA)
+    )
     filled = targets.join(by_like.select("k"), on="k", how="semi").group_by("run").agg(filled=pl.len())
     runs = runs.join(filled, on="run", how="left").with_columns(
-        filled=pl.when(pl.col("method") == "linear").then(pl.col("length"))
-        .otherwise(pl.col("filled").fill_null(0)).cast(pl.Int64))
+        filled=pl.when(pl.col("method") == "linear")
+        .then(pl.col("length"))
+        .otherwise(pl.col("filled").fill_null(0))
+        .cast(pl.Int64)
+    )
 
-    lacking = (f"fewer than {t.like_day_days} like days with a real reading without findings in the previous "
-               f"{t.like_day_window_days} days")
+    lacking = (
+        f"fewer than {t.like_day_days} like days with a real reading without findings in the previous "
+        f"{t.like_day_window_days} days"
+    )
     why_not = (
         pl.when(pl.col("length") > t.like_day_max_intervals)
         .then(pl.lit(f"longer than the like_day maximum of {t.like_day_max_intervals} intervals"))
-        .when(pl.lit(not can_like)).then(pl.lit("no history for like_day"))
+        .when(pl.lit(not can_like))
+        .then(pl.lit("no history for like_day"))
         .otherwise(pl.lit(lacking))
     )
     detail = (
-        pl.when(pl.col("method") == "linear").then(pl.format("{} interval(s) missing; estimated by linear interpolation",
-                                                             "length"))
-        .when(pl.col("filled") == pl.col("length")).then(pl.format(
-            "{} interval(s) missing; estimated by like_day (mean of the same interval on {} like days)", "length",
-            pl.lit(t.like_day_days)))
-        .when(pl.col("filled") > 0).then(pl.format(
-            "{} interval(s) missing; {} estimated by like_day, {} left missing ({})", "length", "filled",
-            pl.col("length") - pl.col("filled"), why_not))
+        pl.when(pl.col("method") == "linear")
+        .then(pl.format("{} interval(s) missing; estimated by linear interpolation", "length"))
+        .when(pl.col("filled") == pl.col("length"))
+        .then(
+            pl.format(
+                "{} interval(s) missing; estimated by like_day (mean of the same interval on {} like days)",
+                "length",
+                pl.lit(t.like_day_days),
+            )
+        )
+        .when(pl.col("filled") > 0)
+        .then(
+            pl.format(
+                "{} interval(s) missing; {} estimated by like_day, {} left missing ({})",
+                "length",
+                "filled",
+                pl.col("length") - pl.col("filled"),
+                why_not,
+            )
+        )
         .otherwise(pl.format("{} interval(s) missing (not estimated: {})", "length", why_not))
     )
     findings = runs.sort("series", "from_i").select(
-        k=base + pl.col("from_i"), rule=pl.lit("gap"), detail=detail, value=pl.lit(None, pl.Float64), last_i="to_i")
+        k=base + pl.col("from_i"), rule=pl.lit("gap"), detail=detail, value=pl.lit(None, pl.Float64), last_i="to_i"
+    )
     estimates = pl.concat([by_linear, by_like]).sort("k")
     return findings, estimates

@@ -33,21 +33,33 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines import quality, run as runs, warehouse as store
+from pipelines import quality
+from pipelines import run as runs
+from pipelines import warehouse as store
 from pipelines.errors import InputError, MayoristaError
-from pipelines.warehouse import Write
 from pipelines.manifest import Manifest
-from pipelines.metering import aggregates, checks, estimation, keys, ledger, registers, registry as reg, stored, vee
+from pipelines.metering import aggregates, checks, estimation, keys, ledger, registers, stored, vee
+from pipelines.metering import registry as reg
 from pipelines.metering.keys import CHANNELS
 from pipelines.metering.readings import CATEGORY, COLUMNS, Staged, reasons, stage
 from pipelines.periods import GUATEMALA, Month, add_months, month_bounds, month_label
+from pipelines.warehouse import Write
 
 logger = logging.getLogger(__name__)
 
 PIPELINE = "meters"
 ESTIMATES = "meter_estimates"
-WAREHOUSE_TABLES = ("meter_readings", stored.SUPERSEDED, "meter_estimates", "meter_completeness", "meter_hourly",
-                    "vee_findings", "quarantine", "metering_points", ledger.TABLE)
+WAREHOUSE_TABLES = (
+    "meter_readings",
+    stored.SUPERSEDED,
+    "meter_estimates",
+    "meter_completeness",
+    "meter_hourly",
+    "vee_findings",
+    "quarantine",
+    "metering_points",
+    ledger.TABLE,
+)
 
 
 @dataclass
@@ -77,8 +89,15 @@ class MonthState:
     carry: pl.DataFrame | None = None  # the month's last weeks as history for the next month (point_id, channel, ...)
 
 
-def ingest_month(month: Month | str, input_dir: Path, *, warehouse: str | Path | None = None, lake_root: str | Path | None = None,
-                 run_id: str | None = None, now: datetime | None = None) -> IngestResult:
+def ingest_month(
+    month: Month | str,
+    input_dir: Path,
+    *,
+    warehouse: str | Path | None = None,
+    lake_root: str | Path | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> IngestResult:
     """Ingest what is new under `input_dir` for `month` (and earlier months) and publish the month's
     state. `now` (local Guatemala time, default the clock) is when the run reads: readings of intervals
     that had not ended by then are quarantined."""
@@ -104,9 +123,11 @@ def ingest_month(month: Month | str, input_dir: Path, *, warehouse: str | Path |
                 con.close()  # closed by _run before its publish already (an open reader blocks a SQLite catalog's writer)
     if result.unreadable:
         listing = "\n".join(f"  {name}: {why}" for name, why in result.unreadable.items())
-        raise InputError(f"{len(result.unreadable)} readings file(s) could not be read; the other files were ingested "
-                         f"and published, these are also in `quarantine` and are read again by the next run:\n"
-                         f"{listing}\n\n{result.summary}")
+        raise InputError(
+            f"{len(result.unreadable)} readings file(s) could not be read; the other files were ingested "
+            f"and published, these are also in `quarantine` and are read again by the next run:\n"
+            f"{listing}\n\n{result.summary}"
+        )
     return result
 
 
@@ -114,8 +135,15 @@ def _registry_name(input_dir: Path) -> str:
     return "metering_points.parquet" if (input_dir / "metering_points.parquet").exists() else "metering_points.csv"
 
 
-def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, registry: pl.DataFrame,
-         thresholds: vee.Thresholds, gx_ready: threading.Thread, now: datetime) -> IngestResult:
+def _run(
+    r: runs.Run,
+    con: duckdb.DuckDBPyConnection | None,
+    input_dir: Path,
+    registry: pl.DataFrame,
+    thresholds: vee.Thresholds,
+    gx_ready: threading.Thread,
+    now: datetime,
+) -> IngestResult:
     month, manifest = r.period, r.manifest
     seen_at = datetime.now()
     with manifest.step("plan"):
@@ -124,7 +152,9 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
             raise InputError(f"no readings files (*.csv or *.parquet) under {input_dir / 'readings'}")
     # the files' sha256 for the ledger and the manifest, computed alongside the parse (hashlib releases the GIL)
     hashing = ThreadPoolExecutor(max_workers=1)
-    hashes_future = hashing.submit(lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)})
+    hashes_future = hashing.submit(
+        lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)}
+    )
     hashing.shutdown(wait=False)
 
     with manifest.step("read_readings"):
@@ -143,8 +173,11 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
         # the end of the month before, when this run computed it: the history the warehouse does not hold yet
         earlier = states[-1].carry if states and states[-1].month == Month.parse(m).previous.label else None
         with manifest.step(f"month {m}" if m != month else "month"):
-            states.append(_month(r, con, m, staged.get(m), registry, thresholds, plan, moved, now, reads,
-                                 earlier, derive=m <= month))
+            states.append(
+                _month(
+                    r, con, m, staged.get(m), registry, thresholds, plan, moved, now, reads, earlier, derive=m <= month
+                )
+            )
         gc.collect()  # one month's frames are gone before the next month's are built
 
     if con is not None:
@@ -155,8 +188,14 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
     ledger_rows = ledger.rows(plan, per_file, unreadable, hashes, r.run_id, seen_at)
     read_files = [i for i in range(len(plan.files)) if i not in moved]
     for i in read_files:
-        manifest.inputs.append({"file": plan.labels[i], "sha256": hashes[i], "bytes": plan.sizes[i],
-                                **({"unreadable": unreadable[i][1]} if i in unreadable else {})})
+        manifest.inputs.append(
+            {
+                "file": plan.labels[i],
+                "sha256": hashes[i],
+                "bytes": plan.sizes[i],
+                **({"unreadable": unreadable[i][1]} if i in unreadable else {}),
+            }
+        )
     counts = _totals(states, plan, moved, len(unreadable))
     manifest.counts.update(counts)
     manifest.periods = {s.month: s.counts for s in states if s.month != month}
@@ -166,17 +205,27 @@ def _run(r: runs.Run, con: duckdb.DuckDBPyConnection | None, input_dir: Path, re
     labels = pl.DataFrame({"path": [plan.labels[i] for i in read_files]}, schema={"path": pl.String})
     rejected, register_file = _register_quarantine(input_dir, reads, month)
     writes = [w for s in states for w in s.writes] + [
-        Write("quarantine", pl.concat([*[s.quarantine for s in states], rejected]), {}, ("month",),
-              delete_keys=pl.concat([labels, pl.DataFrame({"path": register_file}, schema={"path": pl.String})])
-              .rename({"path": "source_file"})),
-        Write("metering_points", registry.with_columns(source_file=pl.lit(_registry_name(input_dir))),
-              {"source_file": _registry_name(input_dir)}),
+        Write(
+            "quarantine",
+            pl.concat([*[s.quarantine for s in states], rejected]),
+            {},
+            ("month",),
+            delete_keys=pl.concat([labels, pl.DataFrame({"path": register_file}, schema={"path": pl.String})]).rename(
+                {"path": "source_file"}
+            ),
+        ),
+        Write(
+            "metering_points",
+            registry.with_columns(source_file=pl.lit(_registry_name(input_dir))),
+            {"source_file": _registry_name(input_dir)},
+        ),
         Write(ledger.TABLE, ledger_rows, {"status": "unreadable"}, delete_keys=labels),
     ]
     r.publish(writes, guard=lambda c: _not_taken(c, ledger_rows, r.run_id))
     by_label = {plan.labels[i]: why for i, (_, why) in unreadable.items()}
-    result = IngestResult(month, r.run_id, "", counts, by_label, r.validation, r.snapshot_id,
-                          {s.month: s.counts for s in states})
+    result = IngestResult(
+        month, r.run_id, "", counts, by_label, r.validation, r.snapshot_id, {s.month: s.counts for s in states}
+    )
     result.summary = summarize(result, states, plan, moved, manifest)
     return result
 
@@ -189,14 +238,19 @@ def _not_taken(con: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame, run_id
         return
     con.register("_read", read.to_arrow())
     try:
-        taken = con.execute(f"""SELECT l.path FROM {store.ALIAS}.{ledger.TABLE} l JOIN _read r
+        taken = con.execute(
+            f"""SELECT l.path FROM {store.ALIAS}.{ledger.TABLE} l JOIN _read r
                                 ON l.path = r.path AND l.sha256 = r.sha256
-                                WHERE l.status <> 'unreadable' AND l.run_id <> ? LIMIT 3""", [run_id]).fetchall()
+                                WHERE l.status <> 'unreadable' AND l.run_id <> ? LIMIT 3""",
+            [run_id],
+        ).fetchall()
     finally:
         con.unregister("_read")
     if taken:
-        raise MayoristaError(f"another run ingested some of the same files while this one ran (e.g. {taken[0][0]}); "
-                             "nothing of this run was published: run it again, it reads only what is still new")
+        raise MayoristaError(
+            f"another run ingested some of the same files while this one ran (e.g. {taken[0][0]}); "
+            "nothing of this run was published: run it again, it reads only what is still new"
+        )
 
 
 def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: datetime) -> dict[str, Staged]:
@@ -211,15 +265,27 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: date
         m = min(todo)
         indexes = sorted(todo.pop(m))
         points = reg.month_points(registry, m)
-        one = stage(m, plan.files, indexes, reg.device_days(registry, m, points),
-                    registry["device_id"].unique().to_list(), r.scratch / "staged" / m / str(len(done)), now)
+        one = stage(
+            m,
+            plan.files,
+            indexes,
+            reg.device_days(registry, m, points),
+            registry["device_id"].unique().to_list(),
+            r.scratch / "staged" / m / str(len(done)),
+            now,
+        )
         if m in staged:  # a month found again through a later file: its rows are in two folders
             staged[m].merge(one)
         else:
             staged[m] = one
         done |= {(m, i) for i in indexes}
-        elsewhere = (one.scan().filter(pl.col("rel").is_not_null() & (pl.col("rel") != 0))
-                     .select("file", "rel").unique().collect())
+        elsewhere = (
+            one.scan()
+            .filter(pl.col("rel").is_not_null() & (pl.col("rel") != 0))
+            .select("file", "rel")
+            .unique()
+            .collect()
+        )
         first = Month.parse(m).first_day
         for file, rel in elsewhere.iter_rows():
             other = month_label(add_months(first, int(rel)))
@@ -229,9 +295,20 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: date
     return staged
 
 
-def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: Staged | None, registry: pl.DataFrame,
-           thresholds: vee.Thresholds, plan: ledger.Plan, moved: list[int], now: datetime,
-           reads: pl.DataFrame | None, earlier: pl.DataFrame | None, derive: bool = True) -> MonthState:
+def _month(
+    r: runs.Run,
+    con: duckdb.DuckDBPyConnection | None,
+    m: str,
+    staged: Staged | None,
+    registry: pl.DataFrame,
+    thresholds: vee.Thresholds,
+    plan: ledger.Plan,
+    moved: list[int],
+    now: datetime,
+    reads: pl.DataFrame | None,
+    earlier: pl.DataFrame | None,
+    derive: bool = True,
+) -> MonthState:
     """Month `m`'s state from its stored readings plus the rows this run read for it. `derive` False (a
     month after the run's, met in a file of the run's): its new readings are stored, and its findings,
     estimates, completeness and hourly values are left to its own run (a month barely begun would
@@ -240,14 +317,25 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
     points = reg.month_points(registry, m)
     ranges = reg.point_day_ranges(registry, m, points)
     if staged is not None:
-        cats = staged.scan().group_by("cat", "file").agg(
-            n=pl.len(), rel_min=pl.col("rel").min(),
-            first_k=pl.col("k").min(), last_k=pl.col("k").max()).collect()
+        cats = (
+            staged.scan()
+            .group_by("cat", "file")
+            .agg(n=pl.len(), rel_min=pl.col("rel").min(), first_k=pl.col("k").min(), last_k=pl.col("k").max())
+            .collect()
+        )
         quarantined = _quarantine(staged, cats, m, plan)
         new = staged.scan().filter(pl.col("cat") == CATEGORY["good"]).select("k", "v", "file", "row").collect()
     else:
-        cats = pl.DataFrame(schema={"cat": pl.UInt8, "file": pl.UInt32, "n": pl.UInt32, "rel_min": pl.Int16,
-                                    "first_k": pl.Int64, "last_k": pl.Int64})
+        cats = pl.DataFrame(
+            schema={
+                "cat": pl.UInt8,
+                "file": pl.UInt32,
+                "n": pl.UInt32,
+                "rel_min": pl.Int16,
+                "first_k": pl.Int64,
+                "last_k": pl.Int64,
+            }
+        )
         quarantined = _quarantine_schema(m)
         new = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "file": pl.UInt32, "row": pl.UInt32})
     good_rows = new.height
@@ -266,8 +354,15 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
         horizon = _horizon_ranges(ranges, start, now)  # never estimate, nor call a gap, what has not happened yet
         gapped = vee.gap_runs(readings, horizon, stats)["series"].unique()
         gap_rules, estimated = estimation.estimate(
-            readings, horizon, thresholds, month_start=start, history=rules.history(readings, start, gapped),
-            kinds=kinds, flagged=rules.flagged, stats=stats)
+            readings,
+            horizon,
+            thresholds,
+            month_start=start,
+            history=rules.history(readings, start, gapped),
+            kinds=kinds,
+            flagged=rules.flagged,
+            stats=stats,
+        )
         findings = _findings(m, points, rules.findings, gap_rules, rules.conflicts)
         completeness = aggregates.completeness(stats, points, m)
         hourly = _label_hours(aggregates.hourly(readings, estimated), points, m)
@@ -282,11 +377,15 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
         ]
     else:
         estimated = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "method": pl.String})
-        findings = _findings(m, points, *[pl.DataFrame(schema={"k": pl.Int64, "rule": pl.String, "detail": pl.String,
-                                                                "value": pl.Float64})] * 1,
-                             pl.DataFrame(schema={"k": pl.Int64, "rule": pl.String, "detail": pl.String,
-                                                  "value": pl.Float64, "last_i": pl.Int64}),
-                             pl.DataFrame(schema={"k": pl.Int64, "detail": pl.String}))
+        findings = _findings(
+            m,
+            points,
+            *[pl.DataFrame(schema={"k": pl.Int64, "rule": pl.String, "detail": pl.String, "value": pl.Float64})] * 1,
+            pl.DataFrame(
+                schema={"k": pl.Int64, "rule": pl.String, "detail": pl.String, "value": pl.Float64, "last_i": pl.Int64}
+            ),
+            pl.DataFrame(schema={"k": pl.Int64, "detail": pl.String}),
+        )
         completeness = aggregates.completeness(vee.series_stats(readings), points, m)
         validation = []
         carry = None
@@ -297,36 +396,63 @@ def _month(r: runs.Run, con: duckdb.DuckDBPyConnection | None, m: str, staged: S
     if merged.appended.height:
         path = _write_readings(merged.appended, points, m, plan, r.run_id, folder / "meter_readings.parquet")
         stored_keys = _stored_keys(merged.replaced, points, m)
-        writes.insert(0, Write("meter_readings", str(path), {"month": m}, ("month",), adopt=True, append=True,
-                               delete_keys=stored_keys if stored_keys.height else None))
+        writes.insert(
+            0,
+            Write(
+                "meter_readings",
+                str(path),
+                {"month": m},
+                ("month",),
+                adopt=True,
+                append=True,
+                delete_keys=stored_keys if stored_keys.height else None,
+            ),
+        )
     if replaced.height:
         writes.append(Write(stored.SUPERSEDED, replaced, {}, ("month",), append=True))
 
     counts = _counts(cats, m, good_rows, merged, quarantined, estimated.height, findings)
     per_file = (
-        cats.filter(pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"]])
-                    & ~pl.col("file").is_in(moved))
-        .group_by("file").agg(
-            rows=pl.col("n").sum(), good=pl.col("n").filter(pl.col("cat") == CATEGORY["good"]).sum(),
-            first_k=pl.col("first_k").min(), last_k=pl.col("last_k").max())
-        .select(pl.col("file").cast(pl.Int64), month=pl.lit(m), rows="rows", good="good",
-                first_interval=keys.interval_end(start, keys.interval_index(pl.col("first_k"))),
-                last_interval=keys.interval_end(start, keys.interval_index(pl.col("last_k"))))
+        cats.filter(pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"]]) & ~pl.col("file").is_in(moved))
+        .group_by("file")
+        .agg(
+            rows=pl.col("n").sum(),
+            good=pl.col("n").filter(pl.col("cat") == CATEGORY["good"]).sum(),
+            first_k=pl.col("first_k").min(),
+            last_k=pl.col("last_k").max(),
+        )
+        .select(
+            pl.col("file").cast(pl.Int64),
+            month=pl.lit(m),
+            rows="rows",
+            good="good",
+            first_interval=keys.interval_end(start, keys.interval_index(pl.col("first_k"))),
+            last_interval=keys.interval_end(start, keys.interval_index(pl.col("last_k"))),
+        )
     )
     if staged is not None:  # files read for this month that hold none of its rows still count as read
-        read_here = pl.DataFrame({"file": sorted(i for i in staged.indexes if i not in moved and i not in staged.unreadable)},
-                                 schema={"file": pl.Int64})
+        read_here = pl.DataFrame(
+            {"file": sorted(i for i in staged.indexes if i not in moved and i not in staged.unreadable)},
+            schema={"file": pl.Int64},
+        )
         per_file = per_file.join(read_here, on="file", how="full", coalesce=True).with_columns(
-            month=pl.lit(m), rows=pl.col("rows").fill_null(0), good=pl.col("good").fill_null(0))
-        per_file = per_file.filter((pl.col("rows") > 0) | ~pl.col("file").is_in(
-            cats.filter(pl.col("cat") == CATEGORY["other_month"])["file"].cast(pl.Int64).to_list()))
+            month=pl.lit(m), rows=pl.col("rows").fill_null(0), good=pl.col("good").fill_null(0)
+        )
+        per_file = per_file.filter(
+            (pl.col("rows") > 0)
+            | ~pl.col("file").is_in(
+                cats.filter(pl.col("cat") == CATEGORY["other_month"])["file"].cast(pl.Int64).to_list()
+            )
+        )
     logger.info("%s: %s", m, counts)
     return MonthState(m, writes, counts, completeness, findings, quarantined, per_file, validation, carry)
 
 
 def _quarantine_schema(month: str) -> pl.DataFrame:
     raw = {f"raw_{c}": pl.String for c in COLUMNS}
-    return pl.DataFrame(schema={"month": pl.String, "source_file": pl.String, "line": pl.Int64, **raw, "reason": pl.String})
+    return pl.DataFrame(
+        schema={"month": pl.String, "source_file": pl.String, "line": pl.Int64, **raw, "reason": pl.String}
+    )
 
 
 def _quarantine(staged: Staged, cats: pl.DataFrame, month: str, plan: ledger.Plan) -> pl.DataFrame:
@@ -334,40 +460,58 @@ def _quarantine(staged: Staged, cats: pl.DataFrame, month: str, plan: ledger.Pla
     # rel: the month of the file's earliest valid interval, counted from this one
     file_month = (
         cats.filter(pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"], CATEGORY["other_month"]]))
-        .group_by("file").agg(file_rel=pl.col("rel_min").min())
+        .group_by("file")
+        .agg(file_rel=pl.col("rel_min").min())
     )
     rows = (
-        staged.scan().filter(pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]]))
+        staged.scan()
+        .filter(pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]]))
         .collect()
         .join(file_month, on="file", how="left")
         .filter((pl.col("cat") == CATEGORY["quarantine"]) | pl.col("file_rel").is_null() | (pl.col("file_rel") == 0))
-        .with_columns(reason=pl.when((pl.col("cat") == CATEGORY["unplaced"]) & pl.col("file_rel").is_null())
-                      .then(reasons() + pl.lit(" (no valid interval_end in the file)"))
-                      .otherwise(reasons()))
+        .with_columns(
+            reason=pl.when((pl.col("cat") == CATEGORY["unplaced"]) & pl.col("file_rel").is_null())
+            .then(reasons() + pl.lit(" (no valid interval_end in the file)"))
+            .otherwise(reasons())
+        )
     )
     # line as a person finds it: CSV line (header = 1), or Parquet row (first = 1)
     fast = sorted(staged.fast_files & set(rows["file"].unique().to_list()))
     offsets = (
         staged.scan().filter(pl.col("file").is_in(fast)).group_by("file").agg(first_row=pl.col("row").min()).collect()
-        if fast else pl.DataFrame(schema={"file": pl.UInt32, "first_row": pl.UInt32})
+        if fast
+        else pl.DataFrame(schema={"file": pl.UInt32, "first_row": pl.UInt32})
     )
     is_parquet = [p.suffix == ".parquet" for p in plan.files]
     labels = pl.Series(plan.labels, dtype=pl.String)
     rows = rows.join(offsets, on="file", how="left").with_columns(
-        line=(pl.col("row").cast(pl.Int64) - pl.col("first_row").fill_null(0).cast(pl.Int64)
-              + pl.when(pl.lit(pl.Series(is_parquet, dtype=pl.Boolean)).gather(pl.col("file"))).then(1).otherwise(2)),
+        line=(
+            pl.col("row").cast(pl.Int64)
+            - pl.col("first_row").fill_null(0).cast(pl.Int64)
+            + pl.when(pl.lit(pl.Series(is_parquet, dtype=pl.Boolean)).gather(pl.col("file"))).then(1).otherwise(2)
+        ),
         source_file=pl.lit(labels).gather(pl.col("file")),
     )
-    unreadable = pl.DataFrame({
-        "source_file": [plan.labels[i] for i in staged.unreadable],
-        "reason": [f"file cannot be read: {why}" for why in staged.unreadable.values()],
-    }, schema={"source_file": pl.String, "reason": pl.String})
+    unreadable = pl.DataFrame(
+        {
+            "source_file": [plan.labels[i] for i in staged.unreadable],
+            "reason": [f"file cannot be read: {why}" for why in staged.unreadable.values()],
+        },
+        schema={"source_file": pl.String, "reason": pl.String},
+    )
     raw = [f"raw_{c}" for c in COLUMNS]
-    return pl.concat([
-        rows.select("source_file", "line", *raw, "reason"),
-        unreadable.with_columns(line=pl.lit(None, pl.Int64), **{c: pl.lit(None, pl.String) for c in raw})
-        .select("source_file", "line", *raw, "reason"),
-    ]).select(pl.lit(month).alias("month"), pl.all()).sort("source_file", "line", nulls_last=True)
+    return (
+        pl.concat(
+            [
+                rows.select("source_file", "line", *raw, "reason"),
+                unreadable.with_columns(
+                    line=pl.lit(None, pl.Int64), **{c: pl.lit(None, pl.String) for c in raw}
+                ).select("source_file", "line", *raw, "reason"),
+            ]
+        )
+        .select(pl.lit(month).alias("month"), pl.all())
+        .sort("source_file", "line", nulls_last=True)
+    )
 
 
 def _point_label(points: pl.DataFrame, column: str = "point_id") -> pl.Series:
@@ -388,8 +532,13 @@ def _register_quarantine(input_dir: Path, reads: pl.DataFrame | None, month: str
     bad = registers.quarantined(reads)
     return bad.select(
         month=pl.coalesce((pl.col("read_at") - pl.duration(minutes=1)).dt.strftime("%Y-%m"), pl.lit(month)),
-        source_file=pl.lit(name), line="line", raw_device_id="raw_device_id", raw_interval_end="raw_read_at",
-        raw_channel="raw_channel", raw_value="raw_value", reason="reason",
+        source_file=pl.lit(name),
+        line="line",
+        raw_device_id="raw_device_id",
+        raw_interval_end="raw_read_at",
+        raw_channel="raw_channel",
+        raw_value="raw_value",
+        reason="reason",
     ).cast(_quarantine_schema(month).schema), [name]
 
 
@@ -410,24 +559,39 @@ class Validated:
         return pl.concat([self.before, vee.history_from_month(readings, self.flagged, start)])
 
 
-def _validate(con: duckdb.DuckDBPyConnection | None, m: str, start: datetime, readings: pl.DataFrame,
-              stats: pl.DataFrame, points: pl.DataFrame, ranges: pl.DataFrame, merged: stored.Merged,
-              t: vee.Thresholds, reads: pl.DataFrame | None, registry: pl.DataFrame,
-              earlier: pl.DataFrame | None) -> Validated:
+def _validate(
+    con: duckdb.DuckDBPyConnection | None,
+    m: str,
+    start: datetime,
+    readings: pl.DataFrame,
+    stats: pl.DataFrame,
+    points: pl.DataFrame,
+    ranges: pl.DataFrame,
+    merged: stored.Merged,
+    t: vee.Thresholds,
+    reads: pl.DataFrame | None,
+    registry: pl.DataFrame,
+    earlier: pl.DataFrame | None,
+) -> Validated:
     """Every validation rule on the month's current readings (config/vee.toml). The history rules
     compare with the point's own real readings of the previous weeks, read from the warehouse."""
     maximum = vee.series_max(points["point_id"].to_list(), t)
     conflicts = _conflicts(merged, stored.month_superseded(con, m, start, points), readings)
-    own = pl.concat([
-        vee.interval_findings(readings, maximum, t),
-        vee.zero_consumption(readings, points, t),
-        vee.reactive_without_active(readings, t),
-    ])
+    own = pl.concat(
+        [
+            vee.interval_findings(readings, maximum, t),
+            vee.zero_consumption(readings, points, t),
+            vee.reactive_without_active(readings, t),
+        ]
+    )
     if reads is not None:
         checked, skipped = registers.month_sum_check(reads, reg.device_days(registry, m, points), m, readings, t)
         own = pl.concat([own, checked.select(own.columns).cast(own.schema), _skipped_checks(skipped, start)])
-    before = (_uncarry(earlier, points) if earlier is not None
-              else stored.history_before(con, m, start, points, _history_days(t)))
+    before = (
+        _uncarry(earlier, points)
+        if earlier is not None
+        else stored.history_before(con, m, start, points, _history_days(t))
+    )
     flagged = pl.concat([own.select("k"), conflicts.select("k")])
     compared = vee.vs_history_of(readings, before, flagged, start, t)
     # a reading far from its history is no model for an estimate either
@@ -439,8 +603,9 @@ def _history_days(t: vee.Thresholds) -> int:
     return max(7 * t.history_weeks, t.like_day_window_days)
 
 
-def _carry(readings: pl.DataFrame, rules: "Validated", points: pl.DataFrame, start: datetime, end: datetime,
-           days: int) -> pl.DataFrame:
+def _carry(
+    readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, start: datetime, end: datetime, days: int
+) -> pl.DataFrame:
     """The month's own last `days` days of history, by point_id and channel (the next month numbers its
     points differently)."""
     first = int((end - timedelta(days=days) - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
@@ -449,32 +614,54 @@ def _carry(readings: pl.DataFrame, rules: "Validated", points: pl.DataFrame, sta
     point = keys.point_index(pl.col("series"))
     return history.select(
         point_id=_lookup(_point_label(points), point).cast(pl.String),
-        ch=keys.channel_index(pl.col("series")), interval_end="interval_end", v="v", flagged="flagged")
+        ch=keys.channel_index(pl.col("series")),
+        interval_end="interval_end",
+        v="v",
+        flagged="flagged",
+    )
 
 
 def _uncarry(carried: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
-    return carried.join(points.select("point_id", "point_idx"), on="point_id").select(
-        series=keys.series_of(pl.col("point_idx"), pl.col("ch")), interval_end="interval_end", v="v", flagged="flagged",
-    ).cast(vee.HISTORY_SCHEMA)
+    return (
+        carried.join(points.select("point_id", "point_idx"), on="point_id")
+        .select(
+            series=keys.series_of(pl.col("point_idx"), pl.col("ch")),
+            interval_end="interval_end",
+            v="v",
+            flagged="flagged",
+        )
+        .cast(vee.HISTORY_SCHEMA)
+    )
 
 
 def _skipped_checks(skipped: pl.DataFrame, start: datetime) -> pl.DataFrame:
     """sum_check pairs that could not be checked, as findings at the later read: reported, never passed."""
     i = keys.interval_of(start, pl.col("to_read")).clip(1, keys.KEY_SPAN - 1)
     return skipped.filter(pl.col("series").is_not_null()).select(
-        k=keys.encode(pl.col("series"), i), rule=pl.lit("sum_check"),
+        k=keys.encode(pl.col("series"), i),
+        rule=pl.lit("sum_check"),
         detail=pl.format("not checked: {} (register reads on lines {} and {})", "reason", "from_line", "to_line"),
-        value=pl.lit(None, pl.Float64))
+        value=pl.lit(None, pl.Float64),
+    )
 
 
 def _horizon_ranges(ranges: pl.DataFrame, start: datetime, now: datetime) -> pl.DataFrame:
     """The points' active ranges cut at the last interval that has ended by `now`."""
     last = int((now - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
-    return ranges.with_columns(last_i=pl.min_horizontal("last_i", pl.lit(last))).filter(pl.col("first_i") <= pl.col("last_i"))
+    return ranges.with_columns(last_i=pl.min_horizontal("last_i", pl.lit(last))).filter(
+        pl.col("first_i") <= pl.col("last_i")
+    )
 
 
-def _estimate_versions(con: duckdb.DuckDBPyConnection | None, r: runs.Run, m: str, start: datetime,
-                       points: pl.DataFrame, estimated: pl.DataFrame, readings: pl.DataFrame) -> list[Write]:
+def _estimate_versions(
+    con: duckdb.DuckDBPyConnection | None,
+    r: runs.Run,
+    m: str,
+    start: datetime,
+    points: pl.DataFrame,
+    estimated: pl.DataFrame,
+    readings: pl.DataFrame,
+) -> list[Write]:
     """`meter_estimates` keeps every version of every estimate: a new estimate (value, method, run, time)
     is added; the standing estimate it replaces, or that a real reading made unneeded, is kept with
     `superseded_by_run`, `superseded_at` and the reason. An unchanged estimate stays as it is."""
@@ -486,45 +673,81 @@ def _estimate_versions(con: duckdb.DuckDBPyConnection | None, r: runs.Run, m: st
         joined = standing.join(new, on="k", how="left", suffix="_new")
         unchanged = joined.filter((pl.col("v") == pl.col("v_new")) & (pl.col("method") == pl.col("method_new")))
         gone = joined.join(unchanged.select("k"), on="k", how="anti").join(
-            readings.select("k", real=pl.lit(True)), on="k", how="left")
+            readings.select("k", real=pl.lit(True)), on="k", how="left"
+        )
         new = new.join(unchanged.select("k"), on="k", how="anti")
     else:
         gone = pl.DataFrame(schema={"k": pl.Int64})
-    rows = new.select(month=pl.lit(m), **columns, value="v", method="method", run_id=pl.lit(r.run_id),
-                      estimated_at=pl.lit(now, pl.Datetime("us")), superseded_by_run=pl.lit(None, pl.String),
-                      superseded_at=pl.lit(None, pl.Datetime("us")), superseded_reason=pl.lit(None, pl.String))
+    rows = new.select(
+        month=pl.lit(m),
+        **columns,
+        value="v",
+        method="method",
+        run_id=pl.lit(r.run_id),
+        estimated_at=pl.lit(now, pl.Datetime("us")),
+        superseded_by_run=pl.lit(None, pl.String),
+        superseded_at=pl.lit(None, pl.Datetime("us")),
+        superseded_reason=pl.lit(None, pl.String),
+    )
     writes = [Write(ESTIMATES, rows, {"month": m}, ("month",), append=True)]
     if gone.height:
         old = gone.select(
-            month=pl.lit(m), **columns, value="v", method="method", run_id="run_id", estimated_at="estimated_at",
-            superseded_by_run=pl.lit(r.run_id), superseded_at=pl.lit(now, pl.Datetime("us")),
-            superseded_reason=pl.when(pl.col("real").fill_null(False)).then(pl.lit("a real reading arrived"))
-            .when(pl.col("v_new").is_not_null()).then(pl.format("re-estimated ({} {})", "method_new", "v_new"))
-            .otherwise(pl.lit("no longer estimated"))).cast(rows.schema)
+            month=pl.lit(m),
+            **columns,
+            value="v",
+            method="method",
+            run_id="run_id",
+            estimated_at="estimated_at",
+            superseded_by_run=pl.lit(r.run_id),
+            superseded_at=pl.lit(now, pl.Datetime("us")),
+            superseded_reason=pl.when(pl.col("real").fill_null(False))
+            .then(pl.lit("a real reading arrived"))
+            .when(pl.col("v_new").is_not_null())
+            .then(pl.format("re-estimated ({} {})", "method_new", "v_new"))
+            .otherwise(pl.lit("no longer estimated")),
+        ).cast(rows.schema)
         # the standing versions are rewritten with who superseded them, when and why
-        writes.append(Write(ESTIMATES, old, {"month": m}, ("month",),
-                            delete_keys=old.select("point_id", "channel", "interval_end", "run_id")))
+        writes.append(
+            Write(
+                ESTIMATES,
+                old,
+                {"month": m},
+                ("month",),
+                delete_keys=old.select("point_id", "channel", "interval_end", "run_id"),
+            )
+        )
     return writes
 
 
-def _findings(month: str, points: pl.DataFrame, interval_rules: pl.DataFrame, gap_rules: pl.DataFrame,
-              conflicts: pl.DataFrame) -> pl.DataFrame:
+def _findings(
+    month: str, points: pl.DataFrame, interval_rules: pl.DataFrame, gap_rules: pl.DataFrame, conflicts: pl.DataFrame
+) -> pl.DataFrame:
     start, _ = month_bounds(month)
-    conflict_rows = conflicts.select("k", rule=pl.lit("duplicate_conflict"), detail="detail", value=pl.lit(None, pl.Float64))
+    conflict_rows = conflicts.select(
+        "k", rule=pl.lit("duplicate_conflict"), detail="detail", value=pl.lit(None, pl.Float64)
+    )
     gap_rows = gap_rules.with_columns(
-        detail=pl.format("{} through {}", "detail",
-                         keys.interval_end(start, pl.col("last_i")).dt.strftime("%Y-%m-%d %H:%M"))
+        detail=pl.format(
+            "{} through {}", "detail", keys.interval_end(start, pl.col("last_i")).dt.strftime("%Y-%m-%d %H:%M")
+        )
     ).drop("last_i")
     allf = pl.concat([interval_rules, gap_rows, conflict_rows])
     series = keys.series()
-    return allf.with_columns(point_idx=keys.point_index(series), ch=keys.channel_index(series)).join(
-        points.select("point_idx", "point_id", "participant"), on="point_idx"
-    ).select(
-        "point_id", "participant", month=pl.lit(month),
-        interval_end=keys.interval_end(start, keys.interval_index()),
-        channel=keys.channel_name(pl.col("ch")),
-        rule="rule", detail="detail", value="value",
-    ).sort("point_id", "channel", "interval_end", "rule")
+    return (
+        allf.with_columns(point_idx=keys.point_index(series), ch=keys.channel_index(series))
+        .join(points.select("point_idx", "point_id", "participant"), on="point_idx")
+        .select(
+            "point_id",
+            "participant",
+            month=pl.lit(month),
+            interval_end=keys.interval_end(start, keys.interval_index()),
+            channel=keys.channel_name(pl.col("ch")),
+            rule="rule",
+            detail="detail",
+            value="value",
+        )
+        .sort("point_id", "channel", "interval_end", "rule")
+    )
 
 
 def _label_hours(hours: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.DataFrame:
@@ -546,16 +769,29 @@ def _label_hours(hours: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
 def _conflicts(merged: stored.Merged, earlier: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
     """duplicate_conflict findings (k, detail): every key of the month with a superseded reading of
     another value, from earlier runs (`earlier`) or this one, against the value that stands."""
-    superseded = pl.concat([
-        earlier.select("k", "v"), merged.replaced.select("k", "v"), merged.lost.select("k", "v"),
-    ])
+    superseded = pl.concat(
+        [
+            earlier.select("k", "v"),
+            merged.replaced.select("k", "v"),
+            merged.lost.select("k", "v"),
+        ]
+    )
     if superseded.is_empty():
         return pl.DataFrame(schema={"k": pl.Int64, "detail": pl.String})
     return (
-        superseded.group_by("k").agg(old=pl.col("v").cast(pl.String).str.join(" / "), n=pl.len())
+        superseded.group_by("k")
+        .agg(old=pl.col("v").cast(pl.String).str.join(" / "), n=pl.len())
         .join(current.rename({"v": "now"}), on="k", how="inner")
-        .select("k", detail=pl.format("{} readings with different values: {} then {} (the one landed last, {}, is kept)",
-                                      pl.col("n") + 1, "old", "now", "now"))
+        .select(
+            "k",
+            detail=pl.format(
+                "{} readings with different values: {} then {} (the one landed last, {}, is kept)",
+                pl.col("n") + 1,
+                "old",
+                "now",
+                "now",
+            ),
+        )
         .sort("k")
     )
 
@@ -577,32 +813,65 @@ def _stored_keys(replaced: pl.DataFrame, points: pl.DataFrame, month: str) -> pl
     return replaced.select(**{c: columns[c] for c in ("point_id", "channel", "interval_end")})
 
 
-def _superseded_rows(con: duckdb.DuckDBPyConnection | None, r: runs.Run, month: str, merged: stored.Merged,
-                     points: pl.DataFrame, plan: ledger.Plan, at: datetime) -> pl.DataFrame:
+def _superseded_rows(
+    con: duckdb.DuckDBPyConnection | None,
+    r: runs.Run,
+    month: str,
+    merged: stored.Merged,
+    points: pl.DataFrame,
+    plan: ledger.Plan,
+    at: datetime,
+) -> pl.DataFrame:
     """`meter_readings_superseded` rows: the stored readings this run replaced (with the file and run
     that had brought them) and the rows of this run that a later file of this run replaced."""
     labels = pl.Series(plan.labels, dtype=pl.String)
     columns = _series_columns(points, month)
-    by = {"superseded_by_file": pl.lit(labels).gather(pl.col("by_file")), "superseded_by_run": pl.lit(r.run_id),
-          "superseded_at": pl.lit(at, pl.Datetime("us"))}
-    lost = merged.lost.select(month=pl.lit(month), **columns, value="v",
-                              source_file=pl.lit(labels).gather(pl.col("file")), source_run=pl.lit(r.run_id), **by)
+    by = {
+        "superseded_by_file": pl.lit(labels).gather(pl.col("by_file")),
+        "superseded_by_run": pl.lit(r.run_id),
+        "superseded_at": pl.lit(at, pl.Datetime("us")),
+    }
+    lost = merged.lost.select(
+        month=pl.lit(month),
+        **columns,
+        value="v",
+        source_file=pl.lit(labels).gather(pl.col("file")),
+        source_run=pl.lit(r.run_id),
+        **by,
+    )
     frames = [lost]
     if merged.replaced.height:
         keyed = merged.replaced.with_columns(**columns)
         origin = stored.provenance(con, month, keyed.select("point_id", "channel", "interval_end"))
-        frames.append(keyed.join(
-            origin.select("point_id", "channel", "interval_end",
-                          source_file=pl.col("source_file") if "source_file" in origin.columns else pl.lit(None, pl.String),
-                          source_run=pl.col("run_id") if "run_id" in origin.columns else pl.lit(None, pl.String)),
-            on=["point_id", "channel", "interval_end"], how="left",
-        ).select(month=pl.lit(month), participant="participant", point_id="point_id", channel="channel",
-                 interval_end="interval_end", value="v", source_file="source_file", source_run="source_run", **by))
+        frames.append(
+            keyed.join(
+                origin.select(
+                    "point_id",
+                    "channel",
+                    "interval_end",
+                    source_file=pl.col("source_file") if "source_file" in origin.columns else pl.lit(None, pl.String),
+                    source_run=pl.col("run_id") if "run_id" in origin.columns else pl.lit(None, pl.String),
+                ),
+                on=["point_id", "channel", "interval_end"],
+                how="left",
+            ).select(
+                month=pl.lit(month),
+                participant="participant",
+                point_id="point_id",
+                channel="channel",
+                interval_end="interval_end",
+                value="v",
+                source_file="source_file",
+                source_run="source_run",
+                **by,
+            )
+        )
     return pl.concat([f.cast(frames[0].schema) for f in frames]).sort("point_id", "channel", "interval_end")
 
 
-def _write_readings(appended: pl.DataFrame, points: pl.DataFrame, month: str, plan: ledger.Plan, run_id: str,
-                    path: Path) -> Path:
+def _write_readings(
+    appended: pl.DataFrame, points: pl.DataFrame, month: str, plan: ledger.Plan, run_id: str, path: Path
+) -> Path:
     """The run's new readings of the month as `meter_readings` rows, in one local Parquet file that the
     publish adopts as a data file of the month (a whole month is 24 million rows: written once, by polars)."""
     start, _ = month_bounds(month)
@@ -620,16 +889,30 @@ def _write_readings(appended: pl.DataFrame, points: pl.DataFrame, month: str, pl
     return path
 
 
-def _counts(cats: pl.DataFrame, month: str, good_rows: int, merged: stored.Merged, quarantined: pl.DataFrame,
-            estimated: int, findings: pl.DataFrame) -> dict[str, int]:
+def _counts(
+    cats: pl.DataFrame,
+    month: str,
+    good_rows: int,
+    merged: stored.Merged,
+    quarantined: pl.DataFrame,
+    estimated: int,
+    findings: pl.DataFrame,
+) -> dict[str, int]:
     total = lambda *cs: int(cats.filter(pl.col("cat").is_in(list(cs)))["n"].sum())  # noqa: E731
     quarantined_rows = int(quarantined["line"].is_not_null().sum())
     month_rows = good_rows + quarantined_rows
     counts = {
-        "month_rows": month_rows, "ingested": merged.appended.height, "duplicates_dropped": merged.duplicates,
-        "superseded": merged.lost.height, "replaced_stored": merged.replaced.height, "quarantined": quarantined_rows,
-        "unreadable_files": int(quarantined["line"].is_null().sum()), "blank_lines": total(CATEGORY["blank"]),
-        "readings": merged.current.height, "estimated_intervals": estimated, "findings": findings.height,
+        "month_rows": month_rows,
+        "ingested": merged.appended.height,
+        "duplicates_dropped": merged.duplicates,
+        "superseded": merged.lost.height,
+        "replaced_stored": merged.replaced.height,
+        "quarantined": quarantined_rows,
+        "unreadable_files": int(quarantined["line"].is_null().sum()),
+        "blank_lines": total(CATEGORY["blank"]),
+        "readings": merged.current.height,
+        "estimated_intervals": estimated,
+        "findings": findings.height,
     }
     # the staged categories (one count) against what was collected and merged (another)
     balanced = (
@@ -643,38 +926,64 @@ def _counts(cats: pl.DataFrame, month: str, good_rows: int, merged: stored.Merge
 
 
 def _totals(states: list[MonthState], plan: ledger.Plan, moved: list[int], unreadable: int) -> dict[str, int]:
-    names = ("month_rows", "ingested", "duplicates_dropped", "superseded", "replaced_stored", "quarantined",
-            "blank_lines", "estimated_intervals", "findings")
+    names = (
+        "month_rows",
+        "ingested",
+        "duplicates_dropped",
+        "superseded",
+        "replaced_stored",
+        "quarantined",
+        "blank_lines",
+        "estimated_intervals",
+        "findings",
+    )
     totals = {k: sum(s.counts[k] for s in states) for k in names}
     totals["rows_read"] = totals.pop("month_rows")
     return {
-        **totals, "months": len(states), "files_read": len(plan.files) - len(moved), "files_skipped": plan.skipped,
-        "files_left_for_later_months": len(plan.deferred), "files_missing": len(plan.missing),
-        "files_changed_while_read": len(moved), "unreadable_files": unreadable,
+        **totals,
+        "months": len(states),
+        "files_read": len(plan.files) - len(moved),
+        "files_skipped": plan.skipped,
+        "files_left_for_later_months": len(plan.deferred),
+        "files_missing": len(plan.missing),
+        "files_changed_while_read": len(moved),
+        "unreadable_files": unreadable,
     }
 
 
-def summarize(result: IngestResult, states: list[MonthState], plan: ledger.Plan, moved: list[int],
-              manifest: Manifest) -> str:
+def summarize(
+    result: IngestResult, states: list[MonthState], plan: ledger.Plan, moved: list[int], manifest: Manifest
+) -> str:
     c = result.counts
     lines = [
         f"meters {result.month} (run {result.run_id}): {c['files_read']:,} new file(s) read, "
         f"{c['files_skipped']:,} already ingested skipped"
-        + (f", {c['files_left_for_later_months']:,} of later months left for their runs" if c["files_left_for_later_months"] else ""),
+        + (
+            f", {c['files_left_for_later_months']:,} of later months left for their runs"
+            if c["files_left_for_later_months"]
+            else ""
+        ),
         f"{c['rows_read']:,} rows read: {c['ingested']:,} ingested, {c['duplicates_dropped']:,} duplicates dropped, "
         f"{c['superseded'] + c['replaced_stored']:,} superseded by a later landing, {c['quarantined']:,} quarantined",
     ]
     if plan.missing:
-        lines.append(f"{len(plan.missing):,} file(s) in the ledger are gone from the landing folder (their readings stay): "
-                     + ", ".join(plan.missing[:5]) + (" ..." if len(plan.missing) > 5 else ""))
+        lines.append(
+            f"{len(plan.missing):,} file(s) in the ledger are gone from the landing folder (their readings stay): "
+            + ", ".join(plan.missing[:5])
+            + (" ..." if len(plan.missing) > 5 else "")
+        )
     if moved:
-        lines.append(f"{len(moved)} file(s) changed while being read, not ingested (read again by the next run): "
-                     + ", ".join(plan.labels[i] for i in moved[:5]))
+        lines.append(
+            f"{len(moved)} file(s) changed while being read, not ingested (read again by the next run): "
+            + ", ".join(plan.labels[i] for i in moved[:5])
+        )
     for state in states:
         lines += _month_lines(state, result.month)
     warnings = [r for r in result.validation if not r.success]
-    lines.append(f"checks: {len(result.validation)} run, {len(warnings)} warning(s)"
-                 + "".join(f"\n  - {r.source}: {r.check} [{r.column}] {r.detail}" for r in warnings[:5]))
+    lines.append(
+        f"checks: {len(result.validation)} run, {len(warnings)} warning(s)"
+        + "".join(f"\n  - {r.source}: {r.check} [{r.column}] {r.detail}" for r in warnings[:5])
+    )
     lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in manifest.timings_s.items()))
     return "\n".join(lines)
 
@@ -686,24 +995,43 @@ def _month_lines(state: MonthState, run_month: str) -> list[str]:
     # floored, so that 99.999% never reads as 100.00%
     pct = math.floor(10000.0 * total_received / total_expected) / 100 if total_expected else 0.0
     if state.month > run_month:
-        return [f"{state.month}: {c['ingested']:,} new readings stored (found in files of earlier months); "
-                f"its findings, estimates and completeness are computed by its own run"]
-    lines = [f"{state.month}{'' if state.month == run_month else ' (recomputed: new rows of it were read)'}: "
-             f"{c['readings']:,} readings; completeness {total_received:,} of {total_expected:,} expected intervals "
-             f"({pct:.2f}%); {c['estimated_intervals']:,} intervals estimated"]
-    by_channel = completeness.group_by("channel").agg(
-        points=pl.len(), avg=pl.col("completeness_pct").mean(),
-        incomplete=(pl.col("completeness_pct") < 100).sum(),
-    ).sort("channel")
+        return [
+            f"{state.month}: {c['ingested']:,} new readings stored (found in files of earlier months); "
+            f"its findings, estimates and completeness are computed by its own run"
+        ]
+    lines = [
+        f"{state.month}{'' if state.month == run_month else ' (recomputed: new rows of it were read)'}: "
+        f"{c['readings']:,} readings; completeness {total_received:,} of {total_expected:,} expected intervals "
+        f"({pct:.2f}%); {c['estimated_intervals']:,} intervals estimated"
+    ]
+    by_channel = (
+        completeness.group_by("channel")
+        .agg(
+            points=pl.len(),
+            avg=pl.col("completeness_pct").mean(),
+            incomplete=(pl.col("completeness_pct") < 100).sum(),
+        )
+        .sort("channel")
+    )
     for row in by_channel.iter_rows(named=True):
-        lines.append(f"  {row['channel']:<10} {row['points']} points, average {row['avg']:.2f}%, "
-                     f"{row['incomplete']} below 100%")
-    worst = completeness.group_by("point_id").agg(pl.col("completeness_pct").min()).filter(
-        pl.col("completeness_pct") < 100).sort("completeness_pct", "point_id").head(5)
+        lines.append(
+            f"  {row['channel']:<10} {row['points']} points, average {row['avg']:.2f}%, {row['incomplete']} below 100%"
+        )
+    worst = (
+        completeness.group_by("point_id")
+        .agg(pl.col("completeness_pct").min())
+        .filter(pl.col("completeness_pct") < 100)
+        .sort("completeness_pct", "point_id")
+        .head(5)
+    )
     if worst.height:
-        lines.append("  least complete: " + ", ".join(f"{r['point_id']} {r['completeness_pct']:.1f}%"
-                                                      for r in worst.iter_rows(named=True)))
+        lines.append(
+            "  least complete: "
+            + ", ".join(f"{r['point_id']} {r['completeness_pct']:.1f}%" for r in worst.iter_rows(named=True))
+        )
     rules = findings.group_by("rule").agg(n=pl.len(), points=pl.col("point_id").n_unique()).sort("rule")
-    lines.append("  VEE findings: " + (", ".join(f"{r['rule']} {r['n']} ({r['points']} points)" for r in rules.iter_rows(named=True))
-                                       or "none"))
+    lines.append(
+        "  VEE findings: "
+        + (", ".join(f"{r['rule']} {r['n']} ({r['points']} points)" for r in rules.iter_rows(named=True)) or "none")
+    )
     return lines

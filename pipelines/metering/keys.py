@@ -102,8 +102,9 @@ def channel_name(channel_index_: pl.Expr) -> pl.Expr:
 
 def channel_table() -> pl.DataFrame:
     """(channel, ch): each channel's name and index, to join on."""
-    return pl.DataFrame({"channel": list(CHANNELS), "ch": list(range(N_CHANNELS))},
-                        schema={"channel": pl.String, "ch": pl.Int64})
+    return pl.DataFrame(
+        {"channel": list(CHANNELS), "ch": list(range(N_CHANNELS))}, schema={"channel": pl.String, "ch": pl.Int64}
+    )
 
 
 def decode(k=K) -> dict[str, pl.Expr]:

@@ -39,9 +39,18 @@ logger = logging.getLogger(__name__)
 TABLE = "landed_files"
 STATUSES = ("ingested", "quarantined", "unreadable")
 SCHEMA = {
-    "path": pl.String, "sha256": pl.String, "size_bytes": pl.Int64, "modified_at": pl.Datetime("us"),
-    "month": pl.String, "rows": pl.Int64, "first_interval": pl.Datetime("us"), "last_interval": pl.Datetime("us"),
-    "first_seen_at": pl.Datetime("us"), "run_id": pl.String, "status": pl.String, "reason": pl.String,
+    "path": pl.String,
+    "sha256": pl.String,
+    "size_bytes": pl.Int64,
+    "modified_at": pl.Datetime("us"),
+    "month": pl.String,
+    "rows": pl.Int64,
+    "first_interval": pl.Datetime("us"),
+    "last_interval": pl.Datetime("us"),
+    "first_seen_at": pl.Datetime("us"),
+    "run_id": pl.String,
+    "status": pl.String,
+    "reason": pl.String,
 }
 _HASH_CHUNK = 1 << 20
 
@@ -81,9 +90,12 @@ class Plan:
 def load(con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
     """The ledger's rows (empty before the first run); `con` is a read connection with the warehouse
     attached, or None when there is no warehouse yet."""
-    if con is None or not con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?",
-            [TABLE]).fetchone()[0]:
+    if (
+        con is None
+        or not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?", [TABLE]
+        ).fetchone()[0]
+    ):
         return pl.DataFrame(schema=SCHEMA)
     return con.sql(f"SELECT * FROM wh.{TABLE}").pl()
 
@@ -94,16 +106,28 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
     result = Plan(month)
     found = find_files(input_dir)
     stats = [p.stat() for p in found]
-    listing = pl.DataFrame({
-        "i": range(len(found)), "path": [label(p, input_dir) for p in found],
-        "size_bytes": [s.st_size for s in stats], "mtime_ns": [s.st_mtime_ns for s in stats],
-    }, schema={"i": pl.Int64, "path": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64})
+    listing = pl.DataFrame(
+        {
+            "i": range(len(found)),
+            "path": [label(p, input_dir) for p in found],
+            "size_bytes": [s.st_size for s in stats],
+            "mtime_ns": [s.st_mtime_ns for s in stats],
+        },
+        schema={"i": pl.Int64, "path": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64},
+    )
     # the ledger keeps modification times in microseconds (the warehouse's timestamp precision): compare
     # at that precision, or every file would look touched and be hashed again on every run
-    done = ledger.filter(pl.col("status") != "unreadable").with_columns(
-        mtime_us=pl.col("modified_at").dt.epoch("us")).select("path", "sha256", "size_bytes", "mtime_us").unique()
-    same = listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000).join(
-        done, on=["path", "size_bytes", "mtime_us"], how="semi").drop("mtime_us")
+    done = (
+        ledger.filter(pl.col("status") != "unreadable")
+        .with_columns(mtime_us=pl.col("modified_at").dt.epoch("us"))
+        .select("path", "sha256", "size_bytes", "mtime_us")
+        .unique()
+    )
+    same = (
+        listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000)
+        .join(done, on=["path", "size_bytes", "mtime_us"], how="semi")
+        .drop("mtime_us")
+    )
     others = listing.join(same.select("i"), on="i", how="anti")
     result.skipped = same.height
     known_paths = set(done["path"].to_list())
@@ -141,8 +165,15 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
         result.hints.append(hint)
     listed = set(listing["path"].to_list())
     result.missing = sorted(p for p in known_paths if p not in listed)
-    logger.info("%s: %d landed file(s): %d to read, %d already ingested, %d left for later months, %d missing",
-                month, len(found), len(result.files), result.skipped, len(result.deferred), len(result.missing))
+    logger.info(
+        "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months, %d missing",
+        month,
+        len(found),
+        len(result.files),
+        result.skipped,
+        len(result.deferred),
+        len(result.missing),
+    )
     return result
 
 
@@ -162,34 +193,56 @@ def changed_while_read(p: Plan, indexes: list[int]) -> list[int]:
     return moved
 
 
-def rows(p: Plan, per_month: pl.DataFrame, unreadable: dict[int, tuple[str, str]], hashes: dict[int, str],
-         run_id: str, seen_at: datetime) -> pl.DataFrame:
+def rows(
+    p: Plan,
+    per_month: pl.DataFrame,
+    unreadable: dict[int, tuple[str, str]],
+    hashes: dict[int, str],
+    run_id: str,
+    seen_at: datetime,
+) -> pl.DataFrame:
     """The ledger rows of the files this run read: one per file and month it holds (`per_month`: file,
     month, rows, good, first_interval, last_interval), one per unreadable file (month = the month it was
     read for, reason)."""
+
     def file_columns(index: pl.Expr) -> dict[str, pl.Expr]:
         return {
             "path": pl.lit(pl.Series(p.labels, dtype=pl.String)).gather(index),
             "sha256": pl.lit(pl.Series([hashes.get(i) for i in range(len(p.files))], dtype=pl.String)).gather(index),
             "size_bytes": pl.lit(pl.Series(p.sizes, dtype=pl.Int64)).gather(index),
-            "modified_at": pl.from_epoch(pl.lit(pl.Series(p.mtimes, dtype=pl.Int64)).gather(index), "ns")
-            .cast(pl.Datetime("us")),
+            "modified_at": pl.from_epoch(pl.lit(pl.Series(p.mtimes, dtype=pl.Int64)).gather(index), "ns").cast(
+                pl.Datetime("us")
+            ),
         }
 
     read = per_month.select(
-        **file_columns(pl.col("file")), month="month", rows=pl.col("rows").cast(pl.Int64),
-        first_interval="first_interval", last_interval="last_interval",
-        first_seen_at=pl.lit(seen_at, pl.Datetime("us")), run_id=pl.lit(run_id),
+        **file_columns(pl.col("file")),
+        month="month",
+        rows=pl.col("rows").cast(pl.Int64),
+        first_interval="first_interval",
+        last_interval="last_interval",
+        first_seen_at=pl.lit(seen_at, pl.Datetime("us")),
+        run_id=pl.lit(run_id),
         status=pl.when(pl.col("good") > 0).then(pl.lit("ingested")).otherwise(pl.lit("quarantined")),
         reason=pl.lit(None, pl.String),
     )
-    bad = pl.DataFrame({"file": list(unreadable), "month": [m for m, _ in unreadable.values()],
-                        "reason": [why for _, why in unreadable.values()]},
-                       schema={"file": pl.Int64, "month": pl.String, "reason": pl.String})
+    bad = pl.DataFrame(
+        {
+            "file": list(unreadable),
+            "month": [m for m, _ in unreadable.values()],
+            "reason": [why for _, why in unreadable.values()],
+        },
+        schema={"file": pl.Int64, "month": pl.String, "reason": pl.String},
+    )
     failed = bad.select(
-        **file_columns(pl.col("file")), month="month", rows=pl.lit(None, pl.Int64),
-        first_interval=pl.lit(None, pl.Datetime("us")), last_interval=pl.lit(None, pl.Datetime("us")),
-        first_seen_at=pl.lit(seen_at, pl.Datetime("us")), run_id=pl.lit(run_id), status=pl.lit("unreadable"),
+        **file_columns(pl.col("file")),
+        month="month",
+        rows=pl.lit(None, pl.Int64),
+        first_interval=pl.lit(None, pl.Datetime("us")),
+        last_interval=pl.lit(None, pl.Datetime("us")),
+        first_seen_at=pl.lit(seen_at, pl.Datetime("us")),
+        run_id=pl.lit(run_id),
+        status=pl.lit("unreadable"),
         reason="reason",
     )
     return pl.concat([read.cast(SCHEMA), failed.cast(SCHEMA)]).sort("path", "month")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import EnvironmentFault, InputError, environment_fault
+from pipelines.errors import EnvironmentFault, environment_fault
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
 from pipelines.periods import GUATEMALA, month_bounds
@@ -49,8 +49,15 @@ EXPECTED_TS = "local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
 
 
 STAGED_SCHEMA = {
-    "cat": pl.UInt8, "file": pl.UInt32, "row": pl.UInt32, "k": pl.Int64, "v": pl.Float64, "rel": pl.Int16,
-    **{f"raw_{c}": pl.String for c in COLUMNS}, "flags": pl.UInt16, "shape": pl.String,
+    "cat": pl.UInt8,
+    "file": pl.UInt32,
+    "row": pl.UInt32,
+    "k": pl.Int64,
+    "v": pl.Float64,
+    "rel": pl.Int16,
+    **{f"raw_{c}": pl.String for c in COLUMNS},
+    "flags": pl.UInt16,
+    "shape": pl.String,
 }
 
 
@@ -74,7 +81,7 @@ class Staged:
         lf = pl.scan_parquet([d / "*.parquet" for d in folders])
         return lf.filter(~pl.col("file").is_in(sorted(self.excluded))) if self.excluded else lf
 
-    def merge(self, other: "Staged") -> None:
+    def merge(self, other: Staged) -> None:
         self.more += [other.directory, *other.more]
         self.indexes += other.indexes
         self.fast_files |= other.fast_files
@@ -85,8 +92,13 @@ def find_files(input_dir: Path) -> list[Path]:
     """All readings files under `<input>/readings/`, in path order (which of them a run reads, and in
     which order they supersede each other, is the ledger's business: pipelines/metering/ledger.py)."""
     root = Path(input_dir) / "readings"
-    found = [p for p in root.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet")
-             and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)]
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix in (".csv", ".parquet")
+        and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    ]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -207,8 +219,12 @@ def _typed_from_text(raw: dict[str, pl.Expr], lenient: bool = False) -> list[pl.
 def _fast_scan(paths: list[Path], indexes: list[int]) -> pl.LazyFrame:
     """One multi-file scan; `file` is each path's index in the run's list of files (`indexes`)."""
     raw = pl.scan_csv(
-        paths, schema={c: pl.String for c in COLUMNS}, has_header=True, row_index_name="row",
-        include_file_paths="_path", empty_string_is_null=False,
+        paths,
+        schema={c: pl.String for c in COLUMNS},
+        has_header=True,
+        row_index_name="row",
+        include_file_paths="_path",
+        empty_string_is_null=False,
     )
     enum = pl.Enum([str(p) for p in paths])
     return raw.select(
@@ -225,10 +241,21 @@ def _line_scan(path: Path, index: int, names: list[str], lenient: bool = False) 
     A line with the wrong number of fields is quarantined with the count, not guessed at."""
     # one column per line, split on a control character no contract value holds (U+001F); a line that
     # does hold it spills into `_rest` and is quarantined, never read cut short
-    lines = pl.scan_csv(
-        path, has_header=False, separator="\x1f", quote_char=None, schema={"_line": pl.String, "_rest": pl.String},
-        encoding="utf8-lossy", truncate_ragged_lines=True, empty_string_is_null=True, missing_columns="insert",
-    ).with_row_index("row").filter(pl.col("row") > 0)
+    lines = (
+        pl.scan_csv(
+            path,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema={"_line": pl.String, "_rest": pl.String},
+            encoding="utf8-lossy",
+            truncate_ragged_lines=True,
+            empty_string_is_null=True,
+            missing_columns="insert",
+        )
+        .with_row_index("row")
+        .filter(pl.col("row") > 0)
+    )
     line = pl.col("_line").fill_null("")
     fields = line.str.strip_chars_end("\r").str.split(",")
     raw = {c: fields.list.get(names.index(c), null_on_oob=True).str.strip_chars().str.strip_chars('"') for c in COLUMNS}
@@ -236,9 +263,11 @@ def _line_scan(path: Path, index: int, names: list[str], lenient: bool = False) 
     return lines.select(
         pl.lit(index, pl.UInt32).alias("file"),
         (pl.col("row") - 1).cast(pl.UInt32).alias("row"),
-        pl.when(pl.col("_rest").is_not_null()).then(pl.lit("line holds the control character U+001F"))
+        pl.when(pl.col("_rest").is_not_null())
+        .then(pl.lit("line holds the control character U+001F"))
         .when(~blank & (fields.list.len() != len(names)))
-        .then(pl.format("expected {} fields, found {}", pl.lit(len(names)), fields.list.len())).alias("_shape"),
+        .then(pl.format("expected {} fields, found {}", pl.lit(len(names)), fields.list.len()))
+        .alias("_shape"),
         *[pl.when(~blank).then(e).alias(f"raw_{c}") for c, e in raw.items()],
         *_typed_from_text({c: pl.when(~blank).then(e) for c, e in raw.items()}, lenient),
     )
@@ -255,8 +284,11 @@ def _parquet_scan(path: Path, index: int, schema: pl.Schema, lenient: bool = Fal
         ts = ts.cast(pl.Datetime("us"))
     else:
         ts = _parse_ts(_text(pl.col("interval_end").cast(pl.String)), lenient)
-    value = (pl.col("value").cast(pl.Float64) if schema["value"].is_numeric()
-             else _text(pl.col("value").cast(pl.String)).cast(pl.Float64, strict=False))
+    value = (
+        pl.col("value").cast(pl.Float64)
+        if schema["value"].is_numeric()
+        else _text(pl.col("value").cast(pl.String)).cast(pl.Float64, strict=False)
+    )
     return lf.select(
         pl.lit(index, pl.UInt32).alias("file"),
         pl.col("row").cast(pl.UInt32),
@@ -300,9 +332,11 @@ def reasons() -> pl.Expr:
 
     texts = {
         1: pl.col("shape"),
-        8: pl.when(missing("interval_end")).then(pl.lit("missing interval_end"))
+        8: pl.when(missing("interval_end"))
+        .then(pl.lit("missing interval_end"))
         .otherwise(pl.lit("unparsable interval_end (expected YYYY-MM-DD HH:MM)")),
-        64: pl.when(missing("channel")).then(pl.lit("missing channel"))
+        64: pl.when(missing("channel"))
+        .then(pl.lit("missing channel"))
         .otherwise(pl.lit(f"unknown channel (expected one of {', '.join(CHANNELS)})")),
         256: pl.when(missing("value")).then(pl.lit("missing value")).otherwise(pl.lit("value is not a number")),
     }
@@ -310,8 +344,9 @@ def reasons() -> pl.Expr:
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
-def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[str], days: int,
-              now: datetime) -> pl.LazyFrame:
+def _classify(
+    lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[str], days: int, now: datetime
+) -> pl.LazyFrame:
     """Category, sort key and quarantine flags of every row (see the module docstring).
 
     `point_of[device_index * days + day]` is the point index of a registered device on a day of the
@@ -339,21 +374,29 @@ def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[s
         (in_month & (pl.col("_point") < 0), 1024),
         (pl.col("ts") > pl.lit(now), 2048),
     ]
-    flags = pl.sum_horizontal(pl.when(cond.fill_null(False)).then(pl.lit(bit, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
-                              for cond, bit in flag_bits)
+    flags = pl.sum_horizontal(
+        pl.when(cond.fill_null(False)).then(pl.lit(bit, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
+        for cond, bit in flag_bits
+    )
     blank = (pl.col("flags") & (2 | 8 | 64 | 256)) == (2 | 8 | 64 | 256)
     category = (
-        pl.when(blank & pl.all_horizontal(pl.col(f"raw_{c}").is_null() for c in COLUMNS)).then(CATEGORY["blank"])
-        .when(pl.col("ts").is_null()).then(CATEGORY["unplaced"])
-        .when(~in_month).then(CATEGORY["other_month"])
-        .when(pl.col("flags") != 0).then(CATEGORY["quarantine"])
-        .otherwise(CATEGORY["good"]).cast(pl.UInt8)
+        pl.when(blank & pl.all_horizontal(pl.col(f"raw_{c}").is_null() for c in COLUMNS))
+        .then(CATEGORY["blank"])
+        .when(pl.col("ts").is_null())
+        .then(CATEGORY["unplaced"])
+        .when(~in_month)
+        .then(CATEGORY["other_month"])
+        .when(pl.col("flags") != 0)
+        .then(CATEGORY["quarantine"])
+        .otherwise(CATEGORY["good"])
+        .cast(pl.UInt8)
     )
     keep_raw = pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]])
     shifted = pl.col("ts") - pl.duration(minutes=15)  # an interval belongs to the month it starts in
     month_offset = (
         (shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (start.year * 12 + start.month))
-        .clip(-30000, 30000).cast(pl.Int16)
+        .clip(-30000, 30000)
+        .cast(pl.Int16)
     )
     return (
         lf.with_columns(_dev=device, _ch=channel)
@@ -361,9 +404,12 @@ def _classify(lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[s
         .with_columns(flags=flags)
         .with_columns(cat=category)
         .select(
-            "cat", "file", "row",
+            "cat",
+            "file",
+            "row",
             pl.when(pl.col("cat") == CATEGORY["good"])
-            .then(keys.encode(keys.series_of(pl.col("_point"), pl.col("_ch")), interval)).alias("k"),
+            .then(keys.encode(keys.series_of(pl.col("_point"), pl.col("_ch")), interval))
+            .alias("k"),
             "v",
             # the month a placed row belongs to, counted from this month (-1 the one before, 0 this one, ...)
             month_offset.alias("rel"),
@@ -383,8 +429,15 @@ def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl
     return pl.Series("point", table, dtype=pl.Int64)
 
 
-def stage(month: str, files: list[Path], indexes: list[int], device_days: pl.DataFrame, known_devices: list[str],
-          out_dir: Path, now: datetime) -> Staged:
+def stage(
+    month: str,
+    files: list[Path],
+    indexes: list[int],
+    device_days: pl.DataFrame,
+    known_devices: list[str],
+    out_dir: Path,
+    now: datetime,
+) -> Staged:
     """Read the files `files[i]` for i in `indexes` once, classified against `month`, and write the staged
     rows under `out_dir` (`file` = i: the run's numbering, in landing order). Files that cannot be read
     are recorded in `unreadable` (with the reason) and skipped; the others are always processed."""
@@ -477,14 +530,23 @@ def _zoned(example: str | None) -> str:
 
 def _unplaced_file(staged_file: Path) -> str | None:
     """The reason to report a whole file when none of its rows has a parsable interval_end, else None."""
-    counts = pl.scan_parquet(staged_file).select(
-        placed=pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"], CATEGORY["other_month"]]).sum(),
-        unplaced=(pl.col("cat") == CATEGORY["unplaced"]).sum(),
-    ).collect()
+    counts = (
+        pl.scan_parquet(staged_file)
+        .select(
+            placed=pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"], CATEGORY["other_month"]]).sum(),
+            unplaced=(pl.col("cat") == CATEGORY["unplaced"]).sum(),
+        )
+        .collect()
+    )
     if counts["placed"][0] or not counts["unplaced"][0]:
         return None
-    example = (pl.scan_parquet(staged_file).filter(pl.col("cat") == CATEGORY["unplaced"])
-               .select(pl.col("raw_interval_end").drop_nulls().first()).collect().item())
+    example = (
+        pl.scan_parquet(staged_file)
+        .filter(pl.col("cat") == CATEGORY["unplaced"])
+        .select(pl.col("raw_interval_end").drop_nulls().first())
+        .collect()
+        .item()
+    )
     if example is None or not str(example).strip():
         return "interval_end is missing on every row"
     return f"no interval_end of the file parses (found e.g. {example!r}); the contract wants {EXPECTED_TS}"

@@ -31,19 +31,29 @@ import polars as pl
 
 from pipelines.errors import InputError
 from pipelines.inputs import Schema, check_csv_shape, find_input, parse_columns, scan_file
-from pipelines.metering import vee
-from pipelines.metering import keys
+from pipelines.metering import keys, vee
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
 from pipelines.periods import month_bounds
 
 STEM = "register_reads"
 SCHEMA: Schema = {"device_id": "str", "read_at": "minute", "channel": "str", "value": "float"}
-READ_COLUMNS = {"line": pl.Int64, "device_id": pl.String, "read_at": pl.Datetime("us"), "channel": pl.String,
-                "value": pl.Float64, "reason": pl.String}
-MAPPED_SCHEMA = {"series": pl.Int64, "i": pl.Int64, "read_at": pl.Datetime("us"), "value": pl.Float64,
-                 "line": pl.Int64}
-SKIPPED_SCHEMA = {"series": pl.Int64, "from_read": pl.Datetime("us"), "to_read": pl.Datetime("us"),
-                  "from_line": pl.Int64, "to_line": pl.Int64, "reason": pl.String}
+READ_COLUMNS = {
+    "line": pl.Int64,
+    "device_id": pl.String,
+    "read_at": pl.Datetime("us"),
+    "channel": pl.String,
+    "value": pl.Float64,
+    "reason": pl.String,
+}
+MAPPED_SCHEMA = {"series": pl.Int64, "i": pl.Int64, "read_at": pl.Datetime("us"), "value": pl.Float64, "line": pl.Int64}
+SKIPPED_SCHEMA = {
+    "series": pl.Int64,
+    "from_read": pl.Datetime("us"),
+    "to_read": pl.Datetime("us"),
+    "from_line": pl.Int64,
+    "to_line": pl.Int64,
+    "reason": pl.String,
+}
 
 
 def read(input_dir: Path) -> pl.DataFrame | None:
@@ -60,17 +70,29 @@ def read(input_dir: Path) -> pl.DataFrame | None:
     if missing:
         raise InputError(f"{path.name}: missing column(s) {', '.join(missing)}; found {', '.join(source.names())}")
     offset = 2 if path.suffix == ".csv" else 1  # line numbers as a person sees them (CSV header = line 1)
-    raw = lf.select(list(SCHEMA)).with_row_index("line", offset=offset).with_columns(
-        pl.col("line").cast(pl.Int64), **{f"raw_{c}": pl.col(c).cast(pl.String) for c in SCHEMA})
+    raw = (
+        lf.select(list(SCHEMA))
+        .with_row_index("line", offset=offset)
+        .with_columns(pl.col("line").cast(pl.Int64), **{f"raw_{c}": pl.col(c).cast(pl.String) for c in SCHEMA})
+    )
     typed = parse_columns(raw, SCHEMA, source).collect()
-    blank = [pl.when(pl.col(f"raw_{c}").str.strip_chars().fill_null("") == "").then(pl.lit(f"missing {c}"))
-             for c in SCHEMA]
+    blank = [
+        pl.when(pl.col(f"raw_{c}").str.strip_chars().fill_null("") == "").then(pl.lit(f"missing {c}")) for c in SCHEMA
+    ]
     channel = pl.when(pl.col("channel").is_not_null() & ~pl.col("channel").is_in(list(CHANNELS))).then(
-        pl.format("unknown channel '{}'", "channel"))
-    return typed.with_columns(
-        reason=pl.concat_str([*blank, pl.when(pl.col("_reason") != "").then(pl.col("_reason")), channel],
-                             separator="; ", ignore_nulls=True)
-    ).with_columns(reason=pl.when(pl.col("reason") != "").then(pl.col("reason"))).drop("_reason")
+        pl.format("unknown channel '{}'", "channel")
+    )
+    return (
+        typed.with_columns(
+            reason=pl.concat_str(
+                [*blank, pl.when(pl.col("_reason") != "").then(pl.col("_reason")), channel],
+                separator="; ",
+                ignore_nulls=True,
+            )
+        )
+        .with_columns(reason=pl.when(pl.col("reason") != "").then(pl.col("reason")))
+        .drop("_reason")
+    )
 
 
 def validate(reads: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
@@ -84,17 +106,24 @@ def validate(reads: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
     day, day_before = at.dt.date(), (at - pl.duration(minutes=1)).dt.date()
     rows = reads.with_row_index("_r")
     known = (
-        rows.filter(pl.col("reason").is_null()).select("_r", "device_id", day=day, day_before=day_before)
+        rows.filter(pl.col("reason").is_null())
+        .select("_r", "device_id", day=day, day_before=day_before)
         .join(registry.select("device_id", "valid_from", "valid_to"), on="device_id")
-        .filter(pl.any_horizontal(
-            (pl.col(d) >= pl.col("valid_from")) & (pl.col("valid_to").is_null() | (pl.col(d) <= pl.col("valid_to")))
-            for d in ("day", "day_before")))
-        .select("_r").unique()
+        .filter(
+            pl.any_horizontal(
+                (pl.col(d) >= pl.col("valid_from")) & (pl.col("valid_to").is_null() | (pl.col(d) <= pl.col("valid_to")))
+                for d in ("day", "day_before")
+            )
+        )
+        .select("_r")
+        .unique()
         .with_columns(_known=pl.lit(True))
     )
     rows = rows.join(known, on="_r", how="left", maintain_order="left").with_columns(
-        reason=pl.when(pl.col("reason").is_null() & pl.col("_known").is_null()).then(
-            pl.format("unknown device '{}' at {}", "device_id", "read_at")).otherwise("reason"))
+        reason=pl.when(pl.col("reason").is_null() & pl.col("_known").is_null())
+        .then(pl.format("unknown device '{}' at {}", "device_id", "read_at"))
+        .otherwise("reason")
+    )
     # repeats of one (device, channel, read_at): identical ones count once, differing ones are all quarantined
     key = ["device_id", "channel", "read_at"]
     good = pl.col("reason").is_null()
@@ -102,17 +131,25 @@ def validate(reads: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
         _values=pl.col("value").n_unique().over(pl.when(good).then(pl.struct(key))),
         _repeat=pl.int_range(pl.len()).over(pl.when(good).then(pl.struct(key))) > 0,
     ).filter(~(good & (pl.col("_values") == 1) & pl.col("_repeat")))
-    rows = rows.with_columns(reason=pl.when(good & (pl.col("_values") > 1)).then(
-        pl.format("conflicting reads of {} {} at {} (different values)", "device_id", "channel", "read_at"))
-        .otherwise("reason"))
+    rows = rows.with_columns(
+        reason=pl.when(good & (pl.col("_values") > 1))
+        .then(pl.format("conflicting reads of {} {} at {} (different values)", "device_id", "channel", "read_at"))
+        .otherwise("reason")
+    )
     # a cumulative register never decreases: compare each good read with the previous good one
-    ordered = rows.filter(pl.col("reason").is_null()).sort("device_id", "channel", "read_at").with_columns(
-        _prev=pl.col("value").shift(1).over("device_id", "channel"),
-        _prev_at=pl.col("read_at").shift(1).over("device_id", "channel"),
-    ).filter(pl.col("value") < pl.col("_prev")).select(
-        "_r", _back=pl.format("register went backwards: {} after {} at {}", "value", "_prev", "_prev_at"))
+    ordered = (
+        rows.filter(pl.col("reason").is_null())
+        .sort("device_id", "channel", "read_at")
+        .with_columns(
+            _prev=pl.col("value").shift(1).over("device_id", "channel"),
+            _prev_at=pl.col("read_at").shift(1).over("device_id", "channel"),
+        )
+        .filter(pl.col("value") < pl.col("_prev"))
+        .select("_r", _back=pl.format("register went backwards: {} after {} at {}", "value", "_prev", "_prev_at"))
+    )
     rows = rows.join(ordered, on="_r", how="left", maintain_order="left").with_columns(
-        reason=pl.coalesce("reason", "_back"))
+        reason=pl.coalesce("reason", "_back")
+    )
     return rows.sort("line").select(*READ_COLUMNS, *[c for c in rows.columns if c.startswith("raw_")])
 
 
@@ -133,7 +170,8 @@ def to_series(reads: pl.DataFrame, device_days: pl.DataFrame, month: str) -> pl.
     start, end = month_bounds(month)
     us = (pl.col("read_at") - pl.lit(start, pl.Datetime("us"))).dt.total_microseconds()
     good = reads.filter(pl.col("reason").is_null() & pl.col("read_at").is_between(start, end)).with_columns(
-        i=us // INTERVAL_US, day=(us // DAY_US).cast(pl.Int32), day_before=((us - 1) // DAY_US).cast(pl.Int32))
+        i=us // INTERVAL_US, day=(us // DAY_US).cast(pl.Int32), day_before=((us - 1) // DAY_US).cast(pl.Int32)
+    )
     dd = device_days.select("device_id", pl.col("day").cast(pl.Int32), "point_idx")
     return (
         good.join(dd.rename({"point_idx": "_p0"}), on=["device_id", "day"], how="left")
@@ -141,8 +179,13 @@ def to_series(reads: pl.DataFrame, device_days: pl.DataFrame, month: str) -> pl.
         .with_columns(point_idx=pl.coalesce("_p0", "_p1"))
         .filter(pl.col("point_idx").is_not_null())
         .join(keys.channel_table(), on="channel")
-        .select(series=keys.series_of(pl.col("point_idx"), pl.col("ch")), i="i", read_at="read_at", value="value",
-                line="line")
+        .select(
+            series=keys.series_of(pl.col("point_idx"), pl.col("ch")),
+            i="i",
+            read_at="read_at",
+            value="value",
+            line="line",
+        )
         .cast(MAPPED_SCHEMA)
         .sort("series", "read_at")
     )
@@ -157,9 +200,13 @@ def sum_check(reads: pl.DataFrame, readings: pl.DataFrame, t: vee.Thresholds) ->
     sum over i1 < i <= i2 comes from prefix sums at binary-searched row positions (no group-by of the
     month), and so does the count of intervals present. A finding is keyed at the pair's first
     interval i1 + 1 with value = the interval sum; a pair with an interval missing is skipped."""
-    pairs = reads.sort("series", "read_at").with_columns(
-        pl.col("i", "value", "read_at", "line").shift(1).over("series").name.prefix("p_"),
-    ).filter(pl.col("p_i").is_not_null())
+    pairs = (
+        reads.sort("series", "read_at")
+        .with_columns(
+            pl.col("i", "value", "read_at", "line").shift(1).over("series").name.prefix("p_"),
+        )
+        .filter(pl.col("p_i").is_not_null())
+    )
     lo = keys.encode(pl.col("series"), pl.col("p_i"))  # intervals strictly after the first read
     hi = keys.encode(pl.col("series"), pl.col("i"))  # up to and including the second
     sorted_keys = readings["k"]
@@ -172,27 +219,51 @@ def sum_check(reads: pl.DataFrame, readings: pl.DataFrame, t: vee.Thresholds) ->
         found=(pos_hi - pos_lo).cast(pl.Int64),
         total=prefix.gather(pos_hi) - prefix.gather(pos_lo),
         diff=pl.col("value") - pl.col("p_value"),
-    ).with_columns(tolerance=pl.max_horizontal(pl.col("diff").abs() * t.sum_check_tolerance_pct / 100,
-                                               pl.lit(t.sum_check_tolerance_min)))
+    ).with_columns(
+        tolerance=pl.max_horizontal(
+            pl.col("diff").abs() * t.sum_check_tolerance_pct / 100, pl.lit(t.sum_check_tolerance_min)
+        )
+    )
     complete = pl.col("found") == pl.col("expected")
     checked = pairs.filter(complete & ((pl.col("total") - pl.col("diff")).abs() > pl.col("tolerance")))
     findings = checked.select(
-        k=lo + 1, rule=pl.lit("sum_check"),
-        detail=pl.format("intervals after the register read {} up to {} add up to {}, the register advanced {} "
-                         "({} -> {}); tolerance {}", "p_read_at", "read_at", pl.col("total").round(4),
-                         pl.col("diff").round(4), "p_value", "value", pl.col("tolerance").round(4)),
+        k=lo + 1,
+        rule=pl.lit("sum_check"),
+        detail=pl.format(
+            "intervals after the register read {} up to {} add up to {}, the register advanced {} "
+            "({} -> {}); tolerance {}",
+            "p_read_at",
+            "read_at",
+            pl.col("total").round(4),
+            pl.col("diff").round(4),
+            "p_value",
+            "value",
+            pl.col("tolerance").round(4),
+        ),
         value=pl.col("total"),
     ).cast({"k": pl.Int64, "rule": pl.String, "detail": pl.String, "value": pl.Float64})
-    skipped = pairs.filter(~complete).select(
-        "series", from_read="p_read_at", to_read="read_at", from_line="p_line", to_line="line",
-        reason=pl.format("sum_check skipped: {} of the {} intervals between the reads are missing",
-                         pl.col("expected") - pl.col("found"), "expected"),
-    ).cast(SKIPPED_SCHEMA)
+    skipped = (
+        pairs.filter(~complete)
+        .select(
+            "series",
+            from_read="p_read_at",
+            to_read="read_at",
+            from_line="p_line",
+            to_line="line",
+            reason=pl.format(
+                "sum_check skipped: {} of the {} intervals between the reads are missing",
+                pl.col("expected") - pl.col("found"),
+                "expected",
+            ),
+        )
+        .cast(SKIPPED_SCHEMA)
+    )
     return findings.sort("k"), skipped
 
 
-def month_sum_check(reads: pl.DataFrame, device_days: pl.DataFrame, month: str, readings: pl.DataFrame,
-                    t: vee.Thresholds) -> tuple[pl.DataFrame, pl.DataFrame]:
+def month_sum_check(
+    reads: pl.DataFrame, device_days: pl.DataFrame, month: str, readings: pl.DataFrame, t: vee.Thresholds
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """to_series + sum_check for one month, from validated reads (`validate`) and
     registry.device_days(registry, month, points). Pairs of consecutive good reads of a device and
     channel that reach outside the month (one read in it and the other not, or both around it) cannot
@@ -202,20 +273,38 @@ def month_sum_check(reads: pl.DataFrame, device_days: pl.DataFrame, month: str, 
     findings, skipped = sum_check(mapped, readings, t)
     inside = pl.col("read_at").is_between(start, end)
     across = (
-        reads.filter(pl.col("reason").is_null()).sort("device_id", "channel", "read_at")
-        .with_columns(p_read_at=pl.col("read_at").shift(1).over("device_id", "channel"),
-                      p_line=pl.col("line").shift(1).over("device_id", "channel"))
-        .filter(pl.col("p_read_at").is_not_null() & (pl.col("p_read_at") < end) & (pl.col("read_at") > start)
-                & ~(inside & pl.col("p_read_at").is_between(start, end)))
+        reads.filter(pl.col("reason").is_null())
+        .sort("device_id", "channel", "read_at")
+        .with_columns(
+            p_read_at=pl.col("read_at").shift(1).over("device_id", "channel"),
+            p_line=pl.col("line").shift(1).over("device_id", "channel"),
+        )
+        .filter(
+            pl.col("p_read_at").is_not_null()
+            & (pl.col("p_read_at") < end)
+            & (pl.col("read_at") > start)
+            & ~(inside & pl.col("p_read_at").is_between(start, end))
+        )
     )
     line_series = mapped.select("line", "series")
     across = (
         across.join(line_series, on="line", how="left")
         .join(line_series.rename({"line": "p_line", "series": "p_series"}), on="p_line", how="left")
-        .select(series=pl.coalesce("series", "p_series"), from_read="p_read_at", to_read="read_at",
-                from_line="p_line", to_line="line",
-                reason=pl.format("sum_check not done: the reads {} and {} of {} {} reach outside {}", "p_read_at",
-                                 "read_at", "device_id", "channel", pl.lit(month)))
+        .select(
+            series=pl.coalesce("series", "p_series"),
+            from_read="p_read_at",
+            to_read="read_at",
+            from_line="p_line",
+            to_line="line",
+            reason=pl.format(
+                "sum_check not done: the reads {} and {} of {} {} reach outside {}",
+                "p_read_at",
+                "read_at",
+                "device_id",
+                "channel",
+                pl.lit(month),
+            ),
+        )
         .cast(SKIPPED_SCHEMA)
     )
     return findings, pl.concat([skipped, across]).sort("series", "to_read")

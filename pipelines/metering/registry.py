@@ -11,19 +11,30 @@ rejected here, with its line: no real market participant or point code has one."
 from __future__ import annotations
 
 import ipaddress
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from pipelines.inputs import Schema, read_table
-from pipelines.periods import Month, month_bounds
 from pipelines.metering.keys import INTERVALS_PER_DAY
+from pipelines.periods import Month
 
 REGISTRY_SCHEMA: Schema = {
-    "point_id": "str", "participant": "str", "kind": "str", "node": "str", "device_id": "str",
-    "serial": "str", "connectivity": "str", "vpn_id": "str", "public_ip": "str", "public_port": "int",
-    "private_ip": "str", "private_port": "int", "valid_from": "date", "valid_to": "date",
+    "point_id": "str",
+    "participant": "str",
+    "kind": "str",
+    "node": "str",
+    "device_id": "str",
+    "serial": "str",
+    "connectivity": "str",
+    "vpn_id": "str",
+    "public_ip": "str",
+    "public_port": "int",
+    "private_ip": "str",
+    "private_port": "int",
+    "valid_from": "date",
+    "valid_to": "date",
 }
 KINDS = ("consumption", "generation")
 CONNECTIVITY = ("public_ip", "vpn_direct", "vpn_provider_single", "vpn_provider_shared")
@@ -51,12 +62,12 @@ def _overlaps(registry: pl.DataFrame, keys: list[str], label: pl.Expr) -> pl.Ser
     rows = registry.with_row_index("_i").with_columns(_to=pl.col("valid_to").fill_null(_FOREVER))
     rows = rows.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys) & pl.col("valid_from").is_not_null())
     pairs = rows.join(rows.select(*keys, "_i", "valid_from", "_to"), on=keys, suffix="_o").filter(
-        (pl.col("_i") != pl.col("_i_o")) & (pl.col("valid_from") <= pl.col("_to_o")) & (pl.col("valid_from_o") <= pl.col("_to"))
+        (pl.col("_i") != pl.col("_i_o"))
+        & (pl.col("valid_from") <= pl.col("_to_o"))
+        & (pl.col("valid_from_o") <= pl.col("_to"))
     )
     clashing = pairs.group_by("_i").agg(label.first().alias("_label"))
-    return (
-        registry.with_row_index("_i").join(clashing, on="_i", how="left", maintain_order="left")["_label"]
-    )
+    return registry.with_row_index("_i").join(clashing, on="_i", how="left", maintain_order="left")["_label"]
 
 
 def _address_problem(value: str | None, *, must_be_private: bool) -> str | None:
@@ -106,10 +117,13 @@ def check_frame(registry: pl.DataFrame, first_line: int = FIRST_LINE) -> pl.Data
     ]
     lines = pl.int_range(pl.len(), dtype=pl.Int64) + first_line
     unsafe = {
-        f"_{column}_unsafe": pl.Series([
-            f"line {i + first_line}: {problem}" if (problem := _name_problem(value, column)) else None
-            for i, value in enumerate(registry[column].to_list())
-        ], dtype=pl.String)
+        f"_{column}_unsafe": pl.Series(
+            [
+                f"line {i + first_line}: {problem}" if (problem := _name_problem(value, column)) else None
+                for i, value in enumerate(registry[column].to_list())
+            ],
+            dtype=pl.String,
+        )
         for column in PATH_SAFE_COLUMNS
     }
     return registry.with_columns(
@@ -120,21 +134,29 @@ def check_frame(registry: pl.DataFrame, first_line: int = FIRST_LINE) -> pl.Data
         _device_serial_overlap=_overlaps(registry, ["device_id", "serial"], pl.format("{}/{}", "device_id", "serial")),
         _endpoint_overlap=_overlaps(
             registry.with_columns(pl.when(public).then(pl.col("public_ip")).alias("public_ip")),
-            ["public_ip", "public_port"], pl.format("{}:{}", "public_ip", "public_port"),
+            ["public_ip", "public_port"],
+            pl.format("{}:{}", "public_ip", "public_port"),
         ),
         _public_ip_problem=pl.Series(pub, dtype=pl.String),
         _private_ip_problem=pl.Series(priv, dtype=pl.String),
         _public_port_missing=pl.when(public & pl.col("public_port").is_null()).then(pl.col("point_id")),
-        _vpn_id_missing=pl.when(pl.col("connectivity").is_in(VPN_KINDS) & pl.col("vpn_id").is_null()).then(pl.col("point_id")),
+        _vpn_id_missing=pl.when(pl.col("connectivity").is_in(VPN_KINDS) & pl.col("vpn_id").is_null()).then(
+            pl.col("point_id")
+        ),
         _validity_reversed=pl.when(pl.col("valid_to") < pl.col("valid_from")).then(
-            pl.format("{} {}..{}", "point_id", "valid_from", "valid_to")),
+            pl.format("{} {}..{}", "point_id", "valid_from", "valid_to")
+        ),
     )
 
 
 def has_problems(registry: pl.DataFrame) -> bool:
     """True when any cross-row rule of `check_frame` fails (cheap: no GX)."""
     checks = check_frame(registry)
-    return bool(checks.select(pl.any_horizontal(pl.col(c).is_not_null() for c in checks.columns if c.startswith("_")).any()).item())
+    return bool(
+        checks.select(
+            pl.any_horizontal(pl.col(c).is_not_null() for c in checks.columns if c.startswith("_")).any()
+        ).item()
+    )
 
 
 def validate(registry: pl.DataFrame, source: str = "metering_points") -> list:
@@ -145,6 +167,7 @@ def validate(registry: pl.DataFrame, source: str = "metering_points") -> list:
 
 
 # --- the registry as the ingest of one month sees it ---------------------------------------------
+
 
 def month_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
     """One row per point active in the month: point_idx (grouped by participant, so a participant's
@@ -170,7 +193,8 @@ def _active_days(rows: pl.DataFrame, first: date, last: date) -> pl.DataFrame:
     """(point_id, device_id, day) with day = 0-based day of the month, for each active day of each row."""
     return (
         rows.select(
-            "point_id", "device_id",
+            "point_id",
+            "device_id",
             pl.max_horizontal(pl.col("valid_from"), pl.lit(first)).alias("_from"),
             pl.min_horizontal(pl.col("valid_to").fill_null(last), pl.lit(last)).alias("_to"),
         )
@@ -204,14 +228,21 @@ def point_day_ranges(registry: pl.DataFrame, month: str, points: pl.DataFrame) -
     days = (
         _active_days(active_in(registry, first, last), first, last)
         .join(points.select("point_id", "point_idx"), on="point_id")
-        .select("point_idx", "day").unique().sort("point_idx", "day")
+        .select("point_idx", "day")
+        .unique()
+        .sort("point_idx", "day")
     )
     runs = days.with_columns(
         _run=((pl.col("day") - pl.col("day").shift(1) != 1) | (pl.col("point_idx") != pl.col("point_idx").shift(1)))
-        .fill_null(True).cum_sum()
+        .fill_null(True)
+        .cum_sum()
     )
-    return runs.group_by("_run", maintain_order=True).agg(
-        pl.col("point_idx").first(),
-        first_i=pl.col("day").min().cast(pl.Int64) * INTERVALS_PER_DAY + 1,
-        last_i=pl.col("day").max().cast(pl.Int64) * INTERVALS_PER_DAY + INTERVALS_PER_DAY,
-    ).drop("_run")
+    return (
+        runs.group_by("_run", maintain_order=True)
+        .agg(
+            pl.col("point_idx").first(),
+            first_i=pl.col("day").min().cast(pl.Int64) * INTERVALS_PER_DAY + 1,
+            last_i=pl.col("day").max().cast(pl.Int64) * INTERVALS_PER_DAY + INTERVALS_PER_DAY,
+        )
+        .drop("_run")
+    )

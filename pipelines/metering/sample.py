@@ -20,8 +20,11 @@ from pipelines.periods import Month
 
 MONTHS = ("2026-03", "2026-04")
 PARTICIPANTS = (
-    ("COMLUZ", "consumption"), ("HIDRONOR", "generation"), ("SOLSUR", "generation"),
-    ("INDPAC", "consumption"), ("GUESTE", "consumption"),
+    ("COMLUZ", "consumption"),
+    ("HIDRONOR", "generation"),
+    ("SOLSUR", "generation"),
+    ("INDPAC", "consumption"),
+    ("GUESTE", "consumption"),
 )
 CONNECTIVITY = ("public_ip", "vpn_direct", "vpn_provider_single", "vpn_provider_shared")
 
@@ -33,14 +36,20 @@ def registry() -> pl.DataFrame:
         connectivity = CONNECTIVITY[(n - 1) % 4] if participant != "COMLUZ" else "public_ip"
         public = connectivity == "public_ip"
         base = {
-            "point_id": f"PM-{n:03d}", "participant": participant, "kind": kind, "node": f"NODE-{(n - 1) % 7 + 1}",
-            "device_id": f"DEV-{10000 + n}", "serial": f"SN{700000 + 13 * n}", "connectivity": connectivity,
+            "point_id": f"PM-{n:03d}",
+            "participant": participant,
+            "kind": kind,
+            "node": f"NODE-{(n - 1) % 7 + 1}",
+            "device_id": f"DEV-{10000 + n}",
+            "serial": f"SN{700000 + 13 * n}",
+            "connectivity": connectivity,
             "vpn_id": None if public else f"VPN-{participant}-{1 if connectivity != 'vpn_provider_shared' else 'SH'}",
             "public_ip": f"190.56.{(n - 1) % 5 + 10}.1" if public else None,
             "public_port": 7000 + n if public else None,
             "private_ip": f"10.{(n - 1) % 5 + 1}.1.{100 + n}",
             "private_port": 7701,
-            "valid_from": date(2025, 1, 1), "valid_to": None,
+            "valid_from": date(2025, 1, 1),
+            "valid_to": None,
         }
         if n == 7:  # meter replaced on 2026-03-20: same point, new device and serial
             rows.append({**base, "valid_to": date(2026, 3, 19)})
@@ -50,12 +59,25 @@ def registry() -> pl.DataFrame:
         if n == 50:
             base["valid_to"] = date(2026, 4, 10)  # retired mid-April
         rows.append(base)
-    return pl.DataFrame(rows, schema={
-        "point_id": pl.String, "participant": pl.String, "kind": pl.String, "node": pl.String,
-        "device_id": pl.String, "serial": pl.String, "connectivity": pl.String, "vpn_id": pl.String,
-        "public_ip": pl.String, "public_port": pl.Int64, "private_ip": pl.String, "private_port": pl.Int64,
-        "valid_from": pl.Date, "valid_to": pl.Date,
-    })
+    return pl.DataFrame(
+        rows,
+        schema={
+            "point_id": pl.String,
+            "participant": pl.String,
+            "kind": pl.String,
+            "node": pl.String,
+            "device_id": pl.String,
+            "serial": pl.String,
+            "connectivity": pl.String,
+            "vpn_id": pl.String,
+            "public_ip": pl.String,
+            "public_port": pl.Int64,
+            "private_ip": pl.String,
+            "private_port": pl.Int64,
+            "valid_from": pl.Date,
+            "valid_to": pl.Date,
+        },
+    )
 
 
 def _series(month: str, reg: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
@@ -65,7 +87,7 @@ def _series(month: str, reg: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
     end = datetime(year + (mon == 12), mon % 12 + 1, 1)
     n = int((end - start) / timedelta(minutes=15))
     ends = np.array([start + timedelta(minutes=15 * (i + 1)) for i in range(n)], dtype="datetime64[us]")
-    hour = ((np.arange(n) % 96) / 4.0)  # hour of the day at the interval's start
+    hour = (np.arange(n) % 96) / 4.0  # hour of the day at the interval's start
     frames = []
     for row in reg.iter_rows(named=True):
         first = max(row["valid_from"], start.date())
@@ -74,7 +96,7 @@ def _series(month: str, reg: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
             last = last + timedelta(days=1)  # retired, but the old meter still answers a day longer
         if first > last:
             continue
-        days = (np.arange(n) // 96)
+        days = np.arange(n) // 96
         mask = (days >= (first - start.date()).days) & (days <= (last - start.date()).days)
         rng.random()  # (kept: the noise and defects below stay where they were)
         # a point's size is its own, the same every month: a new random size each month would make every
@@ -94,11 +116,18 @@ def _series(month: str, reg: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
             aux = np.where(main > 0.01, 0.0, 0.02 * size * (1.0 + 0.2 * rng.standard_normal(n)))
             values = {"kwh_del": aux, "kwh_rec": main, "kvarh_del": 0.05 * main, "kvarh_rec": 0.1 * main}
         for channel in CHANNELS:
-            frames.append(pl.DataFrame({
-                "device_id": row["device_id"], "interval_end": ends[mask], "channel": channel,
-                "value": np.round(values[channel][mask], 2),
-                "_point": row["point_id"], "_participant": row["participant"],
-            }))
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "device_id": row["device_id"],
+                        "interval_end": ends[mask],
+                        "channel": channel,
+                        "value": np.round(values[channel][mask], 2),
+                        "_point": row["point_id"],
+                        "_participant": row["participant"],
+                    }
+                )
+            )
     return pl.concat(frames)
 
 
@@ -108,21 +137,31 @@ def _defects(month: str, readings: pl.DataFrame) -> pl.DataFrame:
     at = lambda s: datetime.strptime(s, "%Y-%m-%d %H:%M")  # noqa: E731
     if month == "2026-03":
         # PM-002: link down 2026-03-05 08:15..08:45 (3 intervals, all channels: estimated)
-        return readings.filter(~((pl.col("_point") == "PM-002") & t.is_between(at("2026-03-05 08:15"), at("2026-03-05 08:45"))))
+        return readings.filter(
+            ~((pl.col("_point") == "PM-002") & t.is_between(at("2026-03-05 08:15"), at("2026-03-05 08:45")))
+        )
     drop = (
         ((pl.col("_point") == "PM-005") & t.is_between(at("2026-04-10 10:15"), at("2026-04-10 10:45")))  # 3 intervals
         | ((pl.col("_point") == "PM-004") & t.is_between(at("2026-04-12 06:15"), at("2026-04-12 12:00")))  # 6 hours
         | ((pl.col("_point") == "PM-010") & (t > at("2026-04-29 00:00")))  # last two days never read
     )
     is_ = lambda p, c, s: (pl.col("_point") == p) & (pl.col("channel") == c) & (t == at(s))  # noqa: E731
-    stuck = (pl.col("_point") == "PM-012") & (pl.col("channel") == "kwh_del") & t.is_between(
-        at("2026-04-20 09:15"), at("2026-04-20 13:00"))  # 16 intervals at one value
-    return readings.filter(~drop).with_columns(value=(
-        pl.when(stuck).then(pl.lit(37.5))
-        .when(is_("PM-015", "kwh_del", "2026-04-08 14:00")).then(pl.col("value") * 50)
-        .when(is_("PM-016", "kvarh_del", "2026-04-18 03:00")).then(pl.lit(-3.2))
-        .otherwise(pl.col("value"))
-    ))
+    stuck = (
+        (pl.col("_point") == "PM-012")
+        & (pl.col("channel") == "kwh_del")
+        & t.is_between(at("2026-04-20 09:15"), at("2026-04-20 13:00"))
+    )  # 16 intervals at one value
+    return readings.filter(~drop).with_columns(
+        value=(
+            pl.when(stuck)
+            .then(pl.lit(37.5))
+            .when(is_("PM-015", "kwh_del", "2026-04-08 14:00"))
+            .then(pl.col("value") * 50)
+            .when(is_("PM-016", "kvarh_del", "2026-04-18 03:00"))
+            .then(pl.lit(-3.2))
+            .otherwise(pl.col("value"))
+        )
+    )
 
 
 _RESEND = """device_id,interval_end,channel,value
@@ -149,16 +188,22 @@ def generate(out_dir: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         for participant, _ in PARTICIPANTS:
             part = readings.filter(pl.col("_participant") == participant).drop("_point", "_participant")
-            part.write_parquet(folder / f"{participant}_{month}.parquet", compression="zstd", compression_level=19,
-                               statistics=False)
+            part.write_parquet(
+                folder / f"{participant}_{month}.parquet", compression="zstd", compression_level=19, statistics=False
+            )
         if month == "2026-04":
             value = lambda device, channel, when: readings.filter(  # noqa: E731
-                (pl.col("device_id") == device) & (pl.col("channel") == channel)
-                & (pl.col("interval_end") == datetime.strptime(when, "%Y-%m-%d %H:%M")))["value"][0]
+                (pl.col("device_id") == device)
+                & (pl.col("channel") == channel)
+                & (pl.col("interval_end") == datetime.strptime(when, "%Y-%m-%d %H:%M"))
+            )["value"][0]
             resend = folder / "resend"
             resend.mkdir(exist_ok=True)
-            (resend / "COMLUZ_2026-04-25_resend.csv").write_text(_RESEND.format(
-                same=value("DEV-10001", "kwh_del", "2026-04-25 10:00"),
-                other=round(value("DEV-10006", "kwh_del", "2026-04-25 10:00") + 4.0, 2),
-            ), encoding="utf-8")
+            (resend / "COMLUZ_2026-04-25_resend.csv").write_text(
+                _RESEND.format(
+                    same=value("DEV-10001", "kwh_del", "2026-04-25 10:00"),
+                    other=round(value("DEV-10006", "kwh_del", "2026-04-25 10:00") + 4.0, 2),
+                ),
+                encoding="utf-8",
+            )
     return out_dir

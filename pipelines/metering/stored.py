@@ -29,38 +29,46 @@ SUPERSEDED = "meter_readings_superseded"
 
 
 def _has(con: duckdb.DuckDBPyConnection | None, table: str) -> bool:
-    return con is not None and bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?",
-        [table]).fetchone()[0])
+    return con is not None and bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?", [table]
+        ).fetchone()[0]
+    )
 
 
-def _keyed(con: duckdb.DuckDBPyConnection, table: str, month: str, start: datetime, points: pl.DataFrame,
-           columns: str = "") -> pl.DataFrame:
+def _keyed(
+    con: duckdb.DuckDBPyConnection, table: str, month: str, start: datetime, points: pl.DataFrame, columns: str = ""
+) -> pl.DataFrame:
     """`table`'s rows of the month as (k, v, ...) keyed by this month's point index (points no longer
     active in the registry drop out), computed in DuckDB: only integers and floats cross over."""
     con.register("_points", points.select("point_id", "point_idx").to_arrow())
     con.register("_channels", keys.channel_table().to_arrow())
     try:
-        return con.execute(f"""
+        return con.execute(
+            f"""
             SELECT {keys.sql_key("p.point_idx", "c.ch", keys.sql_interval("?::TIMESTAMP", "r.interval_end"))} AS k,
                    r.value AS v{columns}
             FROM wh.{table} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
-            WHERE r.month = ?""", [start, month]).pl()
+            WHERE r.month = ?""",
+            [start, month],
+        ).pl()
     finally:
         con.unregister("_points")
         con.unregister("_channels")
 
 
-def month_readings(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime,
-                   points: pl.DataFrame) -> pl.DataFrame:
+def month_readings(
+    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame
+) -> pl.DataFrame:
     """The month's stored current readings (k, v), sorted by k."""
     if not _has(con, "meter_readings"):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64})
     return _keyed(con, "meter_readings", month, start, points).sort("k")
 
 
-def month_superseded(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime,
-                     points: pl.DataFrame) -> pl.DataFrame:
+def month_superseded(
+    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame
+) -> pl.DataFrame:
     """The month's superseded readings (k, v, superseded_at) kept by earlier runs."""
     if not _has(con, SUPERSEDED):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "superseded_at": pl.Datetime("us")})
@@ -73,10 +81,13 @@ def provenance(con: duckdb.DuckDBPyConnection | None, month: str, wanted: pl.Dat
         return pl.DataFrame()
     con.register("_keys", wanted.to_arrow())
     try:
-        return con.execute("""
+        return con.execute(
+            """
             SELECT r.* FROM wh.meter_readings r JOIN _keys k
               ON r.point_id = k.point_id AND r.channel = k.channel AND r.interval_end = k.interval_end
-            WHERE r.month = ?""", [month]).pl()
+            WHERE r.month = ?""",
+            [month],
+        ).pl()
     finally:
         con.unregister("_keys")
 
@@ -100,11 +111,16 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     twice = ((k == k.shift(1)) | (k == k.shift(-1))).fill_null(False)
     flagged = ordered.with_columns(_twice=twice)
     groups = (
-        flagged.filter("_twice").sort("k", "file", "row")
+        flagged.filter("_twice")
+        .sort("k", "file", "row")
         .group_by("k", maintain_order=True)
         .agg(pl.col("v").last(), pl.col("file").last(), values=pl.col("v"), files=pl.col("file"))
     )
-    winners = flagged.filter(~pl.col("_twice")).select("k", "v", "file").merge_sorted(groups.select("k", "v", "file"), key="k")
+    winners = (
+        flagged.filter(~pl.col("_twice"))
+        .select("k", "v", "file")
+        .merge_sorted(groups.select("k", "v", "file"), key="k")
+    )
     losers = (
         groups.select("k", by_file="file", winner="v", values="values", files="files")
         .explode("values", "files")
@@ -115,8 +131,13 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     lost = losers.filter(~pl.col("same")).drop("same")
     duplicates = int(losers["same"].sum()) if losers.height else 0
     if stored.is_empty():
-        return Merged(winners.select("k", "v"), winners, pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64,
-                      "by_file": pl.UInt32}), lost, duplicates)
+        return Merged(
+            winners.select("k", "v"),
+            winners,
+            pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "by_file": pl.UInt32}),
+            lost,
+            duplicates,
+        )
     overlap = winners.join(stored, on="k", how="inner", suffix="_stored")
     same = overlap.filter(pl.col("v") == pl.col("v_stored"))
     replaced = overlap.filter(pl.col("v") != pl.col("v_stored")).select("k", v="v_stored", by_file="file")
@@ -126,40 +147,65 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     return Merged(current, appended, replaced, lost, duplicates + same.height)
 
 
-def history_before(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame,
-                   days: int) -> pl.DataFrame:
+def history_before(
+    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame, days: int
+) -> pl.DataFrame:
     """The real readings of the `days` days before the month (they lie in the month before: 28 days at
     most), in vee's history shape (series, interval_end, v, flagged), numbered with this month's points;
     flagged = the reading has a VEE finding there."""
-    empty = pl.DataFrame(schema={"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl.Float64,
-                                 "flagged": pl.Boolean})
+    empty = pl.DataFrame(
+        schema={"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl.Float64, "flagged": pl.Boolean}
+    )
     if days <= 0 or not _has(con, "meter_readings"):
         return empty
     previous = (start - timedelta(days=1)).strftime("%Y-%m")
-    findings = ("LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM wh.vee_findings WHERE month = ?) f "
-                "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
-                if _has(con, "vee_findings") else "")
+    findings = (
+        "LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM wh.vee_findings WHERE month = ?) f "
+        "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
+        if _has(con, "vee_findings")
+        else ""
+    )
     flagged = "f.point_id IS NOT NULL" if findings else "false"
     con.register("_points", points.select("point_id", "point_idx").to_arrow())
     con.register("_channels", keys.channel_table().to_arrow())
     try:
-        return con.execute(f"""
+        return (
+            con.execute(
+                f"""
             SELECT p.point_idx * {keys.N_CHANNELS} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
             FROM wh.meter_readings r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
             {findings}
             WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP""",
-            ([previous] if findings else []) + [previous, start - timedelta(days=days)]).pl().cast(empty.schema)
+                ([previous] if findings else []) + [previous, start - timedelta(days=days)],
+            )
+            .pl()
+            .cast(empty.schema)
+        )
     finally:
         con.unregister("_points")
         con.unregister("_channels")
 
 
-def standing_estimates(con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame,
-                       table: str) -> pl.DataFrame:
+def standing_estimates(
+    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame, table: str
+) -> pl.DataFrame:
     """The month's estimates not superseded yet: (k, v, method, run_id, estimated_at)."""
     if not _has(con, table):
-        return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "method": pl.String, "run_id": pl.String,
-                                    "estimated_at": pl.Datetime("us")})
-    found = _keyed(con, table, month, start, points,
-                   ", r.method, r.run_id, r.estimated_at, r.superseded_by_run IS NULL AS standing")
+        return pl.DataFrame(
+            schema={
+                "k": pl.Int64,
+                "v": pl.Float64,
+                "method": pl.String,
+                "run_id": pl.String,
+                "estimated_at": pl.Datetime("us"),
+            }
+        )
+    found = _keyed(
+        con,
+        table,
+        month,
+        start,
+        points,
+        ", r.method, r.run_id, r.estimated_at, r.superseded_by_run IS NULL AS standing",
+    )
     return found.filter("standing").drop("standing")

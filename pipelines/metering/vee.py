@@ -124,22 +124,38 @@ def deduplicate(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     dups = flagged.filter(pl.col("_dup"))
     if dups.height == 0:
         return ordered.select("k", "v"), pl.DataFrame(schema={"k": pl.Int64, "detail": pl.String}), 0
-    groups = dups.sort("k", "file", "row").group_by("k", maintain_order=True).agg(
-        pl.col("v").last(), n=pl.len(), distinct=pl.col("v").n_unique(),
-        values=pl.col("v").cast(pl.String).str.join(" / "),
+    groups = (
+        dups.sort("k", "file", "row")
+        .group_by("k", maintain_order=True)
+        .agg(
+            pl.col("v").last(),
+            n=pl.len(),
+            distinct=pl.col("v").n_unique(),
+            values=pl.col("v").cast(pl.String).str.join(" / "),
+        )
     )
     conflicts = groups.filter(pl.col("distinct") > 1).select(
-        "k", detail=pl.format("{} readings with different values: {} (the last read is kept)", "n", "values"))
+        "k", detail=pl.format("{} readings with different values: {} (the last read is kept)", "n", "values")
+    )
     kept = flagged.filter(~pl.col("_dup")).select("k", "v").merge_sorted(groups.select("k", "v"), key="k")
     return kept, conflicts, dups.height - groups.height
 
 
 def series_stats(readings: pl.DataFrame) -> pl.DataFrame:
     """Per series: rows, distinct intervals, first and last interval, min and max value (one pass)."""
-    return readings.group_by(_SERIES.alias("series")).agg(
-        rows=pl.len(), repeats=(pl.col("k") == pl.col("k").shift(1)).sum(),
-        first=_I.min(), last=_I.max(), min_value=pl.col("v").min(), max_value=pl.col("v").max(),
-    ).with_columns(distinct_intervals=pl.col("rows") - pl.col("repeats")).drop("repeats")
+    return (
+        readings.group_by(_SERIES.alias("series"))
+        .agg(
+            rows=pl.len(),
+            repeats=(pl.col("k") == pl.col("k").shift(1)).sum(),
+            first=_I.min(),
+            last=_I.max(),
+            min_value=pl.col("v").min(),
+            max_value=pl.col("v").max(),
+        )
+        .with_columns(distinct_intervals=pl.col("rows") - pl.col("repeats"))
+        .drop("repeats")
+    )
 
 
 def interval_findings(readings: pl.DataFrame, maximum: pl.Series, t: Thresholds) -> pl.DataFrame:
@@ -155,7 +171,9 @@ def interval_findings(readings: pl.DataFrame, maximum: pl.Series, t: Thresholds)
     repeat = (prev_ok & (v == v.shift(1))).fill_null(False)
     marked = readings.with_columns(
         negative=v < 0,
-        spike=(prev_ok & next_ok & (v > t.spike_factor * neighbour) & (v - neighbour >= t.spike_min_delta)).fill_null(False),
+        spike=(prev_ok & next_ok & (v > t.spike_factor * neighbour) & (v - neighbour >= t.spike_min_delta)).fill_null(
+            False
+        ),
         _repeat=repeat,
         _run_start=repeat.shift(-1).fill_null(False) & ~repeat,  # the first row of a run of repeats
         _big=v > float(maximum.min()) if maximum.len() else pl.lit(False),
@@ -163,21 +181,35 @@ def interval_findings(readings: pl.DataFrame, maximum: pl.Series, t: Thresholds)
     ).filter(pl.col("negative") | pl.col("spike") | pl.col("_repeat") | pl.col("_run_start") | pl.col("_big"))
     marked = marked.with_columns(_limit=pl.lit(maximum).gather(_SERIES)).with_columns(above=v > pl.col("_limit"))
     parts = [
-        marked.filter("negative").select("k", rule=pl.lit("negative"), detail=pl.format("negative value {}", "v"), value="v"),
-        marked.filter("above").select("k", rule=pl.lit("above_max"),
-                                      detail=pl.format("{} above the plausible maximum {}", "v", "_limit"), value="v"),
-        marked.filter("spike").select("k", rule=pl.lit("spike"),
-                                      detail=pl.format("{} against neighbours up to {}", "v", "_neighbour"), value="v"),
+        marked.filter("negative").select(
+            "k", rule=pl.lit("negative"), detail=pl.format("negative value {}", "v"), value="v"
+        ),
+        marked.filter("above").select(
+            "k",
+            rule=pl.lit("above_max"),
+            detail=pl.format("{} above the plausible maximum {}", "v", "_limit"),
+            value="v",
+        ),
+        marked.filter("spike").select(
+            "k", rule=pl.lit("spike"), detail=pl.format("{} against neighbours up to {}", "v", "_neighbour"), value="v"
+        ),
     ]
     runs = (
         marked.filter(pl.col("_repeat") | pl.col("_run_start"))
         .with_columns(_run=(~pl.col("_repeat")).cum_sum())
-        .group_by("_run").agg(pl.col("k").first(), pl.col("v").first(), length=pl.len())
+        .group_by("_run")
+        .agg(pl.col("k").first(), pl.col("v").first(), length=pl.len())
         .filter((pl.col("length") >= t.stuck_min_intervals) & (pl.col("v") != 0))
         .sort("k")
     )
-    parts.append(runs.select("k", rule=pl.lit("stuck"), detail=pl.format(
-        "value {} repeated in {} consecutive intervals", "v", "length"), value="v"))
+    parts.append(
+        runs.select(
+            "k",
+            rule=pl.lit("stuck"),
+            detail=pl.format("value {} repeated in {} consecutive intervals", "v", "length"),
+            value="v",
+        )
+    )
     return pl.concat(parts)
 
 
@@ -189,49 +221,72 @@ def gap_runs(readings: pl.DataFrame, ranges: pl.DataFrame, stats: pl.DataFrame |
     `interior` is true when the run lies between two real readings of the same active range, so its
     neighbours are the intervals from_i - 1 and to_i + 1."""
     k, v = pl.col("k"), pl.col("v")
-    interior = readings.with_columns(k_next=k.shift(-1), v_next=v.shift(-1)).filter(
-        (keys.series(pl.col("k_next")) == _SERIES) & (pl.col("k_next") - k > 1)
-    ).select(series=_SERIES, lo=_I + 1, hi=keys.interval_index(pl.col("k_next")) - 1, va=v, vb=pl.col("v_next"))
+    interior = (
+        readings.with_columns(k_next=k.shift(-1), v_next=v.shift(-1))
+        .filter((keys.series(pl.col("k_next")) == _SERIES) & (pl.col("k_next") - k > 1))
+        .select(series=_SERIES, lo=_I + 1, hi=keys.interval_index(pl.col("k_next")) - 1, va=v, vb=pl.col("v_next"))
+    )
 
     per_series = (stats if stats is not None else series_stats(readings)).select("series", "first", "last")
     bounds = ranges.group_by("point_idx").agg(pl.col("first_i").min(), pl.col("last_i").max())
     all_series = bounds.join(keys.channel_table().select("ch"), how="cross").select(
-        series=keys.series_of(pl.col("point_idx"), pl.col("ch")), first_i="first_i", last_i="last_i")
+        series=keys.series_of(pl.col("point_idx"), pl.col("ch")), first_i="first_i", last_i="last_i"
+    )
     edges = all_series.join(per_series, on="series", how="left")
     none = pl.lit(None, pl.Float64)
-    candidates = pl.concat([
-        interior,
-        edges.filter(pl.col("first").is_null()).select("series", lo="first_i", hi="last_i", va=none, vb=none),
-        edges.filter(pl.col("first") > pl.col("first_i")).select("series", lo="first_i", hi=pl.col("first") - 1, va=none, vb=none),
-        edges.filter(pl.col("last") < pl.col("last_i")).select("series", lo=pl.col("last") + 1, hi="last_i", va=none, vb=none),
-    ])
+    candidates = pl.concat(
+        [
+            interior,
+            edges.filter(pl.col("first").is_null()).select("series", lo="first_i", hi="last_i", va=none, vb=none),
+            edges.filter(pl.col("first") > pl.col("first_i")).select(
+                "series", lo="first_i", hi=pl.col("first") - 1, va=none, vb=none
+            ),
+            edges.filter(pl.col("last") < pl.col("last_i")).select(
+                "series", lo=pl.col("last") + 1, hi="last_i", va=none, vb=none
+            ),
+        ]
+    )
     # clip each candidate to the point's active ranges (a point may be inactive for days inside the month)
     return (
         candidates.with_columns(point_idx=keys.point_index(pl.col("series")))
         .join(ranges, on="point_idx")
         .with_columns(from_i=pl.max_horizontal("lo", "first_i"), to_i=pl.min_horizontal("hi", "last_i"))
         .filter(pl.col("from_i") <= pl.col("to_i"))
-        .select("series", "from_i", "to_i", length=pl.col("to_i") - pl.col("from_i") + 1, va="va", vb="vb",
-                interior=(pl.col("va").is_not_null() & (pl.col("from_i") == pl.col("lo"))
-                          & (pl.col("to_i") == pl.col("hi"))))
+        .select(
+            "series",
+            "from_i",
+            "to_i",
+            length=pl.col("to_i") - pl.col("from_i") + 1,
+            va="va",
+            vb="vb",
+            interior=(
+                pl.col("va").is_not_null() & (pl.col("from_i") == pl.col("lo")) & (pl.col("to_i") == pl.col("hi"))
+            ),
+        )
         .sort("series", "from_i")
     )
 
 
-def gaps(readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds,
-         stats: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def gaps(
+    readings: pl.DataFrame, ranges: pl.DataFrame, t: Thresholds, stats: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(gap findings k, rule, detail, value, last_i; estimated readings k, v), linear interpolation only.
 
     A gap is a run of active intervals with no reading; it is estimated when it is short and both
     neighbours are real. `estimation.estimate` is the full form (flagged neighbours, like days)."""
     clipped = gap_runs(readings, ranges, stats).with_columns(
-        estimate=pl.col("interior") & (pl.col("length") <= t.max_gap_intervals))
+        estimate=pl.col("interior") & (pl.col("length") <= t.max_gap_intervals)
+    )
     findings = clipped.select(
         k=keys.encode(pl.col("series"), pl.col("from_i")),
         rule=pl.lit("gap"),
-        detail=pl.format("{} interval(s) missing{}", "length", pl.when("estimate")
-                         .then(pl.lit("; estimated by linear interpolation"))
-                         .otherwise(pl.lit(" (not estimated)"))),
+        detail=pl.format(
+            "{} interval(s) missing{}",
+            "length",
+            pl.when("estimate")
+            .then(pl.lit("; estimated by linear interpolation"))
+            .otherwise(pl.lit(" (not estimated)")),
+        ),
         value=pl.lit(None, pl.Float64),
         last_i=pl.col("to_i"),
     )
@@ -246,7 +301,8 @@ def linear_fill(runs: pl.DataFrame) -> pl.DataFrame:
         .explode("i")
         .select(
             k=keys.encode(pl.col("series"), pl.col("i")),
-            v=pl.col("va") + (pl.col("vb") - pl.col("va")) * (pl.col("i") - pl.col("from_i") + 1) / (pl.col("length") + 1),
+            v=pl.col("va")
+            + (pl.col("vb") - pl.col("va")) * (pl.col("i") - pl.col("from_i") + 1) / (pl.col("length") + 1),
         )
     )
 
@@ -276,9 +332,13 @@ def zero_consumption(readings: pl.DataFrame, points: pl.DataFrame, t: Thresholds
     zeros = readings.filter((pl.col("v") == 0) & _SERIES.is_in(series.implode()))
     runs = _runs(zeros.select("k"), "k").filter(pl.col("length") >= t.zero_consumption_min_intervals)
     return runs.select(
-        "k", rule=pl.lit("zero_consumption"),
-        detail=pl.format("kwh_del 0 in {} consecutive intervals ({} h) of a consumption point", "length",
-                         (pl.col("length") / INTERVALS_PER_HOUR).round(2)),
+        "k",
+        rule=pl.lit("zero_consumption"),
+        detail=pl.format(
+            "kwh_del 0 in {} consecutive intervals ({} h) of a consumption point",
+            "length",
+            (pl.col("length") / INTERVALS_PER_HOUR).round(2),
+        ),
         value=pl.lit(0.0),
     ).cast(_FINDING_SCHEMA)
 
@@ -312,13 +372,20 @@ def reactive_without_active(readings: pl.DataFrame, t: Thresholds) -> pl.DataFra
         .agg(pl.col("pk", "ch", "v").first(), v_max=pl.col("v_max").max(), length=pl.len())
         .filter(pl.col("length") >= t.reactive_min_intervals)
     )
-    return runs.select(
-        k=keys.encode(keys.series_of(keys.series(pl.col("pk")), pl.col("ch")), keys.interval_index(pl.col("pk"))),
-        rule=pl.lit("reactive_without_active"),
-        detail=pl.format("reactive energy (up to {} kVArh) in {} consecutive intervals while kwh_del and kwh_rec "
-                         "are both 0", "v_max", "length"),
-        value="v",
-    ).cast(_FINDING_SCHEMA).sort("k")
+    return (
+        runs.select(
+            k=keys.encode(keys.series_of(keys.series(pl.col("pk")), pl.col("ch")), keys.interval_index(pl.col("pk"))),
+            rule=pl.lit("reactive_without_active"),
+            detail=pl.format(
+                "reactive energy (up to {} kVArh) in {} consecutive intervals while kwh_del and kwh_rec are both 0",
+                "v_max",
+                "length",
+            ),
+            value="v",
+        )
+        .cast(_FINDING_SCHEMA)
+        .sort("k")
+    )
 
 
 # History keys: hk = series * HISTORY_SPAN + j + HISTORY_OFFSET, with j the interval index relative to the
@@ -331,7 +398,9 @@ HISTORY_SCHEMA = {"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl
 
 def history_j(month_start: datetime) -> pl.Expr:
     """j of `interval_end`: the interval index relative to the month start (null off the 15-minute grid)."""
-    us = (pl.col("interval_end").cast(pl.Datetime("us")) - pl.lit(month_start, pl.Datetime("us"))).dt.total_microseconds()
+    us = (
+        pl.col("interval_end").cast(pl.Datetime("us")) - pl.lit(month_start, pl.Datetime("us"))
+    ).dt.total_microseconds()
     return pl.when(us % INTERVAL_US == 0).then(us // INTERVAL_US)
 
 
@@ -339,19 +408,28 @@ def history_from_month(readings: pl.DataFrame, findings: pl.DataFrame, month_sta
     """The month's own readings in the `history` shape (series, interval_end, v, flagged): flagged when
     the reading has a finding. Concatenate it with the previous 28 days from the warehouse."""
     flagged = findings.select("k").unique()
-    return readings.join(flagged.with_columns(flagged=pl.lit(True)), on="k", how="left").select(
-        series=_SERIES,
-        interval_end=pl.lit(month_start, pl.Datetime("us")) + pl.duration(microseconds=_I * INTERVAL_US),
-        v="v",
-        flagged=pl.col("flagged").fill_null(False),
-    ).cast(HISTORY_SCHEMA)
+    return (
+        readings.join(flagged.with_columns(flagged=pl.lit(True)), on="k", how="left")
+        .select(
+            series=_SERIES,
+            interval_end=pl.lit(month_start, pl.Datetime("us")) + pl.duration(microseconds=_I * INTERVAL_US),
+            v="v",
+            flagged=pl.col("flagged").fill_null(False),
+        )
+        .cast(HISTORY_SCHEMA)
+    )
 
 
 def good_history(history: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
     """(hk, v) of the real readings without findings in `history` (one row per series and interval)."""
-    return history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite()).select(
-        hk=pl.col("series") * HISTORY_SPAN + history_j(month_start) + HISTORY_OFFSET, v="v",
-    ).drop_nulls("hk")
+    return (
+        history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
+        .select(
+            hk=pl.col("series") * HISTORY_SPAN + history_j(month_start) + HISTORY_OFFSET,
+            v="v",
+        )
+        .drop_nulls("hk")
+    )
 
 
 def vs_history(readings: pl.DataFrame, history: pl.DataFrame, month_start: datetime, t: Thresholds) -> pl.DataFrame:
@@ -364,24 +442,36 @@ def vs_history(readings: pl.DataFrame, history: pl.DataFrame, month_start: datet
     weekday and interval-of-day 1..t.history_weeks weeks earlier exist and their mean > t.history_floor;
     high when value > factor_high * mean, low when value < factor_low * mean (strictly: at the limit
     is no finding)."""
-    good = history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite()).select(
-        "series", j=history_j(month_start), v="v").drop_nulls("j")
+    good = (
+        history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
+        .select("series", j=history_j(month_start), v="v")
+        .drop_nulls("j")
+    )
     return _vs_history(readings, [good], month_start, t)
 
 
-def vs_history_of(readings: pl.DataFrame, before: pl.DataFrame, flagged: pl.DataFrame, month_start: datetime,
-                  t: Thresholds) -> pl.DataFrame:
+def vs_history_of(
+    readings: pl.DataFrame, before: pl.DataFrame, flagged: pl.DataFrame, month_start: datetime, t: Thresholds
+) -> pl.DataFrame:
     """`vs_history` built straight from the month's readings (k, v), the real readings of the weeks
     before it (`before`, history shape) and the keys (k) of the month's flagged readings, without
     materialising the month's history frame (the metering job's path: 24 million readings)."""
-    good_before = before.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite()).select(
-        "series", j=history_j(month_start), v="v").drop_nulls("j")
+    good_before = (
+        before.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
+        .select("series", j=history_j(month_start), v="v")
+        .drop_nulls("j")
+    )
     own = readings.select(series=_SERIES, j=_I, v="v")
     return _vs_history(readings, [good_before, own], month_start, t, blank=flagged)
 
 
-def _vs_history(readings: pl.DataFrame, parts: list[pl.DataFrame], month_start: datetime, t: Thresholds,
-                blank: pl.DataFrame | None = None) -> pl.DataFrame:
+def _vs_history(
+    readings: pl.DataFrame,
+    parts: list[pl.DataFrame],
+    month_start: datetime,
+    t: Thresholds,
+    blank: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """The history as a dense array (series x interval, NaN where there is no usable reading), so that
     "the same interval w weeks earlier" is an index shift: a gather per week over the readings instead
     of joins of tens of millions of rows. 8,000 series x 5,665 intervals is 360 MB of float64."""
@@ -420,11 +510,16 @@ def _vs_history(readings: pl.DataFrame, parts: list[pl.DataFrame], month_start: 
     return found.select(
         "k",
         rule=pl.when(is_high).then(pl.lit("high_vs_history")).otherwise(pl.lit("low_vs_history")),
-        detail=pl.format("{} {} {} x the mean {} of the same weekday and interval in the previous {} weeks "
-                         "({} real readings without findings)", "v",
-                         pl.when(is_high).then(pl.lit("above")).otherwise(pl.lit("below")),
-                         pl.when(is_high).then(pl.lit(t.history_factor_high)).otherwise(pl.lit(t.history_factor_low)),
-                         pl.col("mean").round(4), pl.lit(t.history_weeks), "n"),
+        detail=pl.format(
+            "{} {} {} x the mean {} of the same weekday and interval in the previous {} weeks "
+            "({} real readings without findings)",
+            "v",
+            pl.when(is_high).then(pl.lit("above")).otherwise(pl.lit("below")),
+            pl.when(is_high).then(pl.lit(t.history_factor_high)).otherwise(pl.lit(t.history_factor_low)),
+            pl.col("mean").round(4),
+            pl.lit(t.history_weeks),
+            "n",
+        ),
         value="v",
     ).cast(_FINDING_SCHEMA)
 

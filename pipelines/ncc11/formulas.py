@@ -62,7 +62,9 @@ def energy_table(
     return _run("ncc11_energy", views, {"quarter": quarter.label})
 
 
-def power_month_table(quarter: Quarter, power_contracts: pl.DataFrame, firm_demand: pl.DataFrame, prefpot: float) -> pl.DataFrame:
+def power_month_table(
+    quarter: Quarter, power_contracts: pl.DataFrame, firm_demand: pl.DataFrame, prefpot: float
+) -> pl.DataFrame:
     """ncc11_power_month rows: CCP per distributor and month (11.6)."""
     views = {"power_contracts": power_contracts, "firm_demand": firm_demand}
     return _run("ncc11_power_month", views, {"quarter": quarter.label, "prefpot": prefpot})
@@ -73,9 +75,16 @@ def power_table(quarter: Quarter, power_month: pl.DataFrame, prefpot: float) -> 
     return _run("ncc11_power", {"power_month": power_month}, {"quarter": quarter.label, "prefpot": prefpot})
 
 
-def total_cost_table(quarter: Quarter, nodal_prices: pl.DataFrame, spot_demand: pl.DataFrame,
-                     contract_dispatch: pl.DataFrame, slots: pl.DataFrame, power_month: pl.DataFrame,
-                     other_costs: pl.DataFrame, time_col: str = "hour") -> pl.DataFrame:
+def total_cost_table(
+    quarter: Quarter,
+    nodal_prices: pl.DataFrame,
+    spot_demand: pl.DataFrame,
+    contract_dispatch: pl.DataFrame,
+    slots: pl.DataFrame,
+    power_month: pl.DataFrame,
+    other_costs: pl.DataFrame,
+    time_col: str = "hour",
+) -> pl.DataFrame:
     """ncc11_total_cost rows (11.1): CCC + CCS + CCP + the other components per distributor and month.
 
     CCC and CCS of a month are those of its hours; programming by load blocks has no months inside
@@ -84,9 +93,12 @@ def total_cost_table(quarter: Quarter, nodal_prices: pl.DataFrame, spot_demand: 
     if not by_hour:  # no hours to place in months: empty hourly views of the right types
         hour = pl.Datetime("us")
         nodal_prices = pl.DataFrame(schema={"node": pl.String, "hour": hour, "price_usd_mwh": pl.Float64})
-        spot_demand = pl.DataFrame(schema={"distributor": pl.String, "node": pl.String, "hour": hour, "energy_mwh": pl.Float64})
-        contract_dispatch = pl.DataFrame(schema={"distributor": pl.String, "hour": hour, "energy_mwh": pl.Float64,
-                                                 "price_usd_mwh": pl.Float64})
+        spot_demand = pl.DataFrame(
+            schema={"distributor": pl.String, "node": pl.String, "hour": hour, "energy_mwh": pl.Float64}
+        )
+        contract_dispatch = pl.DataFrame(
+            schema={"distributor": pl.String, "hour": hour, "energy_mwh": pl.Float64, "price_usd_mwh": pl.Float64}
+        )
         slots = pl.DataFrame(schema={"slot": hour, "band": pl.String, "weight": pl.Float64})
         time_col = "hour"
     views = {
@@ -98,4 +110,6 @@ def total_cost_table(quarter: Quarter, nodal_prices: pl.DataFrame, spot_demand: 
         "other_costs": other_costs.select("distributor", "month", "component", "usd"),
     }
     table = _run("ncc11_total_cost", views, {"quarter": quarter.label, "by_hour": by_hour})
-    return table.with_columns(pl.col(c).cast(pl.Float64) for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd"))
+    return table.with_columns(
+        pl.col(c).cast(pl.Float64) for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd")
+    )

@@ -21,11 +21,23 @@ Mode = Literal["hour", "block"]
 SCHEMAS: dict[str, Schema] = {
     "nodal_prices": {"node": "str", "hour": "hour", "price_usd_mwh": "float"},
     "spot_demand": {"distributor": "str", "node": "str", "hour": "hour", "energy_mwh": "float"},
-    "contract_dispatch": {"distributor": "str", "contract_id": "str", "producer": "str", "hour": "hour",
-                          "energy_mwh": "float", "price_usd_mwh": "float"},
+    "contract_dispatch": {
+        "distributor": "str",
+        "contract_id": "str",
+        "producer": "str",
+        "hour": "hour",
+        "energy_mwh": "float",
+        "price_usd_mwh": "float",
+    },
     "total_demand": {"distributor": "str", "hour": "hour", "energy_mwh": "float"},
-    "power_contracts": {"distributor": "str", "contract_id": "str", "producer": "str", "month": "month",
-                        "power_kw": "float", "price_usd_kw_month": "float"},
+    "power_contracts": {
+        "distributor": "str",
+        "contract_id": "str",
+        "producer": "str",
+        "month": "month",
+        "power_kw": "float",
+        "price_usd_kw_month": "float",
+    },
     "firm_demand": {"distributor": "str", "month": "month", "dfnc_kw": "float", "demax_kw": "float"},
     "parameters": {"name": "str", "value": "float"},
 }
@@ -109,7 +121,9 @@ def check_quarter(inputs: Ncc11Inputs) -> None:
     quarter = f"not of the quarter {inputs.quarter} ({', '.join(wanted)})"
     if len(wrong) == 1:
         ((found, files),) = wrong.items()
-        raise InputError(f"the input files hold hours of {_month_list(list(found))}, {quarter}: {', '.join(files)}; "
-                         "check --quarter or the input directory")
+        raise InputError(
+            f"the input files hold hours of {_month_list(list(found))}, {quarter}: {', '.join(files)}; "
+            "check --quarter or the input directory"
+        )
     held = "; ".join(f"{', '.join(files)} hold {_month_list(list(found))}" for found, files in wrong.items())
     raise InputError(f"{held}; {quarter}: check --quarter or the input directory")

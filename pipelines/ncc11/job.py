@@ -11,18 +11,22 @@ stay readable as of their snapshot."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import polars as pl
 
-from pipelines import config, periods, quality, run as runs, warehouse
+from pipelines import periods, quality, warehouse
+from pipelines import run as runs
 from pipelines.errors import InputError
 from pipelines.ncc11 import checks, formulas
 from pipelines.ncc11.inputs import Ncc11Inputs, load
-from pipelines.warehouse import Write, exists as _warehouse_exists, table_names as _table_names
+from pipelines.warehouse import Write
+from pipelines.warehouse import exists as _warehouse_exists
+from pipelines.warehouse import table_names as _table_names
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +46,9 @@ class RunResult:
     summary: str = ""
 
 
-def _checked_inputs(r: runs.Run, quarter: periods.Quarter, input_dir: Path,
-                    ahead: Callable[[Ncc11Inputs], T]) -> tuple[Ncc11Inputs, T]:
+def _checked_inputs(
+    r: runs.Run, quarter: periods.Quarter, input_dir: Path, ahead: Callable[[Ncc11Inputs], T]
+) -> tuple[Ncc11Inputs, T]:
     """Read and validate a quarter's inputs (the results go to `r.validation`).
 
     GX is imported in the background from the start. Meanwhile the files are read and the frames the
@@ -58,7 +63,9 @@ def _checked_inputs(r: runs.Run, quarter: periods.Quarter, input_dir: Path,
         inputs = load(Path(input_dir), quarter)
     with ThreadPoolExecutor(max_workers=3) as pool:
         future = pool.submit(ahead, inputs)
-        hashed = [pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()]
+        hashed = [
+            pool.submit(manifest.add_input, path, inputs.frames[name].height) for name, path in inputs.files.items()
+        ]
         with manifest.step("profile"):
             planned = checks.plan_checks(inputs)
         with manifest.step("await_gx_import"):
@@ -82,51 +89,93 @@ def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
         slots = formulas.block_slots(f["blocks"])
     else:
         slots = formulas.hourly_slots(*q.bounds)
-    energy = formulas.energy_table(q, f["nodal_prices"], f["spot_demand"], f["contract_dispatch"], f["total_demand"],
-                                   slots, time_col=inputs.time_col)
+    energy = formulas.energy_table(
+        q,
+        f["nodal_prices"],
+        f["spot_demand"],
+        f["contract_dispatch"],
+        f["total_demand"],
+        slots,
+        time_col=inputs.time_col,
+    )
     prefpot = inputs.prefpot()
     power_month = formulas.power_month_table(q, f["power_contracts"], f["firm_demand"], prefpot)
-    tables = {"ncc11_energy": energy, "ncc11_power_month": power_month,
-              "ncc11_power": formulas.power_table(q, power_month, prefpot)}
+    tables = {
+        "ncc11_energy": energy,
+        "ncc11_power_month": power_month,
+        "ncc11_power": formulas.power_table(q, power_month, prefpot),
+    }
     if "other_costs" in f:
-        tables[TOTAL_COST] = formulas.total_cost_table(q, f["nodal_prices"], f["spot_demand"], f["contract_dispatch"],
-                                                       slots, power_month, f["other_costs"], time_col=inputs.time_col)
+        tables[TOTAL_COST] = formulas.total_cost_table(
+            q,
+            f["nodal_prices"],
+            f["spot_demand"],
+            f["contract_dispatch"],
+            slots,
+            power_month,
+            f["other_costs"],
+            time_col=inputs.time_col,
+        )
     return tables
 
 
 def _empty_total_cost() -> pl.DataFrame:
-    return pl.DataFrame(schema={"quarter": pl.String, "month": pl.String, "distributor": pl.String,
-                                **{c: pl.Float64 for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd")}})
+    return pl.DataFrame(
+        schema={
+            "quarter": pl.String,
+            "month": pl.String,
+            "distributor": pl.String,
+            **{c: pl.Float64 for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd")},
+        }
+    )
 
 
-def run(quarter: periods.Quarter | str, input_dir: Path, *, warehouse: str | Path | None = None,
-        lake_root: str | Path | None = None, run_id: str | None = None) -> RunResult:
+def run(
+    quarter: periods.Quarter | str,
+    input_dir: Path,
+    *,
+    warehouse: str | Path | None = None,
+    lake_root: str | Path | None = None,
+    run_id: str | None = None,
+) -> RunResult:
     """The whole quarter, from the CLI and from the DAG alike (both parse it: a label is accepted for
     callers such as tests; a malformed one fails here, before anything is read)."""
     q = periods.Quarter.of(quarter)
     quarter = q.label  # what is stored (partition, manifest) and printed
     with runs.start(PIPELINE, quarter, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
+
         def computed(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
             with r.step("transform"):
                 return compute(inputs)
 
         _, outputs = _checked_inputs(r, q, input_dir, computed)
         writes = [Write(table, frame, {"quarter": quarter}, ("quarter",)) for table, frame in outputs.items()]
-        if TOTAL_COST not in outputs and _warehouse_exists(r.warehouse) \
-                and TOTAL_COST in _table_names(r.warehouse):
+        if TOTAL_COST not in outputs and _warehouse_exists(r.warehouse) and TOTAL_COST in _table_names(r.warehouse):
             # re-run without other_costs: the quarter's earlier totals no longer hold (an empty replacement)
             writes.append(Write(TOTAL_COST, _empty_total_cost(), {"quarter": quarter}, ("quarter",)))
         r.publish(writes)
-    result = RunResult(quarter=quarter, run_id=r.run_id, snapshot_id=r.snapshot_id,
-                       rows={t: f.height for t, f in outputs.items()},
-                       warnings=[c for c in r.validation if not c.success])
-    result.summary = summary(quarter, r.warehouse, snapshot_id=r.snapshot_id, run_id=r.run_id, rows=result.rows,
-                             warnings=result.warnings)
+    result = RunResult(
+        quarter=quarter,
+        run_id=r.run_id,
+        snapshot_id=r.snapshot_id,
+        rows={t: f.height for t, f in outputs.items()},
+        warnings=[c for c in r.validation if not c.success],
+    )
+    result.summary = summary(
+        quarter, r.warehouse, snapshot_id=r.snapshot_id, run_id=r.run_id, rows=result.rows, warnings=result.warnings
+    )
     return result
 
 
-def summary(quarter: str, warehouse_: str | Path | None = None, *, snapshot_id: int | None = None,
-            run_id: str = "", rows: dict[str, int] | None = None, warnings: list[quality.CheckResult] = ()) -> str:
+def summary(
+    quarter: str,
+    warehouse_: str | Path | None = None,
+    *,
+    snapshot_id: int | None = None,
+    run_id: str = "",
+    rows: dict[str, int] | None = None,
+    warnings: list[quality.CheckResult] = (),
+) -> str:
     """The quarter's figures as published by `snapshot_id` (default: the current snapshot)."""
     at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
     con = warehouse.connect(warehouse_, read_only=True)
@@ -134,20 +183,34 @@ def summary(quarter: str, warehouse_: str | Path | None = None, *, snapshot_id: 
         energy = con.execute(
             "SELECT distributor, band, round(ccs_usd)::BIGINT AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
             f"round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy{at} WHERE quarter = ? "
-            "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END", [quarter]).pl()
+            "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END",
+            [quarter],
+        ).pl()
         power = con.execute(
             "SELECT distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, "
-            f"round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power{at} WHERE quarter = ? ORDER BY distributor", [quarter]).pl()
+            f"round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power{at} WHERE quarter = ? ORDER BY distributor",
+            [quarter],
+        ).pl()
     finally:
         con.close()
-    lines = [f"NCC-11 quarter {quarter} published (run {run_id}, snapshot {snapshot_id})" if run_id
-             else f"NCC-11 quarter {quarter} as of snapshot {snapshot_id if snapshot_id is not None else '(current)'}"]
+    lines = [
+        f"NCC-11 quarter {quarter} published (run {run_id}, snapshot {snapshot_id})"
+        if run_id
+        else f"NCC-11 quarter {quarter} as of snapshot {snapshot_id if snapshot_id is not None else '(current)'}"
+    ]
     if rows:
         lines.append(f"  rows: {', '.join(f'{t}={n}' for t, n in rows.items())}")
     lines.append(f"  warnings: {len(warnings)}")
     lines += [f"    - {w.source}: {w.check} [{w.column}] {w.unexpected_count or ''} {w.detail}" for w in warnings]
-    with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, thousands_separator=",",
-                   float_precision=2):
+    with pl.Config(
+        tbl_rows=100,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        thousands_separator=",",
+        float_precision=2,
+    ):
         lines += [str(energy), str(power)]
-    lines.append(f"  warehouse: {warehouse.describe(warehouse_)}   query it: mayorista sql \"FROM ncc11_energy WHERE quarter = '{quarter}'\"")
+    lines.append(
+        f"  warehouse: {warehouse.describe(warehouse_)}   query it: mayorista sql \"FROM ncc11_energy WHERE quarter = '{quarter}'\""
+    )
     return "\n".join(lines)

@@ -27,7 +27,7 @@ class Scale:
 
 def _daily_shape(hod: np.ndarray) -> np.ndarray:
     """Relative load by hour of day: low at night, a plateau by day, a peak around 19:00."""
-    return 0.55 + 0.25 * np.exp(-((hod - 13) / 5.0) ** 2) + 0.45 * np.exp(-((hod - 19.5) / 1.8) ** 2)
+    return 0.55 + 0.25 * np.exp(-(((hod - 13) / 5.0) ** 2)) + 0.45 * np.exp(-(((hod - 19.5) / 1.8) ** 2))
 
 
 def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, pl.DataFrame]:
@@ -42,12 +42,15 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
 
     # PN: evening peak on a node-specific base, within 40-180 USD/MWh
     node_base = rng.uniform(50, 70, scale.nodes)
-    peak = np.exp(-((hod - 19.5) / 2.0) ** 2)
+    peak = np.exp(-(((hod - 19.5) / 2.0) ** 2))
     price = node_base[:, None] + 95 * peak[None, :] + rng.normal(0, 6, (scale.nodes, n_hours))
-    nodal_prices = pl.DataFrame({
-        "node": np.repeat(nodes, n_hours), "hour": pl.Series(np.tile(hours.to_numpy(), scale.nodes)),
-        "price_usd_mwh": np.clip(price, 40, 180).ravel().round(2),
-    })
+    nodal_prices = pl.DataFrame(
+        {
+            "node": np.repeat(nodes, n_hours),
+            "hour": pl.Series(np.tile(hours.to_numpy(), scale.nodes)),
+            "price_usd_mwh": np.clip(price, 40, 180).ravel().round(2),
+        }
+    )
 
     spot_rows, contract_rows, total_rows, power_rows, firm_rows = [], [], [], [], []
     months = periods.quarter_months(quarter)
@@ -62,29 +65,57 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
         contract_ids = [f"C{d_index + 1:02d}{g + 1:02d}" for g in range(scale.contracts_per_distributor)]
         producers = [f"GEN{rng.integers(1, 60):02d}" for _ in contract_ids]
         for g, cid in enumerate(contract_ids):
-            contract_rows.append(pl.DataFrame({
-                "distributor": dist, "contract_id": cid, "producer": producers[g], "hour": hours,
-                "energy_mwh": (contract_total * shares[g]).round(3),
-                "price_usd_mwh": (rng.uniform(70, 110) + rng.normal(0, 1.5, n_hours)).round(2),
-            }))
+            contract_rows.append(
+                pl.DataFrame(
+                    {
+                        "distributor": dist,
+                        "contract_id": cid,
+                        "producer": producers[g],
+                        "hour": hours,
+                        "energy_mwh": (contract_total * shares[g]).round(3),
+                        "price_usd_mwh": (rng.uniform(70, 110) + rng.normal(0, 1.5, n_hours)).round(2),
+                    }
+                )
+            )
             for month in months:
-                power_rows.append({"distributor": dist, "contract_id": cid, "producer": producers[g], "month": month,
-                                   "power_kw": round(float(contract_total.mean() * shares[g] * 1000 * 1.1), 1),
-                                   "price_usd_kw_month": round(float(rng.uniform(8.5, 9.6)), 2)})
-        contract_energy = sum(r["energy_mwh"].to_numpy() for r in contract_rows[-scale.contracts_per_distributor:])
+                power_rows.append(
+                    {
+                        "distributor": dist,
+                        "contract_id": cid,
+                        "producer": producers[g],
+                        "month": month,
+                        "power_kw": round(float(contract_total.mean() * shares[g] * 1000 * 1.1), 1),
+                        "price_usd_kw_month": round(float(rng.uniform(8.5, 9.6)), 2),
+                    }
+                )
+        contract_energy = sum(r["energy_mwh"].to_numpy() for r in contract_rows[-scale.contracts_per_distributor :])
         spot = total - contract_energy
         dist_nodes = rng.choice(nodes, scale.nodes_per_distributor, replace=False)
         node_share = rng.dirichlet(np.ones(scale.nodes_per_distributor) * 4)
         for node, share in zip(dist_nodes, node_share):
-            spot_rows.append(pl.DataFrame({"distributor": dist, "node": node, "hour": hours,
-                                           "energy_mwh": (spot * share).round(3)}))
-        total_rows.append(pl.DataFrame({"distributor": dist, "hour": hours,
-                                        "energy_mwh": (contract_energy + (spot * node_share[:, None]).round(3).sum(0)).round(3)}))
+            spot_rows.append(
+                pl.DataFrame({"distributor": dist, "node": node, "hour": hours, "energy_mwh": (spot * share).round(3)})
+            )
+        total_rows.append(
+            pl.DataFrame(
+                {
+                    "distributor": dist,
+                    "hour": hours,
+                    "energy_mwh": (contract_energy + (spot * node_share[:, None]).round(3).sum(0)).round(3),
+                }
+            )
+        )
         contracted_kw = sum(r["power_kw"] for r in power_rows if r["distributor"] == dist) / len(months)
         for month in months:
             demax = float(total[month_of_hour == month].max() * 1000)
-            firm_rows.append({"distributor": dist, "month": month, "dfnc_kw": round(max(0.0, 0.97 * demax - contracted_kw), 1),
-                              "demax_kw": round(demax, 1)})
+            firm_rows.append(
+                {
+                    "distributor": dist,
+                    "month": month,
+                    "dfnc_kw": round(max(0.0, 0.97 * demax - contracted_kw), 1),
+                    "demax_kw": round(demax, 1),
+                }
+            )
 
     total_demand = pl.concat(total_rows)
     return {
@@ -100,20 +131,40 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
 
 
 # USD per MWh of a distributor's demand for the other 11.1 components (typical orders of magnitude)
-_OTHER_RATES = {"ancillary_services": 0.9, "forced_generation": 1.2, "losses": 2.5, "tolls": 6.0, "curtr": 0.7,
-                "amm_fee": 0.35, "mer_regulation": 0.15, "system_operation": 0.25}
+_OTHER_RATES = {
+    "ancillary_services": 0.9,
+    "forced_generation": 1.2,
+    "losses": 2.5,
+    "tolls": 6.0,
+    "curtr": 0.7,
+    "amm_fee": 0.35,
+    "mer_regulation": 0.15,
+    "system_operation": 0.25,
+}
 
 
 def other_costs(total_demand: pl.DataFrame, seed: int) -> pl.DataFrame:
     """The optional other_costs file: each component as a rate times the month's demand, +-10%.
     Its own random stream, so the other files do not change with it."""
     rng = np.random.default_rng(seed + 1)
-    monthly = (total_demand.group_by("distributor", month=pl.col("hour").dt.strftime("%Y-%m"))
-               .agg(mwh=pl.col("energy_mwh").sum()).sort("distributor", "month"))
-    rows = [{"distributor": r["distributor"], "month": r["month"], "component": component,
-             "usd": round(r["mwh"] * rate * float(rng.uniform(0.9, 1.1)), 2)}
-            for r in monthly.iter_rows(named=True) for component, rate in _OTHER_RATES.items()]
-    return pl.DataFrame(rows, schema={"distributor": pl.String, "month": pl.String, "component": pl.String, "usd": pl.Float64})
+    monthly = (
+        total_demand.group_by("distributor", month=pl.col("hour").dt.strftime("%Y-%m"))
+        .agg(mwh=pl.col("energy_mwh").sum())
+        .sort("distributor", "month")
+    )
+    rows = [
+        {
+            "distributor": r["distributor"],
+            "month": r["month"],
+            "component": component,
+            "usd": round(r["mwh"] * rate * float(rng.uniform(0.9, 1.1)), 2),
+        }
+        for r in monthly.iter_rows(named=True)
+        for component, rate in _OTHER_RATES.items()
+    ]
+    return pl.DataFrame(
+        rows, schema={"distributor": pl.String, "month": pl.String, "component": pl.String, "usd": pl.Float64}
+    )
 
 
 def write(out_dir: Path, data: dict[str, pl.DataFrame]) -> Path:

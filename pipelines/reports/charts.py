@@ -24,15 +24,23 @@ logger = logging.getLogger(__name__)
 # one palette for every report (colour-blind safe: Okabe-Ito)
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 BANDS = {"punta": "#D55E00", "intermedia": "#E69F00", "valle": "#0072B2"}
-_RC = {"svg.fonttype": "path", "svg.hashsalt": "mayorista", "font.size": 9, "axes.spines.top": False,
-       "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True}
+_RC = {
+    "svg.fonttype": "path",
+    "svg.hashsalt": "mayorista",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.axisbelow": True,
+}
 
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # inline: without the XML declaration and DOCTYPE
+    return text[text.index("<svg") :]  # inline: without the XML declaration and DOCTYPE
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -56,8 +64,16 @@ def compact(value: float, _pos: object = None) -> str:
     return f"{value:g}"
 
 
-def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float | None]], *, title: str, ylabel: str,
-                 colors: dict[str, str] | None = None, width: float = 7.0, height: float = 2.8) -> str:
+def grouped_bars(
+    categories: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    ylabel: str,
+    colors: dict[str, str] | None = None,
+    width: float = 7.0,
+    height: float = 2.8,
+) -> str:
     """Bars per category, one per series side by side (e.g. distributors x bands)."""
     with matplotlib.rc_context(_RC):
         fig = _figure(width, height)
@@ -66,8 +82,13 @@ def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float | N
         step = 0.8 / n
         for k, (label, values) in enumerate(series.items()):
             xs = [i - 0.4 + step * (k + 0.5) for i in range(len(categories))]
-            ax.bar(xs, [_value(v) for v in values], step * 0.95, label=label,
-                   color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]))
+            ax.bar(
+                xs,
+                [_value(v) for v in values],
+                step * 0.95,
+                label=label,
+                color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]),
+            )
         ax.set_xticks(range(len(categories)), list(categories))
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_ylabel(ylabel)
@@ -78,8 +99,16 @@ def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float | N
         return _svg(fig)
 
 
-def stacked_bars(categories: Sequence[str], parts: dict[str, Sequence[float | None]], *, title: str, xlabel: str,
-                 percent: bool = False, colors: dict[str, str] | None = None, width: float = 7.0) -> str:
+def stacked_bars(
+    categories: Sequence[str],
+    parts: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    xlabel: str,
+    percent: bool = False,
+    colors: dict[str, str] | None = None,
+    width: float = 7.0,
+) -> str:
     """Horizontal stacked bars, one per category (e.g. spot / contract split per distributor).
     With `percent`, each bar is the parts' shares of their sum of magnitudes; negative parts (energy
     sold back to the spot market) are drawn left of zero."""
@@ -90,13 +119,22 @@ def stacked_bars(categories: Sequence[str], parts: dict[str, Sequence[float | No
         neg = [0.0] * len(categories)
         scale = [1.0] * len(categories)
         if percent:
-            totals = [sum(abs(_value(p[i])) for p in parts.values() if not math.isnan(_value(p[i]))) for i in range(len(categories))]
+            totals = [
+                sum(abs(_value(p[i])) for p in parts.values() if not math.isnan(_value(p[i])))
+                for i in range(len(categories))
+            ]
             scale = [100.0 / t if t else 0.0 for t in totals]
         for k, (label, values) in enumerate(parts.items()):
             vals = [0.0 if math.isnan(_value(v)) else _value(v) * scale[i] for i, v in enumerate(values)]
             lefts = [neg[i] if v < 0 else pos[i] for i, v in enumerate(vals)]
-            ax.barh(range(len(categories)), vals, left=lefts, label=label, height=0.6,
-                    color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]))
+            ax.barh(
+                range(len(categories)),
+                vals,
+                left=lefts,
+                label=label,
+                height=0.6,
+                color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]),
+            )
             for i, v in enumerate(vals):
                 if v < 0:
                     neg[i] += v
@@ -108,19 +146,34 @@ def stacked_bars(categories: Sequence[str], parts: dict[str, Sequence[float | No
         ax.set_xlabel(xlabel)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: f"{v:.0f}%" if percent else compact(v)))
         ax.axvline(0, color="#444", linewidth=0.6)
-        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: never over the axis
+        ax.legend(
+            frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )  # beside: never over the axis
         return _svg(fig)
 
 
-def lines(xs: Sequence[str], series: dict[str, Sequence[float | None]], *, title: str, ylabel: str,
-          colors: dict[str, str] | None = None, width: float = 7.0, height: float = 2.6) -> str:
+def lines(
+    xs: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    ylabel: str,
+    colors: dict[str, str] | None = None,
+    width: float = 7.0,
+    height: float = 2.6,
+) -> str:
     """One line with markers per series over ordered categories (e.g. quarters of a year)."""
     with matplotlib.rc_context(_RC):
         fig = _figure(width, height)
         ax = fig.add_subplot()
         for k, (label, values) in enumerate(series.items()):
-            ax.plot(range(len(xs)), [_value(v) for v in values], marker="o", label=label,
-                    color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]))
+            ax.plot(
+                range(len(xs)),
+                [_value(v) for v in values],
+                marker="o",
+                label=label,
+                color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]),
+            )
         ax.set_xticks(range(len(xs)), list(xs))
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_ylabel(ylabel)
@@ -129,15 +182,25 @@ def lines(xs: Sequence[str], series: dict[str, Sequence[float | None]], *, title
         return _svg(fig)
 
 
-def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float | None]], *, title: str,
-            label: str, vmin: float = 0.0, vmax: float = 100.0, width: float = 7.2) -> str:
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    *,
+    title: str,
+    label: str,
+    vmin: float = 0.0,
+    vmax: float = 100.0,
+    width: float = 7.2,
+) -> str:
     """Cells coloured by value (completeness %: red low, green full); None cells (e.g. days a point
     was not active) are grey."""
     with matplotlib.rc_context({**_RC, "axes.grid": False}):
         fig = _figure(width, 0.9 + 0.16 * max(len(rows), 1))
         ax = fig.add_subplot()
         cmap = mcolors.LinearSegmentedColormap.from_list(
-            "completeness", ["#b2182b", "#f4a582", "#fddbc7", "#1a9850"]).with_extremes(bad="#d9d9d9")
+            "completeness", ["#b2182b", "#f4a582", "#fddbc7", "#1a9850"]
+        ).with_extremes(bad="#d9d9d9")
         grid = [[_value(v) for v in row] for row in values] or [[math.nan] * max(len(columns), 1)]
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_yticks(range(len(rows)), list(rows), fontsize=6.5)
@@ -147,7 +210,9 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
         return _svg(fig)
 
 
-def bars(categories: Sequence[str], values: Sequence[float | None], *, title: str, xlabel: str, width: float = 7.0) -> str:
+def bars(
+    categories: Sequence[str], values: Sequence[float | None], *, title: str, xlabel: str, width: float = 7.0
+) -> str:
     """Horizontal bars, one per category (e.g. VEE findings by rule)."""
     with matplotlib.rc_context(_RC):
         fig = _figure(width, 0.6 + 0.3 * max(len(categories), 1))

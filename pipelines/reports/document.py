@@ -58,8 +58,13 @@ def when(value: object) -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(num=num, pct=pct, when=when)
     env.globals["svg"] = lambda text: Markup(text)  # charts: SVG we made ourselves from numbers
     env.globals["missing"] = MISSING  # also in imported macros, which do not see the context
@@ -67,7 +72,9 @@ def environment() -> jinja2.Environment:
 
 
 def render_html(template: str, **context: object) -> str:
-    return environment().get_template(template).render(generated_at=datetime.now().strftime("%Y-%m-%d %H:%M"), **context)
+    return (
+        environment().get_template(template).render(generated_at=datetime.now().strftime("%Y-%m-%d %H:%M"), **context)
+    )
 
 
 def write(html: str, target: UPath, *, make_pdf: bool = True) -> ReportFiles:

@@ -31,7 +31,7 @@ class Source:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -47,7 +47,9 @@ class Source:
 
     def frame(self, sql: str, params: list[Any] | None = None, **tables: str) -> pl.DataFrame:
         """Run `sql` whose `{name}` placeholders are tables, each read as of the snapshot."""
-        pinned = {key: f"{warehouse.identifier(name)} AT (VERSION => {self.snapshot_id})" for key, name in tables.items()}
+        pinned = {
+            key: f"{warehouse.identifier(name)} AT (VERSION => {self.snapshot_id})" for key, name in tables.items()
+        }
         return self.con.execute(sql.format(**pinned), params or []).pl()
 
     def run_row(self, pipeline: str, period: str) -> dict[str, Any] | None:
@@ -55,9 +57,13 @@ class Source:
         period at or before it (None when the period was never published)."""
         if not self.has("run_manifests"):
             return None
-        rows = self.frame("SELECT run_id, started_at, finished_at, snapshot_id, manifest FROM {m} "
-                          "WHERE pipeline = ? AND period = ? AND status = 'published' "
-                          "ORDER BY snapshot_id DESC NULLS LAST, finished_at DESC LIMIT 1", [pipeline, period], m="run_manifests")
+        rows = self.frame(
+            "SELECT run_id, started_at, finished_at, snapshot_id, manifest FROM {m} "
+            "WHERE pipeline = ? AND period = ? AND status = 'published' "
+            "ORDER BY snapshot_id DESC NULLS LAST, finished_at DESC LIMIT 1",
+            [pipeline, period],
+            m="run_manifests",
+        )
         if not rows.height:
             return None
         row = rows.row(0, named=True)
@@ -68,12 +74,17 @@ class Source:
         """That run's validation results, warnings and failures first."""
         if not self.has("validation_results"):
             return pl.DataFrame(schema={c: pl.String for c in ("source", "check", "column", "severity", "detail")})
-        return self.frame('SELECT source, "check", "column", severity, success, unexpected_count, detail FROM {v} '
-                          "WHERE run_id = ? ORDER BY success, source, \"check\", \"column\"", [run_id], v="validation_results")
+        return self.frame(
+            'SELECT source, "check", "column", severity, success, unexpected_count, detail FROM {v} '
+            'WHERE run_id = ? ORDER BY success, source, "check", "column"',
+            [run_id],
+            v="validation_results",
+        )
 
 
-def open_source(warehouse_: str | os.PathLike[str] | None = None, *, as_of: str | None = None,
-                snapshot_id: int | None = None) -> Source:
+def open_source(
+    warehouse_: str | os.PathLike[str] | None = None, *, as_of: str | None = None, snapshot_id: int | None = None
+) -> Source:
     """A read-only source pinned to the snapshot `as_of` (a run id) published, else `snapshot_id`,
     else the current one."""
     con = warehouse.connect(warehouse_, read_only=True)
@@ -81,7 +92,11 @@ def open_source(warehouse_: str | os.PathLike[str] | None = None, *, as_of: str 
         if as_of is not None:
             snapshot_id = _snapshot_of_run(con, as_of)
         elif snapshot_id is None:
-            snapshot_id = int(con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots({warehouse.literal(warehouse.ALIAS)})").fetchone()[0])
+            snapshot_id = int(
+                con.execute(
+                    f"SELECT max(snapshot_id) FROM ducklake_snapshots({warehouse.literal(warehouse.ALIAS)})"
+                ).fetchone()[0]
+            )
     except BaseException:
         con.close()
         raise
@@ -91,18 +106,30 @@ def open_source(warehouse_: str | os.PathLike[str] | None = None, *, as_of: str 
 
 def _snapshot_of_run(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     tables = warehouse.tables(con)
-    row = con.execute("SELECT status, snapshot_id, pipeline, period FROM run_manifests WHERE run_id = ?",
-                      [run_id]).fetchone() if "run_manifests" in tables else None
+    row = (
+        con.execute(
+            "SELECT status, snapshot_id, pipeline, period FROM run_manifests WHERE run_id = ?", [run_id]
+        ).fetchone()
+        if "run_manifests" in tables
+        else None
+    )
     if row is None:
-        raise MayoristaError(f"no run {run_id!r} in run_manifests: list a period's runs with "
-                             "`mayorista history PIPELINE --period P`")
+        raise MayoristaError(
+            f"no run {run_id!r} in run_manifests: list a period's runs with `mayorista history PIPELINE --period P`"
+        )
     status, snapshot, pipeline, period = row
     if status != "published" or snapshot is None:
-        raise MayoristaError(f"run {run_id} ({pipeline} {period}) did not publish (status {status}): it has no snapshot "
-                             "to render; pick a published run from `mayorista history`")
-    alive = con.execute(f"SELECT count(*) FROM ducklake_snapshots({warehouse.literal(warehouse.ALIAS)}) WHERE snapshot_id = ?",
-                        [snapshot]).fetchone()[0]
+        raise MayoristaError(
+            f"run {run_id} ({pipeline} {period}) did not publish (status {status}): it has no snapshot "
+            "to render; pick a published run from `mayorista history`"
+        )
+    alive = con.execute(
+        f"SELECT count(*) FROM ducklake_snapshots({warehouse.literal(warehouse.ALIAS)}) WHERE snapshot_id = ?",
+        [snapshot],
+    ).fetchone()[0]
     if not alive:
-        raise MayoristaError(f"run {run_id} published snapshot {snapshot}, which maintenance has since expired "
-                             "(snapshots older than MAYORISTA_SNAPSHOT_RETENTION_DAYS are dropped, NCC-11's never)")
+        raise MayoristaError(
+            f"run {run_id} published snapshot {snapshot}, which maintenance has since expired "
+            "(snapshots older than MAYORISTA_SNAPSHOT_RETENTION_DAYS are dropped, NCC-11's never)"
+        )
     return int(snapshot)

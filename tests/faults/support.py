@@ -47,14 +47,40 @@ class Pipeline:
 
 
 PIPELINES = {
-    "ncc11": Pipeline("ncc11", ("ncc11", "--quarter", "2026-05"), "ncc11", "2026-05", "quarter",
-                      ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost")),
-    "meters": Pipeline("meters", ("meters", "ingest", "--month", "2026-04"), "smec", "2026-04", "month",
-                       ("meter_readings", "meter_readings_superseded", "meter_estimates", "meter_hourly", "meter_completeness",
-                        "vee_findings", "quarantine", "metering_points", "landed_files")),
-    "delivery": Pipeline("delivery", ("delivery", "check", "--month", "2026-04"), "smec", "2026-04", "month",
-                         ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly",
-                          "delivery_unreadable_rows")),
+    "ncc11": Pipeline(
+        "ncc11",
+        ("ncc11", "--quarter", "2026-05"),
+        "ncc11",
+        "2026-05",
+        "quarter",
+        ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost"),
+    ),
+    "meters": Pipeline(
+        "meters",
+        ("meters", "ingest", "--month", "2026-04"),
+        "smec",
+        "2026-04",
+        "month",
+        (
+            "meter_readings",
+            "meter_readings_superseded",
+            "meter_estimates",
+            "meter_hourly",
+            "meter_completeness",
+            "vee_findings",
+            "quarantine",
+            "metering_points",
+            "landed_files",
+        ),
+    ),
+    "delivery": Pipeline(
+        "delivery",
+        ("delivery", "check", "--month", "2026-04"),
+        "smec",
+        "2026-04",
+        "month",
+        ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly", "delivery_unreadable_rows"),
+    ),
 }
 
 # contract keys: one row per key (duplicates are a defect)
@@ -77,6 +103,7 @@ HISTORY_TABLES = ("run_manifests", "validation_results")  # appended to by every
 
 # --- running the CLI ---------------------------------------------------------------------------
 
+
 @dataclass
 class Result:
     argv: list[str]
@@ -86,14 +113,27 @@ class Result:
     seconds: float
 
     def __str__(self) -> str:
-        return (f"$ {' '.join(self.argv)}\n-> exit {self.returncode} after {self.seconds:.1f} s\n"
-                f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}")
+        return (
+            f"$ {' '.join(self.argv)}\n-> exit {self.returncode} after {self.seconds:.1f} s\n"
+            f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
+        )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MAYORISTA_WAREHOUSE", "MAYORISTA_LAKE", "MAYORISTA_KILL_AT", "MAYORISTA_SCRATCH",
-                        "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "COV_CORE_SOURCE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "MAYORISTA_WAREHOUSE",
+            "MAYORISTA_LAKE",
+            "MAYORISTA_KILL_AT",
+            "MAYORISTA_SCRATCH",
+            "PYTEST_CURRENT_TEST",
+            "PYTEST_XDIST_WORKER",
+            "COV_CORE_SOURCE",
+        )
+    }
     env.setdefault("GX_ANALYTICS_ENABLED", "False")
     env["MAYORISTA_LOG_LEVEL"] = "WARNING"
     env.update(extra)
@@ -112,24 +152,34 @@ class Place:
 
     def argv(self, pipeline: str) -> list[str]:
         p = PIPELINES[pipeline]
-        return [MAYORISTA, *p.argv, "--input", str(self.inputs / p.input),
-                "--warehouse", str(self.wh), "--lake", str(self.lake)]
+        return [
+            MAYORISTA,
+            *p.argv,
+            "--input",
+            str(self.inputs / p.input),
+            "--warehouse",
+            str(self.wh),
+            "--lake",
+            str(self.lake),
+        ]
 
     def env(self, **extra: str) -> dict[str, str]:
         return clean_env(MAYORISTA_SCRATCH=str(self.scratch), **extra)
 
     def start(self, pipeline: str, **env: str) -> tuple[subprocess.Popen, list[str]]:
         argv = self.argv(pipeline)
-        proc = subprocess.Popen(argv, env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=self.root)
+        proc = subprocess.Popen(
+            argv, env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.root
+        )
         return proc, argv
 
     def run(self, pipeline: str, *, timeout: float = RUN_TIMEOUT, **env: str) -> Result:
         return run_cli(self.argv(pipeline), self.env(**env), cwd=self.root, timeout=timeout)
 
     def maintain(self) -> Result:
-        return run_cli([MAYORISTA, "maintain", "--warehouse", str(self.wh), "--retention-days", "0"],
-                       self.env(), cwd=self.root)
+        return run_cli(
+            [MAYORISTA, "maintain", "--warehouse", str(self.wh), "--retention-days", "0"], self.env(), cwd=self.root
+        )
 
 
 def run_cli(argv: list[str], env: dict[str, str], *, cwd: Path, timeout: float = RUN_TIMEOUT) -> Result:
@@ -148,6 +198,7 @@ def finish(proc: subprocess.Popen, argv: list[str], started: float, timeout: flo
 
 
 # --- the baseline --------------------------------------------------------------------------------
+
 
 def build_baseline(base: Path) -> Place:
     """Good runs of every pipeline into one warehouse: NCC-11 2026-05, meters 2026-03 and 2026-04,
@@ -169,8 +220,19 @@ def build_baseline(base: Path) -> Place:
             shutil.copytree(SAMPLE / "ncc11" / "2026-05", place.inputs / "ncc11")
             shutil.copytree(SAMPLE / "smec", place.inputs / "smec")
             place.scratch.mkdir()
-            march = [MAYORISTA, "meters", "ingest", "--month", "2026-03", "--input", str(place.inputs / "smec"),
-                     "--warehouse", str(place.wh), "--lake", str(place.lake)]
+            march = [
+                MAYORISTA,
+                "meters",
+                "ingest",
+                "--month",
+                "2026-03",
+                "--input",
+                str(place.inputs / "smec"),
+                "--warehouse",
+                str(place.wh),
+                "--lake",
+                str(place.lake),
+            ]
             steps = [place.argv("ncc11"), march, place.argv("meters"), place.argv("delivery")]
             for argv in steps:
                 result = run_cli(argv, place.env(), cwd=base)
@@ -182,8 +244,14 @@ def build_baseline(base: Path) -> Place:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def copy_place(baseline: Place, root: Path, *, catalog_dir: Path | None = None, lake_dir: Path | None = None,
-               copy_inputs: bool = False) -> Place:
+def copy_place(
+    baseline: Place,
+    root: Path,
+    *,
+    catalog_dir: Path | None = None,
+    lake_dir: Path | None = None,
+    copy_inputs: bool = False,
+) -> Place:
     """A case's own copy of the baseline: catalog (optionally in `catalog_dir`) and lake (optionally at
     `lake_dir`); the catalog's data path is pointed at the copied lake (DuckLake keeps file paths
     relative to it). Inputs are shared read-only unless `copy_inputs`."""
@@ -210,6 +278,7 @@ def copy_place(baseline: Place, root: Path, *, catalog_dir: Path | None = None, 
 
 # --- reading the warehouse -----------------------------------------------------------------------
 
+
 def _connect(place: Place, *, write: bool = False):
     from pipelines import warehouse
 
@@ -219,9 +288,14 @@ def _connect(place: Place, *, write: bool = False):
 
 
 def _columns(con, table: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = 'wh' AND table_name = ? "
-        "ORDER BY ordinal_position", [table]).fetchall()]
+    return [
+        (r[0], r[1])
+        for r in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = 'wh' AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+    ]
 
 
 def _q(name: str) -> str:
@@ -254,15 +328,27 @@ def fingerprint(place: Place) -> Fingerprint:
                 continue
             count, whole = con.execute(f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {_q(table)} t").fetchone()
             fp.exact[table] = (count, int(whole))
-            parts = [f"sum({_q(c)})::DOUBLE" if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL")
-                     else f"coalesce(sum(hash({_q(c)})), 0)" for c, t in cols]
+            parts = [
+                f"sum({_q(c)})::DOUBLE"
+                if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL")
+                else f"coalesce(sum(hash({_q(c)})), 0)"
+                for c, t in cols
+            ]
             fp.loose[table] = tuple(con.execute(f"SELECT count(*), {', '.join(parts)} FROM {_q(table)}").fetchone())
-        for row in con.execute("SELECT run_id, pipeline, period, status, snapshot_id, manifest, "
-                               "hash(t) AS h FROM run_manifests t").fetchall():
-            fp.manifests[row[0]] = {"pipeline": row[1], "period": row[2], "status": row[3], "snapshot_id": row[4],
-                                    "manifest": json.loads(row[5]) if row[5] else {}, "hash": int(row[6])}
-        for run_id, n, h in con.execute("SELECT run_id, count(*), sum(hash(t)) FROM validation_results t "
-                                        "GROUP BY run_id").fetchall():
+        for row in con.execute(
+            "SELECT run_id, pipeline, period, status, snapshot_id, manifest, hash(t) AS h FROM run_manifests t"
+        ).fetchall():
+            fp.manifests[row[0]] = {
+                "pipeline": row[1],
+                "period": row[2],
+                "status": row[3],
+                "snapshot_id": row[4],
+                "manifest": json.loads(row[5]) if row[5] else {},
+                "hash": int(row[6]),
+            }
+        for run_id, n, h in con.execute(
+            "SELECT run_id, count(*), sum(hash(t)) FROM validation_results t GROUP BY run_id"
+        ).fetchall():
             fp.history_rows[run_id] = n
             fp.history_hash[run_id] = int(h)
         return fp
@@ -283,8 +369,10 @@ def intact_problems(before: Fingerprint, after: Fingerprint, *, replaced: Pipeli
             continue
         now = after.exact.get(table)
         if now != value:
-            problems.append(f"{table}: {value[0]} rows before, {now[0] if now else 'no table'} now"
-                            + (" (same count, different content)" if now and now[0] == value[0] else ""))
+            problems.append(
+                f"{table}: {value[0]} rows before, {now[0] if now else 'no table'} now"
+                + (" (same count, different content)" if now and now[0] == value[0] else "")
+            )
     for run_id, row in before.manifests.items():
         if after.manifests.get(run_id, {}).get("hash") != row["hash"]:
             problems.append(f"run_manifests row of {run_id} changed or vanished")
@@ -293,7 +381,11 @@ def intact_problems(before: Fingerprint, after: Fingerprint, *, replaced: Pipeli
     for run_id, row in after.manifests.items():
         if run_id in before.manifests:
             continue
-        if replaced and row["status"] == "published" and (row["pipeline"], row["period"]) == (replaced.name, replaced.period):
+        if (
+            replaced
+            and row["status"] == "published"
+            and (row["pipeline"], row["period"]) == (replaced.name, replaced.period)
+        ):
             if row["snapshot_id"] is None:
                 problems.append(f"the published run {run_id} has no snapshot_id")
             continue
@@ -331,7 +423,9 @@ def duplicate_problems(place: Place) -> list[str]:
             if table not in present:
                 continue
             cols = ", ".join(_q(c) for c in key)
-            dups = con.execute(f"SELECT {cols}, count(*) FROM {_q(table)} GROUP BY ALL HAVING count(*) > 1 LIMIT 3").fetchall()
+            dups = con.execute(
+                f"SELECT {cols}, count(*) FROM {_q(table)} GROUP BY ALL HAVING count(*) > 1 LIMIT 3"
+            ).fetchall()
             if dups:
                 problems.append(f"{table}: duplicated keys {key}, e.g. {dups}")
         return problems
@@ -344,8 +438,12 @@ def orphan_files(place: Place) -> list[str]:
     ducklake_delete_orphaned_files), plus any other stray file under <lake>/main."""
     con = _connect(place, write=True)
     try:
-        listed = [r[0] for r in con.execute(
-            "SELECT * FROM ducklake_delete_orphaned_files('wh', dry_run => true, cleanup_all => true)").fetchall()]
+        listed = [
+            r[0]
+            for r in con.execute(
+                "SELECT * FROM ducklake_delete_orphaned_files('wh', dry_run => true, cleanup_all => true)"
+            ).fetchall()
+        ]
     finally:
         con.close()
     strays = [str(p) for p in (place.lake / "main").rglob("*") if p.is_file() and p.suffix != ".parquet"]
@@ -359,8 +457,10 @@ def current_files(place: Place) -> set[str]:
     try:
         found = set()
         for table in warehouse.tables(con):
-            found |= {str(Path(r[0]).resolve()) for r in con.execute(
-                "SELECT data_file FROM ducklake_list_files('wh', ?)", [table]).fetchall()}
+            found |= {
+                str(Path(r[0]).resolve())
+                for r in con.execute("SELECT data_file FROM ducklake_list_files('wh', ?)", [table]).fetchall()
+            }
         return found
     finally:
         con.close()
@@ -396,6 +496,7 @@ def error_text(result: Result) -> str:
 
 # --- processes --------------------------------------------------------------------------------------
 
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -427,6 +528,7 @@ def kill_when(proc: subprocess.Popen, ready, *, within: float = 90.0) -> float:
 
 # --- mounts ----------------------------------------------------------------------------------------
 
+
 def need_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (not root here)")
@@ -437,14 +539,15 @@ def tmpfs(where: Path, size: str):
     """A real tmpfs of `size` at `where` (unmounted afterwards); skips the test if it cannot mount."""
     need_root()
     where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     try:
         yield where
     finally:
-        for attempt in range(20):
+        for _attempt in range(20):
             gone = subprocess.run(["umount", str(where)], capture_output=True, text=True)
             if gone.returncode == 0:
                 break
@@ -476,6 +579,7 @@ def fill(where: Path) -> Path:
 
 
 # --- the faults ledger -------------------------------------------------------------------------------
+
 
 @dataclass
 class Fault:
@@ -523,8 +627,9 @@ class Faults:
         return fault
 
 
-def assert_intact(fault: Fault, before: Fingerprint, place: Place, *, when: str = "",
-                  replaced: Pipeline | None = None) -> Fingerprint:
+def assert_intact(
+    fault: Fault, before: Fingerprint, place: Place, *, when: str = "", replaced: Pipeline | None = None
+) -> Fingerprint:
     """The previously published rows are all there, unchanged (or, for `replaced`, re-published
     whole from the same inputs); no duplicated keys."""
     after = fingerprint(place)
@@ -569,23 +674,34 @@ def meters_accounting_problems(place: Place, run_id: str, manifest: dict) -> lis
         return [f"{run_id}: counts {missing} missing from the manifest ({sorted(c)})"]
     problems = []
     if c["rows_read"] != c["ingested"] + c["duplicates_dropped"] + c["superseded"] + c["quarantined"]:
-        problems.append(f"{run_id}: rows_read {c['rows_read']} != ingested {c['ingested']} + duplicates_dropped "
-                        f"{c['duplicates_dropped']} + superseded {c['superseded']} + quarantined {c['quarantined']}")
+        problems.append(
+            f"{run_id}: rows_read {c['rows_read']} != ingested {c['ingested']} + duplicates_dropped "
+            f"{c['duplicates_dropped']} + superseded {c['superseded']} + quarantined {c['quarantined']}"
+        )
     if manifest.get("status") == "published":
         from pipelines import warehouse
 
         con = _connect(place)
         try:
             stored = con.execute("SELECT count(*) FROM meter_readings WHERE run_id = ?", [run_id]).fetchone()[0]
-            stored += con.execute("SELECT count(*) FROM meter_readings_superseded WHERE source_run = ? "
-                                  "AND superseded_by_run <> ?", [run_id, run_id]).fetchone()[0] \
-                if "meter_readings_superseded" in warehouse.tables(con) else 0
+            stored += (
+                con.execute(
+                    "SELECT count(*) FROM meter_readings_superseded WHERE source_run = ? AND superseded_by_run <> ?",
+                    [run_id, run_id],
+                ).fetchone()[0]
+                if "meter_readings_superseded" in warehouse.tables(con)
+                else 0
+            )
             held = con.execute("SELECT count(*) FROM quarantine WHERE line IS NOT NULL").fetchone()[0]
         finally:
             con.close()
         if stored != c["ingested"]:
-            problems.append(f"{run_id}: the warehouse holds {stored} readings brought by this run, "
-                            f"the manifest says {c['ingested']} ingested")
+            problems.append(
+                f"{run_id}: the warehouse holds {stored} readings brought by this run, "
+                f"the manifest says {c['ingested']} ingested"
+            )
         if c["files_skipped"] == 0 and held != c["quarantined"]:  # the run that read every file
-            problems.append(f"{run_id}: the warehouse holds {held} quarantined rows, the manifest says {c['quarantined']}")
+            problems.append(
+                f"{run_id}: the warehouse holds {held} quarantined rows, the manifest says {c['quarantined']}"
+            )
     return problems

@@ -32,6 +32,7 @@ def _no_strays_after_maintenance(place: support.Place) -> None:
 
 # --- 3. full disk ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("what, size", [("lake", "32m"), ("catalog", "2m")])
 def test_full_disk_under_the_lake_or_the_catalog(what, size, baseline, baseline_fp, tmp_path, faults):
     """Data files (or the SQLite catalog) on a full disk, the other on a normal one."""
@@ -71,6 +72,7 @@ def test_full_scratch_disk_stops_meters_and_keeps_the_month(place, baseline_fp, 
 
 # --- 4. read-only storage --------------------------------------------------------------------------
 # chmod does not stop root: the folder is a tmpfs remounted read-only.
+
 
 @pytest.mark.parametrize("what", ["catalog", "lake"])
 def test_read_only_warehouse(what, baseline, baseline_fp, tmp_path, faults):

@@ -25,9 +25,16 @@ class Session:
     """`mayorista sql --csv` reading statements from a pipe kept open."""
 
     def __init__(self, place: support.Place) -> None:
-        self.proc = subprocess.Popen([support.MAYORISTA, "sql", "--csv", "--warehouse", str(place.wh)],
-                                     env=place.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=place.root, bufsize=1)
+        self.proc = subprocess.Popen(
+            [support.MAYORISTA, "sql", "--csv", "--warehouse", str(place.wh)],
+            env=place.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=place.root,
+            bufsize=1,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -95,8 +102,9 @@ def test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported(wait, place,
     released 5 s after the run says it is waiting for it (or 60 s after the start if it never says so):
     the run must then publish, or have stopped naming the lock. With MAYORISTA_LOCK_WAIT_S=2 the lock
     is held until the run ends: it must stop with exit 2, naming the lock."""
-    fault = faults.inject(f"ncc11 publishing while another process holds an EXCLUSIVE lock on the catalog "
-                          f"(lock wait {wait or 'default'})")
+    fault = faults.inject(
+        f"ncc11 publishing while another process holds an EXCLUSIVE lock on the catalog (lock wait {wait or 'default'})"
+    )
     holder = sqlite3.connect(place.wh, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
     released = False
@@ -104,8 +112,10 @@ def test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported(wait, place,
     proc, argv = place.start("ncc11", **({"MAYORISTA_LOCK_WAIT_S": wait} if wait else {}))
     out_lines: list[str] = []
     err_lines: list[str] = []
-    pumps = [threading.Thread(target=lambda: out_lines.extend(proc.stdout), daemon=True),
-             threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)]
+    pumps = [
+        threading.Thread(target=lambda: out_lines.extend(proc.stdout), daemon=True),
+        threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True),
+    ]
     for pump in pumps:
         pump.start()
     try:
@@ -126,8 +136,9 @@ def test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported(wait, place,
             proc.wait()
         for pump in pumps:
             pump.join(timeout=10)
-        result = support.Result(argv, proc.returncode, "".join(out_lines), "".join(err_lines),
-                                time.monotonic() - started)
+        result = support.Result(
+            argv, proc.returncode, "".join(out_lines), "".join(err_lines), time.monotonic() - started
+        )
     finally:
         if not released:
             holder.execute("ROLLBACK")
@@ -136,10 +147,14 @@ def test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported(wait, place,
             proc.kill()
             proc.wait()
     assert "Traceback" not in result.stderr, result
-    print(f"exclusive lock: the run {'waited and published' if result.returncode == 0 else 'stopped'} "
-          f"(exit {result.returncode}, {result.seconds:.0f} s): {support.error_text(result).strip()[:300]}")
+    print(
+        f"exclusive lock: the run {'waited and published' if result.returncode == 0 else 'stopped'} "
+        f"(exit {result.returncode}, {result.seconds:.0f} s): {support.error_text(result).strip()[:300]}"
+    )
     if wait:
-        assert result.returncode != 0, f"the run published although the lock was held longer than it may wait:\n{result}"
+        assert result.returncode != 0, (
+            f"the run published although the lock was held longer than it may wait:\n{result}"
+        )
     if result.returncode == 0:  # it waited for the lock
         support.assert_intact(fault, baseline_fp, place, replaced=PIPELINES["ncc11"])
     else:

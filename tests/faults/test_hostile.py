@@ -20,8 +20,9 @@ def hostile(baseline: support.Place, tmp_path: Path) -> support.Place:
     return support.copy_place(baseline, tmp_path / "case", copy_inputs=True)
 
 
-def _check_failed(place: support.Place, fault: support.Fault, before: support.Fingerprint, pipeline: str,
-                  result: support.Result) -> str:
+def _check_failed(
+    place: support.Place, fault: support.Fault, before: support.Fingerprint, pipeline: str, result: support.Result
+) -> str:
     after = support.assert_intact(fault, before, place)
     text = support.assert_clear_failure(result, pipeline)
     support.assert_failed_row(before, after, pipeline, support.PIPELINES[pipeline].period)
@@ -29,6 +30,7 @@ def _check_failed(place: support.Place, fault: support.Fault, before: support.Fi
 
 
 # --- NaN / inf prices ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", ["NaN", "inf"])
 def test_a_price_that_is_not_a_number_is_named_with_its_line(value, hostile, baseline_fp, faults):
@@ -47,14 +49,17 @@ def test_a_price_that_is_not_a_number_is_named_with_its_line(value, hostile, bas
 
 # --- names that look like paths ----------------------------------------------------------------------
 
+
 def _files(root: Path) -> set[str]:
     return {str(p) for p in root.rglob("*")}
 
 
-@pytest.mark.parametrize("pipeline,participant", [("meters", "../../evil"), ("meters", "A/B"),
-                                                  ("delivery", "../../evil")])
-def test_a_participant_named_like_a_path_writes_nothing_outside_the_lake(pipeline, participant, hostile,
-                                                                          baseline_fp, tmp_path, faults):
+@pytest.mark.parametrize(
+    "pipeline,participant", [("meters", "../../evil"), ("meters", "A/B"), ("delivery", "../../evil")]
+)
+def test_a_participant_named_like_a_path_writes_nothing_outside_the_lake(
+    pipeline, participant, hostile, baseline_fp, tmp_path, faults
+):
     path = hostile.inputs / "smec" / "metering_points.csv"
     text = path.read_text().replace(",COMLUZ,", f",{participant},")
     path.write_text(text)
@@ -68,16 +73,22 @@ def test_a_participant_named_like_a_path_writes_nothing_outside_the_lake(pipelin
     allowed = (str(hostile.lake) + os.sep, str(hostile.scratch) + os.sep, str(hostile.wh))
     outside = sorted(p for p in new if not p.startswith(allowed))
     assert not outside, f"files written outside the lake: {outside}"
-    escaped = [p for p in _files(watched) if "evil" in Path(p).name
-               and not p.startswith((str(hostile.inputs) + os.sep, str(hostile.lake) + os.sep))]
+    escaped = [
+        p
+        for p in _files(watched)
+        if "evil" in Path(p).name and not p.startswith((str(hostile.inputs) + os.sep, str(hostile.lake) + os.sep))
+    ]
     assert not escaped, f"a file named after the participant appeared outside the lake: {escaped}"
     inside = [p for p in new if p.startswith(str(hostile.lake) + os.sep)]
     assert all(".." not in Path(p).relative_to(hostile.lake).parts for p in inside), inside
     assert "Traceback" not in result.stderr, result
     if result.returncode == 0:  # accepted and stored under a safe (encoded) name
         after = support.fingerprint(hostile)
-        changed = [t for t, v in baseline_fp.exact.items()
-                   if t not in support.PIPELINES[pipeline].tables and after.exact.get(t) != v]
+        changed = [
+            t
+            for t, v in baseline_fp.exact.items()
+            if t not in support.PIPELINES[pipeline].tables and after.exact.get(t) != v
+        ]
         if changed:
             fault.lost = True
         assert not changed, f"other pipelines' tables changed: {changed}"
@@ -89,6 +100,7 @@ def test_a_participant_named_like_a_path_writes_nothing_outside_the_lake(pipelin
 
 
 # --- files that are not the CSV they should be -----------------------------------------------------------
+
 
 def _spoil(path: Path, how: str) -> None:
     text = path.read_text()
@@ -107,8 +119,11 @@ def _spoil(path: Path, how: str) -> None:
 
 
 MALFORMED = [("ncc11", "ncc11/nodal_prices.csv", how) for how in ("empty", "semicolons", "ragged", "binary")] + [
-    ("meters", "smec/metering_points.csv", "semicolons"), ("meters", "smec/metering_points.csv", "binary"),
-    ("delivery", "smec/vpn_changes.csv", "empty"), ("delivery", "smec/vpn_changes.csv", "ragged")]
+    ("meters", "smec/metering_points.csv", "semicolons"),
+    ("meters", "smec/metering_points.csv", "binary"),
+    ("delivery", "smec/vpn_changes.csv", "empty"),
+    ("delivery", "smec/vpn_changes.csv", "ragged"),
+]
 
 
 @pytest.mark.parametrize("pipeline,file,how", MALFORMED)

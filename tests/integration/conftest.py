@@ -21,8 +21,14 @@ POSTGRES_URL = os.environ.get("MAYORISTA_TEST_POSTGRES_URL", "")  # postgresql+p
 class Deployment:
     """A running stack plus where its pipelines write; `restart()` replaces the stack after a crash."""
 
-    def __init__(self, root: Path, backend: str, db_extra: dict[str, str], warehouse: str | None = None,
-                 unpaused: tuple[str, ...] = ("ncc11_quarterly", "meter_readings", "vpn_delivery_monthly")):
+    def __init__(
+        self,
+        root: Path,
+        backend: str,
+        db_extra: dict[str, str],
+        warehouse: str | None = None,
+        unpaused: tuple[str, ...] = ("ncc11_quarterly", "meter_readings", "vpn_delivery_monthly"),
+    ):
         self.unpaused = unpaused
         self.root = root
         self.backend = backend
@@ -69,8 +75,13 @@ def _postgres_database(purpose: str = "it") -> Iterator[str]:
 
     url = make_url(POSTGRES_URL)
     name = f"mayorista_{purpose}_{uuid.uuid4().hex[:8]}"
-    dsn = dict(host=url.host or "localhost", port=url.port or 5432, user=url.username, password=url.password,
-               dbname=url.database or "postgres")
+    dsn = dict(
+        host=url.host or "localhost",
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname=url.database or "postgres",
+    )
     try:
         admin = psycopg2.connect(**dsn, connect_timeout=5)
     except psycopg2.OperationalError as exc:
@@ -94,8 +105,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     if request.param == "postgres":
         databases = _postgres_database()
         catalogs = _postgres_database("catalog")
-        db_extra = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": next(databases),
-                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+        db_extra = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": next(databases), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
         warehouse = next(catalogs).replace("postgresql+psycopg2://", "postgresql://")
     else:
         databases = catalogs = iter(())

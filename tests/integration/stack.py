@@ -34,8 +34,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5,
-             on_timeout: Callable[[], str] = lambda: "") -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, every: float = 0.5, on_timeout: Callable[[], str] = lambda: ""
+) -> Any:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds saying what."""
     deadline = time.monotonic() + timeout
     while True:
@@ -51,22 +52,24 @@ def airflow_env(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
     """The environment of every Airflow process of one deployment (config by env vars only)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     base = f"http://127.0.0.1:{port}"
-    env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",  # standalone starts `airflow ...` by name
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",  # default 32 starts ~40 processes on a 2-core machine
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        # Catch-up DAGs would otherwise queue months of scheduled runs ahead of the test's runs;
-        # manual triggers and backfills still run.
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "GX_ANALYTICS_ENABLED": "False",
-    })
+    env.update(
+        {
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",  # standalone starts `airflow ...` by name
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",  # default 32 starts ~40 processes on a 2-core machine
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": base,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+            # Catch-up DAGs would otherwise queue months of scheduled runs ahead of the test's runs;
+            # manual triggers and backfills still run.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "GX_ANALYTICS_ENABLED": "False",
+        }
+    )
     env.update(extra)
     return env
 
@@ -89,8 +92,14 @@ class AirflowStack:
     def start(self, timeout: float = 240) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([str(VENV_BIN / "airflow"), "standalone"], env=self.env, cwd=self.home,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "airflow"), "standalone"],
+                env=self.env,
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pgid = self.proc.pid  # a new session: its leader's pid is the group id
         wait_for("the API server", self._api_up, timeout, on_timeout=self.tail)
         wait_for("scheduler, DAG processor and triggerer heartbeats", self._healthy, timeout, on_timeout=self.tail)
@@ -106,8 +115,10 @@ class AirflowStack:
 
     def _healthy(self) -> bool:
         health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
-        return all(health.get(c, {}).get("status") == "healthy"
-                   for c in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
+        return all(
+            health.get(c, {}).get("status") == "healthy"
+            for c in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+        )
 
     def pids(self) -> set[int]:
         """Live processes of this deployment: its process group, and any process that left the group
@@ -158,16 +169,19 @@ class AirflowStack:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run an `airflow ...` command against this deployment's metadata DB."""
-        return subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(VENV_BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def backfill_create(self, dag_id: str, start: str, end: str, *extra: str) -> subprocess.CompletedProcess:
         """`airflow backfill create` with the CLI's defaults (up to 10 active runs). On SQLite the CLI can
         meet the scheduler's write lock ("database is locked"; the creation is rolled back): try again,
         for a bounded time."""
+
         def attempt() -> subprocess.CompletedProcess | None:
             done = self.cli("backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, *extra)
             return None if "database is locked" in done.stdout + done.stderr else done
+
         return wait_for(f"backfill create {dag_id} without a locked SQLite", attempt, 120, every=2)
 
     # -- REST API --------------------------------------------------------------------------------
@@ -182,20 +196,27 @@ class AirflowStack:
         return self._token
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        reply = httpx.request(method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {self.token()}"},
-                              timeout=30, **kwargs)
+        reply = httpx.request(
+            method,
+            f"{self.url}/api/v2{path}",
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=30,
+            **kwargs,
+        )
         if reply.status_code >= 400:
             raise StackError(f"{method} {path}: {reply.status_code} {reply.text}")
         return reply.json() if reply.content else None
 
     def wait_dag(self, dag_id: str, timeout: float = 120) -> None:
         """Wait until the DAG processor has serialized the DAG, then unpause it."""
+
         def parsed() -> bool:
             try:
                 self.api("GET", f"/dags/{dag_id}/details")
                 return True
             except StackError:
                 return False
+
         wait_for(f"DAG {dag_id} to be parsed", parsed, timeout, on_timeout=self._import_errors)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
@@ -214,9 +235,12 @@ class AirflowStack:
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         """Poll until the run ends; return its final state."""
-        return wait_for(f"run {dag_id}/{run_id} to finish",
-                        lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL and s, timeout,
-                        on_timeout=lambda: self.task_report(dag_id, run_id))
+        return wait_for(
+            f"run {dag_id}/{run_id} to finish",
+            lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL and s,
+            timeout,
+            on_timeout=lambda: self.task_report(dag_id, run_id),
+        )
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """State per task; a mapped task shows the most telling state of its instances."""
@@ -239,8 +263,11 @@ class AirflowStack:
         """The task's log (its latest try unless told): structured events joined as text."""
         tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         ti = next(t for t in tis if t["task_id"] == task_id)  # its map_index is not always -1 (3.3 uses 0)
-        reply = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number or ti['try_number']}",
-                         params={"full_content": True, "map_index": ti["map_index"]})
+        reply = self.api(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number or ti['try_number']}",
+            params={"full_content": True, "map_index": ti["map_index"]},
+        )
         content = reply.get("content", "")
         if isinstance(content, list):
             return "\n".join(json.dumps(e) if isinstance(e, dict) else str(e) for e in content)
@@ -248,8 +275,11 @@ class AirflowStack:
 
     def clear_failed(self, dag_id: str, run_id: str) -> None:
         """What an operator does after fixing the input: clear the failed tasks so they run again."""
-        self.api("POST", f"/dags/{dag_id}/clearTaskInstances",
-                 json={"dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True})
+        self.api(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            json={"dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True},
+        )
 
     def asset_id(self, uri: str) -> int:
         assets = self.api("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]

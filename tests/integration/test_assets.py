@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 
 from pipelines import warehouse
-
 from tests.integration.conftest import Deployment
 from tests.integration.stack import ROOT, wait_for
 
@@ -30,10 +29,15 @@ MONTH_CLOSED = "mayorista://smec/meter_month_closed"
 def scheduling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("airflow-assets")
     shutil.copytree(ROOT / "data" / "sample", root / "landing")
-    deployment = Deployment(root, "sqlite", {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
-    }, unpaused=("ncc11_quarterly", "vpn_delivery_monthly"))
+    deployment = Deployment(
+        root,
+        "sqlite",
+        {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+        },
+        unpaused=("ncc11_quarterly", "vpn_delivery_monthly"),
+    )
     try:
         deployment.start()
         yield deployment
@@ -56,7 +60,9 @@ def test_new_programming_inputs_trigger_that_quarters_run(scheduling: Deployment
 
     con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:
-        quarters = con.sql("SELECT quarter, count(*), count(DISTINCT distributor) FROM ncc11_energy GROUP BY 1").fetchall()
+        quarters = con.sql(
+            "SELECT quarter, count(*), count(DISTINCT distributor) FROM ncc11_energy GROUP BY 1"
+        ).fetchall()
     finally:
         con.close()
     assert len(quarters) == 1 and quarters[0][0] == "2026-05", quarters  # the quarter the event named, only
@@ -68,7 +74,9 @@ def test_a_closed_meter_month_triggers_its_delivery_check(scheduling: Deployment
     stack.post_asset_event(MONTH_CLOSED, {"month": "2026-04"})
 
     def triggered() -> list[dict]:
-        runs = stack.api("GET", "/dags/vpn_delivery_monthly/dagRuns", params={"run_type": "asset_triggered"})["dag_runs"]
+        runs = stack.api("GET", "/dags/vpn_delivery_monthly/dagRuns", params={"run_type": "asset_triggered"})[
+            "dag_runs"
+        ]
         return [r for r in runs if r["state"] in ("success", "failed")]
 
     runs = wait_for("an asset-triggered vpn_delivery_monthly run to finish", triggered, 420, every=1)
@@ -78,8 +86,10 @@ def test_a_closed_meter_month_triggers_its_delivery_check(scheduling: Deployment
     con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:
         # what that run published: the month the event named, and only that month
-        published = con.sql("SELECT period, status FROM run_manifests WHERE pipeline = 'delivery' AND starts_with(run_id, ?)",
-                            params=[run_id]).fetchall()
+        published = con.sql(
+            "SELECT period, status FROM run_manifests WHERE pipeline = 'delivery' AND starts_with(run_id, ?)",
+            params=[run_id],
+        ).fetchall()
         reviewed = con.sql("SELECT count(*) FROM vpn_change_review WHERE month = '2026-04'").fetchall()[0][0]
     finally:
         con.close()

@@ -16,26 +16,32 @@ from tests.integration.stack import ROOT
 SAMPLE = ROOT / "data" / "sample"
 
 
-@pytest.mark.parametrize(("domain", "start", "end", "expected"), [
-    ("ncc11", "2025-02", "2025-11", ["2025-02", "2025-05", "2025-08", "2025-11"]),  # a tariff year
-    ("ncc11", "2025-11", "2026-02", ["2025-11", "2026-02"]),  # across the new year
-    ("ncc11", "2026-05", "2026-05", ["2026-05"]),
-    ("meters", "2026-03-01", "2026-03-31", ["2026-03"]),  # 31 days, one month re-ingested once
-    ("meters", "2025-12-15", "2026-02-01", ["2025-12", "2026-01", "2026-02"]),
-    ("delivery", "2026-01", "2026-04", ["2026-01", "2026-02", "2026-03", "2026-04"]),
-])
+@pytest.mark.parametrize(
+    ("domain", "start", "end", "expected"),
+    [
+        ("ncc11", "2025-02", "2025-11", ["2025-02", "2025-05", "2025-08", "2025-11"]),  # a tariff year
+        ("ncc11", "2025-11", "2026-02", ["2025-11", "2026-02"]),  # across the new year
+        ("ncc11", "2026-05", "2026-05", ["2026-05"]),
+        ("meters", "2026-03-01", "2026-03-31", ["2026-03"]),  # 31 days, one month re-ingested once
+        ("meters", "2025-12-15", "2026-02-01", ["2025-12", "2026-01", "2026-02"]),
+        ("delivery", "2026-01", "2026-04", ["2026-01", "2026-02", "2026-03", "2026-04"]),
+    ],
+)
 def test_periods_of_a_range(domain, start, end, expected):
     assert backfill.periods(domain, start, end) == expected
 
 
-@pytest.mark.parametrize(("domain", "start", "end", "message"), [
-    ("ncc11", "2025-02", "2025-06", "not a quarter start"),
-    ("ncc11", "2025-02-01", "2025-05-01", "quarters as YYYY-MM"),
-    ("meters", "2026-04", "2026-03", "before --from"),
-    ("meters", "2026-13", "2026-14", "YYYY-MM"),
-    ("meters", "2026-02-30", "2026-03-01", "YYYY-MM or YYYY-MM-DD"),
-    ("water", "2026-01", "2026-02", "unknown domain"),
-])
+@pytest.mark.parametrize(
+    ("domain", "start", "end", "message"),
+    [
+        ("ncc11", "2025-02", "2025-06", "not a quarter start"),
+        ("ncc11", "2025-02-01", "2025-05-01", "quarters as YYYY-MM"),
+        ("meters", "2026-04", "2026-03", "before --from"),
+        ("meters", "2026-13", "2026-14", "YYYY-MM"),
+        ("meters", "2026-02-30", "2026-03-01", "YYYY-MM or YYYY-MM-DD"),
+        ("water", "2026-01", "2026-02", "unknown domain"),
+    ],
+)
 def test_bad_ranges_are_refused_before_anything_runs(domain, start, end, message):
     with pytest.raises(InputError, match=message):
         backfill.periods(domain, start, end)

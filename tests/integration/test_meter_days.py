@@ -29,7 +29,6 @@ import polars as pl
 import pytest
 
 from pipelines import warehouse as wh
-
 from tests.integration.conftest import Deployment
 from tests.integration.stack import wait_for
 from tests.integration.test_scheduler import differences
@@ -83,7 +82,9 @@ def _backfill(deployment: Deployment, start: date, end: date, expected: int) -> 
     assert done.returncode == 0, done.stdout + done.stderr
 
     def runs() -> list[dict]:
-        return stack.api("GET", "/dags/meter_readings/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
+        return stack.api("GET", "/dags/meter_readings/dagRuns", params={"run_type": "backfill", "limit": 100})[
+            "dag_runs"
+        ]
 
     def finished() -> list[dict]:
         found = [r for r in runs() if start.isoformat() <= r["logical_date"][:10] < end.isoformat()]
@@ -92,8 +93,13 @@ def _backfill(deployment: Deployment, start: date, end: date, expected: int) -> 
     found = wait_for(f"the backfill {start}..{end} to finish", finished, 300, every=1)
     # the scheduler marks the backfill completed a loop after its last run; until then another
     # backfill of the DAG is refused (AlreadyRunningBackfill)
-    wait_for("the backfill to be marked completed", lambda: all(
-        b["completed_at"] for b in stack.api("GET", "/backfills", params={"dag_id": "meter_readings"})["backfills"]), 60)
+    wait_for(
+        "the backfill to be marked completed",
+        lambda: all(
+            b["completed_at"] for b in stack.api("GET", "/backfills", params={"dag_id": "meter_readings"})["backfills"]
+        ),
+        60,
+    )
     failed = "\n".join(stack.task_report("meter_readings", r["dag_run_id"]) for r in found if r["state"] != "success")
     assert not failed, failed
     return sorted(found, key=lambda r: r["logical_date"])
@@ -103,7 +109,9 @@ def _manifests(warehouse: str) -> dict[str, dict]:
     """run_id -> the manifest's counts, for the meters runs."""
     con = wh.connect(warehouse, read_only=True)
     try:
-        rows = con.sql("SELECT run_id, manifest FROM run_manifests WHERE pipeline = 'meters' AND status = 'published'").fetchall()
+        rows = con.sql(
+            "SELECT run_id, manifest FROM run_manifests WHERE pipeline = 'meters' AND status = 'published'"
+        ).fetchall()
     finally:
         con.close()
     return {run_id: json.loads(manifest)["counts"] for run_id, manifest in rows}
@@ -138,8 +146,9 @@ def reference(days_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> s
     return str(out / "warehouse.sqlite")
 
 
-def test_daily_backfill_reads_each_landed_file_once_and_builds_the_month(deployment: Deployment, days_landing: Path,
-                                                                          reference: str):
+def test_daily_backfill_reads_each_landed_file_once_and_builds_the_month(
+    deployment: Deployment, days_landing: Path, reference: str
+):
     first = land_days(days_landing, DAYS[:2])
     runs = _backfill(deployment, DAYS[0], DAYS[2], expected=2)
     assert [r["logical_date"][:10] for r in runs] == [f"{DAYS[0]}", f"{DAYS[1]}"]
@@ -164,19 +173,23 @@ def test_daily_backfill_reads_each_landed_file_once_and_builds_the_month(deploym
     assert all(by_run[p].startswith(run3["dag_run_id"]) for p in later), ledger
 
     # nothing stored twice, and every reading of the three days is there
-    (total, distinct), = _rows(deployment.warehouse, "SELECT count(*), count(DISTINCT (point_id, channel, interval_end)) "
-                                                    "FROM meter_readings")
+    ((total, distinct),) = _rows(
+        deployment.warehouse, "SELECT count(*), count(DISTINCT (point_id, channel, interval_end)) FROM meter_readings"
+    )
     assert total == distinct == POINTS * 4 * 96 * len(DAYS), (total, distinct)
 
     # the month built from three daily runs = one run over all the files
     for table, where in COMPARED.items():
         n_ours, n_ref, diff = differences(deployment.warehouse, reference, table, where)
-        assert (n_ours, diff) == (n_ref, 0), f"{table}: {n_ours} rows vs {n_ref} from one run over all files, {diff} differ"
+        assert (n_ours, diff) == (n_ref, 0), (
+            f"{table}: {n_ours} rows vs {n_ref} from one run over all files, {diff} differ"
+        )
     assert _rows(reference, "SELECT count(*) FROM meter_completeness")[0][0] == POINTS * 4
 
     # every run wrote the month's report, as of the snapshot it published (the last run's is there now)
-    (snapshot,), = _rows(deployment.warehouse, "SELECT snapshot_id FROM run_manifests "
-                                               f"WHERE starts_with(run_id, '{run3['dag_run_id']}')")
+    ((snapshot,),) = _rows(
+        deployment.warehouse, f"SELECT snapshot_id FROM run_manifests WHERE starts_with(run_id, '{run3['dag_run_id']}')"
+    )
     html = deployment.lake / "reports" / "meters" / f"month={MONTH}" / f"meters-{MONTH}.html"
     assert f"warehouse snapshot {snapshot}" in html.read_text()
     states = {r["dag_run_id"]: deployment.stack.task_states("meter_readings", r["dag_run_id"]) for r in [*runs, run3]}

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from pipelines import warehouse as wh
-
 from tests.integration.conftest import Deployment
 from tests.integration.stack import wait_for
 
@@ -37,8 +36,12 @@ COMPARED = {
     "delivery_compliance": f"month = '{MONTH}'",
     "vpn_change_review": f"month = '{MONTH}'",
 }
-KEYS = {"meter_hourly": "point_id, hour, channel", "meter_completeness": "point_id, month, channel",
-        "ncc11_energy": "quarter, distributor, band", "ncc11_power": "quarter, distributor"}
+KEYS = {
+    "meter_hourly": "point_id, hour, channel",
+    "meter_completeness": "point_id, month, channel",
+    "ncc11_energy": "quarter, distributor, band",
+    "ncc11_power": "quarter, distributor",
+}
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +71,8 @@ def differences(ours: str, reference: str, table: str, where: str) -> tuple[int,
         cols = con.sql(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = 'ref' AND table_name = ? "
             "AND column_name NOT IN ('run_id', 'checked_at', 'started_at', 'finished_at') ORDER BY ordinal_position",
-            params=[table]).fetchall()
+            params=[table],
+        ).fetchall()
         floats = [f'"{c}"' for c, t in cols if t in ("DOUBLE", "FLOAT", "REAL")]
         keys = [f'"{c}"' for c, t in cols if t not in ("DOUBLE", "FLOAT", "REAL")]
         sums = "".join(f", sum({c}) AS {c}" for c in floats)
@@ -77,12 +81,16 @@ def differences(ours: str, reference: str, table: str, where: str) -> tuple[int,
             return f"SELECT {', '.join(keys)}, count(*) AS _n{sums} FROM {db}.{table} WHERE {where} GROUP BY ALL"
 
         same = " AND ".join([f"a.{k} IS NOT DISTINCT FROM b.{k}" for k in keys])
-        close = " AND ".join(["a._n = b._n"] + [f"(abs(a.{c} - b.{c}) <= 1e-9 * (1 + abs(b.{c}))"
-                                                 f" OR (a.{c} IS NULL AND b.{c} IS NULL))" for c in floats])
-        (n_ours,), = con.sql(f"SELECT count(*) FROM wh.{table} WHERE {where}").fetchall()
-        (n_ref,), = con.sql(f"SELECT count(*) FROM ref.{table} WHERE {where}").fetchall()
-        (diff,), = con.sql(f"SELECT count(*) FROM ({grouped('wh')}) a FULL JOIN ({grouped('ref')}) b ON {same} "
-                           f"WHERE a._n IS NULL OR b._n IS NULL OR NOT ({close})").fetchall()
+        close = " AND ".join(
+            ["a._n = b._n"]
+            + [f"(abs(a.{c} - b.{c}) <= 1e-9 * (1 + abs(b.{c})) OR (a.{c} IS NULL AND b.{c} IS NULL))" for c in floats]
+        )
+        ((n_ours,),) = con.sql(f"SELECT count(*) FROM wh.{table} WHERE {where}").fetchall()
+        ((n_ref,),) = con.sql(f"SELECT count(*) FROM ref.{table} WHERE {where}").fetchall()
+        ((diff,),) = con.sql(
+            f"SELECT count(*) FROM ({grouped('wh')}) a FULL JOIN ({grouped('ref')}) b ON {same} "
+            f"WHERE a._n IS NULL OR b._n IS NULL OR NOT ({close})"
+        ).fetchall()
         return n_ours, n_ref, diff
     finally:
         con.close()
@@ -99,7 +107,9 @@ def snapshot(warehouse: str, tables: list[str]) -> dict[str, list[tuple]]:
 def duplicated_keys(warehouse: str) -> dict[str, int]:
     con = wh.connect(warehouse, read_only=True)
     try:
-        return {t: con.sql(f"SELECT count(*) - count(DISTINCT ({k})) FROM {t}").fetchall()[0][0] for t, k in KEYS.items()}
+        return {
+            t: con.sql(f"SELECT count(*) - count(DISTINCT ({k})) FROM {t}").fetchall()[0][0] for t, k in KEYS.items()
+        }
     finally:
         con.close()
 
@@ -113,20 +123,28 @@ def assert_matches_reference(deployment: Deployment, reference: Path) -> None:
 
 def test_three_dags_run_in_parallel_and_publish_what_the_pipelines_compute(deployment: Deployment, reference: Path):
     stack = deployment.stack
-    runs = {dag_id: stack.trigger(dag_id, conf, logical_date, f"it-{dag_id}") for dag_id, (conf, logical_date) in RUNS.items()}
+    runs = {
+        dag_id: stack.trigger(dag_id, conf, logical_date, f"it-{dag_id}")
+        for dag_id, (conf, logical_date) in RUNS.items()
+    }
     states = {dag_id: stack.wait_run(dag_id, run_id) for dag_id, run_id in runs.items()}
     assert states == dict.fromkeys(RUNS, "success"), "\n".join(stack.task_report(d, r) for d, r in runs.items())
 
     # LocalExecutor ran tasks of different DAGs at the same time, all writing one warehouse
-    spans = sorted((ti["start_date"], ti["end_date"], d) for d, r in runs.items()
-                   for ti in stack.api("GET", f"/dags/{d}/dagRuns/{r}/taskInstances")["task_instances"])
+    spans = sorted(
+        (ti["start_date"], ti["end_date"], d)
+        for d, r in runs.items()
+        for ti in stack.api("GET", f"/dags/{d}/dagRuns/{r}/taskInstances")["task_instances"]
+    )
     assert any(later[0] < earlier[1] and later[2] != earlier[2] for earlier, later in zip(spans, spans[1:])), spans
 
     assert_matches_reference(deployment, reference)
     assert duplicated_keys(deployment.warehouse) == dict.fromkeys(KEYS, 0)
 
     # the whole-month meter run announced the month closed, for the delivery check to start on
-    closed = [(e["source_run_id"], e["extra"].get("month")) for e in stack.asset_events("mayorista://smec/meter_month_closed")]
+    closed = [
+        (e["source_run_id"], e["extra"].get("month")) for e in stack.asset_events("mayorista://smec/meter_month_closed")
+    ]
     assert closed == [(runs["meter_readings"], MONTH)], closed
 
 
@@ -168,7 +186,10 @@ def test_airflow_backfill_create_runs_days_and_a_quarter(deployment: Deployment,
     stack = deployment.stack
     # three days of April (each re-ingests April) and the one sample quarter. The CLI's dates are UTC
     # midnights; the runs' logical dates are 01:00 (meters) and 00:00 (NCC-11) Guatemala time (UTC-6).
-    for dag_id, start, end in (("meter_readings", "2026-04-27", "2026-04-30"), ("ncc11_quarterly", "2026-05-01", "2026-05-02")):
+    for dag_id, start, end in (
+        ("meter_readings", "2026-04-27", "2026-04-30"),
+        ("ncc11_quarterly", "2026-05-01", "2026-05-02"),
+    ):
         # no --max-active-runs: a backfill ignores the DAG's max_active_runs (its own default is 10), so
         # the writer tasks' max_active_tis_per_dag=1 is what keeps one meter ingest at a time
         done = stack.backfill_create(dag_id, start, end)
@@ -181,24 +202,36 @@ def test_airflow_backfill_create_runs_days_and_a_quarter(deployment: Deployment,
     wait_for("the backfill runs to finish", finished, 480, every=1)
     meters = _backfill_runs(stack, "meter_readings")
     quarters = _backfill_runs(stack, "ncc11_quarterly")
-    reports = "\n".join(stack.task_report(r["dag_id"], r["dag_run_id"]) for r in meters + quarters if r["state"] != "success")
+    reports = "\n".join(
+        stack.task_report(r["dag_id"], r["dag_run_id"]) for r in meters + quarters if r["state"] != "success"
+    )
     assert sorted(r["logical_date"][:10] for r in meters) == ["2026-04-27", "2026-04-28", "2026-04-29"]
     assert {r["state"] for r in meters + quarters} == {"success"}, reports
     assert quarters[0]["data_interval_start"][:10] == "2026-05-01"
-    ingests = sorted((ti["start_date"], ti["end_date"]) for r in meters
-                     for ti in stack.api("GET", f"/dags/meter_readings/dagRuns/{r['dag_run_id']}/taskInstances")["task_instances"]
-                     if ti["task_id"] == "ingest")
+    ingests = sorted(
+        (ti["start_date"], ti["end_date"])
+        for r in meters
+        for ti in stack.api("GET", f"/dags/meter_readings/dagRuns/{r['dag_run_id']}/taskInstances")["task_instances"]
+        if ti["task_id"] == "ingest"
+    )
     assert len(ingests) == 3 and all(a[1] <= b[0] for a, b in zip(ingests, ingests[1:])), ingests  # never two at once
     # four runs re-published the same periods: replaced, never duplicated
     assert_matches_reference(deployment, reference)
     assert duplicated_keys(deployment.warehouse) == dict.fromkeys(KEYS, 0)
 
 
-def test_crash_of_every_airflow_process_mid_run_then_the_rerun_has_no_duplicates(deployment: Deployment, reference: Path):
+def test_crash_of_every_airflow_process_mid_run_then_the_rerun_has_no_duplicates(
+    deployment: Deployment, reference: Path
+):
     stack = deployment.stack
     run_id = stack.trigger("meter_readings", {"month": MONTH}, "2026-04-30T07:01:00Z", "it-meters-crash")
-    wait_for("the ingest task to be running", lambda: stack.task_states("meter_readings", run_id).get("ingest") == "running",
-             300, every=0.2, on_timeout=lambda: stack.task_report("meter_readings", run_id))
+    wait_for(
+        "the ingest task to be running",
+        lambda: stack.task_states("meter_readings", run_id).get("ingest") == "running",
+        300,
+        every=0.2,
+        on_timeout=lambda: stack.task_report("meter_readings", run_id),
+    )
     stack.kill()  # scheduler, executor, task process and API server, all at once
 
     stack = deployment.restart()
@@ -207,8 +240,10 @@ def test_crash_of_every_airflow_process_mid_run_then_the_rerun_has_no_duplicates
     if stack.wait_run("meter_readings", run_id, timeout=300) == "failed":
         stack.clear_failed("meter_readings", run_id)
         assert stack.wait_run("meter_readings", run_id) == "success", stack.task_report("meter_readings", run_id)
-    tries = {ti["task_id"]: ti["try_number"] for ti in
-             stack.api("GET", f"/dags/meter_readings/dagRuns/{run_id}/taskInstances")["task_instances"]}
+    tries = {
+        ti["task_id"]: ti["try_number"]
+        for ti in stack.api("GET", f"/dags/meter_readings/dagRuns/{run_id}/taskInstances")["task_instances"]
+    }
     assert tries["ingest"] >= 2, tries  # the killed try did not count as done: ingest ran again
 
     assert_matches_reference(deployment, reference)

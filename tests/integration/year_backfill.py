@@ -50,15 +50,19 @@ def landing(root: Path, months: list[str]) -> Path:
         folder.mkdir(parents=True)
         for participant, _ in meters.PARTICIPANTS:
             readings.filter(pl.col("_participant") == participant).drop("_point", "_participant").write_parquet(
-                folder / f"{participant}_{month}.parquet", compression="zstd")
+                folder / f"{participant}_{month}.parquet", compression="zstd"
+            )
     for quarter in QUARTERS:
         ncc11.generate(root / "ncc11", quarter)
     return root
 
 
 def airflow_year(out: Path, postgres: str | None, days: int) -> None:
-    extra = {"MAYORISTA_WAREHOUSE": str(out / "airflow-warehouse.sqlite"), "MAYORISTA_LAKE": str(out / "airflow-lake"),
-             "MAYORISTA_LANDING": str(out / "landing")}
+    extra = {
+        "MAYORISTA_WAREHOUSE": str(out / "airflow-warehouse.sqlite"),
+        "MAYORISTA_LAKE": str(out / "airflow-lake"),
+        "MAYORISTA_LANDING": str(out / "landing"),
+    }
     if postgres:
         extra |= {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
     stack = AirflowStack(out / "airflow", extra)
@@ -92,11 +96,17 @@ def airflow_year(out: Path, postgres: str | None, days: int) -> None:
                 failed = count(dag_id, "failed")
                 done = count(dag_id, "success") + failed
                 if report:
-                    print(f"  {dag_id}: {done}/{n} runs finished after {time.monotonic() - started[dag_id]:.0f} s", flush=True)
+                    print(
+                        f"  {dag_id}: {done}/{n} runs finished after {time.monotonic() - started[dag_id]:.0f} s",
+                        flush=True,
+                    )
                 if done == n:
                     finished[dag_id] = time.monotonic()
-                    print(f"{dag_id}: {n} backfill runs finished in {finished[dag_id] - started[dag_id]:.0f} s "
-                          f"({(finished[dag_id] - started[dag_id]) / n:.1f} s/run), {failed} failed", flush=True)
+                    print(
+                        f"{dag_id}: {n} backfill runs finished in {finished[dag_id] - started[dag_id]:.0f} s "
+                        f"({(finished[dag_id] - started[dag_id]) / n:.1f} s/run), {failed} failed",
+                        flush=True,
+                    )
             return len(finished) == len(expected)
 
         wait_for("the year's backfill", all_done, timeout=6 * 3600, every=5)
@@ -107,9 +117,19 @@ def airflow_year(out: Path, postgres: str | None, days: int) -> None:
 def cli_year(out: Path, months: list[str]) -> None:
     from pipelines.cli import main
 
-    common = ["--landing", str(out / "landing"), "--warehouse", str(out / "cli-warehouse.sqlite"),
-              "--lake", str(out / "cli-lake"), "--no-progress"]
-    for args in (["meters", "--from", months[0], "--to", months[-1]], ["ncc11", "--from", QUARTERS[0], "--to", QUARTERS[-1]]):
+    common = [
+        "--landing",
+        str(out / "landing"),
+        "--warehouse",
+        str(out / "cli-warehouse.sqlite"),
+        "--lake",
+        str(out / "cli-lake"),
+        "--no-progress",
+    ]
+    for args in (
+        ["meters", "--from", months[0], "--to", months[-1]],
+        ["ncc11", "--from", QUARTERS[0], "--to", QUARTERS[-1]],
+    ):
         began = time.monotonic()
         code = main(["backfill", *args, *common])
         print(f"mayorista backfill {' '.join(args)}: exit {code} in {time.monotonic() - began:.0f} s", flush=True)
@@ -125,8 +145,11 @@ def main() -> int:
     months = months_of(args.days)
     began = time.monotonic()
     landing(out / "landing", months)
-    print(f"landing data for {months[0]}..{months[-1]} and quarters {', '.join(QUARTERS)} in {out} "
-          f"({time.monotonic() - began:.0f} s)", flush=True)
+    print(
+        f"landing data for {months[0]}..{months[-1]} and quarters {', '.join(QUARTERS)} in {out} "
+        f"({time.monotonic() - began:.0f} s)",
+        flush=True,
+    )
     cli_year(out, months)
     airflow_year(out, args.postgres, args.days)
     return 0

@@ -21,13 +21,17 @@ from pipelines.reports import pdf
 from pipelines.warehouse import Write
 
 CHROMIUM = pdf.chromium()
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium; "
-                                    ".ci/run installs it): the reports cannot be rendered in a browser or printed")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium on this machine (apt-get install chromium; "
+    ".ci/run installs it): the reports cannot be rendered in a browser or printed",
+)
 
 
 @dataclass
 class Loaded:
     """What a page did while it loaded: every request, failures, script errors, and a screenshot."""
+
     requests: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -86,7 +90,9 @@ def assert_clean(seen: Loaded, path: Path) -> None:
 
 def cells(page, selector: str) -> list[list[str]]:
     """The text of each row's cells (th and td) of the rows matching `selector`."""
-    return page.eval_on_selector_all(selector, "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+    return page.eval_on_selector_all(
+        selector, "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText.trim()))"
+    )
 
 
 def number(text: str) -> float | None:
@@ -100,11 +106,19 @@ def shown_equals(text: str, value: float | None, decimals: int) -> bool:
     shown = number(text)
     if value is None:
         return shown is None
-    return shown is not None and abs(shown - value) <= 0.5 * 10 ** -decimals + 1e-9 * abs(value)
+    return shown is not None and abs(shown - value) <= 0.5 * 10**-decimals + 1e-9 * abs(value)
 
 
-def publish(pipeline: str, period: str, tables: dict[str, pl.DataFrame], column: str, wh: Path, lake: Path,
-            inputs: list[Path] = (), checks: list[CheckResult] = ()) -> tuple[str, int]:
+def publish(
+    pipeline: str,
+    period: str,
+    tables: dict[str, pl.DataFrame],
+    column: str,
+    wh: Path,
+    lake: Path,
+    inputs: list[Path] = (),
+    checks: list[CheckResult] = (),
+) -> tuple[str, int]:
     """Publish hand-made tables as one run of `pipeline` for `period`: (run id, snapshot)."""
     with runs.start(pipeline, period, warehouse=wh, lake_root=lake) as r:
         for path in inputs:

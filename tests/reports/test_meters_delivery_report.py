@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import polars as pl
-import pytest
 
 from pipelines import warehouse
 from pipelines.delivery.job import SCHEMAS
@@ -27,27 +26,62 @@ def metering_tables() -> dict[str, pl.DataFrame]:
         missing = 10 * 4 if point == "P2" else 0
         for ch in CHANNELS:
             expected = active * 96
-            completeness.append({"point_id": point, "participant": "ALFA", "kind": "consumption", "month": MONTH, "channel": ch,
-                                 "expected_intervals": expected, "received_intervals": expected - missing,
-                                 "completeness_pct": 100.0 * (expected - missing) / expected})
+            completeness.append(
+                {
+                    "point_id": point,
+                    "participant": "ALFA",
+                    "kind": "consumption",
+                    "month": MONTH,
+                    "channel": ch,
+                    "expected_intervals": expected,
+                    "received_intervals": expected - missing,
+                    "completeness_pct": 100.0 * (expected - missing) / expected,
+                }
+            )
             start = datetime(2026, 4, 16) if point == "P3" else datetime(2026, 4, 1)
             for h in range(active * 24):
                 hour = start + timedelta(hours=h)
                 gap = point == "P2" and hour.date() == date(2026, 4, 10) and hour.hour < 10
                 if gap and hour.hour != 3:
                     continue
-                hourly.append({"point_id": point, "participant": "ALFA", "month": MONTH, "hour": hour, "channel": ch, "value": 1.0,
-                               "quality": "estimated" if gap else "complete", "real_intervals": 0 if gap else 4,
-                               "estimated_intervals": 4 if gap else 0})
-    findings = pl.DataFrame({"point_id": ["P2", "P2", "P1"], "participant": ["ALFA"] * 3, "month": [MONTH] * 3,
-                             "interval_end": [datetime(2026, 4, 10, 10)] * 2 + [datetime(2026, 4, 2, 12)],
-                             "channel": ["kwh_del", "kwh_rec", "kwh_del"], "rule": ["gap", "gap", "spike"],
-                             "detail": ["40 interval(s) missing", "40 interval(s) missing", "2377.0 against neighbours"],
-                             "value": [None, None, 2377.0]})
-    points = pl.DataFrame({"point_id": ["P1", "P2", "P3"], "valid_from": [date(2025, 1, 1), date(2025, 1, 1), date(2026, 4, 16)],
-                           "valid_to": [None, None, None]}, schema_overrides={"valid_to": pl.Date})
-    return {"meter_completeness": pl.DataFrame(completeness), "meter_hourly": pl.DataFrame(hourly),
-            "vee_findings": findings}, points
+                hourly.append(
+                    {
+                        "point_id": point,
+                        "participant": "ALFA",
+                        "month": MONTH,
+                        "hour": hour,
+                        "channel": ch,
+                        "value": 1.0,
+                        "quality": "estimated" if gap else "complete",
+                        "real_intervals": 0 if gap else 4,
+                        "estimated_intervals": 4 if gap else 0,
+                    }
+                )
+    findings = pl.DataFrame(
+        {
+            "point_id": ["P2", "P2", "P1"],
+            "participant": ["ALFA"] * 3,
+            "month": [MONTH] * 3,
+            "interval_end": [datetime(2026, 4, 10, 10)] * 2 + [datetime(2026, 4, 2, 12)],
+            "channel": ["kwh_del", "kwh_rec", "kwh_del"],
+            "rule": ["gap", "gap", "spike"],
+            "detail": ["40 interval(s) missing", "40 interval(s) missing", "2377.0 against neighbours"],
+            "value": [None, None, 2377.0],
+        }
+    )
+    points = pl.DataFrame(
+        {
+            "point_id": ["P1", "P2", "P3"],
+            "valid_from": [date(2025, 1, 1), date(2025, 1, 1), date(2026, 4, 16)],
+            "valid_to": [None, None, None],
+        },
+        schema_overrides={"valid_to": pl.Date},
+    )
+    return {
+        "meter_completeness": pl.DataFrame(completeness),
+        "meter_hourly": pl.DataFrame(hourly),
+        "vee_findings": findings,
+    }, points
 
 
 def test_meters_report(tmp_path, open_report):
@@ -60,8 +94,11 @@ def test_meters_report(tmp_path, open_report):
     seen = open_report(files.html)
     assert_clean(seen, files.html)
     page = seen.page
-    totals = warehouse.query("SELECT sum(received_intervals) / sum(expected_intervals) * 100 AS pct, count(DISTINCT point_id) AS n "
-                             f"FROM meter_completeness WHERE month = '{MONTH}'", wh).row(0, named=True)
+    totals = warehouse.query(
+        "SELECT sum(received_intervals) / sum(expected_intervals) * 100 AS pct, count(DISTINCT point_id) AS n "
+        f"FROM meter_completeness WHERE month = '{MONTH}'",
+        wh,
+    ).row(0, named=True)
     assert shown_equals(page.inner_text("#kpi-pct"), totals["pct"], 2) and page.inner_text("#kpi-points") == "3"
     least = cells(page, "#least tr[data-point]")
     assert [r[0] for r in least] == ["P2"]  # P1 and P3 are complete (P3 over its active days)
@@ -83,22 +120,62 @@ def test_meters_report_of_an_empty_month(tmp_path, open_report):
 
 
 def _delivery_tables(ok: bool) -> dict[str, pl.DataFrame]:
-    review = pl.DataFrame({"month": [MONTH] * 2, "change_id": ["CHG-1"] * 2, "participant": ["A/B"] * 2,
-                           "rule": ["notice", "delivery"], "ok": [True, ok], "line": [2, 2],
-                           "detail": ["letter 2026-04-06, proposed 2026-04-21", "notified 2026-04-20, deadline end of 2026-04-22"]})
-    compliance = pl.DataFrame({"month": [MONTH], "change_id": ["CHG-1"], "participant": ["A/B"], "supply_month": [MONTH],
-                               "notified_on": [date(2026, 4, 20)], "deadline": [date(2026, 4, 22)], "required_points": [2],
-                               "on_time_points": [2 if ok else 1], "late_points": [0], "missing_points": [0 if ok else 1],
-                               "compliant": [ok]})
-    points = pl.DataFrame({"month": [MONTH], "change_id": ["CHG-1"], "participant": ["A/B"], "point_id": ["PM-2"],
-                           "kind": ["consumption"], "status": ["on_time" if ok else "missing"], "received_at": [None],
-                           "deliveries": [0], "deadline": [date(2026, 4, 22)],
-                           "estimation": [None if ok else "previous month's consumption +10%"]})
-    unreadable = pl.DataFrame({"month": [MONTH], "source": ["directamm_deliveries.csv"], "line": [7], "participant": ["A/B"],
-                               "reason": ["missing received_at; not counted"]})
-    frames = {"vpn_change_review": review, "delivery_compliance": compliance, "delivery_points": points,
-              "estimated_hourly": pl.DataFrame(schema=SCHEMAS["estimated_hourly"]).with_columns(month=pl.lit(MONTH)),
-              "delivery_unreadable_rows": unreadable}
+    review = pl.DataFrame(
+        {
+            "month": [MONTH] * 2,
+            "change_id": ["CHG-1"] * 2,
+            "participant": ["A/B"] * 2,
+            "rule": ["notice", "delivery"],
+            "ok": [True, ok],
+            "line": [2, 2],
+            "detail": ["letter 2026-04-06, proposed 2026-04-21", "notified 2026-04-20, deadline end of 2026-04-22"],
+        }
+    )
+    compliance = pl.DataFrame(
+        {
+            "month": [MONTH],
+            "change_id": ["CHG-1"],
+            "participant": ["A/B"],
+            "supply_month": [MONTH],
+            "notified_on": [date(2026, 4, 20)],
+            "deadline": [date(2026, 4, 22)],
+            "required_points": [2],
+            "on_time_points": [2 if ok else 1],
+            "late_points": [0],
+            "missing_points": [0 if ok else 1],
+            "compliant": [ok],
+        }
+    )
+    points = pl.DataFrame(
+        {
+            "month": [MONTH],
+            "change_id": ["CHG-1"],
+            "participant": ["A/B"],
+            "point_id": ["PM-2"],
+            "kind": ["consumption"],
+            "status": ["on_time" if ok else "missing"],
+            "received_at": [None],
+            "deliveries": [0],
+            "deadline": [date(2026, 4, 22)],
+            "estimation": [None if ok else "previous month's consumption +10%"],
+        }
+    )
+    unreadable = pl.DataFrame(
+        {
+            "month": [MONTH],
+            "source": ["directamm_deliveries.csv"],
+            "line": [7],
+            "participant": ["A/B"],
+            "reason": ["missing received_at; not counted"],
+        }
+    )
+    frames = {
+        "vpn_change_review": review,
+        "delivery_compliance": compliance,
+        "delivery_points": points,
+        "estimated_hourly": pl.DataFrame(schema=SCHEMAS["estimated_hourly"]).with_columns(month=pl.lit(MONTH)),
+        "delivery_unreadable_rows": unreadable,
+    }
     return {n: f.select(pl.col(c).cast(t) for c, t in SCHEMAS[n].items()) for n, f in frames.items()}
 
 
@@ -115,8 +192,11 @@ def test_delivery_letters_current_and_as_of(tmp_path, open_report):
     assert past.html.parent.parent.name == f"as-of={first}"
     seen = open_report(past.html)
     assert_clean(seen, past.html)
-    rules = {r[0]: r[1] for r in cells(seen.page, 'table.rules tr[data-rule]')}
-    assert rules["All metering points delivered via Direct@mm within 2 calendar days of notification (NCC-14 14.10)"] == "NOT MET"
+    rules = {r[0]: r[1] for r in cells(seen.page, "table.rules tr[data-rule]")}
+    assert (
+        rules["All metering points delivered via Direct@mm within 2 calendar days of notification (NCC-14 14.10)"]
+        == "NOT MET"
+    )
     body = seen.page.inner_text("body")
     assert "2 points required: 1 on time, 0 late, 1 missing." in body and "MISSING" in body
     assert "missing received_at; not counted" in body and first in body

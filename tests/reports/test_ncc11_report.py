@@ -23,24 +23,75 @@ def quarter_tables(quarter: str, factor: float = 1.0) -> dict[str, pl.DataFrame]
     so its PESTE and PMCE there are NULL (undefined), as the pipeline publishes them."""
     months = [quarter, f"{quarter[:5]}{int(quarter[5:]) + 1:02d}", f"{quarter[:5]}{int(quarter[5:]) + 2:02d}"]
     rows = []
-    for d, spot, contract, price in (("D1", [40.5, 30.25, 20.125], [60.0, 50.0, 40.0], [105.1234, 60.5, 45.0]),
-                                     ("D2", [10.0, 5.0, 0.0], [20.0, 10.0, 0.0], [95.0, 55.0, 0.0])):
+    for d, spot, contract, price in (
+        ("D1", [40.5, 30.25, 20.125], [60.0, 50.0, 40.0], [105.1234, 60.5, 45.0]),
+        ("D2", [10.0, 5.0, 0.0], [20.0, 10.0, 0.0], [95.0, 55.0, 0.0]),
+    ):
         for b, s, c, p in zip(BANDS, spot, contract, price):
             ccs, ccc = s * p * factor, c * 80.0
-            rows.append({"quarter": quarter, "distributor": d, "band": b, "spot_energy_mwh": s, "ccs_usd": ccs,
-                         "peste_usd_mwh": ccs / s if s else None, "contract_energy_mwh": c, "ccc_usd": ccc,
-                         "total_demand_mwh": s + c, "pmce_usd_mwh": (ccs + ccc) / (s + c) if s + c else None})
-    power_month = pl.DataFrame([{"quarter": quarter, "month": m, "distributor": d, "ccp_usd": 1000.0 * k + (500 if d == "D2" else 0),
-                                 "contract_power_kw": 100.0, "contract_cost_usd": 900.0, "dfnc_kw": 10.0 * k,
-                                 "demax_kw": 110.0 + k, "prefpot_usd_kw_month": 8.9}
-                                for d in ("D1", "D2") for k, m in enumerate(months, start=1)])
-    power = power_month.group_by("quarter", "distributor").agg(
-        ccp_usd=pl.col("ccp_usd").sum(), demax_kw_sum=pl.col("demax_kw").sum(),
-        scp_usd=pl.col("ccp_usd").sum() - 8.9 * pl.col("demax_kw").sum(), prefpot_usd_kw_month=pl.lit(8.9)).sort("distributor")
-    total = pl.DataFrame([{"quarter": quarter, "month": m, "distributor": d, "ccc_usd": 100.0, "ccs_usd": -20.5,
-                           "ccp_usd": 1000.0, "other_usd": 12.25, "total_usd": 1091.75} for d in ("D1", "D2") for m in months])
-    return {"ncc11_energy": pl.DataFrame(rows), "ncc11_power_month": power_month, "ncc11_power": power,
-            "ncc11_total_cost": total}
+            rows.append(
+                {
+                    "quarter": quarter,
+                    "distributor": d,
+                    "band": b,
+                    "spot_energy_mwh": s,
+                    "ccs_usd": ccs,
+                    "peste_usd_mwh": ccs / s if s else None,
+                    "contract_energy_mwh": c,
+                    "ccc_usd": ccc,
+                    "total_demand_mwh": s + c,
+                    "pmce_usd_mwh": (ccs + ccc) / (s + c) if s + c else None,
+                }
+            )
+    power_month = pl.DataFrame(
+        [
+            {
+                "quarter": quarter,
+                "month": m,
+                "distributor": d,
+                "ccp_usd": 1000.0 * k + (500 if d == "D2" else 0),
+                "contract_power_kw": 100.0,
+                "contract_cost_usd": 900.0,
+                "dfnc_kw": 10.0 * k,
+                "demax_kw": 110.0 + k,
+                "prefpot_usd_kw_month": 8.9,
+            }
+            for d in ("D1", "D2")
+            for k, m in enumerate(months, start=1)
+        ]
+    )
+    power = (
+        power_month.group_by("quarter", "distributor")
+        .agg(
+            ccp_usd=pl.col("ccp_usd").sum(),
+            demax_kw_sum=pl.col("demax_kw").sum(),
+            scp_usd=pl.col("ccp_usd").sum() - 8.9 * pl.col("demax_kw").sum(),
+            prefpot_usd_kw_month=pl.lit(8.9),
+        )
+        .sort("distributor")
+    )
+    total = pl.DataFrame(
+        [
+            {
+                "quarter": quarter,
+                "month": m,
+                "distributor": d,
+                "ccc_usd": 100.0,
+                "ccs_usd": -20.5,
+                "ccp_usd": 1000.0,
+                "other_usd": 12.25,
+                "total_usd": 1091.75,
+            }
+            for d in ("D1", "D2")
+            for m in months
+        ]
+    )
+    return {
+        "ncc11_energy": pl.DataFrame(rows),
+        "ncc11_power_month": power_month,
+        "ncc11_power": power,
+        "ncc11_total_cost": total,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +101,29 @@ def published(tmp_path_factory) -> dict:
     inputs = base / "in"
     inputs.mkdir()
     (inputs / "nodal_prices.csv").write_text("node,hour,price_usd_mwh\nN1,2026-05-01 00:00,100\n")
-    warning = CheckResult("total_demand vs contract_dispatch + spot_demand", "expect_column_values_to_be_between",
-                          "rel_diff", "warning", False, 3, "e.g. D1 2026-05-03 19:00")
+    warning = CheckResult(
+        "total_demand vs contract_dispatch + spot_demand",
+        "expect_column_values_to_be_between",
+        "rel_diff",
+        "warning",
+        False,
+        3,
+        "e.g. D1 2026-05-03 19:00",
+    )
     old_feb = publish("ncc11", "2026-02", quarter_tables("2026-02", 0.9), "quarter", wh, lake)
-    first = publish("ncc11", "2026-05", quarter_tables("2026-05", 1.0), "quarter", wh, lake, [inputs / "nodal_prices.csv"], [warning])
-    second = publish("ncc11", "2026-05", quarter_tables("2026-05", 1.5), "quarter", wh, lake, [inputs / "nodal_prices.csv"])
+    first = publish(
+        "ncc11",
+        "2026-05",
+        quarter_tables("2026-05", 1.0),
+        "quarter",
+        wh,
+        lake,
+        [inputs / "nodal_prices.csv"],
+        [warning],
+    )
+    second = publish(
+        "ncc11", "2026-05", quarter_tables("2026-05", 1.5), "quarter", wh, lake, [inputs / "nodal_prices.csv"]
+    )
     return {"wh": wh, "lake": lake, "first": first, "second": second, "feb": old_feb}
 
 
@@ -66,9 +135,15 @@ def _check_energy(page, wh: Path, snapshot: int) -> None:
         assert len(shown) == 1, (row["distributor"], row["band"])
         band, spot, ccs, peste, contract, ccc, total, pmce = shown[0]
         assert band == row["band"]
-        for text, key, decimals in ((spot, "spot_energy_mwh", 1), (ccs, "ccs_usd", 0), (peste, "peste_usd_mwh", 2),
-                                    (contract, "contract_energy_mwh", 1), (ccc, "ccc_usd", 0),
-                                    (total, "total_demand_mwh", 1), (pmce, "pmce_usd_mwh", 2)):
+        for text, key, decimals in (
+            (spot, "spot_energy_mwh", 1),
+            (ccs, "ccs_usd", 0),
+            (peste, "peste_usd_mwh", 2),
+            (contract, "contract_energy_mwh", 1),
+            (ccc, "ccc_usd", 0),
+            (total, "total_demand_mwh", 1),
+            (pmce, "pmce_usd_mwh", 2),
+        ):
             assert shown_equals(text, row[key], decimals), (row["distributor"], row["band"], key, text, row[key])
 
 
@@ -82,7 +157,9 @@ def test_quarter_report_shows_the_warehouse_figures(published, open_report):
     # NULL prices: D2 valle has neither spot energy nor demand
     valle = cells(seen.page, 'table.energy[data-distributor="D2"] tr[data-band="valle"]')[0]
     assert valle[3] == "—" and valle[7] == "—"
-    power = warehouse.query("SELECT distributor, ccp_usd, scp_usd FROM ncc11_power WHERE quarter = '2026-05'", published["wh"])
+    power = warehouse.query(
+        "SELECT distributor, ccp_usd, scp_usd FROM ncc11_power WHERE quarter = '2026-05'", published["wh"]
+    )
     for d, ccp, scp in power.rows():
         total = cells(seen.page, f'table.power[data-distributor="{d}"] tr[data-month="quarter"]')[0]
         assert shown_equals(total[4], ccp, 0) and total[5] == f"SCP {number(total[5][4:]):,.0f}"
@@ -93,16 +170,35 @@ def test_quarter_report_shows_the_warehouse_figures(published, open_report):
     text = seen.page.inner_text("body")
     assert "Change against 2026-02" in text
     assert published["second"][0] in text and f"snapshot {published['second'][1]}" in text
-    assert warehouse.query("SELECT manifest FROM run_manifests WHERE run_id = ?", published["wh"],
-                           [published["second"][0]])["manifest"][0].count("sha256") == 1
+    assert (
+        warehouse.query(
+            "SELECT manifest FROM run_manifests WHERE run_id = ?", published["wh"], [published["second"][0]]
+        )["manifest"][0].count("sha256")
+        == 1
+    )
     assert "nodal_prices.csv" in text
     assert seen.page.locator("figure svg").count() >= 7
 
 
 def test_past_snapshot_renders_its_own_figures(published, open_report, capsys):
     run_id, snapshot = published["first"]
-    assert cli.main(["report", "ncc11", "--quarter", "2026-05", "--as-of", run_id, "--warehouse", str(published["wh"]),
-                     "--lake", str(published["lake"])]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "ncc11",
+                "--quarter",
+                "2026-05",
+                "--as-of",
+                run_id,
+                "--warehouse",
+                str(published["wh"]),
+                "--lake",
+                str(published["lake"]),
+            ]
+        )
+        == 0
+    )
     html = Path(capsys.readouterr().out.splitlines()[0])
     assert html.parent.parent.name == f"as-of={run_id}" and html.exists()
     seen = open_report(html)

@@ -70,3 +70,14 @@ def standard_month(root: Path) -> None:
     write_registry(root)
     write_readings(root, "2026-04/PA.csv", pl.concat([series("DEV1", 1, 30), series("DEV2", 16, 30)]))
     write_readings(root, "2026-04/PB.csv", series("DEV3", 1, 10))
+
+
+def query(workspace: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` against the test's warehouse (read-only)."""
+    from pipelines import warehouse
+
+    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()

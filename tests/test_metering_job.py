@@ -21,6 +21,9 @@ from tests.metering_fixtures import (
     write_readings,
     write_registry,
 )
+from tests.metering_fixtures import (
+    query as _q,
+)
 
 
 def landed(path: Path, second: int) -> None:
@@ -28,14 +31,6 @@ def landed(path: Path, second: int) -> None:
     import os
 
     os.utime(path, ns=(second * 10**9, second * 10**9))
-
-
-def _q(workspace: Path, sql: str) -> list[tuple]:
-    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _published_nothing(workspace: Path) -> None:

@@ -10,17 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import warehouse
 from pipelines.metering import job, readings
+from tests.metering_fixtures import query as _q
 from tests.metering_fixtures import series, standard_month, value_of, write_lines, write_readings, write_registry
-
-
-def _q(workspace: Path, sql: str) -> list[tuple]:
-    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
 
 
 def landed(path: Path, second: int) -> None:

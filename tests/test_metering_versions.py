@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from pipelines import warehouse
 from pipelines.metering import job
+from tests.metering_fixtures import query as _q
 from tests.metering_fixtures import write_lines, write_registry
 
 NOW = datetime(2026, 11, 1)
-
-
-def _q(workspace: Path, sql: str) -> list[tuple]:
-    con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _day(skip: set[str]) -> list[str]:

@@ -334,7 +334,9 @@ def _add_new_columns(con: duckdb.DuckDBPyConnection, write: Write) -> None:
             con.execute(f"ALTER TABLE {identifier(write.table)} ADD COLUMN IF NOT EXISTS {identifier(name)} {sql_type}")
 
 
-def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
+def _replace(con: duckdb.DuckDBPyConnection, write: Write, created: list[Path]) -> None:
+    """Apply one write; the data files it places in the lake are added to `created` (removed again if
+    the transaction does not commit)."""
     table = identifier(write.table)
     clause = " AND ".join(f"{table}.{identifier(k)} = ?" for k in write.where)
     if write.delete_keys is not None:
@@ -355,10 +357,12 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
     if write.adopt:
         home = _adopt_path(con, write)
         if home is not None:
-            # not referenced by any snapshot until the commit (a killed run leaves an orphan for maintenance)
+            # not referenced by any snapshot until the commit (a killed run leaves an orphan for maintenance).
+            # The run's file stays where it is: a publish retried after a conflicting commit adopts it again
+            created.append(home)
             try:
                 if isinstance(write.rows, str):
-                    shutil.move(write.rows, home)  # a rename on one disk
+                    _link_or_copy(write.rows, home)
                 else:
                     write.rows.write_parquet(home, compression="zstd", compression_level=1)
             except OSError as exc:
@@ -371,6 +375,16 @@ def _replace(con: duckdb.DuckDBPyConnection, write: Write) -> None:
         con.execute(f"INSERT INTO {identifier(write.table)} BY NAME SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
+
+
+def _link_or_copy(source: str, home: Path) -> None:
+    """A hard link on one disk (no bytes copied), a copy across disks."""
+    try:
+        os.link(source, home)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copyfile(source, home)
 
 
 def _adopt_path(con: duckdb.DuckDBPyConnection, write: Write) -> Path | None:
@@ -485,19 +499,32 @@ def publish(
     and its result is returned; `after(con, result)` runs once committed. Two writers at once: DuckLake detects a conflicting commit, and the
     whole transaction is retried (one wins whole, then the other replaces it whole)."""
     for attempt in range(_CONFLICT_RETRIES):
+        created: list[Path] = []  # data files this attempt placed in the lake
+        committed: list[bool] = []
+
+        def on_commit(con: duckdb.DuckDBPyConnection, result: list[Any]) -> None:
+            committed.append(True)
+            if after is not None:
+                after(con, result[0])
+
         try:
             result: list[Any] = [None]
             with transaction(
                 warehouse,
                 lake_root=lake_root,
                 before=lambda con: _ensure_tables(con, writes),
-                after=(lambda con: after(con, result[0])) if after else None,
+                after=lambda con: on_commit(con, result),
             ) as con:
                 for write in writes:
-                    _replace(con, write)
+                    _replace(con, write, created)
                 result[0] = then(con) if then else None
             return result[0]
-        except duckdb.Error as exc:
+        except BaseException as exc:
+            if not committed:  # no snapshot refers to them: remove the files this attempt placed
+                for path in created:
+                    path.unlink(missing_ok=True)
+            if not isinstance(exc, duckdb.Error):
+                raise
             if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
                 raise _fault_of(exc, warehouse, lake_root, "publish to the warehouse") from exc
             wait = 0.2 * 2**attempt

@@ -175,7 +175,19 @@ def _run(
         with manifest.step(f"month {m}" if m != month else "month"):
             states.append(
                 _month(
-                    r, con, m, staged.get(m), registry, thresholds, plan, moved, now, reads, earlier, derive=m <= month
+                    r,
+                    con,
+                    m,
+                    staged.get(m),
+                    registry,
+                    thresholds,
+                    plan,
+                    moved,
+                    now,
+                    reads,
+                    earlier,
+                    derive=m <= month,
+                    keep_carry=m != months[-1],
                 )
             )
         gc.collect()  # one month's frames are gone before the next month's are built
@@ -308,6 +320,7 @@ def _month(
     reads: pl.DataFrame | None,
     earlier: pl.DataFrame | None,
     derive: bool = True,
+    keep_carry: bool = False,
 ) -> MonthState:
     """Month `m`'s state from its stored readings plus the rows this run read for it. `derive` False (a
     month after the run's, met in a file of the run's): its new readings are stored, and its findings,
@@ -349,7 +362,8 @@ def _month(
     if derive:
         stats = vee.series_stats(readings)
         rules = _validate(con, m, start, readings, stats, points, ranges, merged, thresholds, reads, registry, earlier)
-        carry = _carry(readings, rules, points, start, end, _history_days(thresholds))
+        # the month's last weeks, kept only when this run computes the next month too
+        carry = _carry(readings, rules, points, start, end, _history_days(thresholds)) if keep_carry else None
         kinds = estimation.month_day_kinds(start, end, thresholds)
         horizon = _horizon_ranges(ranges, start, now)  # never estimate, nor call a gap, what has not happened yet
         gapped = vee.gap_runs(readings, horizon, stats)["series"].unique()

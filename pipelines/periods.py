@@ -20,8 +20,37 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INTERVAL = timedelta(minutes=15)  # the metering interval (NCC-14): 96 a day
 
 
+class _Span:
+    """What a period derives from its `start` and `end` (the midnights that bound it)."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return self.start, self.end
+
+    @property
+    def last_day(self) -> date:
+        """The period's last calendar day (its `end` is midnight after it)."""
+        return (self.end - timedelta(days=1)).date()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def hours(self) -> int:
+        return hours_between(self.start, self.end)
+
+    @property
+    def intervals(self) -> int:
+        """15-minute intervals in the period (2,976 in a 31-day month)."""
+        return int((self.end - self.start) / INTERVAL)
+
+
 @dataclass(frozen=True, order=True)
-class Month:
+class Month(_Span):
     """A calendar month, parsed once from `YYYY-MM` at the edge (CLI, DAG, backfill) and passed down.
     `label` is what is stored and printed; `start`/`end` are the naive local [start, end) datetimes."""
 
@@ -56,28 +85,6 @@ class Month:
         return self.next.start
 
     @property
-    def bounds(self) -> tuple[datetime, datetime]:
-        return self.start, self.end
-
-    @property
-    def last_day(self) -> date:
-        """The month's last calendar day (its `end` is midnight after it)."""
-        return (self.end - timedelta(days=1)).date()
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-    @property
-    def hours(self) -> int:
-        return hours_between(self.start, self.end)
-
-    @property
-    def intervals(self) -> int:
-        """15-minute intervals in the month (2,976 in a 31-day month)."""
-        return int((self.end - self.start) / INTERVAL)
-
-    @property
     def previous(self) -> Month:
         return Month(add_months(self.first_day, -1))
 
@@ -87,7 +94,7 @@ class Month:
 
 
 @dataclass(frozen=True, order=True)
-class Quarter:
+class Quarter(_Span):
     """A programming quarter (NCC-11): three consecutive months named by the first, `YYYY-MM`."""
 
     first: Month
@@ -122,26 +129,6 @@ class Quarter:
     @property
     def end(self) -> datetime:
         return self.months[-1].end
-
-    @property
-    def bounds(self) -> tuple[datetime, datetime]:
-        return self.start, self.end
-
-    @property
-    def last_day(self) -> date:
-        return (self.end - timedelta(days=1)).date()
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-    @property
-    def hours(self) -> int:
-        return hours_between(self.start, self.end)
-
-    @property
-    def intervals(self) -> int:
-        return int((self.end - self.start) / INTERVAL)
 
     @property
     def previous(self) -> Quarter:

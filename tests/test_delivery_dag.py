@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-import polars as pl
 import pytest
 
 from pipelines import warehouse
 from pipelines.delivery import sample
 from pipelines.periods import resolve_period
+from tests.test_delivery_rules import write_registry as registry_with
 
 ROOT = Path(__file__).resolve().parent.parent
 GUATEMALA = pendulum.timezone("America/Guatemala")
@@ -21,27 +21,7 @@ def write_registry(directory: Path) -> None:
     points = [(f"PM-{p}-{i}", p, "consumption") for p in ("ALFA", "BETA", "GAMMA", "DELTA", "EPS") for i in range(3)]
     points.append(("PM-DELTA-G", "DELTA", "generation"))
     directory.mkdir(parents=True)
-    pl.DataFrame(
-        [
-            {
-                "point_id": p,
-                "participant": who,
-                "kind": kind,
-                "node": "GUA-230",
-                "device_id": f"D-{p}",
-                "serial": f"S-{p}",
-                "connectivity": "vpn_direct",
-                "vpn_id": f"VPN-{who}",
-                "public_ip": "",
-                "public_port": "",
-                "private_ip": "10.1.1.100",
-                "private_port": "7701",
-                "valid_from": "2025-01-01",
-                "valid_to": "",
-            }
-            for p, who, kind in points
-        ]
-    ).write_csv(directory / "metering_points.csv")
+    registry_with(directory, [(p, who, kind, "2025-01-01", "") for p, who, kind in points])
 
 
 def load_dag():

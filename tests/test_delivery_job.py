@@ -14,6 +14,7 @@ from pipelines.delivery import sample
 from pipelines.delivery.job import check_month
 from pipelines.errors import InputError, ValidationFailed
 from pipelines.warehouse import Write
+from tests.test_delivery_rules import write_registry as registry_with
 
 REGISTRY_COLUMNS = [
     "point_id",
@@ -46,27 +47,8 @@ def write_registry(directory: Path) -> None:
         ("PM-EPS-G", "EPS", "generation", "2026-04-10", ""),
         ("PM-ALFA-OLD", "ALFA", "consumption", "2024-01-01", "2026-04-05"),
     ]
-    rows = [
-        {
-            "point_id": p,
-            "participant": who,
-            "kind": kind,
-            "node": "GUA-230",
-            "device_id": f"D-{p}",
-            "serial": f"S-{p}",
-            "connectivity": "vpn_direct",
-            "vpn_id": f"VPN-{who}",
-            "public_ip": "",
-            "public_port": "",
-            "private_ip": "10.1.1.100",
-            "private_port": "7701",
-            "valid_from": start,
-            "valid_to": end,
-        }
-        for p, who, kind, start, end in points
-    ]
     directory.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(rows, schema=dict.fromkeys(REGISTRY_COLUMNS, pl.String)).write_csv(directory / "metering_points.csv")
+    registry_with(directory, points)
 
 
 def march_meter_hourly(points: list[str]) -> pl.DataFrame:

@@ -16,23 +16,6 @@ from pipelines.errors import InputError, ValidationFailed
 from pipelines.warehouse import Write
 from tests.test_delivery_rules import write_registry as registry_with
 
-REGISTRY_COLUMNS = [
-    "point_id",
-    "participant",
-    "kind",
-    "node",
-    "device_id",
-    "serial",
-    "connectivity",
-    "vpn_id",
-    "public_ip",
-    "public_port",
-    "private_ip",
-    "private_port",
-    "valid_from",
-    "valid_to",
-]
-
 
 def write_registry(directory: Path) -> None:
     """Five participants with three consumption points each; ALFA also has OLD (retires 5 April),

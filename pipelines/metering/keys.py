@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 CHANNELS = ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")  # the channel index is the position here
@@ -27,6 +28,7 @@ INTERVALS_PER_DAY = 24 * INTERVALS_PER_HOUR  # 96
 INTERVAL_US = INTERVAL_MINUTES * 60 * 1_000_000
 DAY_US = INTERVALS_PER_DAY * INTERVAL_US
 KEY_SPAN = 8192  # > 31 days * 96 intervals (2976): room for every interval of a month in one series
+KEY_BITS = KEY_SPAN.bit_length() - 1  # KEY_SPAN is a power of two: numpy splits keys by shift and mask
 HOUR_KEY_SPAN = 1024  # > 31 days * 24 hours (744): room for every hour of a month in one series
 
 K = pl.col("k")
@@ -50,6 +52,12 @@ def series(k=K):
 def interval_index(k=K):
     """The interval of the month (1..2976) of a key."""
     return k % KEY_SPAN
+
+
+def split(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(series, i) of a numpy array of keys, by shift and mask: numpy's integer // and % cost ten times
+    more, seconds on a month's 24 million keys."""
+    return k >> KEY_BITS, k & (KEY_SPAN - 1)
 
 
 def point_index(series_):

@@ -461,8 +461,7 @@ def vs_history_of(
         .select("series", j=history_j(month_start), v="v")
         .drop_nulls("j")
     )
-    own = readings.select(series=_SERIES, j=_I, v="v")
-    return _vs_history(readings, [good_before, own], month_start, t, blank=flagged)
+    return _vs_history(readings, [good_before], month_start, t, own=True, blank=flagged)
 
 
 def _vs_history(
@@ -470,50 +469,54 @@ def _vs_history(
     parts: list[pl.DataFrame],
     month_start: datetime,
     t: Thresholds,
+    own: bool = False,
     blank: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The history as a dense 2-D array (series x interval, with the `history_weeks` weeks before the
     month in front), so that "the same interval w weeks earlier" of every interval of the month is one
-    slice of it: each week adds a shifted view, no joins or gathers over tens of millions of rows.
-    8,000 series x 5,665 intervals is 360 MB of float64 plus a 45 MB mask of where a usable reading is."""
+    slice of it: each week adds a shifted view, and the month is judged as a 2-D block too, with no
+    joins or gathers over tens of millions of rows. 8,000 series x 5,665 intervals is 360 MB of float64.
+    `own`: the readings themselves are history too (but for the `blank` keys: flagged readings)."""
     if readings.is_empty():
         return pl.DataFrame(schema=_FINDING_SCHEMA)
     span = t.history_weeks * INTERVALS_PER_WEEK
-    k = readings["k"].to_numpy()
-    v = readings["v"].to_numpy()
-    series, i = keys.series(k), keys.interval_index(k)
+    series, i = keys.split(readings["k"].to_numpy())
     n_i = int(i.max())
     width = span + n_i + 1  # column span + j holds interval j of the month (j <= 0: the weeks before)
     n_series = int(max([series.max()] + [p["series"].max() or 0 for p in parts if p.height])) + 1
+    month = np.full((n_series, n_i), np.nan)  # the readings judged (NaN: none)
+    month.ravel()[series * n_i + (i - 1)] = readings["v"].to_numpy()
+    del series, i
     value = np.zeros((n_series, width))
-    usable = np.zeros((n_series, width), dtype=bool)
+    usable = np.zeros((n_series, width), dtype=bool)  # where value holds a reading that counts as history
     for part in parts:
         keep = part.filter((pl.col("j") > -span) & (pl.col("j") < width - span) & pl.col("v").is_finite())
         at = keep["series"].to_numpy() * width + keep["j"].to_numpy() + span
         value.ravel()[at] = keep["v"].to_numpy()
         usable.ravel()[at] = True
+    if own:
+        np.isfinite(month, out=usable[:, span + 1 :])
+        np.copyto(value[:, span + 1 :], month, where=usable[:, span + 1 :])
     if blank is not None and blank.height:  # a flagged reading is no history
-        fk = blank["k"].to_numpy()
-        at = keys.series(fk) * width + keys.interval_index(fk) + span
+        fs, fi = keys.split(blank["k"].to_numpy())
+        at = fs * width + fi + span
         value.ravel()[at] = 0.0
         usable.ravel()[at] = False
-    total = np.zeros((n_series, n_i))
+    mean = np.zeros((n_series, n_i))
     count = np.zeros((n_series, n_i), dtype=np.uint8)
     for w in range(1, t.history_weeks + 1):
         first = span + 1 - w * INTERVALS_PER_WEEK  # interval 1 of the month, w weeks earlier
-        total += value[:, first : first + n_i]
+        mean += value[:, first : first + n_i]
         count += usable[:, first : first + n_i]
     del value, usable
-    at = series * n_i + (i - 1)
-    count = count.ravel()[at]
-    mean = total.ravel()[at]
-    del total
     np.divide(mean, count, out=mean, where=count > 0)
     judged = (count >= t.history_min_readings) & (mean > t.history_floor)
-    high = judged & (v > t.history_factor_high * mean)
-    low = judged & (v < t.history_factor_low * mean)
+    high = judged & (month > t.history_factor_high * mean)
+    low = judged & (month < t.history_factor_low * mean)
     hit = np.flatnonzero(high | low)
-    found = pl.DataFrame({"k": k[hit], "v": v[hit], "mean": mean[hit], "n": count[hit], "high": high[hit]})
+    k = keys.encode(hit // n_i, hit % n_i + 1)
+    mean, count, high, v = mean.ravel(), count.ravel(), high.ravel(), month.ravel()
+    found = pl.DataFrame({"k": k, "v": v[hit], "mean": mean[hit], "n": count[hit], "high": high[hit]})
     is_high = pl.col("high")
     return found.select(
         "k",

@@ -22,9 +22,11 @@ import signal
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -65,6 +67,7 @@ class Run:
     validation: list[quality.CheckResult] = field(default_factory=list)
     snapshot_id: int | None = None
     _scratch: Path | None = None
+    _background: list[Future] = field(default_factory=list)
 
     def step(self, name: str):  # noqa: ANN201 - a context manager
         return self.manifest.step(name)
@@ -80,6 +83,17 @@ class Run:
                 raise environment_fault(exc, path, "create the run's scratch folder") or exc
             self._scratch = path
         return self._scratch
+
+    def in_background(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """`fn(*args)` on a thread of its own, next to the run's work (hashing input files, writing a
+        Parquet file while VEE computes: hashlib and polars release the GIL, so the two cores both work).
+        Its exception is raised by `.result()`; the run waits for it before it ends, so nothing is left
+        writing into a scratch folder that is being removed."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.pipeline}-background")
+        future = pool.submit(fn, *args)
+        pool.shutdown(wait=False)
+        self._background.append(future)
+        return future
 
     def publish(self, writes: Sequence[Write], guard: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
         """Publish every table of the run, its validation results and its manifest row in one
@@ -227,6 +241,7 @@ def start(
             raise fault from exc
         raise
     finally:
+        wait(r._background)
         if r._scratch is not None:
             shutil.rmtree(r._scratch, ignore_errors=True)
 

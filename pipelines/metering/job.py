@@ -25,7 +25,6 @@ import gc
 import logging
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -150,12 +149,10 @@ def _run(
         plan = ledger.plan(input_dir, month, ledger.load(con))
         if not plan.files and plan.skipped == 0 and not plan.deferred:
             raise InputError(f"no readings files (*.csv or *.parquet) under {input_dir / 'readings'}")
-    # the files' sha256 for the ledger and the manifest, computed alongside the parse (hashlib releases the GIL)
-    hashing = ThreadPoolExecutor(max_workers=1)
-    hashes_future = hashing.submit(
+    # the files' sha256 for the ledger and the manifest, computed alongside the parse
+    hashes_future = r.in_background(
         lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)}
     )
-    hashing.shutdown(wait=False)
 
     with manifest.step("read_readings"):
         staged = _stage_all(r, plan, registry, now)
@@ -358,6 +355,12 @@ def _month(
 
     folder = r.scratch / "out" / m
     folder.mkdir(parents=True, exist_ok=True)
+    # the month's new readings file is written while VEE works on the same rows
+    readings_file = (
+        r.in_background(_write_readings, merged.appended, points, m, plan, r.run_id, folder / "meter_readings.parquet")
+        if merged.appended.height
+        else None
+    )
     writes: list[Write] = []
     if derive:
         stats = vee.series_stats(readings)
@@ -407,8 +410,8 @@ def _month(
 
     run_at = datetime.now()
     replaced = _superseded_rows(con, r, m, merged, points, plan, run_at)
-    if merged.appended.height:
-        path = _write_readings(merged.appended, points, m, plan, r.run_id, folder / "meter_readings.parquet")
+    if readings_file is not None:
+        path = readings_file.result()
         stored_keys = _stored_keys(merged.replaced, points, m)
         writes.insert(
             0,

@@ -14,7 +14,7 @@ import pytest
 from pipelines import cli
 from pipelines.ncc11 import job as ncc11
 from tests.conftest import ROOT
-from tests.test_ncc11_job import write_quarter
+from tests.ncc11.fixtures import write_quarter
 
 
 @pytest.fixture(scope="module")

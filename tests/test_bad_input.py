@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -16,22 +15,7 @@ import pytest
 from pipelines.errors import EnvironmentFault, InputError
 from pipelines.metering import readings
 from pipelines.metering import registry as reg
-from tests.metering_fixtures import series, write_lines, write_readings, write_registry
-
-
-def _stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
-    registry = reg.load_registry(root)
-    points = reg.month_points(registry, month)
-    files = readings.find_files(root)
-    return readings.stage(
-        month,
-        files,
-        list(range(len(files))),
-        reg.device_days(registry, month, points),
-        registry["device_id"].unique().to_list(),
-        out,
-        datetime(2026, 11, 1),
-    )
+from tests.metering.fixtures import series, stage, write_lines, write_readings, write_registry
 
 
 @pytest.fixture
@@ -65,7 +49,7 @@ def test_full_scratch_disk_stops_the_run_instead_of_marking_files_unreadable(tmp
     root = tmp_path / "in"
     _good_month(root)
     with pytest.raises(EnvironmentFault) as raised:
-        _stage(root, full_disk / "scratch")
+        stage(root, full_disk / "scratch")
     message = str(raised.value)
     assert "the disk is full" in message and str(full_disk / "scratch") in message
     assert "Nothing was published" in message
@@ -87,10 +71,10 @@ def test_a_write_failure_in_the_per_file_path_is_also_an_environment_fault(tmp_p
 
     monkeypatch.setattr(pl.LazyFrame, "sink_parquet", failing)
     with pytest.raises(EnvironmentFault, match="the disk is full"):
-        _stage(root, tmp_path / "scratch")
+        stage(root, tmp_path / "scratch")
     assert not list((tmp_path / "scratch").glob(".*.tmp"))
     monkeypatch.setattr(pl.LazyFrame, "sink_parquet", real)
-    staged = _stage(root, tmp_path / "scratch2")  # and with a working disk the same inputs are fine
+    staged = stage(root, tmp_path / "scratch2")  # and with a working disk the same inputs are fine
     assert staged.unreadable == {}
 
 
@@ -98,7 +82,7 @@ def test_a_genuinely_unreadable_file_is_still_only_that_file(tmp_path):
     root = tmp_path / "in"
     _good_month(root)
     (root / "readings" / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
-    staged = _stage(root, tmp_path / "scratch")
+    staged = stage(root, tmp_path / "scratch")
     (bad,) = [staged.files[i].name for i in staged.unreadable]
     assert bad == "broken.parquet"
 
@@ -169,7 +153,7 @@ def test_non_finite_value_in_an_ncc11_parquet_input_names_the_row(tmp_path):
 
 def _registry_failures(tmp_path: Path, extra: list[str]) -> str:
     from pipelines.quality import raise_on_errors
-    from tests.metering_fixtures import REGISTRY
+    from tests.metering.fixtures import REGISTRY
 
     write_registry(tmp_path, REGISTRY + extra)
     registry = reg.load_registry(tmp_path)
@@ -218,7 +202,7 @@ def test_names_that_could_act_as_paths_are_rejected_with_their_line(tmp_path, po
 
 
 def test_ordinary_codes_are_accepted(tmp_path):
-    from tests.metering_fixtures import REGISTRY
+    from tests.metering.fixtures import REGISTRY
 
     write_registry(
         tmp_path,
@@ -243,7 +227,7 @@ def test_seconds_and_t_separator_are_the_same_local_time(tmp_path, fmt):
     root = tmp_path / "in"
     write_registry(root)
     write_lines(root, "2026-04/PA.csv", _april_rows(fmt) + ["DEV1,2026-04-02 00:15:30,kwh_del,1.0"])
-    staged = _stage(root, tmp_path / "scratch")
+    staged = stage(root, tmp_path / "scratch")
     assert staged.unreadable == {}
     rows = staged.scan().collect()
     assert rows.filter(pl.col("cat") == readings.CATEGORY["good"]).height == 4 * 96
@@ -262,7 +246,7 @@ def test_a_file_with_zoned_timestamps_is_one_unreadable_file(tmp_path, suffix):
     pl.read_csv(root / "readings" / "2026-04" / "PA.csv", infer_schema=False).write_parquet(
         root / "readings" / "PA.parquet"
     )
-    staged = _stage(root, tmp_path / "scratch")
+    staged = stage(root, tmp_path / "scratch")
     reasons = {staged.files[i].name: why for i, why in staged.unreadable.items()}
     example = f"2026-04-01T00:15:00{suffix}"
     expected = (
@@ -278,7 +262,7 @@ def test_a_file_where_no_timestamp_parses_is_one_unreadable_file(tmp_path):
     write_registry(root)
     write_lines(root, "2026-04/PA.csv", [f"DEV1,01/04/2026 00:{m:02d},kwh_del,1.0" for m in (15, 30, 45)] * 10)
     write_lines(root, "2026-04/PB.csv", _april_rows(" "))
-    staged = _stage(root, tmp_path / "scratch")
+    staged = stage(root, tmp_path / "scratch")
     reasons = {staged.files[i].name: why for i, why in staged.unreadable.items()}
     assert reasons == {
         "PA.csv": "no interval_end of the file parses (found e.g. '01/04/2026 00:15'); "
@@ -293,7 +277,7 @@ def test_non_finite_readings_are_quarantined_as_not_a_number(tmp_path, word):
     root = tmp_path / "in"
     write_registry(root)
     write_lines(root, "2026-04/PA.csv", ["DEV1,2026-04-02 00:15,kwh_del,1.5", f"DEV1,2026-04-02 00:30,kwh_del,{word}"])
-    rows = _stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
+    rows = stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
     assert rows.filter(pl.col("cat") == readings.CATEGORY["good"])["v"].to_list() == [1.5]
     bad = rows.filter(pl.col("cat") == readings.CATEGORY["quarantine"])
     assert bad.select("raw_value", "reason").rows() == [(word, "value is not a number")]
@@ -307,6 +291,6 @@ def test_a_value_holding_the_line_scan_separator_is_quarantined_not_cut_short(tm
     (root / "readings" / "PA.csv").write_bytes(  # the ragged second line sends the file to the tolerant path
         b"device_id,interval_end,channel,value\nDEV1,2026-04-02 00:15,kwh_del,1.5\x1f9\nDEV1,2026-04-02 00:30,kwh_del,1.6,x\n"
     )
-    rows = _stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
+    rows = stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).collect()
     assert rows.filter(pl.col("cat") == readings.CATEGORY["good"]).height == 0
     assert rows["reason"].to_list()[0].startswith("line holds the control character U+001F")

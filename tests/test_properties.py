@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -16,9 +15,8 @@ from hypothesis import strategies as st
 
 from pipelines.errors import MayoristaError
 from pipelines.metering import readings
-from pipelines.metering import registry as reg
 from pipelines.periods import Quarter
-from tests.metering_fixtures import write_registry
+from tests.metering.fixtures import stage, write_registry
 
 # PROPERTY_EXAMPLES=2000 for a longer hunt
 SETTINGS = settings(
@@ -77,21 +75,6 @@ GOOD = [
 ]
 
 
-def _stage(root: Path) -> readings.Staged:
-    registry = reg.load_registry(root)
-    points = reg.month_points(registry, "2026-04")
-    files = readings.find_files(root)
-    return readings.stage(
-        "2026-04",
-        files,
-        list(range(len(files))),
-        reg.device_days(registry, "2026-04", points),
-        registry["device_id"].unique().to_list(),
-        root / "scratch",
-        datetime(2026, 11, 1),
-    )
-
-
 @SETTINGS
 @given(
     fields=st.tuples(FIELD, FIELD, FIELD, FIELD),
@@ -124,7 +107,7 @@ def test_any_field_of_a_readings_row_is_read_or_quarantined_with_a_reason(fields
                 root / "readings" / "PA.parquet"
             )
             csv.unlink()
-        staged = _stage(root)  # never raises for a bad row
+        staged = stage(root, root / "scratch")  # never raises for a bad row
 
         assert staged.unreadable == {}, staged.unreadable  # one bad row never costs the file
         rows = staged.scan().with_columns(reason=readings.reasons()).collect()

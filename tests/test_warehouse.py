@@ -26,9 +26,9 @@ from pipelines.metering.job import ingest_month
 from pipelines.ncc11 import job as ncc11
 from pipelines.warehouse import Write
 from tests.conftest import ROOT
-from tests.metering_fixtures import standard_month
-from tests.test_delivery_job import write_registry as write_delivery_registry
-from tests.test_ncc11_job import write_quarter
+from tests.delivery.fixtures import write_sample_registry as write_delivery_registry
+from tests.metering.fixtures import standard_month
+from tests.ncc11.fixtures import write_quarter
 
 SAMPLE_QUARTER = "2026-05"
 NCC11_TABLES = ("ncc11_energy", "ncc11_power_month", "ncc11_power")

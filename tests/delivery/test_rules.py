@@ -12,23 +12,8 @@ import polars as pl
 from pipelines.delivery import sources
 from pipelines.delivery.job import Judgement, judge
 from pipelines.metering.registry import load_registry
+from tests.delivery.fixtures import write_registry
 
-REGISTRY_COLUMNS = [
-    "point_id",
-    "participant",
-    "kind",
-    "node",
-    "device_id",
-    "serial",
-    "connectivity",
-    "vpn_id",
-    "public_ip",
-    "public_port",
-    "private_ip",
-    "private_port",
-    "valid_from",
-    "valid_to",
-]
 CHANGE = {  # compliant with every rule: the starting point each test alters
     "change_id": "C1",
     "participant": "ALFA",
@@ -40,30 +25,6 @@ CHANGE = {  # compliant with every rule: the starting point each test alters
     "executed_on": "2026-04-21",
     "notified_on": "2026-04-22",
 }
-
-
-def write_registry(directory: Path, points: list[tuple[str, str, str, str, str]]) -> None:
-    """points: (point_id, participant, kind, valid_from, valid_to or '')."""
-    rows = [
-        {
-            "point_id": p,
-            "participant": who,
-            "kind": kind,
-            "node": "GUA-230",
-            "device_id": f"D-{p}",
-            "serial": f"S-{p}",
-            "connectivity": "vpn_direct",
-            "vpn_id": f"VPN-{who}",
-            "public_ip": "",
-            "public_port": "",
-            "private_ip": "10.1.1.100",
-            "private_port": "7701",
-            "valid_from": start,
-            "valid_to": end,
-        }
-        for p, who, kind, start, end in points
-    ]
-    pl.DataFrame(rows, schema=dict.fromkeys(REGISTRY_COLUMNS, pl.String)).write_csv(directory / "metering_points.csv")
 
 
 def write_changes(directory: Path, changes: list[dict]) -> None:

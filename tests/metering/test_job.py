@@ -12,8 +12,9 @@ import pytest
 from pipelines import warehouse
 from pipelines.errors import InputError
 from pipelines.metering import job
-from tests.metering_fixtures import (
+from tests.metering.fixtures import (
     REGISTRY,
+    landed,
     series,
     standard_month,
     value_of,
@@ -21,16 +22,9 @@ from tests.metering_fixtures import (
     write_readings,
     write_registry,
 )
-from tests.metering_fixtures import (
+from tests.metering.fixtures import (
     query as _q,
 )
-
-
-def landed(path: Path, second: int) -> None:
-    """Set a file's modification time: when it landed (later landing wins)."""
-    import os
-
-    os.utime(path, ns=(second * 10**9, second * 10**9))
 
 
 def _published_nothing(workspace: Path) -> None:

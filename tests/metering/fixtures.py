@@ -1,4 +1,4 @@
-"""Small hand-made SMEC inputs shared by the metering tests (helpers only, no tests here).
+"""Small hand-made SMEC inputs shared by the metering tests and the other tests that read meter data (helpers only, no tests here).
 
 April 2026 has 30 days = 2,880 intervals per channel. Three points:
   P1 (PA, consumption) DEV1, active all month
@@ -7,11 +7,14 @@ April 2026 has 30 days = 2,880 intervals per channel. Three points:
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from pipelines.metering import readings
+from pipelines.metering import registry as reg
 from pipelines.metering.keys import CHANNELS, INTERVALS_PER_DAY
 
 APRIL = datetime(2026, 4, 1)
@@ -63,6 +66,27 @@ def write_lines(root: Path, name: str, lines: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("device_id,interval_end,channel,value\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def landed(path: Path, second: int) -> None:
+    """Set when a file landed (its modification time): the later landing wins."""
+    os.utime(path, ns=(second * 10**9, second * 10**9))
+
+
+def stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
+    """Stage every readings file under root for `month` into `out` (the ingest's first step, alone)."""
+    registry = reg.load_registry(root)
+    points = reg.month_points(registry, month)
+    files = readings.find_files(root)
+    return readings.stage(
+        month,
+        files,
+        list(range(len(files))),
+        reg.device_days(registry, month, points),
+        registry["device_id"].unique().to_list(),
+        out,
+        datetime(2026, 11, 1),
+    )
 
 
 def standard_month(root: Path) -> None:

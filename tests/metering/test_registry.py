@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipelines.metering import registry as reg
-from tests.metering_fixtures import REGISTRY, write_registry
+from tests.metering.fixtures import REGISTRY, write_registry
 
 CHECKS = [
     "_point_overlap",

@@ -11,13 +11,16 @@ import polars as pl
 import pytest
 
 from pipelines.metering import job, readings
-from tests.metering_fixtures import query as _q
-from tests.metering_fixtures import series, standard_month, value_of, write_lines, write_readings, write_registry
-
-
-def landed(path: Path, second: int) -> None:
-    """Set when a file landed (its modification time)."""
-    os.utime(path, ns=(second * 10**9, second * 10**9))
+from tests.metering.fixtures import (
+    landed,
+    series,
+    standard_month,
+    value_of,
+    write_lines,
+    write_readings,
+    write_registry,
+)
+from tests.metering.fixtures import query as _q
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from datetime import datetime
 import pytest
 
 from pipelines.metering import job
-from tests.metering_fixtures import query as _q
-from tests.metering_fixtures import write_lines, write_registry
+from tests.metering.fixtures import query as _q
+from tests.metering.fixtures import write_lines, write_registry
 
 NOW = datetime(2026, 11, 1)
 

@@ -13,7 +13,7 @@ from pipelines import warehouse
 from pipelines.errors import ValidationFailed
 from pipelines.ncc11 import formulas, job
 from pipelines.periods import Quarter
-from tests.test_ncc11_job import write_quarter
+from tests.ncc11.fixtures import write_quarter
 
 QUARTER = Quarter.parse("2026-05")  # May (744 h), June (720 h), July (744 h)
 

@@ -10,9 +10,9 @@ import pytest
 from pipelines import warehouse
 from pipelines.delivery import sample
 from pipelines.periods import resolve_period
-from tests.test_delivery_rules import write_registry as registry_with
+from tests.conftest import ROOT
+from tests.delivery.fixtures import write_registry as registry_with
 
-ROOT = Path(__file__).resolve().parent.parent
 GUATEMALA = pendulum.timezone("America/Guatemala")
 
 

@@ -1,6 +1,6 @@
-"""By hand, not in CI: how long a year of backfill takes on this machine, under a real scheduler.
+"""Benchmark, by hand, not in CI: how long a year of backfill takes on this machine, under a real scheduler.
 
-    uv run python -m tests.integration.year_backfill [--postgres URL] [--days 365] [--out DIR]
+    uv run python bench/year_backfill.py [--postgres URL] [--days 365] [--out DIR]
 
 Generates a year of landing data (meter registry and readings for 12 months, NCC-11 inputs for four
 tariff quarters) with the sample generators, starts `airflow standalone` (SQLite, or PostgreSQL +
@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tests.integration.stack import AirflowStack, wait_for
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.stack import AirflowStack, wait_for  # noqa: E402
 
 QUARTERS = ("2025-05", "2025-08", "2025-11", "2026-02")
 FIRST_DAY = date(2025, 5, 1)

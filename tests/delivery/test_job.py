@@ -14,24 +14,7 @@ from pipelines.delivery import sample
 from pipelines.delivery.job import check_month
 from pipelines.errors import InputError, ValidationFailed
 from pipelines.warehouse import Write
-from tests.test_delivery_rules import write_registry as registry_with
-
-
-def write_registry(directory: Path) -> None:
-    """Five participants with three consumption points each; ALFA also has OLD (retires 5 April),
-    DELTA a generation point, EPS a generation point starting 10 April."""
-    points = [
-        (f"PM-{p}-{i}", p, "consumption", "2025-01-01", "")
-        for p in ("ALFA", "BETA", "GAMMA", "DELTA", "EPS")
-        for i in range(3)
-    ]
-    points += [
-        ("PM-DELTA-G", "DELTA", "generation", "2025-01-01", ""),
-        ("PM-EPS-G", "EPS", "generation", "2026-04-10", ""),
-        ("PM-ALFA-OLD", "ALFA", "consumption", "2024-01-01", "2026-04-05"),
-    ]
-    directory.mkdir(parents=True, exist_ok=True)
-    registry_with(directory, points)
+from tests.delivery.fixtures import write_sample_registry
 
 
 def march_meter_hourly(points: list[str]) -> pl.DataFrame:
@@ -47,7 +30,7 @@ def march_meter_hourly(points: list[str]) -> pl.DataFrame:
 @pytest.fixture
 def inputs(tmp_path: Path) -> Path:
     directory = tmp_path / "smec"
-    write_registry(directory)
+    write_sample_registry(directory)
     sample.generate(directory)
     return directory
 
@@ -157,7 +140,7 @@ def test_bad_rows_are_judged_false_and_reported(inputs: Path, workspace: Path) -
 
 
 def test_missing_input_and_bad_month(tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture) -> None:
-    write_registry(tmp_path)
+    write_sample_registry(tmp_path)
     with pytest.raises(InputError, match="missing input file vpn_changes.csv"):
         check_month("2026-04", tmp_path)
     with pytest.raises(InputError, match="YYYY-MM"):

@@ -29,10 +29,12 @@ test: env
 	$(UV) run --locked pytest -q -n 2 --ignore=tests/integration
 	$(UV) run --locked pytest -q tests/integration --durations=5
 
-# ruff: lint and formatting (configured in pyproject.toml); .ci/run runs it before the tests
+# ruff: lint and formatting of the Python (configured in pyproject.toml); sqlfluff: the same for the
+# SQL in sql/ (configured in .sqlfluff; `uv run sqlfluff fix sql/` formats it). .ci/run runs it first.
 lint: env
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
+	$(UV) run --locked sqlfluff lint sql/
 
 sample: env
 	$(UV) run --locked mayorista sample

@@ -10,45 +10,64 @@
 -- A zero denominator gives NULL, never inf/NaN/0 (|x| < 1e-9 MWh counts as zero: float sums of
 -- offsetting hours are not exactly 0).
 WITH spot AS (
-    SELECT s.distributor, t.band,
-           sum(s.energy_mwh * t.weight)                   AS spot_energy_mwh,
-           sum(p.price_usd_mwh * s.energy_mwh * t.weight) AS ccs_usd
+    SELECT
+        s.distributor, t.band,
+        sum(s.energy_mwh * t.weight) AS spot_energy_mwh,
+        sum(p.price_usd_mwh * s.energy_mwh * t.weight) AS ccs_usd
     FROM spot_demand s
     JOIN slots t ON t.slot = s.slot
     JOIN nodal_prices p ON p.node = s.node AND p.slot = s.slot
     GROUP BY ALL
-), contract AS (
-    SELECT c.distributor, t.band,
-           sum(c.energy_mwh * t.weight)                   AS contract_energy_mwh,
-           sum(c.energy_mwh * c.price_usd_mwh * t.weight) AS ccc_usd
+),
+
+contract AS (
+    SELECT
+        c.distributor, t.band,
+        sum(c.energy_mwh * t.weight) AS contract_energy_mwh,
+        sum(c.energy_mwh * c.price_usd_mwh * t.weight) AS ccc_usd
     FROM contract_dispatch c
     JOIN slots t ON t.slot = c.slot
     GROUP BY ALL
-), total AS (
+),
+
+total AS (
     SELECT d.distributor, t.band, sum(d.energy_mwh * t.weight) AS total_demand_mwh
     FROM total_demand d
     JOIN slots t ON t.slot = d.slot
     GROUP BY ALL
-), keys AS (
+),
+
+keys AS (
     SELECT distributor, band
-    FROM (SELECT distributor FROM total UNION SELECT distributor FROM spot UNION SELECT distributor FROM contract)
-    CROSS JOIN (VALUES ('punta'), ('intermedia'), ('valle')) AS b(band)
-), joined AS (
-    SELECT k.distributor, k.band,
-           coalesce(s.spot_energy_mwh, 0)     AS spot_energy_mwh,
-           coalesce(s.ccs_usd, 0)             AS ccs_usd,
-           coalesce(c.contract_energy_mwh, 0) AS contract_energy_mwh,
-           coalesce(c.ccc_usd, 0)             AS ccc_usd,
-           coalesce(d.total_demand_mwh, 0)    AS total_demand_mwh
+    FROM (
+        SELECT distributor FROM total
+        UNION
+        SELECT distributor FROM spot
+        UNION
+        SELECT distributor FROM contract
+    )
+    CROSS JOIN (VALUES ('punta'), ('intermedia'), ('valle')) AS b (band)
+),
+
+joined AS (
+    SELECT
+        k.distributor, k.band,
+        coalesce(s.spot_energy_mwh, 0) AS spot_energy_mwh,
+        coalesce(s.ccs_usd, 0) AS ccs_usd,
+        coalesce(c.contract_energy_mwh, 0) AS contract_energy_mwh,
+        coalesce(c.ccc_usd, 0) AS ccc_usd,
+        coalesce(d.total_demand_mwh, 0) AS total_demand_mwh
     FROM keys k
     LEFT JOIN spot s USING (distributor, band)
     LEFT JOIN contract c USING (distributor, band)
     LEFT JOIN total d USING (distributor, band)
 )
-SELECT $quarter AS quarter, distributor, band,
-       spot_energy_mwh, ccs_usd,
-       CASE WHEN abs(spot_energy_mwh) >= 1e-9 THEN ccs_usd / spot_energy_mwh END AS peste_usd_mwh,
-       contract_energy_mwh, ccc_usd, total_demand_mwh,
-       CASE WHEN abs(total_demand_mwh) >= 1e-9 THEN (ccc_usd + ccs_usd) / total_demand_mwh END AS pmce_usd_mwh
+
+SELECT
+    $quarter AS quarter, distributor, band,
+    spot_energy_mwh, ccs_usd,
+    CASE WHEN abs(spot_energy_mwh) >= 1e-9 THEN ccs_usd / spot_energy_mwh END AS peste_usd_mwh,
+    contract_energy_mwh, ccc_usd, total_demand_mwh,
+    CASE WHEN abs(total_demand_mwh) >= 1e-9 THEN (ccc_usd + ccs_usd) / total_demand_mwh END AS pmce_usd_mwh
 FROM joined
 ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END

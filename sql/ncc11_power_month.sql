@@ -2,18 +2,21 @@
 -- Inputs (views): power_contracts(distributor, contract_id, month, power_kw, price_usd_kw_month),
 -- firm_demand(distributor, month, dfnc_kw, demax_kw); parameter $prefpot (USD/kW-month).
 WITH contracts AS (
-    SELECT distributor, month,
-           sum(power_kw)                      AS contract_power_kw,
-           sum(power_kw * price_usd_kw_month) AS contract_cost_usd
+    SELECT
+        distributor, month,
+        sum(power_kw) AS contract_power_kw,
+        sum(power_kw * price_usd_kw_month) AS contract_cost_usd
     FROM power_contracts
     GROUP BY ALL
 )
-SELECT $quarter AS quarter, f.month, f.distributor,
-       coalesce(c.contract_cost_usd, 0) + f.dfnc_kw * $prefpot AS ccp_usd,
-       coalesce(c.contract_power_kw, 0)                        AS contract_power_kw,
-       coalesce(c.contract_cost_usd, 0)                        AS contract_cost_usd,
-       f.dfnc_kw, f.demax_kw,
-       $prefpot                                                AS prefpot_usd_kw_month
+
+SELECT
+    $quarter AS quarter, f.month, f.distributor,
+    coalesce(c.contract_cost_usd, 0) + f.dfnc_kw * $prefpot AS ccp_usd,
+    coalesce(c.contract_power_kw, 0) AS contract_power_kw,
+    coalesce(c.contract_cost_usd, 0) AS contract_cost_usd,
+    f.dfnc_kw, f.demax_kw,
+    $prefpot AS prefpot_usd_kw_month
 FROM firm_demand f
 LEFT JOIN contracts c USING (distributor, month)
 ORDER BY f.distributor, f.month

@@ -11,38 +11,54 @@
 -- other_costs(distributor, month, component, usd); parameter $by_hour: false for programming by load
 -- blocks, whose blocks carry no month: CCC, CCS and the total are then NULL (unknown), never guessed.
 WITH spot AS (
-    SELECT s.distributor, strftime(s.slot, '%Y-%m') AS month,
-           sum(p.price_usd_mwh * s.energy_mwh * t.weight) AS ccs_usd
+    SELECT
+        s.distributor, strftime(s.slot, '%Y-%m') AS month,
+        sum(p.price_usd_mwh * s.energy_mwh * t.weight) AS ccs_usd
     FROM spot_demand s
     JOIN slots t ON t.slot = s.slot
     JOIN nodal_prices p ON p.node = s.node AND p.slot = s.slot
     GROUP BY ALL
-), contract AS (
-    SELECT c.distributor, strftime(c.slot, '%Y-%m') AS month,
-           sum(c.energy_mwh * c.price_usd_mwh * t.weight) AS ccc_usd
+),
+
+contract AS (
+    SELECT
+        c.distributor, strftime(c.slot, '%Y-%m') AS month,
+        sum(c.energy_mwh * c.price_usd_mwh * t.weight) AS ccc_usd
     FROM contract_dispatch c
     JOIN slots t ON t.slot = c.slot
     GROUP BY ALL
-), other AS (
+),
+
+other AS (
     SELECT distributor, month, sum(usd) AS other_usd FROM other_costs GROUP BY ALL
-), keys AS (
+),
+
+keys AS (
     SELECT distributor, month FROM power_month
-    UNION SELECT distributor, month FROM spot
-    UNION SELECT distributor, month FROM contract
-    UNION SELECT distributor, month FROM other
-), joined AS (
-    SELECT k.month, k.distributor,
-           CASE WHEN $by_hour THEN coalesce(c.ccc_usd, 0) END AS ccc_usd,
-           CASE WHEN $by_hour THEN coalesce(s.ccs_usd, 0) END AS ccs_usd,
-           coalesce(p.ccp_usd, 0)   AS ccp_usd,
-           coalesce(o.other_usd, 0) AS other_usd
+    UNION
+    SELECT distributor, month FROM spot
+    UNION
+    SELECT distributor, month FROM contract
+    UNION
+    SELECT distributor, month FROM other
+),
+
+joined AS (
+    SELECT
+        k.month, k.distributor,
+        CASE WHEN $by_hour THEN coalesce(c.ccc_usd, 0) END AS ccc_usd,
+        CASE WHEN $by_hour THEN coalesce(s.ccs_usd, 0) END AS ccs_usd,
+        coalesce(p.ccp_usd, 0) AS ccp_usd,
+        coalesce(o.other_usd, 0) AS other_usd
     FROM keys k
     LEFT JOIN spot s USING (distributor, month)
     LEFT JOIN contract c USING (distributor, month)
     LEFT JOIN power_month p USING (distributor, month)
     LEFT JOIN other o USING (distributor, month)
 )
-SELECT $quarter AS quarter, month, distributor, ccc_usd, ccs_usd, ccp_usd, other_usd,
-       ccc_usd + ccs_usd + ccp_usd + other_usd AS total_usd
+
+SELECT
+    $quarter AS quarter, month, distributor, ccc_usd, ccs_usd, ccp_usd, other_usd,
+    ccc_usd + ccs_usd + ccp_usd + other_usd AS total_usd
 FROM joined
 ORDER BY distributor, month

@@ -3,6 +3,7 @@ left open while a run publishes (the publish must not wait for it; its next stat
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import subprocess
 import sys
@@ -123,8 +124,9 @@ def _lines(stream) -> queue.Queue:
     lines: queue.Queue = queue.Queue()
 
     def pump() -> None:
-        for line in stream:
-            lines.put(line.rstrip("\n"))
+        with stream:  # closed by its reader at the end, so that no pipe is left open
+            for line in stream:
+                lines.put(line.rstrip("\n"))
         lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
@@ -187,3 +189,6 @@ def test_an_open_session_does_not_block_a_publish_and_sees_its_rows(tmp_path):
         if session.poll() is None:
             session.kill()
             session.wait()
+        session.stderr.close()  # never read (stdout is closed by its reader)
+        with contextlib.suppress(BrokenPipeError):  # a flush to a killed session
+            session.stdin.close()

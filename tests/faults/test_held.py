@@ -39,8 +39,9 @@ class Session:
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
+        with self.proc.stdout:  # closed by its reader at the end, so that no pipe is left open
+            for line in self.proc.stdout:
+                self.lines.put(line.rstrip("\n"))
 
     def ask(self, statement: str, header: str, timeout: float = 120.0) -> str:
         """Send one statement and return the single value under `header`."""
@@ -69,7 +70,14 @@ class Session:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        return self.proc.returncode, self.proc.stderr.read()
+        with self.proc.stderr:
+            return self.proc.returncode, self.proc.stderr.read()
+
+
+def _drain(stream, into: list[str]) -> None:
+    """Read a child's pipe to its end into a list, then close it (no pipe is left open)."""
+    with stream:
+        into.extend(stream)
 
 
 PUBLISH_BOUND = 180  # seconds
@@ -113,8 +121,8 @@ def test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported(wait, place,
     out_lines: list[str] = []
     err_lines: list[str] = []
     pumps = [
-        threading.Thread(target=lambda: out_lines.extend(proc.stdout), daemon=True),
-        threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stdout, out_lines), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err_lines), daemon=True),
     ]
     for pump in pumps:
         pump.start()

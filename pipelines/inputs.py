@@ -1,9 +1,13 @@
 """Reading the files users hand us: CSV with a header or Parquet with the same stem, typed strictly.
+Every pipeline reads its input tables here (metering's readings scan aside: see metering/readings.py).
 
-A value that does not parse is never turned into a silent null: `read_table` raises an InputError
-naming the file, the column and example lines; `parse_columns` (for pipelines that quarantine
-instead of failing) returns the typed rows with the reason each bad one failed. A number must be
-finite: `NaN`, `inf`, `Infinity` parse as floats but are no price or energy, so they are bad values.
+A value that does not parse is never turned into a silent null. Two policies, one reading path
+(`_open`: find the file, check its shape and columns, read it as written):
+- `read_table` fails: it raises an InputError naming the file, the column and example lines;
+- `read_rows` quarantines: it keeps every row with its line, its text as written and the reason a bad
+  one failed (`Source`), for the pipelines that report bad rows instead of stopping (delivery).
+Line numbers are the lines a person finds in the file (`first_line`). A number must be finite: `NaN`,
+`inf`, `Infinity` parse as floats but are no price or energy, so they are bad values.
 
 The shape of a CSV is checked before its values, each with one message a person can act on: an
 empty file, a semicolon-separated export (decimal commas), a line with the wrong number of fields
@@ -11,12 +15,17 @@ empty file, a semicolon-separated export (decimal commas), a line with the wrong
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
 from pipelines.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 Kind = Literal["str", "float", "int", "hour", "minute", "date", "month"]
 Schema = dict[str, Kind]
@@ -197,13 +206,43 @@ def _fast(column: str, kind: Kind, source: pl.DataType) -> pl.Expr:
     return pl.when(parsed.dt.minute() == 0).then(parsed) if kind == "hour" else parsed
 
 
-def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = True) -> pl.DataFrame | None:
-    """Read `<stem>.csv|.parquet` strictly typed; raise InputError on anything that does not parse."""
+@dataclass(frozen=True)
+class Source:
+    """An input read by `read_rows`, every row kept: the typed columns (null where a value did not
+    parse), `_raw_<col>` (the value as written, trimmed), `_line` (the line a person finds it on: CSV
+    header = 1, Parquet rows from 1) and `_reason` ("" for a good row, else what is wrong with it)."""
+
+    path: Path
+    rows: pl.DataFrame
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+    def good(self) -> pl.DataFrame:
+        return self.rows.filter(pl.col("_reason") == "")
+
+    def bad(self) -> pl.DataFrame:
+        return self.rows.filter(pl.col("_reason") != "")
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    """An unreadable file: the ragged line that explains it when there is one, else the library's reason."""
+    ragged = ragged_lines(path) if path.suffix == ".csv" else None
+    return InputError(ragged or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})")
+
+
+def _open(input_dir: Path, stem: str, schema: Schema, *, required: bool) -> tuple[Path, pl.DataFrame, pl.Schema] | None:
+    """(the file, its `schema` columns as written, the file's own schema), or None for an absent file
+    that is not `required`. Raises the InputError a person can act on for a missing file or directory,
+    an empty or semicolon-separated CSV, a missing column, a ragged line, an unreadable file."""
     path = find_input(input_dir, stem)
     if path is None:
         if not required:
+            logger.debug("no %s.csv or %s.parquet in %s", stem, stem, input_dir)  # the caller says what that means
             return None
         raise missing_file(input_dir, stem)
+    logger.debug("reading %s", path)
     check_csv_shape(path)
     try:
         lf = scan_file(path)
@@ -217,29 +256,81 @@ def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = T
     except InputError:
         raise
     except Exception as exc:  # unreadable file: name it, keep the library's reason
-        ragged = ragged_lines(path) if path.suffix == ".csv" else None
-        raise InputError(ragged or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from exc
+        raise _unreadable(path, exc) from exc
     if path.suffix == ".csv" and raw.null_count().sum_horizontal().item():
-        # a short line reads as nulls at its end: name the line (only looked for when there are nulls)
+        # a short line reads as nulls at its end (a date "that did not happen"): name the line instead
+        # (only looked for when there are nulls)
         ragged = ragged_lines(path)
         if ragged:
             raise InputError(ragged)
+    return path, raw, source_schema
+
+
+def read_table(input_dir: Path, stem: str, schema: Schema, *, required: bool = True) -> pl.DataFrame | None:
+    """Read `<stem>.csv|.parquet` strictly typed; raise InputError on anything that does not parse."""
+    started = time.perf_counter()
+    opened = _open(input_dir, stem, schema, required=required)
+    if opened is None:
+        return None
+    path, raw, source_schema = opened
     typed = raw.select(_fast(c, k, source_schema[c]).alias(c) for c, k in schema.items())
     lost = raw.select((pl.col(c).is_not_null() & typed[c].is_null()).sum() for c in schema).row(0)
-    if not any(lost):
-        return typed
-    # some values need trimming, or are malformed: the careful parse tells which, by line
-    careful = parse_columns(
+    if any(lost):
+        # some values need trimming, or are malformed: the careful parse tells which, by line
+        logger.debug("%s: %d value(s) not clean, parsing carefully", path.name, sum(lost))
+        careful = parse_columns(
+            raw.lazy()
+            .with_row_index("_line", offset=first_line(path))
+            .with_columns(**{f"_raw_{c}": pl.col(c) for c in schema}),
+            schema,
+            source_schema,
+        ).collect()
+        bad = careful.filter(pl.col("_reason") != "")
+        if bad.height:
+            raise InputError(_describe_bad_rows(path, bad, schema))
+        typed = careful.select(list(schema))
+    logger.info("read %s: %d rows in %.2f s", path, typed.height, time.perf_counter() - started)
+    return typed
+
+
+def read_rows(input_dir: Path, stem: str, schema: Schema, *, not_blank: tuple[str, ...] = ()) -> Source:
+    """Read the required `<stem>.csv|.parquet` keeping every row: a value that does not parse, or a
+    blank in a `not_blank` column, is the row's `_reason` (see Source), not an error. A file that cannot
+    be read as a table at all (missing, a missing column, a ragged line...) still raises InputError."""
+    started = time.perf_counter()
+    opened = _open(input_dir, stem, schema, required=True)
+    assert opened is not None  # required: a missing file raised
+    path, raw, source_schema = opened
+    lf = (
         raw.lazy()
         .with_row_index("_line", offset=first_line(path))
-        .with_columns(**{f"_raw_{c}": pl.col(c) for c in schema}),
-        schema,
-        source_schema,
-    ).collect()
-    bad = careful.filter(pl.col("_reason") != "")
-    if bad.height:
-        raise InputError(_describe_bad_rows(path, bad, schema))
-    return careful.select(list(schema))
+        .with_columns(**{f"_raw_{c}": pl.col(c).cast(pl.String).str.strip_chars() for c in schema})
+    )
+    try:
+        rows = parse_columns(lf, schema, source_schema).collect()
+    except Exception as exc:  # a column polars cannot take as text: the file is unreadable, not a bad row
+        raise _unreadable(path, exc) from exc
+    blank = [
+        pl.when(pl.col(f"_raw_{c}").is_null() | (pl.col(f"_raw_{c}") == "")).then(pl.lit(f"missing {c}"))
+        for c in not_blank
+    ]
+    rows = rows.with_columns(
+        pl.concat_str([pl.col("_reason").replace("", None), *blank], separator="; ", ignore_nulls=True)
+        .fill_null("")
+        .alias("_reason"),
+        pl.col("_line").cast(pl.Int64),
+    )
+    source = Source(path, rows)
+    bad = source.bad()
+    logger.info(
+        "read %s: %d rows in %.2f s, %d quarantined%s",
+        path,
+        rows.height,
+        time.perf_counter() - started,
+        bad.height,
+        f" (first: line {bad['_line'][0]}, {bad['_reason'][0]})" if bad.height else "",
+    )
+    return source
 
 
 def _describe_bad_rows(path: Path, bad: pl.DataFrame, schema: Schema) -> str:

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.inputs import read_table
+from pipelines.inputs import read_rows, read_table
 
 SCHEMA = {"node": "str", "hour": "hour", "price_usd_mwh": "float"}
 
@@ -102,3 +102,50 @@ def test_empty_file_semicolons_ragged_lines_and_missing_directory(tmp_path):
     with pytest.raises(InputError, match=r"^input directory .*nowhere does not exist$"):
         read_table(tmp_path / "nowhere", "nodal_prices", SCHEMA)
     assert read_table(tmp_path / "nowhere", "nodal_prices", SCHEMA, required=False) is None
+
+
+def test_read_rows_keeps_every_row_with_its_line_and_reason_in_csv_and_parquet(tmp_path):
+    """The quarantining reader: bad rows are kept with the line a person finds them on (CSV: the header
+    is line 1; Parquet: rows from 1), their text as written and why they cannot be used."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "nodal_prices.csv").write_text(
+        "node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN1,2026-05-01 00:30,x\n,2026-05-01 02:00, 7 \n"
+    )
+    from_csv = read_rows(tmp_path / "a", "nodal_prices", SCHEMA, not_blank=("node",))
+    (tmp_path / "b").mkdir()
+    pl.read_csv(tmp_path / "a" / "nodal_prices.csv", infer_schema=False).write_parquet(
+        tmp_path / "b" / "nodal_prices.parquet"
+    )
+    from_parquet = read_rows(tmp_path / "b", "nodal_prices", SCHEMA, not_blank=("node",))
+    reasons = ["unparsable hour (hour); unparsable price_usd_mwh (float)", "missing node"]
+    assert from_csv.label == "nodal_prices.csv" and from_parquet.label == "nodal_prices.parquet"
+    assert from_csv.bad().select("_line", "_reason").rows() == list(zip([3, 4], reasons))
+    assert from_parquet.bad().select("_line", "_reason").rows() == list(zip([2, 3], reasons))
+    for source in (from_csv, from_parquet):
+        assert source.rows.height == 3 and source.good()["price_usd_mwh"].to_list() == [50.0]
+        assert source.bad()["_raw_hour"].to_list() == ["2026-05-01 00:30", "2026-05-01 02:00"]
+        assert source.bad()["_raw_price_usd_mwh"].to_list() == ["x", "7"]  # as written, trimmed
+        assert source.rows["_line"].dtype == pl.Int64
+
+
+@pytest.mark.parametrize("read", [read_table, read_rows])
+def test_both_readers_refuse_a_file_they_cannot_read_with_the_same_message(tmp_path, read):
+    with pytest.raises(InputError, match=r"^missing input file nodal_prices.csv \(or nodal_prices.parquet\) in "):
+        read(tmp_path, "nodal_prices", SCHEMA)
+    with pytest.raises(InputError, match=r"^input directory .*nowhere does not exist$"):
+        read(tmp_path / "nowhere", "nodal_prices", SCHEMA)
+    (tmp_path / "nodal_prices.csv").write_text("node,hour\nN1,2026-05-01 00:00\n")
+    with pytest.raises(InputError, match=r"^nodal_prices.csv: missing column\(s\) price_usd_mwh; found node, hour$"):
+        read(tmp_path, "nodal_prices", SCHEMA)
+    (tmp_path / "nodal_prices.csv").write_text("node,hour,price_usd_mwh\nN1,2026-05-01 00:00,50\nN3,2026-05-01 00:00\n")
+    with pytest.raises(
+        InputError, match=r"^nodal_prices.csv: line 3 has 2 fields; every line must have the header's 3 fields$"
+    ):
+        read(tmp_path, "nodal_prices", SCHEMA)
+    (tmp_path / "nodal_prices.csv").write_text("node;hour;price_usd_mwh\nN1;2026-05-01 00:00;61,97\n")
+    with pytest.raises(InputError, match="nodal_prices.csv looks semicolon-separated"):
+        read(tmp_path, "nodal_prices", SCHEMA)
+    (tmp_path / "nodal_prices.csv").unlink()
+    (tmp_path / "nodal_prices.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match=r"^nodal_prices.parquet: cannot be read \("):
+        read(tmp_path, "nodal_prices", SCHEMA)

@@ -15,7 +15,7 @@ from pipelines import run as runs
 from pipelines.business_days import BusinessCalendar
 from pipelines.delivery import compliance, estimation, rules, sources
 from pipelines.errors import InputError
-from pipelines.inputs import find_input
+from pipelines.inputs import Source, find_input
 from pipelines.metering.registry import load_registry
 from pipelines.periods import Month
 from pipelines.warehouse import Write
@@ -237,9 +237,7 @@ def read_completeness(month: str, db: str | Path | None) -> tuple[pl.DataFrame |
     return rows, None
 
 
-def _unreadable(
-    month: str, changes: sources.Source, deliveries: sources.Source, unplaced: pl.DataFrame
-) -> pl.DataFrame:
+def _unreadable(month: str, changes: Source, deliveries: Source, unplaced: pl.DataFrame) -> pl.DataFrame:
     """Rows this month's run could not use, with the reason: change rows no month can claim, and
     delivery rows for this month (or for an unreadable month) that did not parse."""
     bad_deliveries = deliveries.bad().filter(pl.col("supply_month").is_null() | (pl.col("supply_month") == month))

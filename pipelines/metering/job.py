@@ -24,7 +24,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -106,7 +105,6 @@ def ingest_month(
         raise InputError(f"input directory {input_dir} does not exist")
     now = now or datetime.now(GUATEMALA).replace(tzinfo=None)
     with runs.start(PIPELINE, month, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
-        gx_ready = quality.warm("metering_points", "metering_month")
         thresholds = vee.load_thresholds()
         with r.step("registry"):
             registry = reg.load_registry(input_dir)
@@ -116,7 +114,7 @@ def ingest_month(
             r.manifest.add_input(input_dir / _registry_name(input_dir), registry.height)
         con = store.connect(r.warehouse, read_only=True) if store.exists(r.warehouse) else None
         try:
-            result = _run(r, con, input_dir, registry, thresholds, gx_ready, now)
+            result = _run(r, con, input_dir, registry, thresholds, now)
         finally:
             if con is not None:
                 con.close()  # closed by _run before its publish already (an open reader blocks a SQLite catalog's writer)
@@ -140,7 +138,6 @@ def _run(
     input_dir: Path,
     registry: pl.DataFrame,
     thresholds: vee.Thresholds,
-    gx_ready: threading.Thread,
     now: datetime,
 ) -> IngestResult:
     month, manifest = r.period, r.manifest
@@ -149,6 +146,9 @@ def _run(
         plan = ledger.plan(input_dir, month, ledger.load(con))
         if not plan.files and plan.skipped == 0 and not plan.deferred:
             raise InputError(f"no readings files (*.csv or *.parquet) under {input_dir / 'readings'}")
+    # GX's import (seconds of Python) overlaps the parse, which runs in polars without the GIL; started
+    # after the plan, whose thousand small file opens would each wait for the GIL behind it
+    gx_ready = quality.warm("metering_points", "metering_month")
     # the files' sha256 for the ledger and the manifest, computed alongside the parse
     hashes_future = r.in_background(
         lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)}

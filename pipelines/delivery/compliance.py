@@ -42,11 +42,10 @@ COMPLIANCE_COLUMNS = [
 ]
 
 
-def required_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
+def required_points(registry: pl.DataFrame, month: Month) -> pl.DataFrame:
     """(participant, point_id, kind) active at any time in the month; kind from the latest row."""
-    m = Month.of(month)
     return (
-        active_in(registry, m.first_day, m.last_day)
+        active_in(registry, month.first_day, month.last_day)
         .sort("valid_from")
         .group_by("participant", "point_id")
         .agg(pl.col("kind").last())
@@ -54,10 +53,10 @@ def required_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
     )
 
 
-def first_deliveries(deliveries: pl.DataFrame, month: str) -> pl.DataFrame:
+def first_deliveries(deliveries: pl.DataFrame, month: Month) -> pl.DataFrame:
     """One row per (participant, point) delivered for the supply month: first received_at, count."""
     return (
-        deliveries.filter(pl.col("supply_month") == month)
+        deliveries.filter(pl.col("supply_month") == month.label)
         .group_by("participant", "point_id")
         .agg(pl.col("received_at").min(), pl.len().cast(pl.Int64).alias("deliveries"))
     )
@@ -95,7 +94,7 @@ def _judgeable(changes: pl.DataFrame, participants: list[str]) -> pl.Expr:
 
 
 def assess(
-    changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFrame, month: str
+    changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFrame, month: Month
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(delivery_points, delivery_compliance, review rows for the `delivery` rule) for the month's changes."""
     participants = registry["participant"].unique().to_list()
@@ -138,8 +137,8 @@ def assess(
             .otherwise(pl.lit("unknown_point"))
         )
     )
-    points = pl.concat([points, extra], how="diagonal_relaxed").with_columns(month=pl.lit(month)).select(POINT_COLUMNS)
-    points = points.sort("change_id", "point_id")
+    points = pl.concat([points, extra], how="diagonal_relaxed").with_columns(month=pl.lit(month.label))
+    points = points.select(POINT_COLUMNS).sort("change_id", "point_id")
 
     counts = points.group_by("change_id").agg(
         required_points=pl.col("status").is_in(["on_time", "late", "missing", "not_judged"]).sum(),
@@ -198,7 +197,7 @@ def assess(
     )
     compliance = (
         compliance.filter(pl.col("executed_on").is_not_null())
-        .with_columns(month=pl.lit(month))
+        .with_columns(month=pl.lit(month.label))
         .select(COMPLIANCE_COLUMNS)
     )
     return points, compliance, review

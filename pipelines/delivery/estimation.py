@@ -9,13 +9,12 @@ estimated and why. Nothing is invented."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
 from pipelines import config, warehouse
-from pipelines.periods import Month, add_months, month_bounds, month_label, parse_month
+from pipelines.periods import Month
 
 CONSUMPTION_UPLIFT = 1.10  # 14.10: previous-month readings + 10%
 GENERATION_FACTOR = 0.95  # 14.10: dispatch records - 5%
@@ -25,10 +24,9 @@ _SHORT = {"consumption": f"previous-month {CONSUMPTION_CHANNEL} +10%", "generati
 ESTIMATE_COLUMNS = ["month", "point_id", "hour", "kwh", "method", "basis_hour", "basis_kwh"]
 
 
-def point_hours(registry: pl.DataFrame, point_ids: list[str], month: str) -> pl.DataFrame:
+def point_hours(registry: pl.DataFrame, point_ids: list[str], month: Month) -> pl.DataFrame:
     """(point_id, hour) for every hour of the month in which the point is active (whole days)."""
-    m = Month.of(month)
-    first, last = m.first_day, m.last_day
+    first, last = month.first_day, month.last_day
     return (
         registry.filter(pl.col("point_id").is_in(point_ids))
         .select(
@@ -51,23 +49,21 @@ def point_hours(registry: pl.DataFrame, point_ids: list[str], month: str) -> pl.
     )
 
 
-def previous_month_hour(month: str) -> pl.Expr:
+def previous_month_hour(month: Month) -> pl.Expr:
     """Same day-of-month and hour in the previous month, or that month's last day."""
-    first = parse_month(month)
-    previous = add_months(first, -1)
-    previous_last_day = (first - timedelta(days=1)).day
+    previous = month.previous
     return pl.datetime(
-        previous.year,
-        previous.month,
-        pl.min_horizontal(pl.col("hour").dt.day(), pl.lit(previous_last_day)),
+        previous.first_day.year,
+        previous.first_day.month,
+        pl.min_horizontal(pl.col("hour").dt.day(), pl.lit(previous.last_day.day)),
         pl.col("hour").dt.hour(),
     ).cast(pl.Datetime("us"))
 
 
-def read_meter_hourly(point_ids: list[str], month: str, path: str | Path | None) -> tuple[pl.DataFrame | None, str]:
+def read_meter_hourly(point_ids: list[str], month: Month, path: str | Path | None) -> tuple[pl.DataFrame | None, str]:
     """The previous month's kwh_del hours of these points from the warehouse, or (None, why not)."""
-    previous = month_label(add_months(parse_month(month), -1))
-    start, end = month_bounds(previous)
+    previous = month.previous
+    start, end = previous.bounds
     db = config.warehouse(path)
     if not warehouse.exists(db):
         return None, f"no warehouse at {warehouse.describe(db)}, so no meter_hourly for {previous}"
@@ -101,7 +97,7 @@ def _with_basis(hours: pl.DataFrame, basis: pl.DataFrame | None, value: str) -> 
 def estimate(
     points: pl.DataFrame,
     registry: pl.DataFrame,
-    month: str,
+    month: Month,
     *,
     meter_hourly: pl.DataFrame | None,
     meter_hourly_note: str,
@@ -110,7 +106,7 @@ def estimate(
     """(estimated_hourly rows, per-point estimation text) for `points` (point_id, kind) late or missing."""
     points = points.unique("point_id").select("point_id", "kind")
     hours = point_hours(registry, points["point_id"].to_list(), month).join(points, on="point_id")
-    previous = month_label(add_months(parse_month(month), -1))
+    previous = month.previous
 
     consumption = _with_basis(
         hours.filter(pl.col("kind") == "consumption").with_columns(basis_hour=previous_month_hour(month)),
@@ -132,7 +128,9 @@ def estimate(
     )
 
     every = pl.concat([consumption, generation], how="diagonal_relaxed")
-    estimated = every.filter(pl.col("kwh").is_not_null()).with_columns(month=pl.lit(month)).select(ESTIMATE_COLUMNS)
+    estimated = (
+        every.filter(pl.col("kwh").is_not_null()).with_columns(month=pl.lit(month.label)).select(ESTIMATE_COLUMNS)
+    )
     missing_basis = {
         "consumption": meter_hourly_note
         or f"meter_hourly has no {CONSUMPTION_CHANNEL} value for those hours of {previous}",

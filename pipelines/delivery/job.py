@@ -73,7 +73,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 
 @dataclass
 class DeliveryCheck:
-    month: str
+    month: str  # the label: what is stored, printed and handed to the letters
     run_id: str
     review: pl.DataFrame
     compliance: pl.DataFrame
@@ -96,7 +96,7 @@ class Judgement:
 
 
 def judge(
-    month: str,
+    month: Month,
     registry: pl.DataFrame,
     changes: pl.DataFrame,
     deliveries: pl.DataFrame,
@@ -112,7 +112,7 @@ def judge(
     of_month, unplaced = rules.place(changes, month)
     # a fixed window around the month: letters and approvals come weeks before a change, and a typo
     # such as 2062 must show up as a finding rather than stretch the calendar
-    year = Month.parse(month).first_day.year
+    year = month.first_day.year
     calendar = BusinessCalendar.for_years(year - 2, year + 1, config_dir)
     of_month = rules.with_calendar_dates(of_month, calendar)
     points, compliant, delivery_review = compliance.assess(of_month, registry, deliveries, month)
@@ -120,7 +120,7 @@ def judge(
     review = pl.concat([rules.review(of_month, calendar), interrogated, delivery_review])
     review = (
         review.with_columns(
-            month=pl.lit(month),
+            month=pl.lit(month.label),
             _order=pl.col("rule").replace_strict(
                 {"notice": 0, "metering_period": 1, "approvals": 2, "interrogation": 3, "delivery": 4},
                 return_dtype=pl.Int64,
@@ -141,11 +141,11 @@ def check_month(
     run_id: str | None = None,
     config_dir: Path | None = None,
 ) -> DeliveryCheck:
-    month = Month.of(month).label  # parsed at the edge (CLI, DAG, backfill); the label is what is stored
+    month = Month.of(month)  # parsed at the edge (CLI, DAG, backfill); a label from the Python API or a test
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
-    with runs.start(PIPELINE, month, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
+    with runs.start(PIPELINE, month.label, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
         manifest = r.manifest
         with r.step("read"):
             registry = load_registry(input_dir)
@@ -199,7 +199,7 @@ def check_month(
 
         unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
         result = DeliveryCheck(
-            month, r.run_id, judged.review, judged.compliance, points, estimated, unreadable, r.validation
+            month.label, r.run_id, judged.review, judged.compliance, points, estimated, unreadable, r.validation
         )
         manifest.counts.update(
             changes=result.review["change_id"].n_unique(),
@@ -207,7 +207,7 @@ def check_month(
             unreadable_rows=result.unreadable.height,
             warnings=sum(not c.success for c in result.validation),
         )
-        r.publish([Write(name, frame, {"month": month}, ("month",)) for name, frame in _frames(result).items()])
+        r.publish([Write(name, frame, {"month": month.label}, ("month",)) for name, frame in _frames(result).items()])
     result.snapshot_id = r.snapshot_id
     # reports after the commit: they describe what was published
     result.reports = _write_reports(result, judged.changes, config.lake_root(lake_root))
@@ -219,7 +219,7 @@ def check_month(
     return result
 
 
-def read_completeness(month: str, db: str | Path | None) -> tuple[pl.DataFrame | None, str | None]:
+def read_completeness(month: Month, db: str | Path | None) -> tuple[pl.DataFrame | None, str | None]:
     """meter_completeness rows of `month` (the supply month of the changes this run reviews: they were
     executed in it) for rule 6(a), or (None, why not) when there is no warehouse or no such table.
     An empty frame means the table exists but that month's readings were never ingested."""
@@ -232,15 +232,15 @@ def read_completeness(month: str, db: str | Path | None) -> tuple[pl.DataFrame |
         "SELECT point_id, month, channel, expected_intervals, received_intervals FROM meter_completeness "
         "WHERE month = ?",
         db,
-        [month],
+        [month.label],
     )
     return rows, None
 
 
-def _unreadable(month: str, changes: Source, deliveries: Source, unplaced: pl.DataFrame) -> pl.DataFrame:
+def _unreadable(month: Month, changes: Source, deliveries: Source, unplaced: pl.DataFrame) -> pl.DataFrame:
     """Rows this month's run could not use, with the reason: change rows no month can claim, and
     delivery rows for this month (or for an unreadable month) that did not parse."""
-    bad_deliveries = deliveries.bad().filter(pl.col("supply_month").is_null() | (pl.col("supply_month") == month))
+    bad_deliveries = deliveries.bad().filter(pl.col("supply_month").is_null() | (pl.col("supply_month") == month.label))
     return pl.concat(
         [
             unplaced.select(

@@ -71,7 +71,7 @@ def month_of_change() -> pl.Expr:
     )
 
 
-def place(changes: pl.DataFrame, month: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def place(changes: pl.DataFrame, month: Month) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(the changes the run for `month` reviews, rows no run can place because their date is unusable)."""
     placed = changes.with_columns(_month=month_of_change())
     unplaced = placed.filter(pl.col("_month").is_null()).select(
@@ -80,7 +80,7 @@ def place(changes: pl.DataFrame, month: str) -> tuple[pl.DataFrame, pl.DataFrame
         pl.col("_line").alias("line"),
         pl.coalesce(date_problem("executed_on"), date_problem("proposed_date")).alias("reason"),
     )
-    return placed.filter(pl.col("_month") == month).drop("_month"), unplaced
+    return placed.filter(pl.col("_month") == month.label).drop("_month"), unplaced
 
 
 def with_calendar_dates(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:

@@ -25,6 +25,7 @@ import polars as pl
 from pipelines.delivery.compliance import required_points
 from pipelines.errors import InputError
 from pipelines.metering.registry import active_in, load_registry
+from pipelines.periods import Month
 
 MONTH = "2026-04"
 
@@ -107,8 +108,8 @@ def generate(out_dir: Path) -> Path:
     if not (out_dir / "metering_points.csv").exists():
         raise InputError(f"{out_dir}/metering_points.csv not found: generate the metering sample first")
     registry = load_registry(out_dir)
-    april = required_points(registry, MONTH)
-    march = required_points(registry, "2026-03")
+    april = required_points(registry, Month.parse(MONTH))
+    march = required_points(registry, Month.parse("2026-03"))
     # only participants that reach the administrator through a VPN can change one
     vpns = (
         active_in(registry, date(2026, 4, 1), date(2026, 4, 30))

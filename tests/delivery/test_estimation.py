@@ -11,6 +11,7 @@ import pytest
 
 from pipelines import warehouse
 from pipelines.delivery import estimation
+from pipelines.periods import Month
 from pipelines.warehouse import Write
 
 REGISTRY = pl.DataFrame(
@@ -23,6 +24,7 @@ REGISTRY = pl.DataFrame(
     },
     schema_overrides={"valid_to": pl.Date},
 )
+MARCH = Month.parse("2026-03")
 BEHIND = pl.DataFrame({"point_id": ["C1", "C2", "G1"], "kind": ["consumption", "consumption", "generation"]})
 
 
@@ -63,12 +65,12 @@ def db(workspace: Path) -> Path:
 
 
 def test_consumption_previous_month_plus_ten_percent(db: Path) -> None:
-    hourly, note = estimation.read_meter_hourly(["C1", "C2"], "2026-03", db)
+    hourly, note = estimation.read_meter_hourly(["C1", "C2"], MARCH, db)
     assert note == "" and hourly.height == 27 * 24  # February without the 10th, kwh_del only
     est, notes = estimation.estimate(
         BEHIND.filter(pl.col("kind") == "consumption"),
         REGISTRY,
-        "2026-03",
+        MARCH,
         meter_hourly=hourly,
         meter_hourly_note=note,
         dispatch=None,
@@ -101,7 +103,7 @@ def test_generation_dispatch_minus_five_percent() -> None:
     est, notes = estimation.estimate(
         BEHIND.filter(pl.col("kind") == "generation"),
         REGISTRY,
-        "2026-03",
+        MARCH,
         meter_hourly=None,
         meter_hourly_note="",
         dispatch=dispatch,
@@ -117,12 +119,12 @@ def test_generation_dispatch_minus_five_percent() -> None:
 def test_without_a_basis_nothing_is_estimated_and_it_says_why(workspace: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.sqlite"
     warehouse.publish([Write("other_table", pl.DataFrame({"x": [1]}))], empty)
-    hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", empty)
+    hourly, note = estimation.read_meter_hourly(["C1"], MARCH, empty)
     assert hourly is None and "no meter_hourly table" in note and "--month 2026-02" in note
-    hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", tmp_path / "absent.sqlite")
+    hourly, note = estimation.read_meter_hourly(["C1"], MARCH, tmp_path / "absent.sqlite")
     assert hourly is None and "no warehouse" in note
     est, notes = estimation.estimate(
-        BEHIND, REGISTRY, "2026-03", meter_hourly=hourly, meter_hourly_note=note, dispatch=None
+        BEHIND, REGISTRY, MARCH, meter_hourly=hourly, meter_hourly_note=note, dispatch=None
     )
     assert est.height == 0
     text = dict(zip(notes["point_id"], notes["estimation"]))
@@ -142,19 +144,19 @@ def test_duplicated_meter_hourly_is_not_used(workspace: Path) -> None:
         }
     )
     warehouse.publish([Write("meter_hourly", row)], path)
-    hourly, note = estimation.read_meter_hourly(["C1"], "2026-03", path)
+    hourly, note = estimation.read_meter_hourly(["C1"], MARCH, path)
     assert hourly is None and "duplicated" in note
 
 
 def test_previous_month_hour_in_a_long_month() -> None:
     # May after April (30 days): 31 May -> 30 April; 15 May 06:00 -> 15 April 06:00
     frame = pl.DataFrame({"hour": [datetime(2026, 5, 31, 22), datetime(2026, 5, 15, 6)]})
-    assert frame.select(estimation.previous_month_hour("2026-05").alias("basis"))["basis"].to_list() == [
+    assert frame.select(estimation.previous_month_hour(Month.parse("2026-05")).alias("basis"))["basis"].to_list() == [
         datetime(2026, 4, 30, 22),
         datetime(2026, 4, 15, 6),
     ]
     # January's previous month is December of the year before
     frame = pl.DataFrame({"hour": [datetime(2027, 1, 31, 0)]})
-    assert frame.select(estimation.previous_month_hour("2027-01").alias("basis"))["basis"].to_list() == [
+    assert frame.select(estimation.previous_month_hour(Month.parse("2027-01")).alias("basis"))["basis"].to_list() == [
         datetime(2026, 12, 31, 0)
     ]

@@ -12,6 +12,7 @@ import polars as pl
 from pipelines.delivery import sources
 from pipelines.delivery.job import Judgement, judge
 from pipelines.metering.registry import load_registry
+from pipelines.periods import Month
 from tests.delivery.fixtures import write_registry
 
 CHANGE = {  # compliant with every rule: the starting point each test alters
@@ -56,7 +57,7 @@ def run(
     write_changes(tmp_path, changes)
     write_deliveries(tmp_path, list(deliveries))
     return judge(
-        month,
+        Month.parse(month),
         load_registry(tmp_path),
         sources.read_changes(tmp_path).rows,
         sources.read_deliveries(tmp_path).good(),

@@ -141,7 +141,8 @@ def _sniff(values: list[str | None]) -> tuple[str, str | None]:
     return "unknown", seen[0]
 
 
-def _sniff_csv(path: Path, names: list[str]) -> tuple[str, str | None]:
+def _first_interval_ends(path: Path, names: list[str]) -> list[str | None]:
+    """interval_end as written on a CSV's first lines after the header (None where a line lacks it)."""
     column = names.index("interval_end")
     values: list[str | None] = []
     with open(path, "rb") as fh:
@@ -152,7 +153,11 @@ def _sniff_csv(path: Path, names: list[str]) -> tuple[str, str | None]:
                 break
             fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
             values.append(fields[column] if column < len(fields) else None)
-    return _sniff(values)
+    return values
+
+
+def _sniff_csv(path: Path, names: list[str]) -> tuple[str, str | None]:
+    return _sniff(_first_interval_ends(path, names))
 
 
 def month_hint(path: Path) -> str | None:
@@ -171,16 +176,7 @@ def month_hint(path: Path) -> str | None:
             names, _, problem = _header(path)
             if problem or not names:
                 return None
-            column = names.index("interval_end")
-            values = []
-            with open(path, "rb") as fh:
-                fh.readline(65536)
-                for _ in range(_SNIFF_LINES):
-                    line = fh.readline(65536)
-                    if not line:
-                        break
-                    fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
-                    values.append(fields[column] if column < len(fields) else None)
+            values = _first_interval_ends(path, names)
     except Exception:  # noqa: BLE001 - an unreadable file is read (and reported) by the current run
         return None
     for value in values:

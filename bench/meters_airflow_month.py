@@ -39,43 +39,21 @@ import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.stack import AirflowStack, wait_for  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))  # run as `python bench/...`, the sibling is importable anyway
+import smec  # noqa: E402
 
 MONTH_START, DAYS = date(2026, 6, 1), 30  # after the DAG's start date (2026-03-01); June has 30 days
 
 
 def generate(staging: Path, points: int, participants: int) -> None:
     """Registry and the month's daily files (readings/participant=P/day=D/data_0.csv), deterministic."""
-    (staging / "readings").mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute(f"""
-        COPY (
-          SELECT printf('PT-%05d', i) AS point_id, printf('MP%02d', i % {participants}) AS participant,
-                 CASE WHEN i % 5 = 0 THEN 'generation' ELSE 'consumption' END AS kind, printf('N%02d', i % 17) AS node,
-                 printf('DEV%05d', i) AS device_id, printf('SN%07d', i) AS serial, 'vpn_direct' AS connectivity,
-                 printf('VPN-%02d', i % {participants}) AS vpn_id, NULL AS public_ip, NULL AS public_port,
-                 printf('10.%d.%d.%d', i // 65536 + 1, (i // 256) % 256, i % 256) AS private_ip, 7701 AS private_port,
-                 DATE '2024-01-01' AS valid_from, NULL AS valid_to
-          FROM range({points}) t(i)
-        ) TO '{staging / "metering_points.csv"}' (HEADER)""")
-    con.execute(f"""
-        COPY (
-          WITH pts AS (SELECT i, printf('DEV%05d', i) AS device_id, printf('MP%02d', i % {participants}) AS participant
-                       FROM range({points}) t(i)),
-               ts AS (SELECT TIMESTAMP '{MONTH_START} 00:15' + INTERVAL (k * 15) MINUTE AS interval_end FROM range({DAYS * 96}) t(k)),
-               ch AS (SELECT * FROM (VALUES ('kwh_del'), ('kwh_rec'), ('kvarh_del'), ('kvarh_rec')) c(channel))
-          SELECT participant, strftime(interval_end - INTERVAL 15 MINUTE, '%Y-%m-%d') AS day, device_id,
-                 strftime(interval_end, '%Y-%m-%d %H:%M') AS interval_end, channel,
-                 round(50 + 40 * sin(epoch(interval_end) / 13751.0 + i) + (hash(i, interval_end, channel) % 1000) / 100.0, 3) AS value
-          FROM pts, ts, ch
-          ORDER BY participant, day, device_id, channel, interval_end
-        ) TO '{staging / "readings"}' (FORMAT csv, HEADER, PARTITION_BY (participant, day))""")
-    con.close()
+    smec.write_registry(staging, points, participants, date(2024, 1, 1))
+    smec.write_readings(staging, points, participants, MONTH_START, DAYS)
 
 
 def land(staging: Path, smec: Path, day: date | None) -> int:

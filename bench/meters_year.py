@@ -28,55 +28,22 @@ import time
 from datetime import date
 from pathlib import Path
 
-import duckdb
+import smec
+from smec import timed
 
 PARTICIPANTS, YEAR = 40, 2025
 LAST_DAY = date(YEAR, 12, 31)  # landed after the backfill: the daily run's new day
 
 
 def generate(root: Path, points: int) -> None:
-    """Registry and a year of daily files with DuckDB, one month at a time (deterministic values)."""
+    """Registry and a year of daily files, one month at a time (deterministic values)."""
     if (root / "metering_points.csv").exists():
         return
-    (root / "readings").mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute(f"""
-        COPY (
-          SELECT printf('PT-%05d', i) AS point_id, printf('MP%02d', i % {PARTICIPANTS}) AS participant,
-                 CASE WHEN i % 5 = 0 THEN 'generation' ELSE 'consumption' END AS kind, printf('N%02d', i % 17) AS node,
-                 printf('DEV%05d', i) AS device_id, printf('SN%07d', i) AS serial, 'vpn_direct' AS connectivity,
-                 printf('VPN-%02d', i % {PARTICIPANTS}) AS vpn_id, NULL AS public_ip, NULL AS public_port,
-                 printf('10.%d.%d.%d', i // 65536 + 1, (i // 256) % 256, i % 256) AS private_ip, 7701 AS private_port,
-                 DATE '2024-01-01' AS valid_from, NULL AS valid_to
-          FROM range({points}) t(i)
-        ) TO '{root / "metering_points.csv"}' (HEADER)""")
+    smec.write_registry(root, points, PARTICIPANTS, date(2024, 1, 1))
     for month in range(1, 13):
         first = date(YEAR, month, 1)
         days = ((date(YEAR + (month == 12), month % 12 + 1, 1)) - first).days
-        con.execute(f"""
-            COPY (
-              WITH pts AS (SELECT i, printf('DEV%05d', i) AS device_id, printf('MP%02d', i % {PARTICIPANTS}) AS participant
-                           FROM range({points}) t(i)),
-                   ts AS (SELECT TIMESTAMP '{first} 00:15' + INTERVAL (k * 15) MINUTE AS interval_end FROM range({days * 96}) t(k)),
-                   ch AS (SELECT * FROM (VALUES ('kwh_del'), ('kwh_rec'), ('kvarh_del'), ('kvarh_rec')) c(channel))
-              SELECT participant, strftime(interval_end - INTERVAL 15 MINUTE, '%Y-%m-%d') AS day, device_id,
-                     strftime(interval_end, '%Y-%m-%d %H:%M') AS interval_end, channel,
-                     round(50 + 40 * sin(epoch(interval_end) / 13751.0 + i) + (hash(i, interval_end, channel) % 1000) / 100.0, 3) AS value
-              FROM pts, ts, ch
-              ORDER BY participant, day, device_id, channel, interval_end
-            ) TO '{root / "readings"}' (FORMAT csv, HEADER, PARTITION_BY (participant, day), APPEND)""")
-    con.close()
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
-    """(wall seconds, exit code, output, peak RSS in GB) of one child process (os.wait4: its own usage)."""
-    with tempfile.TemporaryFile("w+") as out:
-        start = time.perf_counter()
-        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        return wall, os.waitstatus_to_exitcode(status), out.read(), usage.ru_maxrss * 1024 / 1e9
+        smec.write_readings(root, points, PARTICIPANTS, first, days, append=True)
 
 
 def day_files(readings: Path, day: date) -> list[Path]:

@@ -11,6 +11,7 @@ non-zero. Re-running a period replaces its rows, so a backfill can simply be run
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 from pipelines import config
 from pipelines.errors import InputError, MayoristaError
 from pipelines.periods import Month, Quarter, add_months, month_label, parse_month
+
+logger = logging.getLogger(__name__)
 
 DOMAINS = ("ncc11", "meters", "delivery")
 
@@ -126,6 +129,7 @@ def backfill(
     for period in bar:
         bar.set_postfix_str(f"{period} failed={len(result.failed)}")
         began = time.perf_counter()
+        unexpected: Exception | None = None
         try:
             value = Quarter.parse(period) if domain == "ncc11" else Month.parse(period)
             done = run(value, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
@@ -136,7 +140,20 @@ def backfill(
             kind = "" if isinstance(exc, MayoristaError) else f"{type(exc).__name__}: "
             result.failed[period] = kind + str(exc).strip().replace("\n", "\n    ")
             outcome = "FAILED"
+            unexpected = None if isinstance(exc, MayoristaError) else exc
         result.seconds[period] = time.perf_counter() - began
+        # plain lines for a log (the progress bar is for a terminal, off with --no-progress); the summary keeps
+        # a failure's message only, so the log keeps the traceback of anything that is not a MayoristaError
+        logger.info(
+            "backfill %s %s: %s in %.1f s (%d of %d done)",
+            domain,
+            period,
+            outcome,
+            result.seconds[period],
+            len(result.seconds),
+            len(result.periods),
+            exc_info=unexpected,
+        )
         if progress:  # memory after each period: a backfill's must stay flat from one period to the next
             bar.write(
                 f"{period} {outcome} ({result.seconds[period]:.1f} s; RSS {_rss_gb():.2f} GB, "

@@ -6,6 +6,7 @@ midnight (valle 22..5). A backfill of an old quarter therefore uses the bands in
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import polars as pl
 from pipelines import config
 from pipelines.errors import InputError
 from pipelines.inputs import read_table
+
+logger = logging.getLogger(__name__)
 
 BANDS = ("punta", "intermedia", "valle")
 _FAR_FUTURE = date(9999, 12, 31)
@@ -74,8 +77,12 @@ def hour_bands(start: datetime, end: datetime, calendar: pl.DataFrame | None = N
         hours.with_columns(day=pl.col("hour").dt.date(), hour_of_day=pl.col("hour").dt.hour().cast(pl.Int8))
         .join(calendar, on="hour_of_day", how="left")
         .filter(pl.col("day").is_between(pl.col("valid_from"), pl.col("valid_to")))
-        .select("hour", "band")
+        .select("hour", "band", "valid_from")
     )
+    # which regime(s) the period was banded by: a backfill of an old quarter uses the bands of its time
+    regimes = ", ".join(str(d) for d in joined["valid_from"].unique().sort())
+    logger.info("time bands for %s .. %s: the regime(s) in force from %s", start, end, regimes or "-")
+    joined = joined.drop("valid_from")
     if joined.height != hours.height:
         uncovered = hours.join(joined, on="hour", how="anti")
         raise InputError(

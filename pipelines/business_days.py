@@ -9,6 +9,7 @@ looping over dates; the scalar helpers read the same frame."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,8 @@ import polars as pl
 from pipelines import config
 from pipelines.errors import InputError
 from pipelines.inputs import read_table
+
+logger = logging.getLogger(__name__)
 
 NONWORKING_STEM = "nonworking_days"
 
@@ -56,7 +59,16 @@ class BusinessCalendar:
     def for_years(cls, first_year: int, last_year: int, config_dir: Path | None = None) -> BusinessCalendar:
         # a year's margin at the end so "next business day" / "+5 business days" never run off the end
         last_year += 1
-        closed = pl.concat([public_holidays(first_year, last_year), nonworking_days(config_dir)])
+        public, own = public_holidays(first_year, last_year), nonworking_days(config_dir)
+        # which closed days a rule saw: a rule's outcome turns on them, and the administrator's list changes
+        logger.info(
+            "business-day calendar %d..%d: %d public holiday(s) of GT, %d day(s) listed in nonworking_days",
+            first_year,
+            last_year,
+            public.height,
+            own.height,
+        )
+        closed = pl.concat([public, own])
         closed = closed.group_by("date").agg(pl.col("reason").str.join("; "))
         days = (
             pl.DataFrame({"date": pl.date_range(date(first_year, 1, 1), date(last_year, 12, 31), eager=True)})

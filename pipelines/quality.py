@@ -9,8 +9,10 @@ as pandas; GX is imported lazily because importing it costs seconds the other co
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cache, lru_cache
@@ -20,6 +22,8 @@ import polars as pl
 
 from pipelines import config
 from pipelines.errors import ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 _SEVERITY = {"critical": "error", "warning": "warning", "info": "info"}
 
@@ -99,8 +103,8 @@ def warm(*suite_names: str) -> threading.Thread:
             for name in suite_names:
                 try:
                     _prepared(name, ())
-                except Exception:  # the caller's own call reports the problem, in its thread
-                    pass
+                except Exception as exc:  # the caller's own call reports the problem, in its thread
+                    logger.debug("preparing suite %s in the background failed: %s", name, exc)
         finally:
             sys.setswitchinterval(interval)
 
@@ -122,6 +126,7 @@ def run_suite(
 
     `rename` maps suite column names to the frame's (e.g. NCC-11 block mode keys by `block`, not `hour`);
     `id_columns` are shown next to each offending value so a report names the row (its key)."""
+    started = time.perf_counter()
     validation = _prepared(suite_name, tuple(sorted((rename or {}).items())))
     batch = {"dataframe": frame.to_pandas()}
     # Pass/fail only is about twice as fast; the details are computed again only when something failed.
@@ -138,7 +143,22 @@ def run_suite(
                 **({"unexpected_index_column_names": id_columns} if id_columns else {}),
             },
         )
-    return [_result(source, r) for r in outcome.results]
+    results = [_result(source, r) for r in outcome.results]
+    failed = [r for r in results if not r.success]
+    logger.info(
+        "suite %s on %s: %d row(s), %d check(s), %d failed, %.2f s",
+        suite_name,
+        source,
+        frame.height,
+        len(results),
+        len(failed),
+        time.perf_counter() - started,
+    )
+    # INFO, not WARNING: the run's summary and validation_results already carry them, and an error-level
+    # failure stops the run with the full list (raise_on_errors); the log shows where they came from
+    for r in failed:
+        logger.info("  %s failed: %s [%s] (%s): %s", source, r.check, r.column, r.severity, r.detail)
+    return results
 
 
 def _result(source: str, r: Any) -> CheckResult:

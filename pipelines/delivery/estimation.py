@@ -9,12 +9,15 @@ estimated and why. Nothing is invented."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
 
 from pipelines import config, warehouse
 from pipelines.periods import Month
+
+logger = logging.getLogger(__name__)
 
 CONSUMPTION_UPLIFT = 1.10  # 14.10: previous-month readings + 10%
 GENERATION_FACTOR = 0.95  # 14.10: dispatch records - 5%
@@ -66,9 +69,9 @@ def read_meter_hourly(point_ids: list[str], month: Month, path: str | Path | Non
     start, end = previous.bounds
     db = config.warehouse(path)
     if not warehouse.exists(db):
-        return None, f"no warehouse at {warehouse.describe(db)}, so no meter_hourly for {previous}"
+        return _no_basis(f"no warehouse at {warehouse.describe(db)}, so no meter_hourly for {previous}")
     if "meter_hourly" not in warehouse.table_names(db):  # exists() just saw it, so a reader opens it
-        return None, f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)"
+        return _no_basis(f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)")
     rows = warehouse.query(
         "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM meter_hourly "
         "WHERE channel = ? AND hour >= ? AND hour < ? AND list_contains(?, point_id)",
@@ -78,11 +81,24 @@ def read_meter_hourly(point_ids: list[str], month: Month, path: str | Path | Non
     duplicated = rows.filter(pl.struct("point_id", "hour").is_duplicated())
     if duplicated.height:
         example = duplicated.row(0, named=True)
-        return None, (
+        return _no_basis(
             f"meter_hourly has {duplicated.height} duplicated {CONSUMPTION_CHANNEL} rows for {previous} "
             f"(e.g. {example['point_id']} {example['hour']}): not used"
         )
+    logger.info(
+        "consumption basis: %d %s hour(s) of meter_hourly %s for %d point(s)",
+        rows.height,
+        CONSUMPTION_CHANNEL,
+        previous,
+        rows["point_id"].n_unique(),
+    )
     return rows.with_columns(pl.col("hour").cast(pl.Datetime("us"))), ""
+
+
+def _no_basis(why: str) -> tuple[None, str]:
+    # INFO: the note reaches each point's `estimation` text; the log says once why none was estimated
+    logger.info("no basis for consumption estimates: %s", why)
+    return None, why
 
 
 def _with_basis(hours: pl.DataFrame, basis: pl.DataFrame | None, value: str) -> pl.DataFrame:
@@ -169,5 +185,13 @@ def estimate(
             )
         )
         .select("point_id", "estimation")
+    )
+    logger.info(
+        "estimated %d of %d hour(s) of %d late or missing point(s) (%d consumption, %d generation)",
+        estimated.height,
+        every.height,
+        points.height,
+        points.filter(pl.col("kind") == "consumption").height,
+        points.filter(pl.col("kind") == "generation").height,
     )
     return estimated.sort("point_id", "hour"), notes

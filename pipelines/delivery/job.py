@@ -4,6 +4,7 @@ per-participant reports, and publish everything for the month in ONE warehouse t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from pipelines.inputs import Source, find_input
 from pipelines.metering.registry import load_registry
 from pipelines.periods import Month
 from pipelines.warehouse import Write
+
+logger = logging.getLogger(__name__)
 
 PIPELINE = "delivery"
 _S, _D, _I = pl.String, pl.Date, pl.Int64
@@ -152,6 +155,8 @@ def check_month(
             changes = sources.read_changes(input_dir)
             deliveries = sources.read_deliveries(input_dir)
             dispatch = sources.read_dispatch(input_dir)
+            if dispatch is None:
+                logger.info("delivery %s: no dispatch_records: late or missing generation is not estimated", month)
         manifest.add_input(find_input(input_dir, "metering_points"), registry.height)
         manifest.add_input(changes.path, changes.rows.height)
         manifest.add_input(deliveries.path, deliveries.rows.height)
@@ -176,6 +181,8 @@ def check_month(
 
         with r.step("review"):
             completeness, completeness_note = read_completeness(month, r.warehouse)
+            if completeness is None:  # each change's interrogation row carries the note; say it once here
+                logger.info("delivery %s: rule 6(a) fails for every change: %s", month, completeness_note)
             judged = judge(
                 month,
                 registry,
@@ -184,6 +191,14 @@ def check_month(
                 config_dir,
                 completeness=completeness,
                 completeness_note=completeness_note,
+            )
+            failing = judged.review.filter(~pl.col("ok"))["change_id"].n_unique()
+            logger.info(
+                "delivery %s: %d change(s) reviewed, %d fail a rule; %d change row(s) no month can claim",
+                month,
+                judged.review["change_id"].n_unique(),
+                failing,
+                judged.unplaced.height,
             )
 
         with r.step("estimate"):
@@ -210,7 +225,11 @@ def check_month(
         r.publish([Write(name, frame, {"month": month.label}, ("month",)) for name, frame in _frames(result).items()])
     result.snapshot_id = r.snapshot_id
     # reports after the commit: they describe what was published
-    result.reports = _write_reports(result, judged.changes, config.lake_root(lake_root))
+    root = config.lake_root(lake_root)
+    result.reports = _write_reports(result, judged.changes, root)
+    logger.info(
+        "delivery %s: %d participant letter(s) in %s", month, len(result.reports), report_dir(root, month.label)
+    )
     result.summary = (
         summarize(result, r.warehouse)
         + "\ntimings: "

@@ -5,6 +5,8 @@ band each time slot (hour or load block) belongs to and how many hours it stands
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime
 
 import duckdb
@@ -13,19 +15,24 @@ import polars as pl
 from pipelines import bands, config
 from pipelines.periods import Quarter
 
+logger = logging.getLogger(__name__)
+
 
 def _sql(name: str) -> str:
     return (config.sql_dir() / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _run(sql_name: str, views: dict[str, pl.DataFrame], params: dict[str, object]) -> pl.DataFrame:
+    started = time.perf_counter()
     con = duckdb.connect()
     try:
         for name, frame in views.items():
             con.register(name, frame)
-        return con.sql(_sql(sql_name), params=params).pl()
+        table = con.sql(_sql(sql_name), params=params).pl()
     finally:
         con.close()
+    logger.info("%s.sql: %d rows in %.2f s", sql_name, table.height, time.perf_counter() - started)
+    return table
 
 
 def hourly_slots(start: datetime, end: datetime, calendar: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -5,6 +5,7 @@ Hourly programming keys the time-varying files by `hour`; programming by load bl
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ import polars as pl
 from pipelines import periods
 from pipelines.errors import InputError
 from pipelines.inputs import Schema, check_dir, find_input, read_table
+
+logger = logging.getLogger(__name__)
 
 Mode = Literal["hour", "block"]
 
@@ -78,6 +81,12 @@ def load(input_dir: Path, quarter: periods.Quarter) -> Ncc11Inputs:
     input_dir = Path(input_dir)
     check_dir(input_dir)
     mode: Mode = "block" if find_input(input_dir, "blocks") else "hour"
+    logger.info(
+        "ncc11 %s: %s programming (%s)",
+        quarter,
+        "load-block" if mode == "block" else "hourly",
+        "a blocks file is present" if mode == "block" else "no blocks file",
+    )
     frames: dict[str, pl.DataFrame] = {}
     files: dict[str, Path] = {}
     names = list(SCHEMAS) + (["blocks"] if mode == "block" else [])
@@ -90,6 +99,9 @@ def load(input_dir: Path, quarter: periods.Quarter) -> Ncc11Inputs:
         if frame is not None:
             frames[name] = frame
             files[name] = find_input(input_dir, name)  # type: ignore[assignment]
+        else:
+            # no other_costs: no ncc11_total_cost this quarter (the job empties an earlier run's)
+            logger.info("ncc11 %s: no %s.csv or .parquet (optional): no ncc11_total_cost", quarter, name)
     inputs = Ncc11Inputs(quarter=quarter, mode=mode, frames=frames, files=files)
     check_quarter(inputs)
     return inputs

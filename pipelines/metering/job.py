@@ -893,15 +893,16 @@ def _write_readings(
     publish adopts as a data file of the month (a whole month is 24 million rows: written once, by polars)."""
     start, _ = month_bounds(month)
     point = keys.point_index(keys.series())
+    # constant strings as one-value Enums: written as a dictionary of one string, not 24 million copies
     appended.lazy().select(
-        month=pl.lit(month),
+        month=pl.lit(month, pl.Enum([month])),
         participant=_lookup(_point_label(points, "participant"), point),
         point_id=_lookup(_point_label(points), point),
         channel=_lookup(pl.Series(list(CHANNELS)), keys.channel_index(keys.series())),
         interval_end=keys.interval_end(start, keys.interval_index()),
         value=pl.col("v"),
         source_file=_lookup(pl.Series(plan.labels, dtype=pl.String), pl.col("file")),
-        run_id=pl.lit(run_id),
+        run_id=pl.lit(run_id, pl.Enum([run_id])),
     ).sink_parquet(path, compression="zstd", compression_level=1)  # the lake's file: zstd, fast level
     return path
 

@@ -53,9 +53,14 @@ def month_frame(
 def month_checks(
     stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame, month: str
 ) -> list[CheckResult]:
+    return check_month_frame(month_frame(stats, completeness, hourly, points), month)
+
+
+def check_month_frame(frame: pl.DataFrame, month: str) -> list[CheckResult]:
+    """The `metering_month` suite on a month_frame (built while the month's frames are at hand; GX may
+    run later, once its import is done)."""
     start, end = month_bounds(month)
     intervals = int((end - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
-    frame = month_frame(stats, completeness, hourly, points)
     return run_suite(
         "metering_month",
         f"readings {month} (per point and channel)",

@@ -83,7 +83,7 @@ class MonthState:
     findings: pl.DataFrame
     quarantine: pl.DataFrame
     ledger: pl.DataFrame  # per file: file, month, rows, good, first_interval, last_interval
-    validation: list
+    check_frame: pl.DataFrame | None  # the month per point and channel, for the metering_month suite
     carry: pl.DataFrame | None = None  # the month's last weeks as history for the next month (point_id, channel, ...)
 
 
@@ -146,9 +146,6 @@ def _run(
         plan = ledger.plan(input_dir, month, ledger.load(con))
         if not plan.files and plan.skipped == 0 and not plan.deferred:
             raise InputError(f"no readings files (*.csv or *.parquet) under {input_dir / 'readings'}")
-    # GX's import (seconds of Python) overlaps the parse, which runs in polars without the GIL; started
-    # after the plan, whose thousand small file opens would each wait for the GIL behind it
-    gx_ready = quality.warm("metering_points", "metering_month")
     # the files' sha256 for the ledger and the manifest, computed alongside the parse
     hashes_future = r.in_background(
         lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)}
@@ -159,12 +156,15 @@ def _run(
         reads = registers.read(input_dir)  # optional cumulative register reads, for sum_check (small: read every run)
         if reads is not None:
             reads = registers.validate(reads, registry)
+    # GX's import (seconds of Python) overlaps the months' work, and its suites run after it. Not during
+    # the plan and the parse: their thousands of small file opens and sniffs each waited for the GIL
+    # behind it, and the parse took 4 s longer; the months' polars and numpy work leaves it more room.
+    gx_ready = quality.warm("metering_points", "metering_month")
     moved = ledger.changed_while_read(plan, list(range(len(plan.files))))
     for index in moved:
         for one in staged.values():
             one.excluded.add(index)
     months = sorted(set(staged) | {month})
-    gx_ready.join()
     states: list[MonthState] = []
     for m in months:
         # the end of the month before, when this run computed it: the history the warehouse does not hold yet
@@ -205,10 +205,15 @@ def _run(
                 **({"unreadable": unreadable[i][1]} if i in unreadable else {}),
             }
         )
+    gx_ready.join()
+    with manifest.step("checks"):
+        validation = [
+            c for s in states if s.check_frame is not None for c in checks.check_month_frame(s.check_frame, s.month)
+        ]
     counts = _totals(states, plan, moved, len(unreadable))
     manifest.counts.update(counts)
     manifest.periods = {s.month: s.counts for s in states if s.month != month}
-    r.validation = reg.validate(registry) + [c for s in states for c in s.validation]
+    r.validation = reg.validate(registry) + validation
     quality.raise_on_errors(r.validation)  # an error-level check stops the run before anything is published
 
     labels = pl.DataFrame({"path": [plan.labels[i] for i in read_files]}, schema={"path": pl.String})
@@ -383,7 +388,7 @@ def _month(
         findings = _findings(m, points, rules.findings, gap_rules, rules.conflicts)
         completeness = aggregates.completeness(stats, points, m)
         hourly = _label_hours(aggregates.hourly(readings, estimated), points, m)
-        validation = checks.month_checks(stats, completeness, hourly, points, m)
+        check_frame = checks.month_frame(stats, completeness, hourly, points)
         hourly.write_parquet(folder / "meter_hourly.parquet", compression="zstd", compression_level=1)
         del hourly
         writes = [
@@ -404,7 +409,7 @@ def _month(
             pl.DataFrame(schema={"k": pl.Int64, "detail": pl.String}),
         )
         completeness = aggregates.completeness(vee.series_stats(readings), points, m)
-        validation = []
+        check_frame = None
         carry = None
     del readings
 
@@ -462,7 +467,7 @@ def _month(
             )
         )
     logger.info("%s: %s", m, counts)
-    return MonthState(m, writes, counts, completeness, findings, quarantined, per_file, validation, carry)
+    return MonthState(m, writes, counts, completeness, findings, quarantined, per_file, check_frame, carry)
 
 
 def _quarantine_schema(month: str) -> pl.DataFrame:

@@ -84,6 +84,10 @@ class Run:
             self._scratch = path
         return self._scratch
 
+    def warm(self) -> None:
+        """Load the warehouse's DuckDB extensions in the background (the publish needs them)."""
+        store.warm(self.warehouse)
+
     def in_background(self, fn: Callable[..., Any], *args: Any) -> Future:
         """`fn(*args)` on a thread of its own, next to the run's work (hashing input files, writing a
         Parquet file while VEE computes: hashlib and polars release the GIL, so the two cores both work).
@@ -209,8 +213,12 @@ def start(
     run_id: str | None = None,
     warehouse: str | os.PathLike[str] | None = None,
     lake_root: str | os.PathLike[str] | None = None,
+    warm: bool = True,
 ) -> Iterator[Run]:
-    """Run a pipeline's period: see the module docstring."""
+    """Run a pipeline's period: see the module docstring. `warm`: load the warehouse's DuckDB extensions
+    in the background from the start. Loading holds the GIL for about a second, so a pipeline whose
+    first steps are Python work (metering's plan: a thousand small file opens) passes False and calls
+    `r.warm()` when its native work starts."""
     if pipeline not in PIPELINES:
         raise ValueError(pipeline)
     run_id = run_id or new_run_id(pipeline, period)
@@ -223,7 +231,8 @@ def start(
         Manifest(pipeline, period, run_id),
     )
     clean_dead_scratch()
-    store.warm(r.warehouse)
+    if warm:
+        r.warm()
     logger.info("%s %s: run %s started", pipeline, period, run_id)
     try:
         yield r

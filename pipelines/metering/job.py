@@ -104,7 +104,7 @@ def ingest_month(
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     now = now or datetime.now(GUATEMALA).replace(tzinfo=None)
-    with runs.start(PIPELINE, month, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
+    with runs.start(PIPELINE, month, run_id=run_id, warehouse=warehouse, lake_root=lake_root, warm=False) as r:
         thresholds = vee.load_thresholds()
         with r.step("registry"):
             registry = reg.load_registry(input_dir)
@@ -146,6 +146,9 @@ def _run(
         plan = ledger.plan(input_dir, month, ledger.load(con))
         if not plan.files and plan.skipped == 0 and not plan.deferred:
             raise InputError(f"no readings files (*.csv or *.parquet) under {input_dir / 'readings'}")
+    # the warehouse's extensions load now, not during the plan: loading holds the GIL that the plan's
+    # thousand small file opens need; the parse that follows runs in polars without it
+    r.warm()
     # the files' sha256 for the ledger and the manifest, computed alongside the parse
     hashes_future = r.in_background(
         lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)}
@@ -287,6 +290,7 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: date
             registry["device_id"].unique().to_list(),
             r.scratch / "staged" / m / str(len(done)),
             now,
+            plan.heads,
         )
         if m in staged:  # a month found again through a later file: its rows are in two folders
             staged[m].merge(one)

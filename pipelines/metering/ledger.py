@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.metering.readings import find_files, month_hint
+from pipelines.metering.readings import CsvHead, find_files, first_lines
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Plan:
     sizes: list[int] = field(default_factory=list)
     mtimes: list[int] = field(default_factory=list)  # ns
     hints: list[str | None] = field(default_factory=list)
+    heads: dict[int, CsvHead] = field(default_factory=dict)  # the CSVs' first lines, read once here
     known_hashes: dict[int, str] = field(default_factory=dict)  # hashed while planning (a changed path)
     skipped: int = 0  # already ingested, unchanged
     retried: list[str] = field(default_factory=list)  # unreadable last time
@@ -148,14 +149,16 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
                 result.new_versions.append(listing["path"][i])
     candidates = []
     for i, path_label in zip(others["i"].to_list(), others["path"].to_list()):
-        hint = month_hint(found[i])
+        hint, head = first_lines(found[i])
         if hint is not None and hint > month:
             result.deferred.append(path_label)
             continue
         if path_label in unreadable_paths:
             result.retried.append(path_label)
-        candidates.append((listing["mtime_ns"][i], path_label, i, hint))
-    for mtime, path_label, i, hint in sorted(candidates):
+        candidates.append((listing["mtime_ns"][i], path_label, i, hint, head))
+    for mtime, path_label, i, hint, head in sorted(candidates, key=lambda c: c[:3]):
+        if head is not None:
+            result.heads[len(result.files)] = head
         if i in hashes:
             result.known_hashes[len(result.files)] = hashes[i]
         result.files.append(found[i])

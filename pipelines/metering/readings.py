@@ -156,29 +156,51 @@ def _first_interval_ends(path: Path, names: list[str]) -> list[str | None]:
     return values
 
 
-def _sniff_csv(path: Path, names: list[str]) -> tuple[str, str | None]:
-    return _sniff(_first_interval_ends(path, names))
+@dataclass(frozen=True)
+class CsvHead:
+    """What a CSV's first lines say: its header (column names, exact contract header, problem) and the
+    interval_end values of the lines after it. Read once, by the plan; the parse uses it again."""
+
+    names: list[str] | None
+    exact: bool
+    problem: str
+    values: list[str | None]
+
+
+def csv_head(path: Path) -> CsvHead:
+    names, exact, problem = _header(path)
+    return CsvHead(names, exact, problem, _first_interval_ends(path, names) if names else [])
+
+
+def first_lines(path: Path) -> tuple[str | None, CsvHead | None]:
+    """(the month of the first readable interval_end in the file's first lines, or None when none reads;
+    the CSV's head, None for Parquet or a file that cannot be opened).
+
+    The month is which run should read a file not seen before. Only a hint: the rows a file really
+    holds are found when it is read, and a file holding several months is staged for each of them."""
+    head = None
+    try:
+        if path.suffix == ".parquet":
+            first = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()["interval_end"]
+            if isinstance(first.dtype, pl.Datetime):
+                first = first.drop_nulls()
+                values = [] if first.is_empty() else [first[0].strftime(_TS_FORMAT)]
+            else:
+                values = first.cast(pl.String).to_list()
+        else:
+            head = csv_head(path)
+            values = [] if head.problem else head.values
+    except Exception:  # noqa: BLE001 - an unreadable file is read (and reported) by the current run
+        return None, None
+    return _month_of(values), head
 
 
 def month_hint(path: Path) -> str | None:
-    """The month of the first readable interval_end in a file's first lines (None when none reads): which
-    run should read a file not seen before. Only a hint: the rows a file really holds are found when it
-    is read, and a file holding several months is staged for each of them."""
-    try:
-        if path.suffix == ".parquet":
-            head = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()["interval_end"]
-            if isinstance(head.dtype, pl.Datetime):
-                first = head.drop_nulls()
-                values = [] if first.is_empty() else [first[0].strftime(_TS_FORMAT)]
-            else:
-                values = head.cast(pl.String).to_list()
-        else:
-            names, _, problem = _header(path)
-            if problem or not names:
-                return None
-            values = _first_interval_ends(path, names)
-    except Exception:  # noqa: BLE001 - an unreadable file is read (and reported) by the current run
-        return None
+    """The month of the first readable interval_end in a file's first lines (see `first_lines`)."""
+    return first_lines(path)[0]
+
+
+def _month_of(values: list[str | None]) -> str | None:
     for value in values:
         text = (value or "").strip().strip('"').strip().replace("T", " ")
         if _TS_LOCAL_VARIANT.fullmatch(text):
@@ -433,10 +455,12 @@ def stage(
     known_devices: list[str],
     out_dir: Path,
     now: datetime,
+    heads: dict[int, CsvHead] | None = None,
 ) -> Staged:
     """Read the files `files[i]` for i in `indexes` once, classified against `month`, and write the staged
     rows under `out_dir` (`file` = i: the run's numbering, in landing order). Files that cannot be read
-    are recorded in `unreadable` (with the reason) and skipped; the others are always processed."""
+    are recorded in `unreadable` (with the reason) and skipped; the others are always processed.
+    `heads`: the CSVs' first lines as the plan read them (by index), so that they are not opened again."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -467,8 +491,9 @@ def stage(
                     continue
                 others.append((index, _parquet_scan(path, index, pl.Schema(schema), lenient=kind == "local")))
                 continue
-            names, exact, problem = _header(path)
-            kind, example = _sniff_csv(path, names) if names else ("contract", None)
+            head = (heads or {}).get(index) or csv_head(path)
+            names, exact, problem = head.names, head.exact, head.problem
+            kind, example = _sniff(head.values) if names else ("contract", None)
         except Exception as exc:  # unreadable file: name it, keep the library's reason, go on
             staged.unreadable[index] = f"cannot be read ({exc})"
             continue

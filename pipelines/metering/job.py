@@ -336,14 +336,16 @@ def _month(
     points = reg.month_points(registry, m)
     ranges = reg.point_day_ranges(registry, m, points)
     if staged is not None:
-        cats = (
-            staged.scan()
-            .group_by("cat", "file")
-            .agg(n=pl.len(), rel_min=pl.col("rel").min(), first_k=pl.col("k").min(), last_k=pl.col("k").max())
-            .collect()
+        # one read of the staged rows for both (collect_all shares the scan)
+        cats, new = pl.collect_all(
+            [
+                staged.scan()
+                .group_by("cat", "file")
+                .agg(n=pl.len(), rel_min=pl.col("rel").min(), first_k=pl.col("k").min(), last_k=pl.col("k").max()),
+                staged.scan().filter(pl.col("cat") == CATEGORY["good"]).select("k", "v", "file", "row"),
+            ]
         )
         quarantined = _quarantine(staged, cats, m, plan)
-        new = staged.scan().filter(pl.col("cat") == CATEGORY["good"]).select("k", "v", "file", "row").collect()
     else:
         cats = pl.DataFrame(
             schema={

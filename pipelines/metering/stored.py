@@ -110,26 +110,31 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     k = pl.col("k")
     twice = ((k == k.shift(1)) | (k == k.shift(-1))).fill_null(False)
     flagged = ordered.with_columns(_twice=twice)
-    groups = (
-        flagged.filter("_twice")
-        .sort("k", "file", "row")
-        .group_by("k", maintain_order=True)
-        .agg(pl.col("v").last(), pl.col("file").last(), values=pl.col("v"), files=pl.col("file"))
-    )
-    winners = (
-        flagged.filter(~pl.col("_twice"))
-        .select("k", "v", "file")
-        .merge_sorted(groups.select("k", "v", "file"), key="k")
-    )
-    losers = (
-        groups.select("k", by_file="file", winner="v", values="values", files="files")
-        .explode("values", "files")
-        .with_columns(n=pl.int_range(pl.len()).over("k"), last=pl.len().over("k") - 1)
-        .filter(pl.col("n") < pl.col("last"))
-        .select("k", v="values", file="files", by_file="by_file", same=pl.col("values") == pl.col("winner"))
-    )
-    lost = losers.filter(~pl.col("same")).drop("same")
-    duplicates = int(losers["same"].sum()) if losers.height else 0
+    if not flagged["_twice"].any():  # the common case: no key read twice, no copies to order by landing
+        winners = ordered.select("k", "v", "file")
+        lost = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "file": pl.UInt32, "by_file": pl.UInt32})
+        duplicates = 0
+    else:
+        groups = (
+            flagged.filter("_twice")
+            .sort("k", "file", "row")
+            .group_by("k", maintain_order=True)
+            .agg(pl.col("v").last(), pl.col("file").last(), values=pl.col("v"), files=pl.col("file"))
+        )
+        winners = (
+            flagged.filter(~pl.col("_twice"))
+            .select("k", "v", "file")
+            .merge_sorted(groups.select("k", "v", "file"), key="k")
+        )
+        losers = (
+            groups.select("k", by_file="file", winner="v", values="values", files="files")
+            .explode("values", "files")
+            .with_columns(n=pl.int_range(pl.len()).over("k"), last=pl.len().over("k") - 1)
+            .filter(pl.col("n") < pl.col("last"))
+            .select("k", v="values", file="files", by_file="by_file", same=pl.col("values") == pl.col("winner"))
+        )
+        lost = losers.filter(~pl.col("same")).drop("same")
+        duplicates = int(losers["same"].sum()) if losers.height else 0
     if stored.is_empty():
         return Merged(
             winners.select("k", "v"),

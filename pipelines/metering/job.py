@@ -190,7 +190,8 @@ def _run(
                     keep_carry=m != months[-1],
                 )
             )
-        gc.collect()  # one month's frames are gone before the next month's are built
+        if m != months[-1]:
+            gc.collect()  # one month's frames are gone before the next month's are built
 
     if con is not None:
         con.close()  # before the publish: an open reader would block the writer of a SQLite catalog

@@ -24,6 +24,9 @@ from pipelines import config
 from pipelines.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
+# GX logs some 150 INFO lines as it starts ("Skipping registering function ..."): in an Airflow task log
+# they would bury the run's own lines. Its warnings and errors still show.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 _SEVERITY = {"critical": "error", "warning": "warning", "info": "info"}
 

@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    if "MAYORISTA_LOG_LEVEL" not in os.environ and sys.stderr.isatty() and args.command != "backfill":
+        # a person at a terminal sees each step start and end (a month of readings takes a while; a
+        # backfill shows its progress bar instead); scripts and pipes keep the quiet default
+        logging.getLogger("pipelines.manifest").setLevel(logging.INFO)
     try:
         out = run(args)
         if out:

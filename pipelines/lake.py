@@ -10,7 +10,6 @@ on an object store."""
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
@@ -73,10 +72,3 @@ def write_bytes(data: bytes, path: UPath) -> UPath:
 
 def write_text(text: str, path: UPath) -> UPath:
     return write_bytes(text.encode("utf-8"), path)
-
-
-def discard(path: UPath | Path) -> None:
-    if is_local(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.fs.rm(path.path, recursive=True)

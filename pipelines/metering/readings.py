@@ -513,7 +513,8 @@ def stage(
         target = out_dir / f"{name}.parquet"
         tmp = out_dir / f".{name}.tmp"
         try:
-            _classify(lf, month, point_of, devices, days, now).sink_parquet(tmp, compression="lz4")
+            # uncompressed: a scratch file lives for seconds, and compressing it cost a CPU-second a month
+            _classify(lf, month, point_of, devices, days, now).sink_parquet(tmp, compression="uncompressed")
             tmp.rename(target)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)

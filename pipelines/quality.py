@@ -47,6 +47,10 @@ def _context() -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # that module sets its own logger to INFO when imported ("Created temporary directory ..." on every
+    # run, even at the CLI's WARNING): back to inheriting great_expectations' level
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context

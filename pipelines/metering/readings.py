@@ -195,11 +195,6 @@ def first_lines(path: Path) -> tuple[str | None, CsvHead | None]:
     return _month_of(values), head
 
 
-def month_hint(path: Path) -> str | None:
-    """The month of the first readable interval_end in a file's first lines (see `first_lines`)."""
-    return first_lines(path)[0]
-
-
 def _month_of(values: list[str | None]) -> str | None:
     for value in values:
         text = (value or "").strip().strip('"').strip().replace("T", " ")

@@ -13,17 +13,29 @@ month's files in that month's run); a late resend of an earlier month is read an
 recomputed in the same transaction.
 
 Which rows are a month's: those whose interval (interval_end - 15 min) starts in it. A row whose
-timestamp does not parse has no month of its own: it belongs to the month of the earliest valid
-interval in its file (a file with none is reported as unreadable).
+timestamp does not parse, or lies before the floor (`earliest_interval_end`, config/vee.toml) or after
+the time of the run, has no month of its own: it is quarantined with its line in the month of the
+earliest valid interval in its file (a file in which no timestamp parses is reported as unreadable).
+
+Two runs at once (e.g. a backfill of March next to the daily run of April): the one that publishes
+second finds, inside its publish, that the other recorded some of the same files, or a month it
+publishes, in the ledger meanwhile. It publishes nothing of what it computed, plans again against the
+new ledger (the other run's files are now known and skipped) and computes again: both land, and a run
+of the same month twice ends with the second finding nothing new ("already ingested by run X").
 
 Every row read is accounted for, per month: month_rows = ingested + duplicates_dropped + superseded +
 quarantined; the run stops if that ever fails to hold."""
 
 from __future__ import annotations
 
+import fcntl
 import gc
+import hashlib
 import logging
 import math
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,15 +43,23 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines import quality
+from pipelines import config, quality
 from pipelines import run as runs
 from pipelines import warehouse as store
-from pipelines.errors import InputError, MayoristaError
+from pipelines.errors import InputError, MayoristaError, environment_fault
 from pipelines.manifest import Manifest
 from pipelines.metering import aggregates, checks, estimation, keys, ledger, registers, stored, vee
 from pipelines.metering import registry as reg
 from pipelines.metering.keys import CHANNELS
-from pipelines.metering.readings import CATEGORY, COLUMNS, Staged, reasons, stage
+from pipelines.metering.readings import (
+    CATEGORY,
+    COLUMNS,
+    EXCERPT_CHARS,
+    Staged,
+    earliest_interval_end,
+    reasons,
+    stage,
+)
 from pipelines.periods import GUATEMALA, Month, add_months, month_bounds, month_label
 from pipelines.warehouse import Write
 
@@ -47,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 PIPELINE = "meters"
 ESTIMATES = "meter_estimates"
+REPLANS = 5  # a run that raced another plans again at most this many times
 WAREHOUSE_TABLES = (
     "meter_readings",
     stored.SUPERSEDED,
@@ -67,6 +88,8 @@ class IngestResult:
     summary: str
     counts: dict[str, int]
     unreadable: dict[str, str] = field(default_factory=dict)  # file -> why
+    refused: dict[str, str] = field(default_factory=dict)  # path under the landing folder -> why not read
+    raced: list[str] = field(default_factory=list)  # runs that published the same files or months first
     validation: list = field(default_factory=list)
     snapshot_id: int | None = None
     months: dict[str, dict[str, int]] = field(default_factory=dict)  # every month the run (re)computed
@@ -112,20 +135,71 @@ def ingest_month(
                 r.validation = reg.validate(registry)
                 quality.raise_on_errors(r.validation)
             r.manifest.add_input(input_dir / _registry_name(input_dir), registry.height)
-        con = store.connect(r.warehouse, read_only=True) if store.exists(r.warehouse) else None
-        try:
-            result = _run(r, con, input_dir, registry, thresholds, now)
-        finally:
-            if con is not None:
-                con.close()  # closed by _run before its publish already (an open reader blocks a SQLite catalog's writer)
+        floor = earliest_interval_end()
+        raced: list[str] = []
+        inputs = len(r.manifest.inputs)
+        for attempt in range(REPLANS + 1):
+            con = store.connect(r.warehouse, read_only=True) if store.exists(r.warehouse) else None
+            try:
+                result = _run(r, con, input_dir, registry, thresholds, now, floor)
+                break
+            except Raced as exc:
+                raced += [run for run in exc.runs if run not in raced]
+                if attempt == REPLANS:
+                    raise MayoristaError(
+                        f"other runs kept publishing the same files or months while this one ran "
+                        f"({', '.join(raced[:3])}); nothing of this run was published after {REPLANS + 1} "
+                        "attempts: run it again"
+                    ) from None
+                logger.warning("%s: %s; planning again against the new ledger", month, exc)
+                _reset(r, inputs)
+            finally:
+                if con is not None:
+                    con.close()  # closed by _run before its publish already (an open reader blocks a SQLite catalog's writer)
+        if raced:
+            result.raced = raced
+            result.summary += (
+                f"\nplanned again after run(s) {', '.join(raced)} published some of the same files or months "
+                "first: what they ingested was skipped here (already ingested by them)"
+            )
+    problems = []
     if result.unreadable:
         listing = "\n".join(f"  {name}: {why}" for name, why in result.unreadable.items())
-        raise InputError(
+        problems.append(
             f"{len(result.unreadable)} readings file(s) could not be read; the other files were ingested "
-            f"and published, these are also in `quarantine` and are read again by the next run:\n"
-            f"{listing}\n\n{result.summary}"
+            f"and published, these are also in `quarantine` and are read again by the next run:\n{listing}"
         )
+    if result.refused:
+        listing = "\n".join(f"  {name}: {why}" for name, why in result.refused.items())
+        problems.append(
+            f"{len(result.refused)} path(s) under readings/ were refused and not opened (only regular files "
+            f"inside the landing folder are read); the other files were ingested and published:\n{listing}"
+        )
+    if problems:
+        raise InputError("\n\n".join([*problems, result.summary]))
     return result
+
+
+class Raced(MayoristaError):
+    """Raised inside the publish: another run recorded some of the same files, or a month this run
+    publishes, in the ledger since this run planned. Nothing is published; the run plans again."""
+
+    def __init__(self, runs_: list[str]) -> None:
+        super().__init__(f"run(s) {', '.join(runs_)} published some of the same files or months while this one ran")
+        self.runs = runs_
+
+
+def _reset(r: runs.Run, inputs: int) -> None:
+    """Forget what an attempt that raced another run computed, before planning again."""
+    r.validation = []
+    r.manifest.status = "running"
+    del r.manifest.inputs[inputs:]
+    r.manifest.counts.clear()
+    r.manifest.outputs.clear()
+    r.manifest.periods = {}
+    for folder in ("staged", "out"):
+        shutil.rmtree(r.scratch / folder, ignore_errors=True)
+    gc.collect()
 
 
 def _registry_name(input_dir: Path) -> str:
@@ -139,12 +213,13 @@ def _run(
     registry: pl.DataFrame,
     thresholds: vee.Thresholds,
     now: datetime,
+    floor: datetime,
 ) -> IngestResult:
     month, manifest = r.period, r.manifest
     seen_at = datetime.now()
     with manifest.step("plan"):
-        plan = ledger.plan(input_dir, month, ledger.load(con))
-        if not plan.files and plan.skipped == 0 and not plan.deferred:
+        plan = ledger.plan(input_dir, month, ledger.load(con), now=now, floor=floor)
+        if not plan.files and plan.skipped == 0 and not plan.deferred and not plan.refused:
             raise InputError(f"no readings files (*.csv or *.parquet) under {input_dir / 'readings'}")
     # the warehouse's extensions load now, not during the plan: loading holds the GIL that the plan's
     # thousand small file opens need; the parse that follows runs in polars without it
@@ -155,7 +230,7 @@ def _run(
     )
 
     with manifest.step("read_readings"):
-        staged = _stage_all(r, plan, registry, now)
+        staged = _stage_all(r, plan, registry, now, floor)
         reads = registers.read(input_dir)  # optional cumulative register reads, for sum_check (small: read every run)
         if reads is not None:
             reads = registers.validate(reads, registry)
@@ -237,43 +312,93 @@ def _run(
             registry.with_columns(source_file=pl.lit(_registry_name(input_dir))),
             {"source_file": _registry_name(input_dir)},
         ),
+        # a path refused before and read now, or refused again: its earlier `refused` row goes (first:
+        # the next write inserts this run's rows)
+        Write(
+            ledger.TABLE,
+            ledger_rows.clear(),
+            {"status": "refused"},
+            delete_keys=pl.concat([labels, pl.DataFrame({"path": list(plan.refused)}, schema={"path": pl.String})]),
+        ),
         Write(ledger.TABLE, ledger_rows, {"status": "unreadable"}, delete_keys=labels),
     ]
-    r.publish(writes, guard=lambda c: _not_taken(c, ledger_rows, r.run_id))
+    with _publish_lock(r.warehouse):
+        r.publish(writes, guard=lambda c: _not_raced(c, ledger_rows, plan, [s.month for s in states], r.run_id))
     by_label = {plan.labels[i]: why for i, (_, why) in unreadable.items()}
     result = IngestResult(
-        month, r.run_id, "", counts, by_label, r.validation, r.snapshot_id, {s.month: s.counts for s in states}
+        month,
+        r.run_id,
+        "",
+        counts,
+        by_label,
+        dict(plan.refused),
+        validation=r.validation,
+        snapshot_id=r.snapshot_id,
+        months={s.month: s.counts for s in states},
     )
     result.summary = summarize(result, states, plan, moved, manifest)
     return result
 
 
-def _not_taken(con: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame, run_id: str) -> None:
-    """Inside the publish: no other run recorded one of these file versions since this run planned (two
-    runs reading the same new files at once would store their readings twice)."""
-    read = ledger_rows.filter(pl.col("status") != "unreadable").select("path", "sha256").unique()
-    if read.is_empty() or ledger.TABLE not in store.tables(con):
-        return
-    con.register("_read", read.to_arrow())
+@contextmanager
+def _publish_lock(warehouse: str) -> Iterator[None]:
+    """Metering publishes to one warehouse from this machine, one at a time: the ledger check of
+    `_not_raced` and the commit happen together, so two runs cannot both pass the check and both commit
+    (DuckLake merges two appends to a table without a conflict). Only the publish waits, seconds; the
+    runs' reading and computing still overlap. The lock is a file in the scratch root, released by the
+    OS when a process dies."""
+    name = warehouse if store.is_postgres(warehouse) else str(Path(warehouse).resolve())
+    root = config.scratch_root()
     try:
-        taken = con.execute(
-            f"""SELECT l.path FROM {store.ALIAS}.{ledger.TABLE} l JOIN _read r
-                                ON l.path = r.path AND l.sha256 = r.sha256
-                                WHERE l.status <> 'unreadable' AND l.run_id <> ? LIMIT 3""",
-            [run_id],
+        root.mkdir(parents=True, exist_ok=True)
+        fh = open(root / f"meters-publish-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock", "w")  # noqa: SIM115
+    except OSError as exc:
+        raise environment_fault(exc, root, "take the metering publish lock") or exc
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _not_raced(
+    con: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame, plan: ledger.Plan, months: list[str], run_id: str
+) -> None:
+    """Inside the publish: no run unknown when this one planned has recorded, since, one of the file
+    versions this run read (their readings would be stored twice) or a month this run publishes (its
+    derived tables would be replaced by ones computed without that run's rows). Raises `Raced`: the run
+    plans again against the ledger as it now is."""
+    if ledger.TABLE not in store.tables(con):
+        return
+    read = ledger_rows.filter(pl.col("status").is_in(ledger.READ)).select("path", "sha256").unique()
+    con.register("_read", read.to_arrow())
+    con.register(
+        "_known", pl.DataFrame({"run_id": sorted(plan.runs | {run_id})}, schema={"run_id": pl.String}).to_arrow()
+    )
+    con.register("_months", pl.DataFrame({"month": months}, schema={"month": pl.String}).to_arrow())
+    try:
+        others = con.execute(
+            f"""SELECT DISTINCT l.run_id FROM {store.ALIAS}.{ledger.TABLE} l
+                WHERE l.status IN ('ingested', 'quarantined')
+                  AND l.run_id NOT IN (SELECT run_id FROM _known)
+                  AND (EXISTS (SELECT 1 FROM _read r WHERE r.path = l.path AND r.sha256 = l.sha256)
+                       OR l.month IN (SELECT month FROM _months))
+                ORDER BY 1"""
         ).fetchall()
     finally:
-        con.unregister("_read")
-    if taken:
-        raise MayoristaError(
-            f"another run ingested some of the same files while this one ran (e.g. {taken[0][0]}); "
-            "nothing of this run was published: run it again, it reads only what is still new"
-        )
+        for name in ("_read", "_known", "_months"):
+            con.unregister(name)
+    if others:
+        raise Raced([row[0] for row in others])
 
 
-def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: datetime) -> dict[str, Staged]:
+def _stage_all(
+    r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: datetime, floor: datetime
+) -> dict[str, Staged]:
     """Stage every new file for each month it holds: first for the month its first lines hint at (the
-    run's month when they hint at none), then for the other months its rows turn out to hold."""
+    run's month when they hint at none), then for the other months its rows turn out to hold. Months
+    come only from intervals between `floor` and `now` (the staged `rel` is null for any other)."""
     todo: dict[str, set[int]] = {}
     for i, hint in enumerate(plan.hints):
         todo.setdefault(hint or plan.month, set()).add(i)
@@ -292,6 +417,7 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, registry: pl.DataFrame, now: date
             r.scratch / "staged" / m / str(len(done)),
             now,
             plan.heads,
+            floor,
         )
         if m in staged:  # a month found again through a later file: its rows are in two folders
             staged[m].merge(one)
@@ -529,10 +655,18 @@ def _quarantine(staged: Staged, cats: pl.DataFrame, month: str, plan: ledger.Pla
         schema={"source_file": pl.String, "reason": pl.String},
     )
     raw = [f"raw_{c}" for c in COLUMNS]
+    # a raw value is kept as evidence, but a hostile line (no commas, 100 KB) is cut to an excerpt
+    capped = [
+        pl.when(pl.col(c).str.len_chars() > EXCERPT_CHARS)
+        .then(pl.col(c).str.slice(0, EXCERPT_CHARS) + pl.lit("..."))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in raw
+    ]
     return (
         pl.concat(
             [
-                rows.select("source_file", "line", *raw, "reason"),
+                rows.select("source_file", "line", *capped, "reason"),
                 unreadable.with_columns(
                     line=pl.lit(None, pl.Int64), **{c: pl.lit(None, pl.String) for c in raw}
                 ).select("source_file", "line", *raw, "reason"),
@@ -978,6 +1112,7 @@ def _totals(states: list[MonthState], plan: ledger.Plan, moved: list[int], unrea
         "files_missing": len(plan.missing),
         "files_changed_while_read": len(moved),
         "unreadable_files": unreadable,
+        "files_refused": len(plan.refused),
     }
 
 
@@ -1001,6 +1136,11 @@ def summarize(
             f"{len(plan.missing):,} file(s) in the ledger are gone from the landing folder (their readings stay): "
             + ", ".join(plan.missing[:5])
             + (" ..." if len(plan.missing) > 5 else "")
+        )
+    if plan.refused:
+        lines.append(
+            f"{len(plan.refused):,} path(s) refused, not read (only regular files inside the landing folder are): "
+            + ", ".join(plan.refused)
         )
     if moved:
         lines.append(

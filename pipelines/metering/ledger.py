@@ -6,15 +6,23 @@ run must cost the NEW files, not the history, and of two files holding the same 
 landed later must win, whatever its name. So every file a run reads is recorded, in the same
 transaction as its readings, with its path (under the landing folder), size, modification time,
 sha256, and per month it holds: rows, first and last interval, the run and time it was first seen,
-and its status (`ingested`, `quarantined`: all its rows of that month were quarantined, `unreadable`).
+and its status (`ingested`, `quarantined`: all its rows of that month were quarantined, `unreadable`,
+`refused`: a link resolving outside the landing folder, or not a regular file, never opened).
 
 Which files a run reads (`plan`):
   - known: the path is in the ledger with the same size and modification time, or with the same
     sha256 (only touched): skipped, never parsed again;
   - new or changed (a new version of a known path: a different sha256): read, in landing order
-    (modification time, then path), when their first interval lies in the run's month or before it;
-  - of a later month than the run's: left for that month's run (a backfill of January does not read
-    December's files);
+    (modification time, then path), when they hold any row of the run's month or of an earlier one;
+    such a file is read for every month it holds rows of, later months included (their readings are
+    stored; their findings and aggregates are left to their own runs), and recorded per month;
+  - holding only rows of months after the run's: left for that month's run (a backfill of January
+    does not read December's files). Which month a file starts in is told by its earliest interval
+    between the floor (`earliest_interval_end`, config/vee.toml) and the time of the run, found by
+    reading its interval_end column whole when its first lines point past the run's month: one row
+    dated 2062 (or 0001) never decides for the file, it is quarantined with its line;
+  - links resolving outside the landing folder, and anything that is not a regular file: refused,
+    named in the run's summary and recorded as `refused`, never opened;
   - unreadable last time: read again (the participant may have fixed it);
   - in the ledger but gone from the landing folder: reported; their readings stay in the warehouse.
 """
@@ -32,12 +40,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.metering.readings import CsvHead, find_files, first_lines
+from pipelines.metering.readings import CsvHead, earliest_interval_end, first_lines, first_months, landing
 
 logger = logging.getLogger(__name__)
 
 TABLE = "landed_files"
-STATUSES = ("ingested", "quarantined", "unreadable")
+STATUSES = ("ingested", "quarantined", "unreadable", "refused")
+READ = ("ingested", "quarantined")  # a version recorded with one of these is never read again
 SCHEMA = {
     "path": pl.String,
     "sha256": pl.String,
@@ -84,8 +93,10 @@ class Plan:
     skipped: int = 0  # already ingested, unchanged
     retried: list[str] = field(default_factory=list)  # unreadable last time
     new_versions: list[str] = field(default_factory=list)  # known paths whose content changed
-    deferred: list[str] = field(default_factory=list)  # first interval after the run's month
+    deferred: list[str] = field(default_factory=list)  # every row of a month after the run's
     missing: list[str] = field(default_factory=list)  # in the ledger, gone from the landing folder
+    refused: dict[str, str] = field(default_factory=dict)  # label -> why it is not read (a link outside, ...)
+    runs: set[str] = field(default_factory=set)  # the runs in the ledger when planned (the publish guard)
 
 
 def load(con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
@@ -101,11 +112,17 @@ def load(con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
     return con.sql(f"SELECT * FROM wh.{TABLE}").pl()
 
 
-def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
-    """Which landed files the run of `month` reads (see the module docstring)."""
+def plan(
+    input_dir: Path, month: str, ledger: pl.DataFrame, now: datetime | None = None, floor: datetime | None = None
+) -> Plan:
+    """Which landed files the run of `month` reads (see the module docstring). `now`: the time of the
+    run (local); `floor`: the earliest interval_end accepted (default from config/vee.toml)."""
     input_dir = Path(input_dir)
-    result = Plan(month)
-    found = find_files(input_dir)
+    now = now or datetime.max
+    floor = floor or earliest_interval_end()
+    result = Plan(month, runs=set(ledger["run_id"].drop_nulls().to_list()))
+    found, refused = landing(input_dir)
+    result.refused = {label(p, input_dir): why for p, why in refused.items()}
     stats = [p.stat() for p in found]
     listing = pl.DataFrame(
         {
@@ -119,7 +136,7 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
     # the ledger keeps modification times in microseconds (the warehouse's timestamp precision): compare
     # at that precision, or every file would look touched and be hashed again on every run
     done = (
-        ledger.filter(pl.col("status") != "unreadable")
+        ledger.filter(pl.col("status").is_in(READ))
         .with_columns(mtime_us=pl.col("modified_at").dt.epoch("us"))
         .select("path", "sha256", "size_bytes", "mtime_us")
         .unique()
@@ -132,7 +149,9 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
     others = listing.join(same.select("i"), on="i", how="anti")
     result.skipped = same.height
     known_paths = set(done["path"].to_list())
-    unreadable_paths = set(ledger.filter(pl.col("status") == "unreadable")["path"].to_list()) - known_paths
+    unreadable_paths = (
+        set(ledger.filter(pl.col("status").is_in(["unreadable", "refused"]))["path"].to_list()) - known_paths
+    )
     # a known path with another size or time: hash it now; the same content is only a touched file
     touched = others.filter(pl.col("path").is_in(list(known_paths)))
     hashes: dict[int, str] = {}
@@ -148,8 +167,16 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
             else:
                 result.new_versions.append(listing["path"][i])
     candidates = []
+    looked: dict[int, tuple[str | None, CsvHead | None]] = {}
+    for i in others["i"].to_list():
+        looked[i] = first_lines(found[i], floor, now)
+    # a file whose first lines point past the run's month, or nowhere: its earliest valid interval decides
+    unsure = [i for i, (hint, _) in looked.items() if hint is None or hint > month]
+    if unsure:
+        earliest = first_months(found, unsure, floor, now, {i: looked[i][1] for i in unsure if looked[i][1]})
+        looked.update({i: (earliest[i], looked[i][1]) for i in unsure})
     for i, path_label in zip(others["i"].to_list(), others["path"].to_list()):
-        hint, head = first_lines(found[i])
+        hint, head = looked[i]
         if hint is not None and hint > month:
             result.deferred.append(path_label)
             continue
@@ -169,13 +196,14 @@ def plan(input_dir: Path, month: str, ledger: pl.DataFrame) -> Plan:
     listed = set(listing["path"].to_list())
     result.missing = sorted(p for p in known_paths if p not in listed)
     logger.info(
-        "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months, %d missing",
+        "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months, %d missing, %d refused",
         month,
         len(found),
         len(result.files),
         result.skipped,
         len(result.deferred),
         len(result.missing),
+        len(result.refused),
     )
     return result
 
@@ -206,7 +234,7 @@ def rows(
 ) -> pl.DataFrame:
     """The ledger rows of the files this run read: one per file and month it holds (`per_month`: file,
     month, rows, good, first_interval, last_interval), one per unreadable file (month = the month it was
-    read for, reason)."""
+    read for, reason), one per refused path (month = the run's, reason: never opened)."""
 
     def file_columns(index: pl.Expr) -> dict[str, pl.Expr]:
         return {
@@ -248,4 +276,20 @@ def rows(
         status=pl.lit("unreadable"),
         reason="reason",
     )
-    return pl.concat([read.cast(SCHEMA), failed.cast(SCHEMA)]).sort("path", "month")
+    refused = pl.DataFrame(
+        {"path": list(p.refused), "reason": list(p.refused.values())}, schema={"path": pl.String, "reason": pl.String}
+    ).select(
+        "path",
+        sha256=pl.lit(None, pl.String),
+        size_bytes=pl.lit(None, pl.Int64),
+        modified_at=pl.lit(None, pl.Datetime("us")),
+        month=pl.lit(p.month),
+        rows=pl.lit(None, pl.Int64),
+        first_interval=pl.lit(None, pl.Datetime("us")),
+        last_interval=pl.lit(None, pl.Datetime("us")),
+        first_seen_at=pl.lit(seen_at, pl.Datetime("us")),
+        run_id=pl.lit(run_id),
+        status=pl.lit("refused"),
+        reason="reason",
+    )
+    return pl.concat([read.cast(SCHEMA), failed.cast(SCHEMA), refused.cast(SCHEMA)]).sort("path", "month")

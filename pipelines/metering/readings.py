@@ -6,7 +6,9 @@ later steps need (`CATEGORY`):
   quarantine  in the month but unusable (unknown or unregistered device, off-grid or unparsable
               timestamp, unknown channel, value not a number): raw values and the reason are kept
   other_month a valid timestamp of another month: not this run's business (counted, not kept)
-  unplaced    the timestamp does not parse, so its month is unknown: decided later from the file
+  unplaced    the timestamp does not parse, or lies outside the accepted range (before the floor
+              `earliest_interval_end` of config/vee.toml, or after the time of the run), so it has no
+              month of its own: quarantined in the month of its file's earliest valid interval
   blank       an empty line (not a row)
 
 Timestamps: the contract's `YYYY-MM-DD HH:MM` (local Guatemala time). A file written with `:00`
@@ -27,12 +29,15 @@ stages integer keys, see bench/meters_bench.py)."""
 from __future__ import annotations
 
 import re
+import stat
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from pipelines import config
 from pipelines.errors import EnvironmentFault, environment_fault
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
@@ -46,6 +51,32 @@ _TS_CONTRACT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _TS_LOCAL_VARIANT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:00)?")
 _TS_ZONED = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?(Z|UTC|[+-]\d{2}(:?\d{2})?)", re.IGNORECASE)
 EXPECTED_TS = "local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
+EXCERPT_CHARS = 200  # raw text echoed in a reason or a message: a short excerpt, never a whole line
+DEFAULT_FLOOR = datetime(2000, 1, 1)
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """At most `limit` characters of `text` (a header, a value, a library's message) for a reason or a
+    message: one hostile line must not become a 100 KB reason, nor a file's content end up on stderr."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def earliest_interval_end(path: Path | None = None) -> datetime:
+    """The floor of accepted interval_end values (`[readings] earliest_interval_end` of config/vee.toml,
+    default 2000-01-01): older readings are quarantined, never taken for a month of their own."""
+    path = Path(path or config.config_dir() / "vee.toml")
+    try:
+        with open(path, "rb") as fh:
+            value = tomllib.load(fh).get("readings", {}).get("earliest_interval_end")
+    except FileNotFoundError:
+        value = None
+    if value is None:
+        return DEFAULT_FLOOR
+    floor = datetime(value.year, value.month, value.day, *(getattr(value, a, 0) for a in ("hour", "minute")))
+    if floor.year < 1000:  # a month label is YYYY-MM: four digits
+        raise ValueError(f"{path}: [readings] earliest_interval_end must be in year 1000 or later, got {value}")
+    return floor
 
 
 STAGED_SCHEMA = {
@@ -91,15 +122,42 @@ class Staged:
 def find_files(input_dir: Path) -> list[Path]:
     """All readings files under `<input>/readings/`, in path order (which of them a run reads, and in
     which order they supersede each other, is the ledger's business: pipelines/metering/ledger.py)."""
+    return landing(input_dir)[0]
+
+
+def landing(input_dir: Path) -> tuple[list[Path], dict[Path, str]]:
+    """(the readings files a run may read, in path order; the ones it refuses, with why).
+
+    Only regular files whose real path lies inside the landing folder's real path are read: a link
+    (or a linked folder) that resolves outside it, a link to nothing, a FIFO or a device is refused and
+    named, never opened (`passwd.csv -> /etc/passwd` would otherwise put a line of it in a reason). A
+    link inside the landing folder to a file inside it is read under its own name."""
     root = Path(input_dir) / "readings"
-    found = [
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix in (".csv", ".parquet")
-        and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
-    ]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    real_root = root.resolve()
+    files: list[Path] = []
+    refused: dict[Path, str] = {}
+    for p in root.rglob("*"):
+        if p.suffix not in (".csv", ".parquet") or any(
+            part.startswith((".", "_")) for part in p.relative_to(root).parts
+        ):
+            continue
+        real = p.resolve()
+        if not real.is_relative_to(real_root):
+            refused[p] = "a link that resolves outside the landing folder: not read"
+            continue
+        try:
+            mode = real.stat().st_mode
+        except OSError:
+            refused[p] = "a link to nothing: not read"
+            continue
+        if stat.S_ISDIR(mode):
+            continue  # a folder named like a file: rglob lists what is inside it
+        if not stat.S_ISREG(mode):
+            refused[p] = "not a regular file (a FIFO, socket or device): not read"
+            continue
+        files.append(p)
+    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    return sorted(files, key=order), dict(sorted(refused.items(), key=lambda kv: order(kv[0])))
 
 
 def _header(path: Path) -> tuple[list[str] | None, bool, str]:
@@ -116,7 +174,7 @@ def _header(path: Path) -> tuple[list[str] | None, bool, str]:
     names = [c.strip().strip('"').strip().lower() for c in text.lstrip("\ufeff").rstrip("\r\n").split(",")]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        return None, False, f"header lacks column(s) {', '.join(missing)} (found {', '.join(names)})"
+        return None, False, f"header lacks column(s) {', '.join(missing)} (found {excerpt(', '.join(names))})"
     return names, exact, ""
 
 
@@ -172,19 +230,21 @@ def csv_head(path: Path) -> CsvHead:
     return CsvHead(names, exact, problem, _first_interval_ends(path, names) if names else [])
 
 
-def first_lines(path: Path) -> tuple[str | None, CsvHead | None]:
-    """(the month of the first readable interval_end in the file's first lines, or None when none reads;
-    the CSV's head, None for Parquet or a file that cannot be opened).
+def first_lines(
+    path: Path, floor: datetime | None = None, now: datetime | None = None
+) -> tuple[str | None, CsvHead | None]:
+    """(the month of the first readable interval_end in the file's first lines that lies between `floor`
+    and `now`, or None when none does; the CSV's head, None for Parquet or a file that cannot be opened).
 
-    The month is which run should read a file not seen before. Only a hint: the rows a file really
-    holds are found when it is read, and a file holding several months is staged for each of them."""
+    The month is only a hint of which run should read a file not seen before: a file whose hint lies
+    after the run's month is looked at whole (`first_months`) before it is left for a later run, and a
+    file holding several months is staged for each of them."""
     head = None
     try:
         if path.suffix == ".parquet":
             first = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()["interval_end"]
             if isinstance(first.dtype, pl.Datetime):
-                first = first.drop_nulls()
-                values = [] if first.is_empty() else [first[0].strftime(_TS_FORMAT)]
+                values = [v.strftime(_TS_FORMAT) for v in first.drop_nulls().to_list()]
             else:
                 values = first.cast(pl.String).to_list()
         else:
@@ -192,10 +252,10 @@ def first_lines(path: Path) -> tuple[str | None, CsvHead | None]:
             values = [] if head.problem else head.values
     except Exception:  # noqa: BLE001 - an unreadable file is read (and reported) by the current run
         return None, None
-    return _month_of(values), head
+    return _month_of(values, floor or DEFAULT_FLOOR, now or datetime.max), head
 
 
-def _month_of(values: list[str | None]) -> str | None:
+def _month_of(values: list[str | None], floor: datetime, now: datetime) -> str | None:
     for value in values:
         text = (value or "").strip().strip('"').strip().replace("T", " ")
         if _TS_LOCAL_VARIANT.fullmatch(text):
@@ -203,8 +263,70 @@ def _month_of(values: list[str | None]) -> str | None:
                 ts = datetime.strptime(text[:16], _TS_FORMAT)
             except ValueError:
                 continue
-            return (ts - timedelta(minutes=15)).strftime("%Y-%m")
+            if floor <= ts <= now:
+                return (ts - timedelta(minutes=15)).strftime("%Y-%m")
     return None
+
+
+def first_months(
+    files: list[Path], indexes: list[int], floor: datetime, now: datetime, heads: dict[int, CsvHead] | None = None
+) -> dict[int, str | None]:
+    """The month of each file's earliest interval between `floor` and `now`, read from the whole file
+    (its interval_end column only), None when no row of it has one (or it cannot be read: the run reads
+    it and reports it). Which run reads a file is decided by this, never by its first row."""
+    ts = pl.col("ts")
+    earliest = ts.filter((ts >= pl.lit(floor)) & (ts <= pl.lit(now))).min()
+    found: dict[int, str | None] = {}
+    for index in indexes:
+        found[index] = None
+        path, head = files[index], (heads or {}).get(index)
+        first = None
+        try:
+            head = head if head is not None or path.suffix == ".parquet" else csv_head(path)
+            if head is not None and head.exact and _sniff(head.values)[0] == "contract":
+                try:  # the plain scan of one column; a ragged line somewhere: the tolerant path below
+                    plain = pl.scan_csv(path, schema={c: pl.String for c in COLUMNS}, has_header=True)
+                    first = plain.select(_parse_ts(_text(pl.col("interval_end"))).alias("ts")).select(earliest)
+                    first = first.collect().item()
+                    head = None
+                except pl.exceptions.PolarsError:
+                    first = None
+            if head is not None or path.suffix == ".parquet":
+                lf = _reader(path, index, head)
+                if isinstance(lf, str):
+                    continue
+                first = lf.select(earliest).collect().item()
+        except Exception:  # noqa: BLE001 - read (and reported) by the current run
+            continue
+        if first is not None:
+            found[index] = (first - timedelta(minutes=15)).strftime("%Y-%m")
+    return found
+
+
+def _reader(path: Path, index: int, head: CsvHead | None = None) -> pl.LazyFrame | str:
+    """One file's rows as `stage` reads them (file, row, _shape, raw_*, device_id, ts, channel, v), or
+    why it cannot be read. A CSV with the contract's exact header is read by a plain scan; a ragged line
+    there makes the caller fall back to `_line_scan`."""
+    if path.suffix == ".parquet":
+        schema = pl.read_parquet_schema(path)
+        missing = [c for c in COLUMNS if c not in schema]
+        if missing:
+            return f"missing column(s) {', '.join(missing)}"
+        if isinstance(schema["interval_end"], pl.Datetime):
+            kind, example = "contract", None
+        else:
+            first = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()
+            kind, example = _sniff(first["interval_end"].cast(pl.String).to_list())
+        if kind == "zoned":
+            return _zoned(example)
+        return _parquet_scan(path, index, pl.Schema(schema), lenient=kind == "local")
+    head = head or csv_head(path)
+    if head.problem:
+        return head.problem
+    kind, example = _sniff(head.values)
+    if kind == "zoned":
+        return _zoned(example)
+    return _line_scan(path, index, head.names, lenient=kind == "local")
 
 
 def _parse_ts(text: pl.Expr, lenient: bool = False) -> pl.Expr:
@@ -333,6 +455,7 @@ FLAGS = {
     512: "device_id not in the registry",
     1024: "device_id not registered to an active point on that day",
     2048: "interval_end is in the future (the interval had not ended when the run read it)",
+    4096: "interval_end is before the earliest accepted (earliest_interval_end in config/vee.toml)",
 }
 
 
@@ -358,13 +481,21 @@ def reasons() -> pl.Expr:
 
 
 def _classify(
-    lf: pl.LazyFrame, month: str, point_of: pl.Series, devices: list[str], days: int, now: datetime
+    lf: pl.LazyFrame,
+    month: str,
+    point_of: pl.Series,
+    devices: list[str],
+    days: int,
+    now: datetime,
+    floor: datetime = DEFAULT_FLOOR,
 ) -> pl.LazyFrame:
     """Category, sort key and quarantine flags of every row (see the module docstring).
 
     `point_of[device_index * days + day]` is the point index of a registered device on a day of the
     month (-1 when it is not registered that day): a gather, not a join, so the pass stays streaming.
-    `now` (local time): a reading of an interval that has not ended yet is quarantined, never ingested."""
+    `now` (local time): a reading of an interval that has not ended yet is quarantined, never ingested;
+    so is one before `floor`. Neither has a month of its own (`rel` null): no absurd year ever reaches
+    a month label."""
     start, end = month_bounds(month)
     span_us = int((end - start) / timedelta(microseconds=1))
     off = (pl.col("ts") - pl.lit(start)).dt.total_microseconds()
@@ -386,6 +517,7 @@ def _classify(
         (pl.col("device_id").is_not_null() & pl.col("_dev").is_null(), 512),
         (in_month & (pl.col("_point") < 0), 1024),
         (pl.col("ts") > pl.lit(now), 2048),
+        (pl.col("ts") < pl.lit(floor), 4096),
     ]
     flags = pl.sum_horizontal(
         pl.when(cond.fill_null(False)).then(pl.lit(bit, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
@@ -395,7 +527,7 @@ def _classify(
     category = (
         pl.when(blank & pl.all_horizontal(pl.col(f"raw_{c}").is_null() for c in COLUMNS))
         .then(CATEGORY["blank"])
-        .when(pl.col("ts").is_null())
+        .when(pl.col("ts").is_null() | ((pl.col("flags") & (2048 | 4096)) != 0))
         .then(CATEGORY["unplaced"])
         .when(~in_month)
         .then(CATEGORY["other_month"])
@@ -425,7 +557,7 @@ def _classify(
             .alias("k"),
             "v",
             # the month a placed row belongs to, counted from this month (-1 the one before, 0 this one, ...)
-            month_offset.alias("rel"),
+            pl.when((pl.col("flags") & (2048 | 4096)) == 0).then(month_offset).alias("rel"),
             *[pl.when(keep_raw).then(pl.col(f"raw_{c}")).alias(f"raw_{c}") for c in COLUMNS],
             pl.when(keep_raw).then(pl.col("flags")).alias("flags"),
             pl.when(keep_raw).then(pl.col("_shape")).alias("shape"),
@@ -451,6 +583,7 @@ def stage(
     out_dir: Path,
     now: datetime,
     heads: dict[int, CsvHead] | None = None,
+    floor: datetime = DEFAULT_FLOOR,
 ) -> Staged:
     """Read the files `files[i]` for i in `indexes` once, classified against `month`, and write the staged
     rows under `out_dir` (`file` = i: the run's numbering, in landing order). Files that cannot be read
@@ -490,7 +623,7 @@ def stage(
             names, exact, problem = head.names, head.exact, head.problem
             kind, example = _sniff(head.values) if names else ("contract", None)
         except Exception as exc:  # unreadable file: name it, keep the library's reason, go on
-            staged.unreadable[index] = f"cannot be read ({exc})"
+            staged.unreadable[index] = _cannot_read(exc)
             continue
         if problem:
             staged.unreadable[index] = problem
@@ -509,7 +642,7 @@ def stage(
         tmp = out_dir / f".{name}.tmp"
         try:
             # uncompressed: a scratch file lives for seconds, and compressing it cost a CPU-second a month
-            _classify(lf, month, point_of, devices, days, now).sink_parquet(tmp, compression="uncompressed")
+            _classify(lf, month, point_of, devices, days, now, floor).sink_parquet(tmp, compression="uncompressed")
             tmp.rename(target)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
@@ -532,7 +665,7 @@ def stage(
         except EnvironmentFault:
             raise
         except Exception as exc:  # only a read or parse failure of this input file gets here
-            staged.unreadable[index] = f"cannot be read ({str(exc).splitlines()[0]})"
+            staged.unreadable[index] = _cannot_read(exc)
             continue
         unplaced = _unplaced_file(out_dir / f"file_{index:06d}.parquet")
         if unplaced is not None:  # no timestamp of the file parses: one reason for the file, not per row
@@ -541,8 +674,14 @@ def stage(
     return staged
 
 
+def _cannot_read(exc: Exception) -> str:
+    """The library's reason, its first line only and cut short (it may quote the file's content)."""
+    text = str(exc).strip()
+    return f"cannot be read ({excerpt(text.splitlines()[0] if text else type(exc).__name__)})"
+
+
 def _zoned(example: str | None) -> str:
-    return f"interval_end carries a time zone (found e.g. {example!r}); the contract wants {EXPECTED_TS}"
+    return f"interval_end carries a time zone (found e.g. {excerpt(repr(example))}); the contract wants {EXPECTED_TS}"
 
 
 def _unplaced_file(staged_file: Path) -> str | None:
@@ -550,7 +689,11 @@ def _unplaced_file(staged_file: Path) -> str | None:
     counts = (
         pl.scan_parquet(staged_file)
         .select(
-            placed=pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"], CATEGORY["other_month"]]).sum(),
+            # a timestamp that parses but lies outside the accepted range still parses
+            placed=(
+                pl.col("cat").is_in([CATEGORY["good"], CATEGORY["quarantine"], CATEGORY["other_month"]])
+                | ((pl.col("cat") == CATEGORY["unplaced"]) & ((pl.col("flags") & 8) == 0))
+            ).sum(),
             unplaced=(pl.col("cat") == CATEGORY["unplaced"]).sum(),
         )
         .collect()
@@ -566,7 +709,7 @@ def _unplaced_file(staged_file: Path) -> str | None:
     )
     if example is None or not str(example).strip():
         return "interval_end is missing on every row"
-    return f"no interval_end of the file parses (found e.g. {example!r}); the contract wants {EXPECTED_TS}"
+    return f"no interval_end of the file parses (found e.g. {excerpt(repr(example))}); the contract wants {EXPECTED_TS}"
 
 
 def _scratch_fault(exc: BaseException, out_dir: Path) -> EnvironmentFault | None:

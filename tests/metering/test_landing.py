@@ -1,0 +1,87 @@
+"""The landing folder as the plan sees it: links, months decided by rows (not by the first row), the
+floor of accepted timestamps and the excerpts echoed in reasons. No warehouse: pure plan and staging."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import polars as pl
+
+from pipelines.metering import ledger, readings
+from tests.metering.fixtures import stage, write_lines, write_registry
+
+NOW = datetime(2026, 12, 6, 12, 0)
+
+
+def test_links_outside_the_landing_folder_and_fifos_are_refused_links_inside_are_read(tmp_path):
+    root = tmp_path / "in"
+    inside = write_lines(root, "2026-04/PA.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0"])
+    outside = tmp_path / "secret.csv"
+    outside.write_text("top secret\n")
+    os.symlink(outside, root / "readings" / "2026-04" / "passwd.csv")
+    os.symlink(inside, root / "readings" / "alias.csv")
+    os.symlink(tmp_path / "nothing.csv", root / "readings" / "dangling.csv")
+    os.mkfifo(root / "readings" / "pipe.csv")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "readings" / "linked")
+    (tmp_path / "elsewhere" / "x.csv").write_text("device_id,interval_end,channel,value\n")
+    files, refused = readings.landing(root)
+    names = lambda paths: sorted(p.relative_to(root / "readings").as_posix() for p in paths)  # noqa: E731
+    assert names(files) == ["2026-04/PA.csv", "alias.csv"]
+    assert names(refused) == ["2026-04/passwd.csv", "dangling.csv", "pipe.csv"] + (
+        ["linked/x.csv"] if any("linked" in str(p) for p in refused) else []
+    )
+    assert "outside the landing folder" in refused[root / "readings" / "2026-04" / "passwd.csv"]
+    plan = ledger.plan(root, "2026-04", pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
+    assert "readings/2026-04/passwd.csv" in plan.refused and len(plan.files) == 2
+
+
+def test_a_file_is_left_for_a_later_month_only_when_all_its_valid_rows_are_later(tmp_path):
+    root = tmp_path / "in"
+    write_lines(root, "far.csv", ["DEV1,2062-04-10 10:00,kwh_del,1.0", "DEV1,2026-04-02 10:15,kwh_del,1.0"])
+    write_lines(root, "old.csv", ["DEV1,0001-01-01 00:15,kwh_del,1.0", "DEV1,2026-04-02 10:15,kwh_del,1.0"])
+    # the first 20 lines all point at May: the file is read whole before it is left for later
+    write_lines(root, "deep.csv", [f"DEV1,2026-05-02 10:{15 * (i % 4):02d},kwh_del,1.0" for i in range(30)])
+    with open(root / "readings" / "deep.csv", "a") as fh:
+        fh.write("DEV1,2026-04-30 10:15,kwh_del,1.0\n")
+    write_lines(root, "may.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0"])
+    plan = ledger.plan(root, "2026-04", pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
+    assert sorted(plan.labels) == ["readings/deep.csv", "readings/far.csv", "readings/old.csv"]
+    assert plan.deferred == ["readings/may.csv"]
+    assert set(plan.hints) == {"2026-04"}
+
+
+def test_rows_out_of_range_are_quarantined_without_a_month_of_their_own(tmp_path):
+    root = tmp_path / "in"
+    write_registry(root)
+    write_lines(
+        root,
+        "PA.csv",
+        ["DEV1,0001-01-01 00:15,kwh_del,1.0", "DEV1,2026-04-02 10:15,kwh_del,1.0", "DEV1,2062-04-10 10:00,kwh_del,1"],
+    )
+    staged = stage(root, tmp_path / "out")
+    rows = staged.scan().sort("row").collect()
+    assert rows["cat"].to_list() == [readings.CATEGORY["unplaced"], readings.CATEGORY["good"]] + [
+        readings.CATEGORY["unplaced"]
+    ]
+    assert rows["rel"].to_list() == [None, 0, None]
+    why = rows.select(readings.reasons()).to_series().to_list()
+    assert "before the earliest" in why[0] and "future" in why[2]
+
+
+def test_echoed_text_is_an_excerpt(tmp_path):
+    assert readings.excerpt("x" * 10) == "x" * 10
+    cut = readings.excerpt("y" * 150_000)
+    assert len(cut) < 250 and cut.endswith("(150,000 characters)")
+    path = write_lines(tmp_path, "wide.csv", [])
+    path.write_text("h" * 150_000 + "\nDEV1,2026-04-02 10:15,kwh_del,1.0\n")
+    _, _, problem = readings._header(path)
+    assert "header lacks" in problem and len(problem) < 400
+
+
+def test_the_floor_comes_from_the_config(tmp_path):
+    assert readings.earliest_interval_end() == datetime(2000, 1, 1)
+    conf = tmp_path / "vee.toml"
+    conf.write_text("[readings]\nearliest_interval_end = 2010-06-01\n")
+    assert readings.earliest_interval_end(conf) == datetime(2010, 6, 1)

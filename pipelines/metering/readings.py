@@ -603,36 +603,18 @@ def stage(
     for index in indexes:
         path = files[index]
         try:
-            if path.suffix == ".parquet":
-                schema = pl.read_parquet_schema(path)
-                missing = [c for c in COLUMNS if c not in schema]
-                if missing:
-                    staged.unreadable[index] = f"missing column(s) {', '.join(missing)}"
-                    continue
-                if isinstance(schema["interval_end"], pl.Datetime):
-                    kind, example = "contract", None
-                else:
-                    head = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()
-                    kind, example = _sniff(head["interval_end"].cast(pl.String).to_list())
-                if kind == "zoned":
-                    staged.unreadable[index] = _zoned(example)
-                    continue
-                others.append((index, _parquet_scan(path, index, pl.Schema(schema), lenient=kind == "local")))
+            head = None if path.suffix == ".parquet" else (heads or {}).get(index) or csv_head(path)
+            if head is not None and not head.problem and head.exact and _sniff(head.values)[0] == "contract":
+                fast.append(index)  # the contract's exact header and timestamps: the multi-file scan
                 continue
-            head = (heads or {}).get(index) or csv_head(path)
-            names, exact, problem = head.names, head.exact, head.problem
-            kind, example = _sniff(head.values) if names else ("contract", None)
+            lf = _reader(path, index, head)
         except Exception as exc:  # unreadable file: name it, keep the library's reason, go on
             staged.unreadable[index] = _cannot_read(exc)
             continue
-        if problem:
-            staged.unreadable[index] = problem
-        elif kind == "zoned":
-            staged.unreadable[index] = _zoned(example)
-        elif exact and kind == "contract":
-            fast.append(index)
+        if isinstance(lf, str):
+            staged.unreadable[index] = lf
         else:
-            others.append((index, _line_scan(path, index, names, lenient=kind == "local")))
+            others.append((index, lf))
 
     def sink(lf: pl.LazyFrame, name: str) -> None:
         """Stream `lf` into the scratch dir. A failure of the machine (disk full, read-only, ...) is

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -78,8 +77,8 @@ def render_html(template: str, **context: object) -> str:
 
 
 def write(html: str, target: UPath, *, make_pdf: bool = True) -> ReportFiles:
-    """Write `<target>.html` and `<target>.pdf`; without Chromium (or when printing fails) the HTML is
-    still written and `pdf_note` says why there is no PDF."""
+    """Write `<target>.html` and `<target>.pdf`; when printing fails (e.g. no Pango on the machine) the
+    HTML is still written, the failure is logged naming the report, and `pdf_note` says why there is no PDF."""
     html_path = lake.write_text(html, target.with_name(target.name + ".html"))
     if not make_pdf:
         return ReportFiles(html_path, None, "PDF not requested")
@@ -92,10 +91,9 @@ def write(html: str, target: UPath, *, make_pdf: bool = True) -> ReportFiles:
 
 
 def write_many(documents: dict[str, tuple[str, UPath]]) -> dict[str, ReportFiles]:
-    """Several reports (letters): Chromium prints two at a time (the machines have two cores)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {key: pool.submit(write, html, target) for key, (html, target) in documents.items()}
-        return {key: future.result() for key, future in futures.items()}
+    """Several reports (letters), one after the other: WeasyPrint lays out in this process, in Python
+    (threads would only share the GIL), and its font machinery is not documented as thread-safe."""
+    return {key: write(html, target) for key, (html, target) in documents.items()}
 
 
 def as_of_folder(root: UPath, kind: str, as_of: str | None) -> UPath:

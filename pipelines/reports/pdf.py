@@ -13,6 +13,8 @@ sees in a browser."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,11 @@ def _offline_fetcher(weasyprint):
 def _weasyprint():
     """The weasyprint module, or `PdfUnavailable` saying what to install."""
     try:
-        import weasyprint
-        import weasyprint.urls
+        # where a library is missing WeasyPrint prints a banner to stdout before raising: our message
+        # below says what to do, and stdout stays the command's output
+        with contextlib.redirect_stdout(io.StringIO()):
+            import weasyprint
+            import weasyprint.urls
     except OSError as exc:  # cffi could not load a shared library: Pango (or its FreeType/fontconfig parts)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PdfUnavailable(

@@ -78,16 +78,21 @@ def render_html(template: str, **context: object) -> str:
 
 def write(html: str, target: UPath, *, make_pdf: bool = True) -> ReportFiles:
     """Write `<target>.html` and `<target>.pdf`; when printing fails (e.g. no Pango on the machine) the
-    HTML is still written, the failure is logged naming the report, and `pdf_note` says why there is no PDF."""
+    HTML is still written, the failure is logged naming the report, `pdf_note` says why there is no PDF,
+    and the PDF of an earlier rendering, if any, is removed (it would not match the new HTML)."""
     html_path = lake.write_text(html, target.with_name(target.name + ".html"))
     if not make_pdf:
         return ReportFiles(html_path, None, "PDF not requested")
+    pdf_path = target.with_name(target.name + ".pdf")
     try:
         data = pdf.print_pdf(html)
     except pdf.PdfUnavailable as why:
         logger.warning("no PDF for %s: %s", html_path, why)
+        # a PDF of an earlier rendering would no longer match the HTML next to it: never leave one
+        if pdf_path.exists():
+            pdf_path.unlink()
         return ReportFiles(html_path, None, str(why))
-    return ReportFiles(html_path, lake.write_bytes(data, target.with_name(target.name + ".pdf")))
+    return ReportFiles(html_path, lake.write_bytes(data, pdf_path))
 
 
 def write_many(documents: dict[str, tuple[str, UPath]]) -> dict[str, ReportFiles]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ def _weasyprint():
             import weasyprint
             import weasyprint.urls
     except OSError as exc:  # cffi could not load a shared library: Pango (or its FreeType/fontconfig parts)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        named = re.search(r"cannot load library '([^']+)'", str(exc))
+        which = f"cannot load {named.group(1)}" if named else str(exc).strip().splitlines()[0][:120]
         raise PdfUnavailable(
-            f"the Pango text library WeasyPrint prints with is missing ({first[:160]}); install it: {PANGO_PACKAGES}"
+            f"the Pango text library WeasyPrint prints with is missing ({which}); install it: {PANGO_PACKAGES}"
         ) from None
     except ImportError as exc:
         raise PdfUnavailable(

@@ -103,12 +103,16 @@ def test_printing_reaches_nothing_outside_the_document():
 
 def test_without_pango_the_html_is_written_and_the_reason_says_what_to_install(tmp_path, published):
     """Pango's library is replaced by an empty file in a private mount namespace: loading it fails as
-    on a machine without it. The report command still writes the HTML, exits 0, and says what to install."""
+    on a machine without it. The report command still writes the HTML, exits 0, logs the failure naming
+    the report, says what to install, and removes the PDF of an earlier rendering."""
     library = Path("/usr/lib/x86_64-linux-gnu/libpango-1.0.so.0")
     probe = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount --bind /dev/null {library}"]
     if not library.exists() or shutil.which("unshare") is None or subprocess.run(probe).returncode != 0:
         pytest.skip("cannot hide Pango here (needs root, unshare and Debian's multiarch library path)")
     wh, lake = published
+    folder = lake / "reports" / "ncc11" / f"quarter={QUARTER}"
+    assert _render_without_browser(tmp_path, "--warehouse", str(wh), "--lake", str(lake)).returncode == 0
+    assert (folder / f"ncc11-{QUARTER}.pdf").exists()  # an earlier rendering, with its PDF
     script = f'{shutil.which("mount")} --bind /dev/null {library} && exec "$@"'
     done = _render_without_browser(
         tmp_path,
@@ -119,7 +123,8 @@ def test_without_pango_the_html_is_written_and_the_reason_says_what_to_install(t
         prefix=["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"],
     )
     assert done.returncode == 0, done.stderr
-    folder = lake / "reports" / "ncc11" / f"quarter={QUARTER}"
+    # the HTML is the new one, and the earlier PDF, which no longer matches it, is gone
     assert (folder / f"ncc11-{QUARTER}.html").exists() and not (folder / f"ncc11-{QUARTER}.pdf").exists()
+    assert f"no PDF for {folder / f'ncc11-{QUARTER}.html'}" in done.stderr  # logged, naming the report
     assert "no PDF:" in done.stdout and "apt-get install libpango-1.0-0 libpangoft2-1.0-0" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr and "-----" not in done.stdout  # nor WeasyPrint's banner

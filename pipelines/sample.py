@@ -14,7 +14,7 @@ def generate_all(out: Path | None = None) -> str:
 
     root = Path(out or config.data_dir() / "sample")
     written = [
-        ncc11_sample.generate(root / "ncc11"),
+        *ncc11_sample.generate_year(root / "ncc11"),
         metering_sample.generate(root / "smec"),
         delivery_sample.generate(root / "smec"),
     ]

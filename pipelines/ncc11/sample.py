@@ -1,7 +1,14 @@
-"""Deterministic generator of a quarter of long-term programming outputs, with realistic magnitudes:
-spot prices 40-180 USD/MWh with an evening peak, a daily load shape, contracts at 70-110 USD/MWh,
-power at about 9 USD/kW-month, and one over-contracted distributor whose spot demand turns negative
-at night. Used for `data/sample/ncc11/` and, at full scale, by `bench/ncc11_bench.py`."""
+"""Deterministic generator of long-term programming outputs, with realistic magnitudes: spot prices
+40-180 USD/MWh with an evening peak, higher in the dry season (November-April, more thermal
+generation) than in the rainy one, a daily load shape, contracts at 70-110 USD/MWh, power at about
+9 USD/kW-month, and one over-contracted distributor whose spot demand turns negative at night.
+Used for `data/sample/ncc11/` (the four tariff quarters of 2026, so that the demo's annual Informe
+is a whole year) and, at full scale, by `bench/ncc11_bench.py`.
+
+Two random streams: the market's structure (node price levels, each distributor's size, contracts,
+producers and nodes) depends on the seed only, so it is the same in every quarter of the year; the
+hourly noise depends on the seed and the quarter. The bands (config/bands.csv, new from 2026-05-01)
+are not an input: the pipeline assigns them to each hour."""
 
 from __future__ import annotations
 
@@ -14,6 +21,10 @@ import polars as pl
 from pipelines import periods
 
 SAMPLE_QUARTER = "2026-05"
+# the tariff quarters of 2026 (Feb-Apr, May-Jul, Aug-Oct, Nov-Jan): what `mayorista sample` writes
+SAMPLE_QUARTERS = ("2026-02", "2026-05", "2026-08", "2026-11")
+# spot prices by calendar month: dry season (Nov-Apr) above, rainy season (May-Oct) below the year's mean
+_SEASON = {1: 1.12, 2: 1.15, 3: 1.18, 4: 1.15, 5: 1.0, 6: 0.9, 7: 0.86, 8: 0.85, 9: 0.84, 10: 0.9, 11: 1.0, 12: 1.08}
 
 
 @dataclass(frozen=True)
@@ -31,19 +42,22 @@ def _daily_shape(hod: np.ndarray) -> np.ndarray:
 
 
 def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, pl.DataFrame]:
-    rng = np.random.default_rng(scale.seed)
+    fixed = np.random.default_rng(scale.seed)  # the market's structure: the same in every quarter
+    first = periods.parse_month(quarter, "quarter")
+    rng = np.random.default_rng([scale.seed, first.year, first.month])  # this quarter's hourly noise
     start, end = periods.quarter_bounds(quarter)
     hours = pl.datetime_range(start, end, "1h", closed="left", eager=True, time_unit="us")
     n_hours = len(hours)
     hod = hours.dt.hour().to_numpy().astype(float)
     shape = _daily_shape(hod)
+    season = np.vectorize(_SEASON.get)(hours.dt.month().to_numpy())
     nodes = [f"N{i:03d}" for i in range(1, scale.nodes + 1)]
     dists = [f"DIST{i:02d}" for i in range(1, scale.distributors + 1)]
 
-    # PN: evening peak on a node-specific base, within 40-180 USD/MWh
-    node_base = rng.uniform(50, 70, scale.nodes)
+    # PN: evening peak on a node-specific base, scaled by the season, within 40-180 USD/MWh
+    node_base = fixed.uniform(50, 70, scale.nodes)
     peak = np.exp(-(((hod - 19.5) / 2.0) ** 2))
-    price = node_base[:, None] + 95 * peak[None, :] + rng.normal(0, 6, (scale.nodes, n_hours))
+    price = (node_base[:, None] + 95 * peak[None, :]) * season[None, :] + rng.normal(0, 6, (scale.nodes, n_hours))
     nodal_prices = pl.DataFrame(
         {
             "node": np.repeat(nodes, n_hours),
@@ -56,14 +70,15 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
     months = periods.quarter_months(quarter)
     month_of_hour = hours.dt.strftime("%Y-%m").to_numpy()
     for d_index, dist in enumerate(dists):
-        size = rng.uniform(80, 400)  # MWh in an average hour
+        size = fixed.uniform(80, 400)  # MWh in an average hour
         total = size * shape * rng.normal(1.0, 0.03, n_hours)
         # the second distributor is over-contracted: its flat contracts exceed its night load
-        coverage = 1.15 if d_index == 1 else rng.uniform(0.6, 0.85)
+        coverage = 1.15 if d_index == 1 else fixed.uniform(0.6, 0.85)
         contract_total = np.full(n_hours, coverage * size * shape.min() * (1.0 if d_index == 1 else 1.3))
-        shares = rng.dirichlet(np.ones(scale.contracts_per_distributor))
+        shares = fixed.dirichlet(np.ones(scale.contracts_per_distributor))
         contract_ids = [f"C{d_index + 1:02d}{g + 1:02d}" for g in range(scale.contracts_per_distributor)]
-        producers = [f"GEN{rng.integers(1, 60):02d}" for _ in contract_ids]
+        producers = [f"GEN{fixed.integers(1, 60):02d}" for _ in contract_ids]
+        contract_prices = fixed.uniform(70, 110, scale.contracts_per_distributor)
         for g, cid in enumerate(contract_ids):
             contract_rows.append(
                 pl.DataFrame(
@@ -73,7 +88,7 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
                         "producer": producers[g],
                         "hour": hours,
                         "energy_mwh": (contract_total * shares[g]).round(3),
-                        "price_usd_mwh": (rng.uniform(70, 110) + rng.normal(0, 1.5, n_hours)).round(2),
+                        "price_usd_mwh": (contract_prices[g] + rng.normal(0, 1.5, n_hours)).round(2),
                     }
                 )
             )
@@ -90,8 +105,8 @@ def frames(quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> dict[str, p
                 )
         contract_energy = sum(r["energy_mwh"].to_numpy() for r in contract_rows[-scale.contracts_per_distributor :])
         spot = total - contract_energy
-        dist_nodes = rng.choice(nodes, scale.nodes_per_distributor, replace=False)
-        node_share = rng.dirichlet(np.ones(scale.nodes_per_distributor) * 4)
+        dist_nodes = fixed.choice(nodes, scale.nodes_per_distributor, replace=False)
+        node_share = fixed.dirichlet(np.ones(scale.nodes_per_distributor) * 4)
         for node, share in zip(dist_nodes, node_share):
             spot_rows.append(
                 pl.DataFrame({"distributor": dist, "node": node, "hour": hours, "energy_mwh": (spot * share).round(3)})
@@ -177,3 +192,8 @@ def write(out_dir: Path, data: dict[str, pl.DataFrame]) -> Path:
 def generate(out_root: Path, quarter: str = SAMPLE_QUARTER, scale: Scale = Scale()) -> Path:
     """Write the quarter's input files to `<out_root>/<quarter>/`."""
     return write(Path(out_root) / quarter, frames(quarter, scale))
+
+
+def generate_year(out_root: Path, quarters: tuple[str, ...] = SAMPLE_QUARTERS) -> list[Path]:
+    """The bundled sample: each tariff quarter of 2026 under `<out_root>/<quarter>/`."""
+    return [generate(out_root, quarter) for quarter in quarters]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -78,24 +77,28 @@ def render_html(template: str, **context: object) -> str:
 
 
 def write(html: str, target: UPath, *, make_pdf: bool = True) -> ReportFiles:
-    """Write `<target>.html` and `<target>.pdf`; without Chromium (or when printing fails) the HTML is
-    still written and `pdf_note` says why there is no PDF."""
+    """Write `<target>.html` and `<target>.pdf`; when printing fails (e.g. no Pango on the machine) the
+    HTML is still written, the failure is logged naming the report, `pdf_note` says why there is no PDF,
+    and the PDF of an earlier rendering, if any, is removed (it would not match the new HTML)."""
     html_path = lake.write_text(html, target.with_name(target.name + ".html"))
     if not make_pdf:
         return ReportFiles(html_path, None, "PDF not requested")
+    pdf_path = target.with_name(target.name + ".pdf")
     try:
         data = pdf.print_pdf(html)
     except pdf.PdfUnavailable as why:
         logger.warning("no PDF for %s: %s", html_path, why)
+        # a PDF of an earlier rendering would no longer match the HTML next to it: never leave one
+        if pdf_path.exists():
+            pdf_path.unlink()
         return ReportFiles(html_path, None, str(why))
-    return ReportFiles(html_path, lake.write_bytes(data, target.with_name(target.name + ".pdf")))
+    return ReportFiles(html_path, lake.write_bytes(data, pdf_path))
 
 
 def write_many(documents: dict[str, tuple[str, UPath]]) -> dict[str, ReportFiles]:
-    """Several reports (letters): Chromium prints two at a time (the machines have two cores)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {key: pool.submit(write, html, target) for key, (html, target) in documents.items()}
-        return {key: future.result() for key, future in futures.items()}
+    """Several reports (letters), one after the other: WeasyPrint lays out in this process, in Python
+    (threads would only share the GIL), and its font machinery is not documented as thread-safe."""
+    return {key: write(html, target) for key, (html, target) in documents.items()}
 
 
 def as_of_folder(root: UPath, kind: str, as_of: str | None) -> UPath:

@@ -1,13 +1,17 @@
 """Browser and data for the report tests.
 
 Each report is opened in the distribution's headless Chromium (`/usr/bin/chromium`, installed by
-.ci/run) through playwright, which downloads no browser when given `executable_path`. The tests skip,
-saying so, only when that Chromium is absent. Data: tiny tables published through the real run
+.ci/run) through playwright, which downloads no browser when given `executable_path`: what a person
+sees in a browser. The browser tests skip, saying so, only when that Chromium is absent; the PDFs
+(WeasyPrint, pipelines/reports/pdf.py) need no browser and are tested without one (test_pdf.py).
+Data: tiny tables published through the real run
 skeleton (`pipelines.run`), so every report reads real snapshots and run_manifests rows."""
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +21,44 @@ import pytest
 
 from pipelines import run as runs
 from pipelines.quality import CheckResult
-from pipelines.reports import pdf
 from pipelines.warehouse import Write
 
-CHROMIUM = pdf.chromium()
+CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium() -> str | None:
+    """The browser to open reports with: $MAYORISTA_CHROMIUM, else the distribution's chromium."""
+    explicit = os.environ.get("MAYORISTA_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).exists() or shutil.which(explicit) else None
+    for name in CANDIDATES:
+        found = shutil.which(name) if not name.startswith("/") else (name if Path(name).exists() else None)
+        if found:
+            return found
+    return None
+
+
+# headless and offline: no sandbox (tests may run as root in a container), no GPU, every background
+# service that could reach the network off, and all host names resolving to nothing
+OFFLINE_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--safebrowsing-disable-auto-update",
+    "--disable-dev-shm-usage",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
+
+CHROMIUM = chromium()
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium on this machine (apt-get install chromium; "
-    ".ci/run installs it): the reports cannot be rendered in a browser or printed",
+    ".ci/run installs it): the reports cannot be opened in a browser",
 )
 
 
@@ -46,9 +80,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        # the same offline flags the PDF printer uses, minus those playwright sets itself
-        args = [f for f in pdf.flags(Path("/nonexistent")) if not f.startswith(("--user-data-dir", "--headless"))]
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=OFFLINE_FLAGS, headless=True)
         yield browser
         browser.close()
 

@@ -200,13 +200,3 @@ def test_delivery_letters_current_and_as_of(tmp_path, open_report):
     body = seen.page.inner_text("body")
     assert "2 points required: 1 on time, 0 late, 1 missing." in body and "MISSING" in body
     assert "missing received_at; not counted" in body and first in body
-
-
-def test_no_pdf_without_chromium_says_why(tmp_path, monkeypatch):
-    wh, lake = tmp_path / "w.sqlite", tmp_path / "lake"
-    tables, _ = metering_tables()
-    publish("meters", MONTH, {"meter_completeness": tables["meter_completeness"]}, "month", wh, lake)
-    monkeypatch.setenv("MAYORISTA_CHROMIUM", str(tmp_path / "no-such-browser"))
-    files = meters.render(MONTH, wh, lake)
-    assert files.html.exists() and files.pdf is None and "Chromium is not installed" in files.pdf_note
-    assert "no PDF: Chromium is not installed" in files.describe()

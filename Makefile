@@ -1,6 +1,13 @@
-# The two commands a newcomer runs: `make demo` and `make test`. Both install what they need.
+# The two commands a newcomer runs: `make demo` and `make test`. Both install what they need, and
+# touch neither the system Python nor PATH:
+# - uv: the one on PATH if there is one, else a pinned copy in .tools/, a virtual environment of its
+#   own (Debian's and Ubuntu's Python is "externally managed", PEP 668: `pip install --user` is refused);
+# - the locked environment in .venv/ (`uv sync --locked`), whose bin/ holds `mayorista` and `airflow`.
 SHELL := /bin/bash
-UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
@@ -8,8 +15,12 @@ export GX_ANALYTICS_ENABLED := False
 
 .PHONY: demo test env airflow-db bench sample airflow test-unit test-integration lint
 
-$(UV):
-	python3 -m pip install --user --quiet uv
+$(TOOLS)/bin/uv:
+	@echo "make: installing uv $(UV_VERSION) into .tools/ (a virtual environment of its own)"
+	@$(PYTHON) -m venv $(TOOLS) >/dev/null 2>&1 || { rm -rf $(TOOLS); \
+	  echo "make: '$(PYTHON) -m venv' failed. On Debian/Ubuntu: sudo apt-get install python3-venv; or install uv (https://docs.astral.sh/uv/)" >&2; \
+	  exit 2; }
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 env: $(UV)
 	$(UV) sync --locked --quiet
@@ -22,6 +33,7 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 
 demo: env airflow-db
 	$(UV) run --locked python -m pipelines.demo
+	@command -v uv >/dev/null || echo "uv is not on your PATH: where the lines above say \`uv run mayorista\`, type \`.venv/bin/mayorista\`"
 
 # unit and fault-injection tests on both cores, then the end-to-end scheduler tests (each starts its
 # own Airflow, so they run one at a time)

@@ -86,9 +86,9 @@ airflow: env airflow-db
 	        "import json; print(*(f'{u} / {p}' for u, p in json.load(open('$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated')).items()))")"; \
 	      echo "==> DAGs start paused: unpause and trigger them in the UI (give the period as a param, e.g. {\"quarter\": \"2026-05\"})"; \
 	      if [ "$$host" = 127.0.0.1 ]; then \
-	        echo "==> From another machine: ssh -N -L $(AIRFLOW_PORT):127.0.0.1:$(AIRFLOW_PORT) $$(id -un)@$$(hostname -f 2>/dev/null || hostname)"; \
-	        echo "    there, then open http://127.0.0.1:$(AIRFLOW_PORT) there. Or listen on every interface (anyone who reaches"; \
-	        echo "    the port gets the login page): AIRFLOW__API__HOST=0.0.0.0 make airflow, then http://$$(hostname -f 2>/dev/null || hostname):$(AIRFLOW_PORT)"; \
+	        echo "==> From another machine: run  ssh -N -L $(AIRFLOW_PORT):127.0.0.1:$(AIRFLOW_PORT) $$(id -un)@$$(hostname -f 2>/dev/null || hostname)  there"; \
+	        echo "    and open http://127.0.0.1:$(AIRFLOW_PORT) there; or listen on every interface (anyone who reaches the port"; \
+	        echo "    gets the login page): AIRFLOW__API__HOST=0.0.0.0 AIRFLOW_PORT=$(AIRFLOW_PORT) make airflow, then open http://$$(hostname -f 2>/dev/null || hostname):$(AIRFLOW_PORT)"; \
 	      else echo "==> From another machine: http://$$(hostname -f 2>/dev/null || hostname):$(AIRFLOW_PORT) (listening on $$host)"; fi; \
 	      echo; \
 	      return; fi; sleep 2; done; }; \

@@ -44,10 +44,12 @@ SCHEDULER_TESTS := tests/integration/test_scheduler.py tests/integration/test_me
 test: env
 	@$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(SCHEDULER_TESTS)); status=$$?; \
 	echo; \
-	echo "make test left out: the end-to-end scheduler tests ($(notdir $(SCHEDULER_TESTS)): real Airflow"; \
-	echo "  deployments on SQLite and, with PostgreSQL, on PostgreSQL + LocalExecutor), lint, and the tests"; \
-	echo "  listed SKIPPED above (PostgreSQL, Chromium). To run everything, as CI does: make test-all"; \
-	echo "  (PostgreSQL tests need MAYORISTA_TEST_POSTGRES_URL; .ci/run starts a server and sets it)"; \
+	echo "make test left out (to run everything, as CI does: make test-all):"; \
+	echo "  - the end-to-end scheduler tests, tests/integration/{test_scheduler,test_meter_days,test_assets}.py:"; \
+	echo "    real Airflow deployments on SQLite, and on PostgreSQL + LocalExecutor when MAYORISTA_TEST_POSTGRES_URL"; \
+	echo "    is set (.ci/run starts PostgreSQL and sets it); about 11 minutes on 2 cores"; \
+	echo "  - lint (make lint)"; \
+	echo "  - the tests listed as SKIPPED above, for what this machine lacks (e.g. Chromium for the report tests)"; \
 	exit $$status
 
 # `make test-all`: lint, then every test: the same unit and fault tests, then the scheduler tests one

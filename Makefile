@@ -1,15 +1,26 @@
-# The two commands a newcomer runs: `make demo` and `make test`. Both install what they need.
+# The two commands a newcomer runs: `make demo` and `make test`. Both install what they need, and
+# touch neither the system Python nor PATH:
+# - uv: the one on PATH if there is one, else a pinned copy in .tools/, a virtual environment of its
+#   own (Debian's and Ubuntu's Python is "externally managed", PEP 668: `pip install --user` is refused);
+# - the locked environment in .venv/ (`uv sync --locked`), whose bin/ holds `mayorista` and `airflow`.
 SHELL := /bin/bash
-UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test env airflow-db bench sample airflow test-unit test-integration lint
+.PHONY: demo test test-all env airflow-db bench sample airflow test-unit test-integration lint
 
-$(UV):
-	python3 -m pip install --user --quiet uv
+$(TOOLS)/bin/uv:
+	@echo "make: installing uv $(UV_VERSION) into .tools/ (a virtual environment of its own)"
+	@$(PYTHON) -m venv $(TOOLS) >/dev/null 2>&1 || { rm -rf $(TOOLS); \
+	  echo "make: '$(PYTHON) -m venv' failed. On Debian/Ubuntu: sudo apt-get install python3-venv; or install uv (https://docs.astral.sh/uv/)" >&2; \
+	  exit 2; }
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 env: $(UV)
 	$(UV) sync --locked --quiet
@@ -22,12 +33,30 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 
 demo: env airflow-db
 	$(UV) run --locked python -m pipelines.demo
+	@command -v uv >/dev/null || echo "uv is not on your PATH: where the lines above say \`uv run mayorista\`, type \`.venv/bin/mayorista\`"
 
-# unit and fault-injection tests on both cores, then the end-to-end scheduler tests (each starts its
-# own Airflow, so they run one at a time)
+# `make test`: on both cores, every test that needs no running Airflow deployment, no PostgreSQL and
+# no browser: the unit tests (DAGs included, through dag.test()), the fault-injection suite and the
+# backfill CLI. Its last lines say what it left out and how to run that: `make test-all`, what .ci/run
+# runs after starting PostgreSQL and installing Chromium (the end-to-end scheduler tests start real
+# Airflow deployments one after another, about 11 minutes on 2 cores).
+SCHEDULER_TESTS := tests/integration/test_scheduler.py tests/integration/test_meter_days.py tests/integration/test_assets.py
 test: env
-	$(UV) run --locked pytest -q -n 2 --ignore=tests/integration
-	$(UV) run --locked pytest -q tests/integration --durations=5
+	@$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(SCHEDULER_TESTS)); status=$$?; \
+	echo; \
+	echo "make test left out (to run everything, as CI does: make test-all):"; \
+	echo "  - the end-to-end scheduler tests, tests/integration/{test_scheduler,test_meter_days,test_assets}.py:"; \
+	echo "    real Airflow deployments on SQLite, and on PostgreSQL + LocalExecutor when MAYORISTA_TEST_POSTGRES_URL"; \
+	echo "    is set (.ci/run starts PostgreSQL and sets it); about 11 minutes on 2 cores"; \
+	echo "  - lint (make lint)"; \
+	echo "  - the tests listed as SKIPPED above, for what this machine lacks (e.g. Chromium for the report tests)"; \
+	exit $$status
+
+# `make test-all`: lint, then every test: the same unit and fault tests, then the scheduler tests one
+# module at a time (each starts its own Airflow; on PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set)
+test-all: lint env
+	$(UV) run --locked pytest -q -n 2 --durations=10 --ignore=tests/integration
+	$(UV) run --locked pytest -q tests/integration --durations=10
 
 # ruff: lint and formatting of the Python (configured in pyproject.toml); sqlfluff: the same for the
 # SQL in sql/ (configured in .sqlfluff; `uv run sqlfluff fix sql/` formats it). .ci/run runs it first.
@@ -45,25 +74,32 @@ bench: env
 
 # `make airflow`: all of Airflow on this machine (scheduler, DAG processor, triggerer, API server and
 # UI, LocalExecutor) via `airflow standalone`, metadata in SQLite under $(AIRFLOW_HOME), the project's
-# DAGs, inputs from data/sample (MAYORISTA_LANDING), warehouse data/warehouse.duckdb. Ctrl-C stops it.
+# DAGs, inputs from data/sample (MAYORISTA_LANDING), warehouse catalog data/warehouse.sqlite, lake
+# data/lake/. Ctrl-C stops it.
 AIRFLOW_PORT ?= 8080
 airflow: env airflow-db
 	@$(UV) run --locked python -c "import sys; from airflow.models import DagBag; \
 	b = DagBag(dag_folder='dags'); print('DAGs:', ', '.join(sorted(b.dags))); \
 	[print('IMPORT ERROR', f, e, file=sys.stderr) for f, e in b.import_errors.items()]; sys.exit(bool(b.import_errors))"
-	@banner() { \
+	@host=$${AIRFLOW__API__HOST:-127.0.0.1}; banner() { \
 	  for i in $$(seq 120); do \
 	    if $(CURDIR)/.venv/bin/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/version', timeout=2)" 2>/dev/null; then \
 	      echo; echo "==> Airflow is up: http://127.0.0.1:$(AIRFLOW_PORT)   login: $$($(CURDIR)/.venv/bin/python -c \
 	        "import json; print(*(f'{u} / {p}' for u, p in json.load(open('$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated')).items()))")"; \
-	      echo "==> DAGs start paused: unpause and trigger them in the UI (give the period as a param, e.g. {\"quarter\": \"2026-05\"})"; echo; \
+	      echo "==> DAGs start paused: unpause and trigger them in the UI (give the period as a param, e.g. {\"quarter\": \"2026-05\"})"; \
+	      if [ "$$host" = 127.0.0.1 ]; then \
+	        echo "==> From another machine: run  ssh -N -L $(AIRFLOW_PORT):127.0.0.1:$(AIRFLOW_PORT) $$(id -un)@$$(hostname -f 2>/dev/null || hostname)  there"; \
+	        echo "    and open http://127.0.0.1:$(AIRFLOW_PORT) there; or listen on every interface (anyone who reaches the port"; \
+	        echo "    gets the login page): AIRFLOW__API__HOST=0.0.0.0 AIRFLOW_PORT=$(AIRFLOW_PORT) make airflow, then open http://$$(hostname -f 2>/dev/null || hostname):$(AIRFLOW_PORT)"; \
+	      else echo "==> From another machine: http://$$(hostname -f 2>/dev/null || hostname):$(AIRFLOW_PORT) (listening on $$host)"; fi; \
+	      echo; \
 	      return; fi; sleep 2; done; }; \
 	banner & trap "kill $$! 2>/dev/null" EXIT; \
-	PATH="$(CURDIR)/.venv/bin:$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__API__HOST=$${AIRFLOW__API__HOST:-127.0.0.1} \
+	PATH="$(CURDIR)/.venv/bin:$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__API__HOST=$$host \
 	AIRFLOW__CORE__PARALLELISM=$${AIRFLOW__CORE__PARALLELISM:-4} $(UV) run --locked airflow standalone
 
 # the unit tests only (fast), and the end-to-end scheduler tests only (SQLite; PostgreSQL too when
-# MAYORISTA_TEST_POSTGRES_URL is set, as .ci/run does). `make test` runs both.
+# MAYORISTA_TEST_POSTGRES_URL is set, as .ci/run does). `make test-all` runs both, and the faults.
 test-unit: env
 	$(UV) run --locked pytest -q -n 2 --ignore=tests/integration --ignore=tests/faults
 

@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         # backfill shows its progress bar instead); scripts and pipes keep the quiet default
         logging.getLogger("pipelines.manifest").setLevel(logging.INFO)
     try:
+        from pipelines import config
+
+        config.lock_wait_s()  # a bad MAYORISTA_LOCK_WAIT_S stops the command before any work
         out = run(args)
         if out:
             print(out)

@@ -48,7 +48,9 @@ _EXTENSIONS = {
 _CONFLICT_RETRIES = 6
 # when the current command stops waiting for a locked catalog (time.monotonic()): one budget for all
 # the attaches of a publish and its retries, so the wait is MAYORISTA_LOCK_WAIT_S in all, not per attach
-_LOCK_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("lock_deadline", default=None)
+_LOCK_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
+    "lock_deadline", default=None
+)
 _FULL_BELOW_BYTES = 1 << 20  # a disk with less free space than this is taken as full
 
 
@@ -152,7 +154,8 @@ def lock_budget(seconds: float | None = None) -> Iterator[None]:
     if seconds is None and _LOCK_DEADLINE.get() is not None:  # an outer budget already runs
         yield
         return
-    token = _LOCK_DEADLINE.set(time.monotonic() + (config.lock_wait_s() if seconds is None else seconds))
+    now = time.monotonic()
+    token = _LOCK_DEADLINE.set((now, now + (config.lock_wait_s() if seconds is None else seconds)))
     try:
         yield
     finally:
@@ -190,10 +193,11 @@ def _lock_holders(target: str) -> str:
 
 
 def _locked_fault(target: str) -> CatalogLocked:
+    started = (_LOCK_DEADLINE.get() or (time.monotonic(), 0.0))[0]
     return CatalogLocked(
         f"could not open the warehouse {describe(target)}: it is locked by {_lock_holders(target)}, and stayed "
-        f"locked for the whole wait ({config.lock_wait_s():g} s, MAYORISTA_LOCK_WAIT_S). Nothing was published; "
-        "wait for that process to finish (or stop it) and run again."
+        f"locked while this command waited ({time.monotonic() - started:.0f} s; MAYORISTA_LOCK_WAIT_S="
+        f"{config.lock_wait_s():g}). Nothing was published; wait for that process to finish (or stop it) and run again."
     )
 
 
@@ -252,7 +256,26 @@ def attach(
     if backend == "postgres":
         _postgres_secret(con, target, alias)
     _register_lake(con, str(config.lake_root(lake_root)))
-    deadline = _LOCK_DEADLINE.get() or time.monotonic() + config.lock_wait_s()
+    with lock_budget():  # this attach's own wait, unless a publish's budget already runs
+        _attach_waiting(con, uri, target, alias, read_only=read_only, lake_root=lake_root)
+    stored = con.execute(
+        f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'"
+    ).fetchone()
+    if stored:
+        _register_lake(con, stored[0])
+
+
+def _attach_waiting(
+    con: duckdb.DuckDBPyConnection,
+    uri: str,
+    target: str,
+    alias: str,
+    *,
+    read_only: bool,
+    lake_root: str | os.PathLike[str] | None,
+) -> None:
+    """`_attach`, again every second while another process holds the catalog, until the budget ends."""
+    deadline = _LOCK_DEADLINE.get()[1]
     while True:
         try:
             _attach(
@@ -270,11 +293,6 @@ def attach(
                 raise _locked_fault(target) from None
             logger.warning("the warehouse %s is locked by another process; waiting", describe(target))
             time.sleep(1.0)
-    stored = con.execute(
-        f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'"
-    ).fetchone()
-    if stored:
-        _register_lake(con, stored[0])
 
 
 def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
@@ -626,7 +644,7 @@ def _publish(
             if not isinstance(exc, duckdb.Error):
                 raise
             if "database is locked" in str(exc).lower():
-                if time.monotonic() > (_LOCK_DEADLINE.get() or 0):
+                if time.monotonic() > (_LOCK_DEADLINE.get() or (0.0, 0.0))[1]:
                     raise _locked_fault(str(warehouse or config.warehouse())) from exc
                 logger.warning("the warehouse %s is locked by another process; waiting", describe(warehouse))
                 time.sleep(1.0)

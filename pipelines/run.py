@@ -11,8 +11,10 @@ A run that fails anywhere (bad input, a failure of the machine, a bug) publishes
 snapshot stays as it was, and the run is recorded in `run_manifests` with status `failed` and the
 reason. When the catalog is locked by another process past the wait (MAYORISTA_LOCK_WAIT_S, in all:
 the failure record does not wait a second time), the failed run's row is kept in a pending folder
-next to the catalog and recorded by the next run that writes there, once the lock is free. Working files live in a scratch folder that is removed at the end, and the next run
-removes what a killed run left."""
+next to the catalog and recorded by the next run that writes there, once the lock is free. When the
+warehouse itself is what failed (disk full, read-only), the error says so and nothing more can be
+written. Working files live in a scratch folder that is removed at the end, and the next run removes
+what a killed run left."""
 
 from __future__ import annotations
 

@@ -329,6 +329,7 @@ def start(
     `r.warm()` when its native work starts."""
     if pipeline not in PIPELINES:
         raise ValueError(pipeline)
+    config.lock_wait_s()  # a bad MAYORISTA_LOCK_WAIT_S stops a scheduled run too, before any work
     run_id = run_id or new_run_id(pipeline, period)
     r = Run(
         pipeline,

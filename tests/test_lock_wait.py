@@ -62,3 +62,14 @@ def test_a_held_catalog_is_waited_for_once_named_and_the_failed_run_recorded_lat
     assert failed["status"].item() == "failed" and "is locked by process" in failed["manifest"].item()
     assert later.snapshot_id is not None
     assert not list(run._Pending.folder_of(str(catalog)).glob("*.parquet")), "the pending record was not removed"
+
+
+def test_a_lock_wait_that_is_not_a_number_stops_a_run_before_any_work(tmp_path, monkeypatch):
+    """Under Airflow there is no CLI to check it: the run itself refuses before it starts."""
+    from pipelines.errors import MayoristaError
+
+    monkeypatch.setenv("MAYORISTA_LOCK_WAIT_S", "2 minutes")
+    with pytest.raises(MayoristaError, match="MAYORISTA_LOCK_WAIT_S must be a number of seconds"):
+        with run.start("ncc11", "2026-03", warehouse=tmp_path / "w.sqlite", warm=False):
+            pytest.fail("the run started")
+    assert not (tmp_path / "w.sqlite").exists()

@@ -89,11 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print what the warehouse holds for analysts")
     _warehouse(summary)
 
-    sql = sub.add_parser("sql", help="query the warehouse read-only (an SQL session when no QUERY is given)")
+    sql = sub.add_parser(
+        "sql",
+        help="query the warehouse read-only (an SQL session when no QUERY is given); queries only: "
+        "no ATTACH, SET, INSTALL/LOAD, COPY, file reads or BEGIN (docs/warehouse.md)",
+    )
     _warehouse(sql)
     sql.add_argument("--csv", action="store_true", help="CSV output: a header row, NULL as an empty field")
     sql.add_argument(
-        "query", nargs="?", default=None, help="one SQL statement; omit it for a session on standard input"
+        "query",
+        nargs="?",
+        default=None,
+        help="SQL statements separated by ';' (every result is printed); omit it for a session on standard input",
     )
 
     history = sub.add_parser("history", help="a period's runs: run id, start, status, snapshot, input hashes")
@@ -213,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         # backfill shows its progress bar instead); scripts and pipes keep the quiet default
         logging.getLogger("pipelines.manifest").setLevel(logging.INFO)
     try:
+        from pipelines import config
+
+        config.lock_wait_s()  # a bad MAYORISTA_LOCK_WAIT_S stops the command before any work
         out = run(args)
         if out:
             print(out)

@@ -30,6 +30,26 @@ def warehouse(override: str | os.PathLike[str] | None = None) -> str:
     return str(override or os.environ.get("MAYORISTA_WAREHOUSE") or data_dir() / "warehouse.sqlite")
 
 
+LOCK_WAIT_S = 120.0  # how long a command waits for a catalog another process holds
+
+
+def lock_wait_s() -> float:
+    """Seconds a command waits, in all, for a catalog another process holds: MAYORISTA_LOCK_WAIT_S
+    (default 120). Checked when a command starts, so a typo stops it before any work."""
+    from pipelines.errors import MayoristaError
+
+    text = os.environ.get("MAYORISTA_LOCK_WAIT_S", "").strip()
+    if not text:
+        return LOCK_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise MayoristaError(f"MAYORISTA_LOCK_WAIT_S must be a number of seconds, 0 or more (e.g. 120), got {text!r}")
+    return value
+
+
 def scratch_root() -> Path:
     """Local working files of running jobs (never published); a run removes what dead runs left here."""
     return _path("MAYORISTA_SCRATCH", Path(tempfile.gettempdir()) / "mayorista-scratch")

@@ -226,10 +226,40 @@ class Source:
         return self.rows.filter(pl.col("_reason") != "")
 
 
+def stray_quotes(path: Path) -> str | None:
+    """A message naming the first line with an unmatched double quote (an odd number of `"`), or None.
+
+    Only asked once the file could not be read: a quote left open swallows the rest of the file into one
+    field, and the reader's own error names no line."""
+    lines = (
+        pl.scan_csv(
+            path,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema={"_l": pl.String},
+            encoding="utf8-lossy",
+            truncate_ragged_lines=True,
+            empty_string_is_null=False,
+        )
+        .with_row_index("line", offset=1)
+        .filter(pl.col("_l").fill_null("").str.count_matches('"', literal=True) % 2 == 1)
+        .head(1)
+        .collect()
+    )
+    if lines.height == 0:
+        return None
+    return (
+        f'{path.name}: line {lines["line"][0]} has an unmatched double quote ("): a quoted field must end '
+        "with a closing quote; remove the stray quote, or close it"
+    )
+
+
 def _unreadable(path: Path, exc: Exception) -> InputError:
-    """An unreadable file: the ragged line that explains it when there is one, else the library's reason."""
-    ragged = ragged_lines(path) if path.suffix == ".csv" else None
-    return InputError(ragged or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})")
+    """An unreadable file: the ragged line or the stray quote that explains it when there is one, else
+    the library's reason."""
+    found = (ragged_lines(path) or stray_quotes(path)) if path.suffix == ".csv" else None
+    return InputError(found or f"{path.name}: cannot be read ({str(exc).splitlines()[0]})")
 
 
 def _open(input_dir: Path, stem: str, schema: Schema, *, required: bool) -> tuple[Path, pl.DataFrame, pl.Schema] | None:

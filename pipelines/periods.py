@@ -188,6 +188,9 @@ def parse_month(text: str, what: str = "month") -> date:
     """`2026-05` -> date(2026, 5, 1); anything else is an InputError."""
     match = _MONTH.match(text or "")
     if not match:
+        shaped = re.match(r"^\d{4}-(\d{2})$", text or "")
+        if shaped:  # YYYY-MM in form, but not a month: say so, not "must be YYYY-MM"
+            raise InputError(f"{what} {text!r}: {shaped.group(1)} is not a month (YYYY-MM with MM 01 to 12)")
         raise InputError(f"{what} must be YYYY-MM (e.g. 2026-05), got {text!r}")
     return date(int(match.group(1)), int(match.group(2)), 1)
 

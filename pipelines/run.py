@@ -9,12 +9,16 @@
 
 A run that fails anywhere (bad input, a failure of the machine, a bug) publishes nothing: the previous
 snapshot stays as it was, and the run is recorded in `run_manifests` with status `failed` and the
-reason (best effort: when the warehouse itself is what failed, the error says so and nothing more can
-be written). Working files live in a scratch folder that is removed at the end, and the next run
-removes what a killed run left."""
+reason. When the catalog is locked by another process past the wait (MAYORISTA_LOCK_WAIT_S, in all:
+the failure record does not wait a second time), the failed run's row is kept in a pending folder
+next to the catalog and recorded by the next run that writes there, once the lock is free. When the
+warehouse itself is what failed (disk full, read-only), the error says so and nothing more can be
+written. Working files live in a scratch folder that is removed at the end, and the next run removes
+what a killed run left."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from pipelines import config, lake, quality
 from pipelines import warehouse as store
@@ -105,7 +110,12 @@ class Run:
         the manifest row: it raises to abandon the publish (e.g. another run took the same input)."""
         self.manifest.status = "published"
         checks = quality.results_frame(self.validation, run_id=self.run_id, pipeline=self.pipeline, period=self.period)
-        all_writes = [*writes, Write("validation_results", checks, {"run_id": self.run_id}, ("period",))]
+        pending = _Pending.load(self.warehouse)
+        all_writes = [
+            *writes,
+            Write("validation_results", checks, {"run_id": self.run_id}, ("period",)),
+            *pending.writes,
+        ]
         for write in writes:
             if not isinstance(write.rows, str):
                 self.manifest.outputs.setdefault(write.table, write.rows.height)
@@ -120,6 +130,7 @@ class Run:
                 f"SELECT max(snapshot_id) + 1 FROM ducklake_snapshots({store.literal(store.ALIAS)})"
             ).fetchone()[0]
             _insert_manifest(con, self.manifest, predicted)
+            pending.insert(con)
             con.execute(
                 f"CALL {store.ALIAS}.set_commit_message('mayorista', ?, extra_info => ?)",
                 [f"{self.pipeline} {self.period}", self.run_id],
@@ -130,6 +141,7 @@ class Run:
 
         def confirm(con: duckdb.DuckDBPyConnection, predicted: int) -> None:
             self.snapshot_id = _confirm_snapshot(con, self.run_id, predicted)
+            pending.done()
 
         with self.step("publish"):
             store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row, after=confirm)
@@ -166,21 +178,117 @@ def _confirm_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, predicted: in
     return snapshot
 
 
+@dataclass
+class _Pending:
+    """Failed runs not yet in run_manifests: the catalog was locked when they ended. Each is two
+    Parquet files (its manifest row, its validation results) in a folder next to a SQLite catalog
+    (under the scratch root for PostgreSQL), recorded by the next write to that warehouse."""
+
+    folder: Path
+    rows: list[tuple[Path, pl.DataFrame, pl.DataFrame | None]] = field(default_factory=list)
+
+    @staticmethod
+    def folder_of(warehouse: str) -> Path:
+        if store.is_postgres(warehouse):
+            key = hashlib.sha256(store.describe(warehouse).encode()).hexdigest()[:16]
+            return config.scratch_root() / "pending-runs" / key
+        catalog = Path(warehouse).resolve()
+        return catalog.parent / f".{catalog.name}.pending-runs"
+
+    @classmethod
+    def load(cls, warehouse: str) -> _Pending:
+        pending = cls(cls.folder_of(warehouse))
+        try:
+            files = sorted(pending.folder.glob("*.manifest.parquet"))
+            for path in files:
+                checks = path.with_name(path.name.replace(".manifest.", ".checks."))
+                pending.rows.append((path, pl.read_parquet(path), pl.read_parquet(checks) if checks.exists() else None))
+        except (OSError, pl.exceptions.PolarsError) as exc:  # never stop a run for a record of another one
+            logger.warning("could not read the failed runs waiting in %s: %s", pending.folder, exc)
+            pending.rows = []
+        return pending
+
+    @property
+    def writes(self) -> list[Write]:
+        return [
+            Write("validation_results", checks, {"run_id": row["run_id"][0]}, ("period",))
+            for _, row, checks in self.rows
+            if checks is not None and checks.height
+        ]
+
+    def insert(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Insert the manifest rows not already recorded (a run that recorded them and died before
+        removing the files must not record them twice)."""
+        for _, row, _checks in self.rows:
+            if not con.execute("SELECT 1 FROM run_manifests WHERE run_id = ?", [row["run_id"][0]]).fetchone():
+                con.register("_m", row.to_arrow())
+                try:
+                    con.execute("INSERT INTO run_manifests BY NAME SELECT * FROM _m")
+                finally:
+                    con.unregister("_m")
+
+    def done(self) -> None:
+        for path, row, _checks in self.rows:
+            path.with_name(path.name.replace(".manifest.", ".checks.")).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            logger.info("recorded the failed run %s, which had waited for the catalog", row["run_id"][0])
+
+    @classmethod
+    def keep(cls, r: Run, checks: pl.DataFrame) -> Path:
+        """Keep a failed run's record until the catalog can be written (atomically: manifest last)."""
+        folder = cls.folder_of(r.warehouse)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = lake.safe_name(r.run_id)
+        for kind, frame in (("checks", checks), ("manifest", r.manifest.row(None))):
+            partial = folder / f".{name}.{kind}.parquet.partial"
+            frame.write_parquet(partial)
+            os.replace(partial, folder / f"{name}.{kind}.parquet")
+        return folder
+
+
 def _record_failure(r: Run, exc: BaseException) -> None:
     r.manifest.status = "failed"
     r.manifest.reason = (str(exc).strip() or type(exc).__name__)[:4000]
     if not isinstance(exc, MayoristaError):
         r.manifest.reason += "\n" + "".join(traceback.format_exception(exc))[-4000:]
     checks = quality.results_frame(r.validation, run_id=r.run_id, pipeline=r.pipeline, period=r.period)
+    pending = _Pending.load(r.warehouse)
+    # a run that already waited the whole MAYORISTA_LOCK_WAIT_S for the catalog does not wait again
+    budget = store.lock_budget(0 if _locked(exc) else None)
     try:
-        store.publish(
-            [Write("validation_results", checks, {"run_id": r.run_id}, ("period",))],
-            r.warehouse,
-            lake_root=r.lake_root,
-            then=lambda con: _insert_manifest(con, r.manifest, None),
+        with budget:
+            store.publish(
+                [Write("validation_results", checks, {"run_id": r.run_id}, ("period",)), *pending.writes],
+                r.warehouse,
+                lake_root=r.lake_root,
+                then=lambda con: (_insert_manifest(con, r.manifest, None), pending.insert(con)),
+                after=lambda con, _: pending.done(),
+            )
+    except store.CatalogLocked:
+        try:
+            folder = _Pending.keep(r, checks)
+        except OSError as third:
+            logger.warning("could not record the failed run %s anywhere: %s", r.run_id, third)
+            return
+        logger.warning(
+            "the catalog is still locked: the failed run %s is kept in %s and will be recorded in run_manifests "
+            "by the next run that writes to this warehouse",
+            r.run_id,
+            folder,
         )
     except Exception as second:  # noqa: BLE001 - the run's own error is what must reach the user
         logger.warning("could not record the failed run %s in run_manifests: %s", r.run_id, str(second).splitlines()[0])
+
+
+def _locked(exc: BaseException | None) -> bool:
+    """Whether the run failed because the catalog stayed locked (it has waited already)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, store.CatalogLocked):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def clean_dead_scratch() -> None:
@@ -221,6 +329,7 @@ def start(
     `r.warm()` when its native work starts."""
     if pipeline not in PIPELINES:
         raise ValueError(pipeline)
+    config.lock_wait_s()  # a bad MAYORISTA_LOCK_WAIT_S stops a scheduled run too, before any work
     run_id = run_id or new_run_id(pipeline, period)
     r = Run(
         pipeline,

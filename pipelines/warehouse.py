@@ -14,6 +14,7 @@ installed from those files: nothing is downloaded at run time (`LOAD ducklake` a
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import importlib.util
 import logging
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 import duckdb
 import polars as pl
@@ -45,12 +46,20 @@ _EXTENSIONS = {
     "postgres": ("duckdb_extension_postgres", "postgres", "postgres_scanner"),
 }
 _CONFLICT_RETRIES = 6
-_LOCK_WAIT_S = 120.0  # how long a run waits for a catalog another process holds (MAYORISTA_LOCK_WAIT_S)
+# when the current command stops waiting for a locked catalog (time.monotonic()): one budget for all
+# the attaches of a publish and its retries, so the wait is MAYORISTA_LOCK_WAIT_S in all, not per attach
+_LOCK_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
+    "lock_deadline", default=None
+)
 _FULL_BELOW_BYTES = 1 << 20  # a disk with less free space than this is taken as full
 
 
 class _Locked(Exception):
     """The catalog is locked, or being created, by another process (retried by `attach`)."""
+
+
+class CatalogLocked(EnvironmentFault):
+    """The catalog stayed locked by another process for the whole wait (MAYORISTA_LOCK_WAIT_S)."""
 
 
 class NoWarehouse(MayoristaError):
@@ -105,11 +114,91 @@ def _install(con: duckdb.DuckDBPyConnection, kind: str) -> None:
 
 
 def _catalog_uri(warehouse: str) -> tuple[str, str]:
-    """(ATTACH string, back end) for a catalog path or PostgreSQL URI."""
+    """(ATTACH string, back end) for a catalog path or PostgreSQL URI. A PostgreSQL catalog's host,
+    port, database, user and password go in a secret (`_postgres_secret`), never in the ATTACH string:
+    DuckDB shows that string to any query (`duckdb_databases()`, `duckdb_settings()`), and shows a
+    secret's password only as `redacted`. The URI's query parameters (sslmode...) stay in the string."""
     if is_postgres(warehouse):
-        parsed = urlparse(warehouse)
-        return "ducklake:postgres:" + parsed._replace(scheme="postgresql").geturl(), "postgres"
+        params = " ".join(f"{key}={_libpq_value(value)}" for key, value in parse_qsl(urlparse(warehouse).query))
+        return "ducklake:postgres:" + params, "postgres"
     return f"ducklake:sqlite:{Path(warehouse).resolve()}", "sqlite"
+
+
+def _libpq_value(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _secret_name(alias: str) -> str:
+    return f"{alias}_catalog"
+
+
+def _postgres_secret(con: duckdb.DuckDBPyConnection, warehouse: str, alias: str) -> None:
+    """The PostgreSQL catalog's connection as a temporary DuckDB secret (in memory, this connection
+    only), named for the alias: the ATTACH names it (META_SECRET) instead of carrying the password."""
+    parsed = urlparse(warehouse)
+    fields = {
+        "HOST": parsed.hostname,
+        "PORT": str(parsed.port) if parsed.port else None,
+        "DATABASE": unquote(parsed.path.lstrip("/")) or None,
+        "USER": unquote(parsed.username) if parsed.username else None,
+        "PASSWORD": unquote(parsed.password) if parsed.password else None,
+    }
+    options = "".join(f", {key} {literal(value)}" for key, value in fields.items() if value)
+    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET {identifier(_secret_name(alias))} (TYPE postgres{options})")
+
+
+@contextmanager
+def lock_budget(seconds: float | None = None) -> Iterator[None]:
+    """Within it, every attach shares one wait for a locked catalog (MAYORISTA_LOCK_WAIT_S in all, or
+    `seconds`: 0 is one attempt, no waiting)."""
+    if seconds is None and _LOCK_DEADLINE.get() is not None:  # an outer budget already runs
+        yield
+        return
+    now = time.monotonic()
+    token = _LOCK_DEADLINE.set((now, now + (config.lock_wait_s() if seconds is None else seconds)))
+    try:
+        yield
+    finally:
+        _LOCK_DEADLINE.reset(token)
+
+
+def _lock_holders(target: str) -> str:
+    """What holds the SQLite catalog's lock, from the kernel's lock table (/proc/locks): 'process 123
+    (python -m pipelines.cli sql ...)'; a generic description where that cannot be known."""
+    generic = (
+        "another process: a run publishing, `mayorista maintain`, or a program with a transaction open "
+        "on the catalog file (a SQLite browser, a script)"
+    )
+    if is_postgres(target):
+        return generic
+    try:
+        inode = Path(target).stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return generic
+    pids = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[5].rsplit(":", 1)[-1] == str(inode) and fields[4].isdigit():
+            pids.add(int(fields[4]))
+    pids.discard(os.getpid())
+    holders = []
+    for pid in sorted(pids):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = "?"
+        holders.append(f"process {pid} ({command[:120]})")
+    return ", ".join(holders) if holders else generic
+
+
+def _locked_fault(target: str) -> CatalogLocked:
+    started = (_LOCK_DEADLINE.get() or (time.monotonic(), 0.0))[0]
+    return CatalogLocked(
+        f"could not open the warehouse {describe(target)}: it is locked by {_lock_holders(target)}, and stayed "
+        f"locked while this command waited ({time.monotonic() - started:.0f} s; MAYORISTA_LOCK_WAIT_S="
+        f"{config.lock_wait_s():g}). Nothing was published; wait for that process to finish (or stop it) and run again."
+    )
 
 
 def _data_path(lake_root: str | os.PathLike[str] | None) -> str:
@@ -164,8 +253,29 @@ def attach(
                 raise environment_fault(exc, path.parent, "create the warehouse folder") or exc
     _install(con, "ducklake")
     _install(con, backend)
+    if backend == "postgres":
+        _postgres_secret(con, target, alias)
     _register_lake(con, str(config.lake_root(lake_root)))
-    deadline = time.monotonic() + float(os.environ.get("MAYORISTA_LOCK_WAIT_S", _LOCK_WAIT_S))
+    with lock_budget():  # this attach's own wait, unless a publish's budget already runs
+        _attach_waiting(con, uri, target, alias, read_only=read_only, lake_root=lake_root)
+    stored = con.execute(
+        f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'"
+    ).fetchone()
+    if stored:
+        _register_lake(con, stored[0])
+
+
+def _attach_waiting(
+    con: duckdb.DuckDBPyConnection,
+    uri: str,
+    target: str,
+    alias: str,
+    *,
+    read_only: bool,
+    lake_root: str | os.PathLike[str] | None,
+) -> None:
+    """`_attach`, again every second while another process holds the catalog, until the budget ends."""
+    deadline = _LOCK_DEADLINE.get()[1]
     while True:
         try:
             _attach(
@@ -180,17 +290,9 @@ def attach(
             break
         except _Locked:
             if time.monotonic() > deadline:
-                raise EnvironmentFault(
-                    f"could not open the warehouse {describe(target)}: it is locked by another process. Nothing was "
-                    "published; wait for that process to finish (or stop it) and run again."
-                ) from None
+                raise _locked_fault(target) from None
             logger.warning("the warehouse %s is locked by another process; waiting", describe(target))
             time.sleep(1.0)
-    stored = con.execute(
-        f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'"
-    ).fetchone()
-    if stored:
-        _register_lake(con, stored[0])
 
 
 def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
@@ -215,6 +317,8 @@ def _attach(
 ) -> None:
     # every row goes to Parquet under the lake (no rows kept inside the catalog): the data files are the lake
     options = ["DATA_INLINING_ROW_LIMIT 0"] + (["READ_ONLY"] if read_only else [f"DATA_PATH {literal(data_path)}"])
+    if uri.startswith("ducklake:postgres:"):
+        options.append(f"META_SECRET {literal(_secret_name(alias))}")
     try:
         con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(options)})")
     except duckdb.Error as exc:
@@ -225,8 +329,8 @@ def _attach(
                     f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
                     f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse"
                 ) from None
-            ro = ", READ_ONLY" if read_only else ""
-            con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} (DATA_INLINING_ROW_LIMIT 0{ro})")  # its own lake
+            kept = [o for o in options if not o.startswith("DATA_PATH")]
+            con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(kept)})")  # its own lake
             return
         if "database is locked" in text:  # another process holds the SQLite catalog: waited for by attach()
             raise _Locked() from None
@@ -497,8 +601,22 @@ def publish(
 ) -> Any:
     """Apply every write in ONE transaction; `then(con)` runs last inside it (the run's manifest row)
     and its result is returned; `after(con, result)` runs once committed. Two writers at once: DuckLake detects a conflicting commit, and the
-    whole transaction is retried (one wins whole, then the other replaces it whole)."""
-    for attempt in range(_CONFLICT_RETRIES):
+    whole transaction is retried (one wins whole, then the other replaces it whole). A catalog locked
+    by another process is waited for MAYORISTA_LOCK_WAIT_S in all, over every attempt."""
+    with lock_budget():
+        return _publish(writes, warehouse, lake_root=lake_root, then=then, after=after)
+
+
+def _publish(
+    writes: Sequence[Write],
+    warehouse: str | os.PathLike[str] | None,
+    *,
+    lake_root: str | os.PathLike[str] | None,
+    then: Any,
+    after: Any,
+) -> Any:
+    attempt = 0  # conflicting commits; a commit refused by a locked catalog is retried until the wait ends
+    while True:
         created: list[Path] = []  # data files this attempt placed in the lake
         committed: list[bool] = []
 
@@ -525,14 +643,20 @@ def publish(
                     path.unlink(missing_ok=True)
             if not isinstance(exc, duckdb.Error):
                 raise
+            if "database is locked" in str(exc).lower():
+                if time.monotonic() > (_LOCK_DEADLINE.get() or (0.0, 0.0))[1]:
+                    raise _locked_fault(str(warehouse or config.warehouse())) from exc
+                logger.warning("the warehouse %s is locked by another process; waiting", describe(warehouse))
+                time.sleep(1.0)
+                continue
             if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
                 raise _fault_of(exc, warehouse, lake_root, "publish to the warehouse") from exc
             wait = 0.2 * 2**attempt
+            attempt += 1
             logger.warning(
                 "publish conflicted with another commit (%s); retrying in %.1f s", str(exc).splitlines()[0], wait
             )
             time.sleep(wait)
-    raise AssertionError("unreachable")
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -192,3 +192,134 @@ def test_an_open_session_does_not_block_a_publish_and_sees_its_rows(tmp_path):
         session.stderr.close()  # never read (stdout is closed by its reader)
         with contextlib.suppress(BrokenPipeError):  # a flush to a killed session
             session.stdin.close()
+
+
+# --- issue #19: read-only for real, every result printed, no pytz, clear argument errors ------------
+
+
+def test_timestamptz_columns_print_as_csv_without_pytz(published, capsys):
+    catalog, _ = published
+    assert (
+        cli.main(
+            [
+                "sql",
+                "--warehouse",
+                str(catalog),
+                "--csv",
+                "SELECT snapshot_id, snapshot_time FROM ducklake_snapshots('wh')",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "snapshot_id,snapshot_time" and len(lines) > 2
+    assert lines[1].startswith("0,20")  # a timestamp with its zone, as DuckDB writes it
+    assert cli.main(["sql", "--warehouse", str(catalog), "--csv", "SELECT now() AS t"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "t"
+
+
+def test_every_statement_of_a_query_prints_its_result(published, capsys):
+    catalog, _ = published
+    assert cli.main(["sql", "--warehouse", str(catalog), "--csv", "SELECT 1 AS a; SELECT 2 AS b"]) == 0
+    assert capsys.readouterr().out.split() == ["a", "1", "b", "2"]
+
+
+def test_a_refused_statement_stops_the_batch_before_anything_runs(published, capsys):
+    catalog, _ = published
+    assert cli.main(["sql", "--warehouse", str(catalog), "SELECT 1 AS a; DETACH wh"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "DETACH is not allowed" in captured.err and "read-only" in captured.err
+
+
+def test_an_analyst_cannot_begin_a_transaction(published, capsys):
+    """An open BEGIN in a session held the SQLite catalog against every run (item 10): refused."""
+    catalog, _ = published
+    for statement in ("BEGIN", "BEGIN TRANSACTION; SELECT 1", "COMMIT", "ROLLBACK"):
+        assert cli.main(["sql", "--warehouse", str(catalog), statement]) == 2
+        assert "not allowed" in capsys.readouterr().err
+
+
+def test_queries_analysts_use_still_work(published, capsys):
+    catalog, lake = published
+    data_file = next(lake.rglob("*.parquet"))
+    for query in (
+        "DESCRIBE ncc11_energy",
+        "SHOW TABLES",
+        "SUMMARIZE ncc11_energy",
+        "EXPLAIN SELECT * FROM ncc11_energy",
+        "FROM ncc11_energy SELECT band LIMIT 1",
+        "WITH x AS (SELECT * FROM ncc11_energy) SELECT count(*) FROM x",
+        "SELECT count(*) FROM ncc11_energy AT (VERSION => 1)",
+        "SELECT * FROM ducklake_snapshots('wh')",
+        f"SELECT count(*) FROM read_parquet('{data_file}')",  # the lake's own files stay readable
+    ):
+        assert cli.main(["sql", "--warehouse", str(catalog), "--csv", query]) == 0, (query, capsys.readouterr().err)
+        capsys.readouterr()
+
+
+def test_history_refuses_a_month_that_does_not_exist(published, capsys):
+    catalog, _ = published
+    assert cli.main(["history", "ncc11", "--period", "2026-13", "--warehouse", str(catalog)]) == 2
+    assert "13 is not a month" in capsys.readouterr().err
+    assert cli.main(["history", "ncc11", "--period", "March", "--warehouse", str(catalog)]) == 2
+    assert "YYYY-MM" in capsys.readouterr().err
+
+
+def test_a_quarter_of_month_13_says_13_is_not_a_month(tmp_path, capsys):
+    assert cli.main(["ncc11", "--quarter", "2026-13", "--input", str(tmp_path)]) == 2
+    assert "13 is not a month" in capsys.readouterr().err
+
+
+def test_a_lock_wait_that_is_not_a_number_is_one_sentence(published, capsys, monkeypatch):
+    catalog, _ = published
+    monkeypatch.setenv("MAYORISTA_LOCK_WAIT_S", "abc")
+    assert cli.main(["sql", "--warehouse", str(catalog), "SELECT 1"]) == 2
+    err = capsys.readouterr().err
+    assert "MAYORISTA_LOCK_WAIT_S must be a number of seconds" in err and "'abc'" in err
+    assert "Traceback" not in err
+
+
+def test_the_postgres_password_is_nowhere_a_query_can_see(tmp_path):
+    """A PostgreSQL catalog: its password is in a DuckDB secret (shown `redacted`), not in the ATTACH
+    string that duckdb_databases() and duckdb_settings() show."""
+    import os
+    import uuid
+
+    from pipelines import analyst
+    from pipelines import warehouse as wh
+
+    url = os.environ.get("MAYORISTA_TEST_POSTGRES_URL", "")
+    if not url:
+        pytest.skip("PostgreSQL not configured: set MAYORISTA_TEST_POSTGRES_URL")
+    psycopg2 = pytest.importorskip("psycopg2")
+    from sqlalchemy.engine import make_url
+
+    server = make_url(url)
+    if not server.password:
+        pytest.skip("MAYORISTA_TEST_POSTGRES_URL has no password to hide")
+    name = f"mayorista_analyst_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(
+        host=server.host, port=server.port or 5432, user=server.username, password=server.password, dbname="postgres"
+    )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        catalog = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+        con = wh.connect(catalog, lake_root=tmp_path / "lake")
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        con.close()
+        shown = analyst.run_query(
+            "SELECT path FROM duckdb_databases(); SELECT name, value FROM duckdb_settings(); "
+            "SELECT * FROM duckdb_secrets(); SELECT * FROM ducklake_options('wh'); SELECT count(*) AS n FROM t",
+            catalog,
+            csv=True,
+        )
+        assert server.password not in shown
+        assert "password=redacted" in shown and shown.splitlines()[-1] == "1"
+        with pytest.raises(analyst.Refused):
+            analyst.run_query("SELECT * FROM postgres_query('__ducklake_metadata_wh', 'SELECT 1')", catalog)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

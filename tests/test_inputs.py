@@ -149,3 +149,11 @@ def test_both_readers_refuse_a_file_they_cannot_read_with_the_same_message(tmp_p
     (tmp_path / "nodal_prices.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(InputError, match=r"^nodal_prices.parquet: cannot be read \("):
         read(tmp_path, "nodal_prices", SCHEMA)
+
+
+def test_a_stray_quote_names_its_line(tmp_path):
+    """A `"` that opens a field and never closes swallows the rest of the file: the reader's own error
+    names no line; the message does."""
+    (tmp_path / "t.csv").write_text('a,b,c\n1,x,2\n2,"y,3\n3,z,4\n4,w,5\n')
+    with pytest.raises(InputError, match=r"t\.csv: line 3 has an unmatched double quote"):
+        read_table(tmp_path, "t", {"a": "int", "b": "str", "c": "int"})

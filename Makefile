@@ -33,7 +33,6 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 
 demo: env airflow-db
 	$(UV) run --locked python -m pipelines.demo
-	@command -v uv >/dev/null || echo "uv is not on your PATH: where the lines above say \`uv run mayorista\`, type \`.venv/bin/mayorista\`"
 
 # `make test`: on both cores, every test that needs no running Airflow deployment, no PostgreSQL and
 # no browser: the unit tests (DAGs included, through dag.test()), the fault-injection suite and the

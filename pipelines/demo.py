@@ -92,11 +92,11 @@ def main() -> int:
         has_pdf = path.with_suffix(".pdf").exists()
         print(f"  {path}" + ("  (+ .pdf)" if has_pdf else f"  (no PDF: {why or 'printing failed, see the step logs'})"))
     print(
-        "Re-render any of them as a past run published it: uv run mayorista report ncc11 --quarter 2026-05 --as-of RUN_ID"
+        "Re-render any of them as a past run published it: .venv/bin/mayorista report ncc11 --quarter 2026-05 --as-of RUN_ID"
     )
     print(
-        "Query them:  uv run mayorista sql \"FROM ncc11_energy WHERE quarter = '2026-05'\"   "
-        "(or `uv run mayorista sql` for a session; `uv run mayorista history ncc11 --period 2026-05`)"
+        "Query them:  .venv/bin/mayorista sql \"FROM ncc11_energy WHERE quarter = '2026-05'\"   "
+        "(or `.venv/bin/mayorista sql` for a session; `.venv/bin/mayorista history ncc11 --period 2026-05`)"
     )
     return 0
 

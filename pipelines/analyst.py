@@ -46,18 +46,22 @@ def _render(rel: duckdb.DuckDBPyRelation | None, *, as_csv: bool) -> str:
         return str(frame)
 
 
-def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation | None:
+def _answer(
+    con: duckdb.DuckDBPyConnection, sql: str, warehouse_: str | os.PathLike[str] | None, *, as_csv: bool
+) -> str:
+    """Run one statement and render its result (a relation runs as it is fetched, so both are inside)."""
     try:
-        return con.sql(sql)
+        return _render(con.sql(sql), as_csv=as_csv)
     except duckdb.Error as exc:
-        raise MayoristaError(str(exc).strip()) from exc
+        # the catalog's server gone mid-query: one sentence, not DuckDB's dump of the catalog's SQL
+        raise warehouse.catalog_lost(exc, warehouse_) or MayoristaError(str(exc).strip()) from exc
 
 
 def run_query(sql: str, warehouse_: str | os.PathLike[str] | None = None, *, csv: bool = False) -> str:
     """`mayorista sql QUERY`: run one read-only query and return its printed result."""
     con = connect(warehouse_)
     try:
-        return _render(_execute(con, sql), as_csv=csv)
+        return _answer(con, sql, warehouse_, as_csv=csv)
     finally:
         con.close()
 
@@ -91,7 +95,7 @@ def session(
                 buffer += line
             if buffer.strip() and (not line or _complete(buffer)):
                 try:
-                    text = _render(_execute(con, buffer), as_csv=csv)
+                    text = _answer(con, buffer, warehouse_, as_csv=csv)
                     if text:
                         stdout.write(text + "\n")
                 except MayoristaError as exc:

@@ -467,17 +467,20 @@ def catalog_lost(exc: BaseException, warehouse: str | os.PathLike[str] | None = 
     reason = next((why for words, why in _CATALOG_LOST if words in text), None)
     if reason is None:
         return None
-    if "failed to commit" in text or 'query "commit"' in text:
+    commit_unknown = "failed to commit" in text or 'query "commit"' in text
+    if commit_unknown:
         outcome = (
             "the connection broke during the commit, so the run may or may not have been published: "
             "`mayorista history` shows which once the server is back"
         )
     else:
         outcome = "nothing was published"
-    return EnvironmentFault(
+    fault = EnvironmentFault(
         f"lost the connection to the warehouse catalog {describe(target)}: {reason}; {outcome}. "
         "Check the PostgreSQL server and run again."
     )
+    fault.commit_unknown = commit_unknown  # publish() then keeps the data files a committed snapshot may use
+    return fault
 
 
 def _fault_of(
@@ -568,7 +571,10 @@ def publish(
                 result[0] = then(con) if then else None
             return result[0]
         except BaseException as exc:
-            if not committed:  # no snapshot refers to them: remove the files this attempt placed
+            if not committed and not getattr(exc, "commit_unknown", False):
+                # no snapshot refers to them: remove the files this attempt placed (when the catalog's
+                # server died during the COMMIT it may have committed: they stay, and maintenance deletes
+                # them later if no snapshot refers to them)
                 for path in created:
                     path.unlink(missing_ok=True)
             if not isinstance(exc, duckdb.Error):

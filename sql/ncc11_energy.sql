@@ -14,9 +14,9 @@
 -- in parallel, in an order that varies between runs and with the number of threads, which moved the
 -- last bits of published figures (PMCE 80.47783881748173 vs ...168 on the same inputs). A regulator's
 -- figure must be the same bits on every run. The sums go back to DOUBLE (the published type). Cost,
--- this query on the full-scale quarter (1.39 M rows, 2 cores, median of 7): DOUBLE 0.92 s, DECIMAL
--- 1.12 s, `sum(x ORDER BY key)` (also deterministic) 2.41 s. Terms of |x| >= 1e26 cannot be cast:
--- formulas._run reports that as bad input.
+-- this query on the full-scale quarter (1.39 M rows, 2 quiet cores, median of 9): DOUBLE 0.15 s,
+-- DECIMAL 0.18-0.22 s, `sum(x ORDER BY key)` (also deterministic) 0.34 s. Terms of |x| >= 1e26
+-- cannot be cast: formulas._run reports that as bad input.
 WITH spot AS (
     SELECT
         s.distributor, t.band,

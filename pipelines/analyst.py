@@ -260,7 +260,9 @@ def _render(rel: duckdb.DuckDBPyRelation | None, *, as_csv: bool) -> str:
         return str(frame)
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, *, as_csv: bool) -> list[str]:
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, warehouse_: str | os.PathLike[str] | None, *, as_csv: bool
+) -> list[str]:
     """Check every statement of `sql` (nothing runs if one is refused), then run each in turn and
     render its result: `SELECT 1; SELECT 2` prints both."""
     found = statements(con, sql)
@@ -271,7 +273,8 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, *, as_csv: bool) -> list[str]
         except duckdb.PermissionException as exc:  # a file outside the lake, an extension: the session's lock
             raise Refused(f"{str(exc).strip().splitlines()[0]}: {READ_ONLY}") from exc
         except duckdb.Error as exc:
-            raise SqlError(str(exc).strip()) from exc
+            # the catalog's server gone mid-query: one sentence, not DuckDB's dump of the catalog's SQL
+            raise warehouse.catalog_lost(exc, warehouse_) or SqlError(str(exc).strip()) from exc
     return [t for t in texts if t]
 
 
@@ -280,7 +283,7 @@ def run_query(sql: str, warehouse_: str | os.PathLike[str] | None = None, *, csv
     (separated by a blank line)."""
     con = _open(warehouse_)
     try:
-        return "\n\n".join(_run(con, sql, as_csv=csv))
+        return "\n\n".join(_run(con, sql, warehouse_, as_csv=csv))
     finally:
         con.close()
 
@@ -315,7 +318,7 @@ def session(
                 buffer += line
             if buffer.strip() and (not line or _complete(buffer)):
                 try:
-                    for text in _run(con, buffer, as_csv=csv):
+                    for text in _run(con, buffer, warehouse_, as_csv=csv):
                         stdout.write(text + "\n")
                 except MayoristaError as exc:
                     print(f"error: {exc}", file=sys.stderr)

@@ -235,7 +235,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mayorista {args.command}: error: {fault}", file=sys.stderr)
         return 2
+    except Exception as exc:  # e.g. the PostgreSQL catalog's server gone while a report or summary reads
+        lost = _catalog_lost(exc, args)
+        if lost is None:
+            raise
+        print(f"mayorista {args.command}: error: {lost}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _catalog_lost(exc: Exception, args: argparse.Namespace) -> MayoristaError | None:
+    """The one-sentence fault when `exc` is the warehouse's PostgreSQL catalog lost mid-command."""
+    if "duckdb" not in sys.modules:  # no warehouse was opened: not a catalog's error
+        return None
+    from pipelines import warehouse
+
+    return warehouse.catalog_lost(exc, getattr(args, "warehouse", None))
 
 
 if __name__ == "__main__":

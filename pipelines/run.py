@@ -50,10 +50,15 @@ def checkpoint(name: str) -> None:
     """A named point of a run where the fault-injection tests (tests/faults/) kill the process:
     `MAYORISTA_KILL_AT=<name>` makes it SIGKILL itself there, as a crash of the machine would. The
     points: `before_publish`, `mid_publish` (rows inserted, not committed), `after_publish` (committed,
-    reports not yet written)."""
+    reports not yet written). `MAYORISTA_STOP_AT=<name>` freezes the process there instead (SIGSTOP,
+    until the test sends SIGCONT), so that a test can break something under it, e.g. stop the catalog's
+    PostgreSQL server in the middle of a publish."""
     if os.environ.get("MAYORISTA_KILL_AT") == name:
         logger.warning("MAYORISTA_KILL_AT=%s: killing this process", name)
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("MAYORISTA_STOP_AT") == name:
+        logger.warning("MAYORISTA_STOP_AT=%s: stopping this process until it is continued", name)
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def new_run_id(pipeline: str, period: str) -> str:
@@ -365,7 +370,11 @@ def start(
 
 
 def _environment(exc: BaseException, r: Run) -> MayoristaError | None:
-    """A failure of the machine anywhere in a run (an OSError from a write, DuckDB's IO errors)."""
+    """A failure of the machine anywhere in a run (an OSError from a write, DuckDB's IO errors, the
+    PostgreSQL catalog's server gone in the middle of a read)."""
+    lost = store.catalog_lost(exc, r.warehouse)
+    if lost is not None:
+        return lost
     if isinstance(exc, (OSError, duckdb.IOException)) or "No space left" in str(exc):
         where = getattr(exc, "filename", None) or (r._scratch or r.warehouse)
         return environment_fault(exc, where, f"run {r.pipeline} {r.period}")

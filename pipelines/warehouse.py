@@ -343,7 +343,7 @@ def _attach(
                 "(run a pipeline first, or give --warehouse)"
             ) from None
         if "Unable to connect" in text:  # the catalog's server: down, wrong database, credentials
-            reason = text.rsplit("failed:", 1)[-1].strip()
+            reason = text.rsplit("failed:", 1)[-1].strip().splitlines()[0]  # libpq adds a tab-indented hint
             raise EnvironmentFault(
                 f"could not connect to the warehouse catalog {describe(target)}: {reason}. "
                 "Nothing was published; check the server and MAYORISTA_WAREHOUSE / --warehouse."
@@ -539,11 +539,62 @@ def _storage_fault(
     return None
 
 
+# What the PostgreSQL client says when the catalog's server goes away (stopped, crashed, restarting,
+# unreachable), as DuckDB's postgres extension passes it on inside Binder, IO, Transaction or plain
+# errors (whatever the statement was doing), with the reason each stands for in our message. Never
+# the error's own text: it quotes the SQL and sometimes the whole connection string, password included.
+_CATALOG_LOST = (
+    ("server closed the connection", "the server closed the connection unexpectedly"),
+    ("terminating connection", "the server ended the connection"),
+    ("the database system is shutting down", "the server is shutting down"),
+    ("the database system is starting up", "the server is starting up"),
+    ("the database system is in recovery mode", "the server is recovering from a crash"),
+    ("no connection to the server", "the connection to the server is gone"),
+    ("ssl connection has been closed", "the server closed the connection unexpectedly"),
+    ("connection refused", "connection refused (is the server running?)"),
+    ("could not connect to server", "could not connect to the server"),
+    ("unable to connect to postgres", "could not connect to the server"),
+    ("connection timed out", "the connection timed out"),
+    ("could not translate host name", "the server's host name does not resolve"),
+)
+
+
+def catalog_lost(exc: BaseException, warehouse: str | os.PathLike[str] | None = None) -> EnvironmentFault | None:
+    """An EnvironmentFault in one sentence when `exc` says the PostgreSQL catalog's server went away
+    in the middle of a read or a publish, else None. The transaction died with the connection, so
+    nothing was published, except when the connection broke during the COMMIT itself: PostgreSQL may
+    or may not have committed, and the sentence says so."""
+    target = str(warehouse or config.warehouse())
+    if not is_postgres(target):
+        return None
+    text = str(exc).lower()
+    reason = next((why for words, why in _CATALOG_LOST if words in text), None)
+    if reason is None:
+        return None
+    commit_unknown = "failed to commit" in text or 'query "commit"' in text
+    if commit_unknown:
+        outcome = (
+            "the connection broke during the commit, so the run may or may not have been published: "
+            "`mayorista history` shows which once the server is back"
+        )
+    else:
+        outcome = "nothing was published"
+    fault = EnvironmentFault(
+        f"lost the connection to the warehouse catalog {describe(target)}: {reason}; {outcome}. "
+        "Check the PostgreSQL server and run again."
+    )
+    fault.commit_unknown = commit_unknown  # publish() then keeps the data files a committed snapshot may use
+    return fault
+
+
 def _fault_of(
     exc: BaseException, warehouse: str | os.PathLike[str] | None, lake_root: str | os.PathLike[str] | None, what: str
 ) -> BaseException:
     """The error to report for a failed warehouse operation: a failure of the machine as an
     EnvironmentFault (from the error's own words, else from the state of the storage), else `exc`."""
+    lost = catalog_lost(exc, warehouse)
+    if lost is not None:
+        return lost
     by_words = environment_fault(exc, describe(warehouse), what)
     if by_words is None or "disk is full" in str(by_words) or "read-only" in str(by_words):
         # the storage names the place that is full or read-only: the catalog's disk or the lake's
@@ -638,7 +689,10 @@ def _publish(
                 result[0] = then(con) if then else None
             return result[0]
         except BaseException as exc:
-            if not committed:  # no snapshot refers to them: remove the files this attempt placed
+            if not committed and not getattr(exc, "commit_unknown", False):
+                # no snapshot refers to them: remove the files this attempt placed (when the catalog's
+                # server died during the COMMIT it may have committed: they stay, and maintenance deletes
+                # them later if no snapshot refers to them)
                 for path in created:
                     path.unlink(missing_ok=True)
             if not isinstance(exc, duckdb.Error):

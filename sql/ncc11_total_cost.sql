@@ -10,10 +10,11 @@
 -- slots(slot, band, weight) (the quarter's hours), power_month(distributor, month, ccp_usd),
 -- other_costs(distributor, month, component, usd); parameter $by_hour: false for programming by load
 -- blocks, whose blocks carry no month: CCC, CCS and the total are then NULL (unknown), never guessed.
+-- Sums are exact (DECIMAL(38, 12), see ncc11_energy.sql): the same bits on every run and thread count.
 WITH spot AS (
     SELECT
         s.distributor, strftime(s.slot, '%Y-%m') AS month,
-        sum(p.price_usd_mwh * s.energy_mwh * t.weight) AS ccs_usd
+        sum((p.price_usd_mwh * s.energy_mwh * t.weight)::DECIMAL(38, 12))::DOUBLE AS ccs_usd
     FROM spot_demand s
     JOIN slots t ON t.slot = s.slot
     JOIN nodal_prices p ON p.node = s.node AND p.slot = s.slot
@@ -23,14 +24,14 @@ WITH spot AS (
 contract AS (
     SELECT
         c.distributor, strftime(c.slot, '%Y-%m') AS month,
-        sum(c.energy_mwh * c.price_usd_mwh * t.weight) AS ccc_usd
+        sum((c.energy_mwh * c.price_usd_mwh * t.weight)::DECIMAL(38, 12))::DOUBLE AS ccc_usd
     FROM contract_dispatch c
     JOIN slots t ON t.slot = c.slot
     GROUP BY ALL
 ),
 
 other AS (
-    SELECT distributor, month, sum(usd) AS other_usd FROM other_costs GROUP BY ALL
+    SELECT distributor, month, sum(usd::DECIMAL(38, 12))::DOUBLE AS other_usd FROM other_costs GROUP BY ALL
 ),
 
 keys AS (

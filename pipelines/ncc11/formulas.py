@@ -6,6 +6,7 @@ band each time slot (hour or load block) belongs to and how many hours it stands
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime
 
@@ -13,6 +14,7 @@ import duckdb
 import polars as pl
 
 from pipelines import bands, config
+from pipelines.errors import InputError, MayoristaError
 from pipelines.periods import Quarter
 
 logger = logging.getLogger(__name__)
@@ -22,13 +24,32 @@ def _sql(name: str) -> str:
     return (config.sql_dir() / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def _threads() -> int | None:
+    """DuckDB's threads for the formulas: MAYORISTA_DUCKDB_THREADS, else DuckDB's default (the cores).
+    The published figures do not depend on it (the sums are exact); the tests set it to prove so."""
+    value = os.environ.get("MAYORISTA_DUCKDB_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise MayoristaError(f"MAYORISTA_DUCKDB_THREADS must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _run(sql_name: str, views: dict[str, pl.DataFrame], params: dict[str, object]) -> pl.DataFrame:
     started = time.perf_counter()
-    con = duckdb.connect()
+    threads = _threads()
+    con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
         for name, frame in views.items():
             con.register(name, frame)
         table = con.sql(_sql(sql_name), params=params).pl()
+    except (duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
+        # the exact sums (sql/ncc11_energy.sql) hold values below 1e26 in magnitude; inputs are finite
+        # (pipelines.inputs), so only an absurdly large value ends up here
+        raise InputError(
+            f"{sql_name}: a value or sum of the inputs is too large to add up exactly (1e26 or more in "
+            f"magnitude; prices are in USD/MWh, energy in MWh): {str(exc).splitlines()[0][:160]}"
+        ) from exc
     finally:
         con.close()
     logger.info("%s.sql: %d rows in %.2f s", sql_name, table.height, time.perf_counter() - started)

@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -90,10 +91,25 @@ def _function_names(node: Any) -> Iterable[str]:
             stack.extend(item)
 
 
-def _check_query(con: duckdb.DuckDBPyConnection, text: str) -> None:
+_parser: duckdb.DuckDBPyConnection | None = None
+_parser_lock = threading.Lock()
+
+
+def _parse_tree(text: str) -> dict:
+    """DuckDB's parse tree of a query, from a connection of its own with nothing attached: parsing must
+    not touch the catalog (a statement on the analyst's connection starts a DuckLake transaction, which
+    fails, and is then misreported, when the catalog's server is down)."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        return json.loads(_parser.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+
+
+def _check_query(text: str) -> None:
     """Refuse a SELECT that calls a function which attaches, runs SQL of its own, or writes."""
     try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+        tree = _parse_tree(text)
     except duckdb.Error as exc:
         raise SqlError(str(exc).strip()) from exc
     if tree.get("error"):
@@ -127,9 +143,9 @@ def statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statemen
                 raise SqlError(str(exc).strip()) from exc
             if len(nested) != 1 or nested[0].type.name != "SELECT":
                 raise Refused(f"EXPLAIN of anything but a query is not allowed: {READ_ONLY}")
-            _check_query(con, nested[0].query)
+            _check_query(nested[0].query)
         elif kind == "SELECT" and statement.query.strip():
-            _check_query(con, statement.query)
+            _check_query(statement.query)
         elif not statement.query.strip():  # DuckDB's expansion of a statement, e.g. PIVOT's enum type
             raise Refused(
                 "this statement creates objects of its own (a PIVOT without an IN list does): name the "

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -45,10 +46,21 @@ def checkpoint(name: str) -> None:
     """A named point of a run where the fault-injection tests (tests/faults/) kill the process:
     `MAYORISTA_KILL_AT=<name>` makes it SIGKILL itself there, as a crash of the machine would. The
     points: `before_publish`, `mid_publish` (rows inserted, not committed), `after_publish` (committed,
-    reports not yet written)."""
+    reports not yet written).
+
+    `MAYORISTA_PAUSE_AT=<name>` with `MAYORISTA_PAUSE_FILE=<path>` makes it wait there instead: it writes
+    `<path>.paused` (its process id) and goes on once `<path>` exists (after 10 minutes at the latest), so
+    a test can run something else in between (maintenance next to a publish that is about to commit)."""
     if os.environ.get("MAYORISTA_KILL_AT") == name:
         logger.warning("MAYORISTA_KILL_AT=%s: killing this process", name)
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("MAYORISTA_PAUSE_AT") == name and os.environ.get("MAYORISTA_PAUSE_FILE"):
+        resume = Path(os.environ["MAYORISTA_PAUSE_FILE"])
+        logger.warning("MAYORISTA_PAUSE_AT=%s: paused until %s exists", name, resume)
+        resume.with_name(resume.name + ".paused").write_text(str(os.getpid()))
+        deadline = time.monotonic() + 600
+        while not resume.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def new_run_id(pipeline: str, period: str) -> str:

@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 import duckdb
 
-from pipelines import config, lake, run, warehouse
+from pipelines import config, lake, warehouse
 from pipelines.errors import EnvironmentFault, MayoristaError, environment_fault
 
 logger = logging.getLogger(__name__)
@@ -111,13 +111,14 @@ def _connect_existing(target: str) -> duckdb.DuckDBPyConnection:
     return warehouse.connect(target)
 
 
-def _step(con: duckdb.DuckDBPyConnection, target: str, what: str, sql: str, params: list[Any] | None = None) -> list:
+def _step(con: duckdb.DuckDBPyConnection, target: str, what: str, sql: str, params: list[Any] | None = None) -> int:
     """One maintenance call, retried while the catalog is locked by another process or another
     commit conflicts with it (a publish committing meanwhile), up to MAYORISTA_LOCK_WAIT_S."""
     deadline = time.monotonic() + _lock_wait_s()
     while True:
         try:
-            return con.execute(sql, params or []).fetchall()
+            # counted inside DuckDB: some calls return timestamps, which Python would need pytz to convert
+            return con.execute(f"SELECT count(*) FROM ({sql})", params or []).fetchone()[0]
         except duckdb.Error as exc:
             text = str(exc).lower()
             if not ("database is locked" in text or "conflict" in text or "busy" in text):
@@ -161,10 +162,19 @@ def maintain(
     alias = warehouse.literal(warehouse.ALIAS)
     con = _open(target, read_only=False)
     try:
-        run.checkpoint("maintain_attached")  # the fault tests take the catalog's lock here
+        # first, files no commit records: a killed run's, or those of a run in progress that has not
+        # committed yet (only reading the catalog: on SQLite a run's open transaction holds it, and the
+        # steps below, which write it, wait for that run's commit)
+        orphans = _step(
+            con,
+            target,
+            "delete files no commit recorded",
+            f"SELECT * FROM ducklake_delete_orphaned_files({alias}, older_than => ?)",
+            [orphan_cutoff],
+        )
         # a merge schedules the files it replaced for deletion: a query running now still reads them,
         # and they are deleted only once older than the safe age (step 3)
-        merged = _step(con, target, "merge small files", f"CALL ducklake_merge_adjacent_files({alias})")
+        merged = _step(con, target, "merge small files", f"SELECT * FROM ducklake_merge_adjacent_files({alias})")
         kept = set()
         if "run_manifests" in warehouse.tables(con):
             kept = {
@@ -183,25 +193,23 @@ def maintain(
         ]
         expire = [s for s in old if s not in kept and s != current]
         if expire:
-            _step(con, target, "expire snapshots", f"CALL ducklake_expire_snapshots({alias}, versions => ?)", [expire])
+            _step(
+                con,
+                target,
+                "expire snapshots",
+                f"SELECT * FROM ducklake_expire_snapshots({alias}, versions => ?)",
+                [expire],
+            )
         cleaned = _step(
             con,
             target,
             "delete files no snapshot needs",
-            f"CALL ducklake_cleanup_old_files({alias}, older_than => ?)",
+            f"SELECT * FROM ducklake_cleanup_old_files({alias}, older_than => ?)",
             [scheduled_cutoff],
-        )
-        # files no commit records: a killed run's, or a run's in progress that has not committed yet
-        orphans = _step(
-            con,
-            target,
-            "delete files no commit recorded",
-            f"CALL ducklake_delete_orphaned_files({alias}, older_than => ?)",
-            [orphan_cutoff],
         )
     finally:
         con.close()
-    result = MaintenanceResult(len(merged), expire, sorted(kept & set(old)), len(cleaned) + len(orphans), safe_age)
+    result = MaintenanceResult(merged, expire, sorted(kept & set(old)), cleaned + orphans, safe_age)
     logger.info(result.summary)
     return result
 
@@ -306,7 +314,10 @@ _FILE_ERRORS = (
     re.compile(r"File '(?P<path>[^']+)' too small to be a Parquet file"),
     re.compile(r'Cannot open file "(?P<path>[^"]+\.parquet)"'),
     re.compile(r'No files found that match the pattern "(?P<path>[^"]+\.parquet)"'),
+    re.compile(r"Invalid footer length provided for file '(?P<path>[^']+)'"),
     re.compile(r"Parquet footer length stored in file is not equal to footer length provided"),
+    # any other read error that names one of the lake's Parquet files
+    re.compile(r"(?:Invalid Input Error|IO Error)[^\n]*?['\"](?P<path>[^'\"]+\.parquet)['\"]"),
 )
 
 

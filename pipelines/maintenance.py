@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from pathlib import PurePosixPath
-from typing import Any
 from urllib.parse import unquote
 
 import duckdb
@@ -111,14 +110,21 @@ def _connect_existing(target: str) -> duckdb.DuckDBPyConnection:
     return warehouse.connect(target)
 
 
-def _step(con: duckdb.DuckDBPyConnection, target: str, what: str, sql: str, params: list[Any] | None = None) -> int:
+def _timestamp(moment: datetime) -> str:
+    return f"TIMESTAMPTZ {warehouse.literal(moment.astimezone(UTC).isoformat())}"
+
+
+def _step(con: duckdb.DuckDBPyConnection, target: str, what: str, sql: str) -> int:
     """One maintenance call, retried while the catalog is locked by another process or another
-    commit conflicts with it (a publish committing meanwhile), up to MAYORISTA_LOCK_WAIT_S."""
+    commit conflicts with it (a publish committing meanwhile), up to MAYORISTA_LOCK_WAIT_S.
+
+    No bound parameters (the values are our own numbers): the SQL text is the whole statement."""
     deadline = time.monotonic() + _lock_wait_s()
     while True:
         try:
-            # counted inside DuckDB: some calls return timestamps, which Python would need pytz to convert
-            return con.execute(f"SELECT count(*) FROM ({sql})", params or []).fetchone()[0]
+            # fetchall, not fetchone: a result left unread keeps the statement open, and its commit
+            # was lost (measured); the rows are counted inside DuckDB (timestamps would need pytz)
+            return con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
         except duckdb.Error as exc:
             text = str(exc).lower()
             if not ("database is locked" in text or "conflict" in text or "busy" in text):
@@ -163,14 +169,13 @@ def maintain(
     con = _open(target, read_only=False)
     try:
         # first, files no commit records: a killed run's, or those of a run in progress that has not
-        # committed yet (only reading the catalog: on SQLite a run's open transaction holds it, and the
-        # steps below, which write it, wait for that run's commit)
+        # committed yet (younger than the safe age: kept). It only reads the catalog; on SQLite a run's
+        # open publish transaction holds the catalog, and the steps below, which write it, wait for it
         orphans = _step(
             con,
             target,
             "delete files no commit recorded",
-            f"SELECT * FROM ducklake_delete_orphaned_files({alias}, older_than => ?)",
-            [orphan_cutoff],
+            f"SELECT * FROM ducklake_delete_orphaned_files({alias}, older_than => {_timestamp(orphan_cutoff)})",
         )
         # a merge schedules the files it replaced for deletion: a query running now still reads them,
         # and they are deleted only once older than the safe age (step 3)
@@ -193,19 +198,18 @@ def maintain(
         ]
         expire = [s for s in old if s not in kept and s != current]
         if expire:
+            versions = ", ".join(str(int(v)) for v in expire)
             _step(
                 con,
                 target,
                 "expire snapshots",
-                f"SELECT * FROM ducklake_expire_snapshots({alias}, versions => ?)",
-                [expire],
+                f"SELECT * FROM ducklake_expire_snapshots({alias}, versions => [{versions}])",
             )
         cleaned = _step(
             con,
             target,
             "delete files no snapshot needs",
-            f"SELECT * FROM ducklake_cleanup_old_files({alias}, older_than => ?)",
-            [scheduled_cutoff],
+            f"SELECT * FROM ducklake_cleanup_old_files({alias}, older_than => {_timestamp(scheduled_cutoff)})",
         )
     finally:
         con.close()

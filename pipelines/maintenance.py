@@ -1,10 +1,10 @@
 """Warehouse upkeep (weekly DAG `warehouse_maintenance`, or `mayorista maintain`):
 
-1. merge small data files (each publish writes a few; analysts' scans get slower with many),
-2. expire snapshots older than the retention, EXCEPT those that NCC-11 runs published: those are what
+1. delete files no commit ever recorded (left by a run killed mid-publish), once older than the safe age,
+2. merge small data files (each publish writes a few; analysts' scans get slower with many),
+3. expire snapshots older than the retention, EXCEPT those that NCC-11 runs published: those are what
    was sent to the regulator and stay readable for good (`AT (VERSION => n)`), and the current one,
-3. delete data files that no remaining snapshot needs, and files no commit ever recorded (left by a
-   run killed mid-publish), but only once they are older than the safe age.
+4. delete data files that no remaining snapshot needs, once older than the safe age.
 
 It may run at any time, next to any run or reader. A run in progress has written data files that no
 commit records yet: they look exactly like a killed run's leftovers. A query that started before a
@@ -114,28 +114,41 @@ def _timestamp(moment: datetime) -> str:
     return f"TIMESTAMPTZ {warehouse.literal(moment.astimezone(UTC).isoformat())}"
 
 
-def _step(con: duckdb.DuckDBPyConnection, target: str, what: str, sql: str) -> int:
-    """One maintenance call, retried while the catalog is locked by another process or another
-    commit conflicts with it (a publish committing meanwhile), up to MAYORISTA_LOCK_WAIT_S.
+class _Session:
+    """The maintenance connection. A call that found the catalog locked or in conflict is retried on a
+    NEW connection: the old one kept failing with "database is locked" after the other process had
+    committed (measured next to a publish on a SQLite catalog)."""
 
-    No bound parameters (the values are our own numbers): the SQL text is the whole statement."""
-    deadline = time.monotonic() + _lock_wait_s()
-    while True:
-        try:
-            # fetchall, not fetchone: a result left unread keeps the statement open, and its commit
-            # was lost (measured); the rows are counted inside DuckDB (timestamps would need pytz)
-            return con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
-        except duckdb.Error as exc:
-            text = str(exc).lower()
-            if not ("database is locked" in text or "conflict" in text or "busy" in text):
-                raise warehouse._fault_of(exc, target, None, f"maintain the warehouse ({what})") from exc
-            if time.monotonic() > deadline:
-                raise EnvironmentFault(
-                    f"could not maintain the warehouse {warehouse.describe(target)} ({what}): it is locked by "
-                    "another process. Nothing was deleted; run maintenance again later."
-                ) from None
-            logger.warning("the warehouse %s is busy (%s); waiting", warehouse.describe(target), what)
-            time.sleep(1.0)
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.con = _open(target, read_only=False)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def step(self, what: str, sql: str) -> int:
+        """One maintenance call, retried while the catalog is locked by another process or another
+        commit conflicts with it (a publish committing meanwhile), up to MAYORISTA_LOCK_WAIT_S. No bound
+        parameters (the values are our own numbers): the SQL text is the whole statement."""
+        deadline = time.monotonic() + _lock_wait_s()
+        while True:
+            try:
+                # fetchall, not fetchone: a result left unread keeps the statement open, and its commit
+                # was lost (measured); the rows are counted inside DuckDB (timestamps would need pytz)
+                return self.con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
+            except duckdb.Error as exc:
+                text = str(exc).lower()
+                if not ("database is locked" in text or "conflict" in text or "busy" in text):
+                    raise warehouse._fault_of(exc, self.target, None, f"maintain the warehouse ({what})") from exc
+                if time.monotonic() > deadline:
+                    raise EnvironmentFault(
+                        f"could not maintain the warehouse {warehouse.describe(self.target)} ({what}): it is locked "
+                        "by another process. Nothing was deleted; run maintenance again later."
+                    ) from None
+                logger.warning("the warehouse %s is busy (%s); waiting", warehouse.describe(self.target), what)
+                time.sleep(1.0)
+                self.con.close()
+                self.con = _open(self.target, read_only=False)
 
 
 def deletion_cutoffs(now: datetime, min_age: float, *, postgres: bool) -> tuple[datetime, datetime]:
@@ -166,53 +179,47 @@ def maintain(
     target = config.warehouse(warehouse_)
     orphan_cutoff, scheduled_cutoff = deletion_cutoffs(now, safe_age, postgres=warehouse.is_postgres(target))
     alias = warehouse.literal(warehouse.ALIAS)
-    con = _open(target, read_only=False)
+    session = _Session(target)
     try:
         # first, files no commit records: a killed run's, or those of a run in progress that has not
         # committed yet (younger than the safe age: kept). It only reads the catalog; on SQLite a run's
         # open publish transaction holds the catalog, and the steps below, which write it, wait for it
-        orphans = _step(
-            con,
-            target,
+        orphans = session.step(
             "delete files no commit recorded",
             f"SELECT * FROM ducklake_delete_orphaned_files({alias}, older_than => {_timestamp(orphan_cutoff)})",
         )
         # a merge schedules the files it replaced for deletion: a query running now still reads them,
-        # and they are deleted only once older than the safe age (step 3)
-        merged = _step(con, target, "merge small files", f"SELECT * FROM ducklake_merge_adjacent_files({alias})")
+        # and they are deleted only once older than the safe age (step 4)
+        merged = session.step("merge small files", f"SELECT * FROM ducklake_merge_adjacent_files({alias})")
         kept = set()
-        if "run_manifests" in warehouse.tables(con):
+        if "run_manifests" in warehouse.tables(session.con):
             kept = {
                 r[0]
-                for r in con.execute(
+                for r in session.con.execute(
                     "SELECT DISTINCT snapshot_id FROM run_manifests WHERE pipeline = 'ncc11' AND status = 'published' "
                     "AND snapshot_id IS NOT NULL"
                 ).fetchall()
             }
-        current = con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots({alias})").fetchone()[0]
+        current = session.con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots({alias})").fetchone()[0]
         old = [
             r[0]
-            for r in con.execute(
+            for r in session.con.execute(
                 f"SELECT snapshot_id FROM ducklake_snapshots({alias}) WHERE snapshot_time < ? ORDER BY 1", [cutoff]
             ).fetchall()
         ]
         expire = [s for s in old if s not in kept and s != current]
         if expire:
             versions = ", ".join(str(int(v)) for v in expire)
-            _step(
-                con,
-                target,
+            session.step(
                 "expire snapshots",
                 f"SELECT * FROM ducklake_expire_snapshots({alias}, versions => [{versions}])",
             )
-        cleaned = _step(
-            con,
-            target,
+        cleaned = session.step(
             "delete files no snapshot needs",
             f"SELECT * FROM ducklake_cleanup_old_files({alias}, older_than => {_timestamp(scheduled_cutoff)})",
         )
     finally:
-        con.close()
+        session.close()
     result = MaintenanceResult(merged, expire, sorted(kept & set(old)), cleaned + orphans, safe_age)
     logger.info(result.summary)
     return result
@@ -340,7 +347,7 @@ def damaged_file_error(exc: BaseException, warehouse_: str | os.PathLike[str] | 
     path = match.groupdict().get("path")
     try:
         found = check(warehouse_).bad
-    except MayoristaError:
+    except Exception:  # noqa: BLE001 - the read's own error is still named below, without the check's detail
         found = []
     named = [b for b in found if path is None or os.path.normpath(b.path) == os.path.normpath(path)]
     if named:

@@ -146,8 +146,12 @@ class _Session:
                         "by another process. Nothing was deleted; run maintenance again later."
                     ) from None
                 logger.warning("the warehouse %s is busy (%s); waiting", warehouse.describe(self.target), what)
-                time.sleep(1.0)
+                try:
+                    self.con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # nothing open: the failed call was rolled back with its statement
                 self.con.close()
+                time.sleep(1.0)
                 self.con = _open(self.target, read_only=False)
 
 

@@ -118,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep snapshots this recent (default $MAYORISTA_SNAPSHOT_RETENTION_DAYS or 90)",
     )
+    maintain.add_argument(
+        "--min-age-hours",
+        dest="min_age_hours",
+        default=None,
+        help="the safe age: never delete a file younger than this, so that a run in progress or a running "
+        "query keeps its files (default $MAYORISTA_MAINTENANCE_MIN_AGE_HOURS or 24; 0 only when nothing runs)",
+    )
+    maintain.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: verify every data file of the current snapshot (present, recorded size, "
+        "Parquet footer) and list the damaged ones (exit 2 if any)",
+    )
+    maintain.add_argument(
+        "--repair",
+        action="store_true",
+        help="take the partitions of damaged data files out of the current snapshot (one transaction), "
+        "then say which periods to re-run to republish them whole",
+    )
     return parser
 
 
@@ -177,7 +196,16 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "maintain":
         from pipelines import maintenance
 
-        return maintenance.maintain(args.warehouse, retention_days=args.retention_days).summary
+        if args.repair:
+            return maintenance.repair(args.warehouse)
+        if args.check:
+            checked = maintenance.check(args.warehouse)
+            if checked.bad:
+                raise MayoristaError(checked.summary)
+            return checked.summary
+        return maintenance.maintain(
+            args.warehouse, retention_days=args.retention_days, min_age_hours=args.min_age_hours
+        ).summary
     raise AssertionError(args.command)
 
 
@@ -227,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         if out:
             print(out)
     except MayoristaError as exc:
-        print(f"mayorista {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mayorista {args.command}: error: {_damaged_file(exc, args) or exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a failure of the machine that no step translated: still one clear sentence
         fault = environment_fault(exc, getattr(exc, "filename", None) or "?", f"run {args.command}")
@@ -235,11 +263,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mayorista {args.command}: error: {fault}", file=sys.stderr)
         return 2
-    except Exception as exc:  # e.g. the PostgreSQL catalog's server gone while a report or summary reads
-        lost = _catalog_lost(exc, args)
-        if lost is None:
+    except Exception as exc:  # the PostgreSQL catalog's server gone mid-command; a damaged data file
+        known = _catalog_lost(exc, args) or _damaged_file(exc, args)
+        if known is None:
             raise
-        print(f"mayorista {args.command}: error: {lost}", file=sys.stderr)
+        print(f"mayorista {args.command}: error: {known}", file=sys.stderr)
         return 2
     return 0
 
@@ -251,6 +279,22 @@ def _catalog_lost(exc: Exception, args: argparse.Namespace) -> MayoristaError | 
     from pipelines import warehouse
 
     return warehouse.catalog_lost(exc, getattr(args, "warehouse", None))
+
+
+def _damaged_file(exc: BaseException, args: argparse.Namespace) -> MayoristaError | None:
+    """A read that failed on a damaged or missing data file of the warehouse (any command that reads
+    it: sql, report, a run recomputing its period): the table, partition, file and how to repair."""
+    chain = f"{exc} {exc.__cause__} {exc.__context__}".lower()
+    if (
+        "parquet" not in chain
+        or args.command == "sample"
+        or getattr(args, "check", False)
+        or getattr(args, "repair", False)
+    ):
+        return None  # every error of a damaged data file names a Parquet file (or its footer)
+    from pipelines import maintenance
+
+    return maintenance.damaged_file_error(exc, getattr(args, "warehouse", None))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -52,10 +53,21 @@ def checkpoint(name: str) -> None:
     points: `before_publish`, `mid_publish` (rows inserted, not committed), `after_publish` (committed,
     reports not yet written). `MAYORISTA_STOP_AT=<name>` freezes the process there instead (SIGSTOP,
     until the test sends SIGCONT), so that a test can break something under it, e.g. stop the catalog's
-    PostgreSQL server in the middle of a publish."""
+    PostgreSQL server in the middle of a publish.
+
+    `MAYORISTA_PAUSE_AT=<name>` with `MAYORISTA_PAUSE_FILE=<path>` makes it wait there instead: it writes
+    `<path>.paused` (its process id) and goes on once `<path>` exists (after 10 minutes at the latest), so
+    a test can run something else in between (maintenance next to a publish that is about to commit)."""
     if os.environ.get("MAYORISTA_KILL_AT") == name:
         logger.warning("MAYORISTA_KILL_AT=%s: killing this process", name)
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("MAYORISTA_PAUSE_AT") == name and os.environ.get("MAYORISTA_PAUSE_FILE"):
+        resume = Path(os.environ["MAYORISTA_PAUSE_FILE"])
+        logger.warning("MAYORISTA_PAUSE_AT=%s: paused until %s exists", name, resume)
+        resume.with_name(resume.name + ".paused").write_text(str(os.getpid()))
+        deadline = time.monotonic() + 600
+        while not resume.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     if os.environ.get("MAYORISTA_STOP_AT") == name:
         logger.warning("MAYORISTA_STOP_AT=%s: stopping this process until it is continued", name)
         os.kill(os.getpid(), signal.SIGSTOP)

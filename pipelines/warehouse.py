@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -315,6 +316,7 @@ def _attach(
     data_path: str,
     explicit_lake: bool,
 ) -> None:
+    _prepare_catalog(con, target, read_only=read_only, data_path=data_path)
     # every row goes to Parquet under the lake (no rows kept inside the catalog): the data files are the lake
     options = ["DATA_INLINING_ROW_LIMIT 0"] + (["READ_ONLY"] if read_only else [f"DATA_PATH {literal(data_path)}"])
     if uri.startswith("ducklake:postgres:"):
@@ -358,6 +360,96 @@ def _attach(
             raise fault from None
         # e.g. PostgreSQL refusing the connection: the catalog's own words, without its password
         raise MayoristaError(f"could not open the warehouse {describe(target)}: {text.splitlines()[0]}") from None
+
+
+def _prepare_catalog(con: duckdb.DuckDBPyConnection, target: str, *, read_only: bool, data_path: str) -> None:
+    """Before DuckDB attaches a SQLite catalog: a path with no file gets a new catalog (a writer only);
+    an existing file must already be a DuckLake catalog. DuckLake itself would write its tables into any
+    SQLite database it is given (another application's, Airflow's own `airflow.db`, a zero-byte file),
+    so anything else is refused untouched: it is only opened read-only here."""
+    if is_postgres(target):
+        return
+    path = Path(target)
+    if not path.exists():
+        if not read_only:
+            _create_catalog(con, path, data_path)
+        return  # a reader: attach() said there is no warehouse
+    if not is_catalog_file(path):
+        raise MayoristaError(
+            f"{describe(target)} is not a warehouse catalog (a DuckLake in SQLite or PostgreSQL): it exists but "
+            "holds no DuckLake catalog; it was left untouched. Give the path of the warehouse, or a path where "
+            "no file exists yet to create a new one."
+        )
+
+
+def is_catalog_file(path: Path) -> bool:
+    """Whether a file is a DuckLake catalog in SQLite (it has DuckLake's `ducklake_metadata` table). The
+    file is only read: a file that is not an SQLite database at all (or has zero bytes) is told by its
+    header without SQLite opening it; a WAL-mode database (DuckLake never makes one, Airflow's may be)
+    is read as immutable, so not even its -wal/-shm files appear. A lock held by another process is
+    waited for by attach()."""
+    if path.is_dir():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise environment_fault(exc, path, "read the warehouse catalog") or exc
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return False
+    # rollback-journal databases read normally first (a hot journal left by a killed commit makes that
+    # fail: the main file, as immutable, still shows the tables); WAL databases only as immutable
+    for immutable in (True,) if header[18] == 2 else (False, True):
+        try:
+            con = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}", uri=True, timeout=1.0
+            )
+            try:
+                found = con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ducklake_metadata'"
+                ).fetchone()
+            finally:
+                con.close()
+            return found is not None
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _Locked() from None
+        except sqlite3.DatabaseError:
+            pass
+    return False
+
+
+def _create_catalog(con: duckdb.DuckDBPyConnection, path: Path, data_path: str) -> None:
+    """Create a new catalog under a temporary name, then link it into place only if no file exists
+    there yet (atomic): no process ever sees a half-created catalog, and of two runs creating the same
+    catalog at once, one catalog wins and both use it."""
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.creating")
+    alias = f"_new_{uuid.uuid4().hex}"
+    try:
+        try:
+            con.execute(
+                f"ATTACH {literal('ducklake:sqlite:' + str(staging.resolve()))} AS {identifier(alias)} "
+                f"(DATA_INLINING_ROW_LIMIT 0, DATA_PATH {literal(data_path)})"
+            )
+            con.execute(f"DETACH {identifier(alias)}")
+        except duckdb.Error as exc:
+            raise environment_fault(exc, path.parent, "create the warehouse catalog") or exc
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another run created it a moment ago: that one is used
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                raise environment_fault(exc, path.parent, "create the warehouse catalog") or exc
+            if not path.exists():  # no hard links on this filesystem: a rename (not atomic against a race)
+                os.replace(staging, path)
+    finally:
+        for leftover in (
+            staging,
+            staging.with_name(staging.name + "-journal"),
+            staging.with_name(staging.name + "-wal"),
+        ):
+            leftover.unlink(missing_ok=True)
 
 
 def _redact(text: str, target: str) -> str:

@@ -128,6 +128,9 @@ def clean_env(**extra: str) -> dict[str, str]:
             "MAYORISTA_WAREHOUSE",
             "MAYORISTA_LAKE",
             "MAYORISTA_KILL_AT",
+            "MAYORISTA_PAUSE_AT",
+            "MAYORISTA_PAUSE_FILE",
+            "MAYORISTA_MAINTENANCE_MIN_AGE_HOURS",
             "MAYORISTA_SCRATCH",
             "PYTEST_CURRENT_TEST",
             "PYTEST_XDIST_WORKER",
@@ -177,8 +180,11 @@ class Place:
         return run_cli(self.argv(pipeline), self.env(**env), cwd=self.root, timeout=timeout)
 
     def maintain(self) -> Result:
+        """Maintenance that deletes every unneeded file at once (safe age 0: no run is in progress)."""
         return run_cli(
-            [MAYORISTA, "maintain", "--warehouse", str(self.wh), "--retention-days", "0"], self.env(), cwd=self.root
+            [MAYORISTA, "maintain", "--warehouse", str(self.wh), "--retention-days", "0", "--min-age-hours", "0"],
+            self.env(),
+            cwd=self.root,
         )
 
 

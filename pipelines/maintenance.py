@@ -332,7 +332,10 @@ _FILE_ERRORS = (
 def damaged_file_error(exc: BaseException, warehouse_: str | os.PathLike[str] | None = None) -> MayoristaError | None:
     """A clear error for a read that failed on a damaged or missing data file of the warehouse (the
     footer check caught it: nothing wrong was computed), naming the table, partition and file and
-    the way to repair; None for any other error."""
+    the way to repair; None for any other error, and for a failure of the machine (a full or read-only
+    disk also names the Parquet file it could not write: that is not a damaged file)."""
+    if isinstance(exc, EnvironmentFault):
+        return None
     seen: list[BaseException] = []
     while exc is not None and exc not in seen and len(seen) < 5:
         seen.append(exc)

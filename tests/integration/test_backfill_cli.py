@@ -65,20 +65,20 @@ def test_a_failed_quarter_does_not_stop_the_others_and_reruns_replace(tmp_path, 
     wh, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
     common = ["--landing", str(SAMPLE), "--warehouse", str(wh), "--lake", str(lake), "--no-progress"]
 
-    # 2026-02 has no inputs in the sample, 2026-05 has: the first fails, the second still publishes
-    assert main(["backfill", "ncc11", "--from", "2026-02", "--to", "2026-05", *common]) == 2
+    # 2025-11 has no inputs in the sample, 2026-02 has: the first fails, the second still publishes
+    assert main(["backfill", "ncc11", "--from", "2025-11", "--to", "2026-02", *common]) == 2
     err = capsys.readouterr().err
     assert "1 of 2 quarter(s) published" in err
-    assert "2026-02: input directory" in err and "does not exist" in err and "2026-05:" not in err
+    assert "2025-11: input directory" in err and "does not exist" in err and "2026-02:" not in err
     energy = "SELECT count(*) FROM ncc11_energy WHERE quarter = '{}'"
-    published = _count(wh, energy.format("2026-05"))
+    published = _count(wh, energy.format("2026-02"))
     distributors = _count(wh, "SELECT count(DISTINCT distributor) FROM ncc11_energy")
     assert published == 3 * distributors > 0  # one row per distributor and band
-    assert _count(wh, energy.format("2026-02")) == 0
+    assert _count(wh, energy.format("2025-11")) == 0
 
-    assert main(["backfill", "ncc11", "--from", "2026-05", "--to", "2026-05", *common]) == 0
+    assert main(["backfill", "ncc11", "--from", "2026-02", "--to", "2026-02", *common]) == 0
     assert "1 of 1 quarter(s) published" in capsys.readouterr().out
-    assert _count(wh, energy.format("2026-05")) == published  # replaced, not appended
+    assert _count(wh, energy.format("2026-02")) == published  # replaced, not appended
 
 
 def test_meters_then_delivery_over_days_with_a_progress_bar(tmp_path, capsys):

@@ -92,26 +92,28 @@ def check_csv_shape(path: Path) -> None:
         )
 
 
+def _numbered_lines(path: Path) -> pl.LazyFrame:
+    """Each physical line of a file as text (`_l`) with its 1-based number (`line`): split on a control
+    character no contract value holds (U+001F), no quoting, so a broken line is seen as it is."""
+    return pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        schema={"_l": pl.String},
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        empty_string_is_null=False,
+    ).with_row_index("line", offset=1)
+
+
 def ragged_lines(path: Path, limit: int = 5) -> str | None:
     """A message naming the lines whose number of fields differs from the header's, or None.
 
     One native pass over the file's lines (commas inside double quotes do not count)."""
     text = pl.col("_l").str.strip_chars_end("\r")
     fields = text.str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1
-    lines = (
-        pl.scan_csv(
-            path,
-            has_header=False,
-            separator="\x1f",
-            quote_char=None,
-            schema={"_l": pl.String},
-            encoding="utf8-lossy",
-            truncate_ragged_lines=True,
-            empty_string_is_null=False,
-        )
-        .with_row_index("line", offset=1)
-        .select("line", fields=fields, blank=text.fill_null("").str.strip_chars() == "")
-    )
+    lines = _numbered_lines(path).select("line", fields=fields, blank=text.fill_null("").str.strip_chars() == "")
     header = lines.head(1).collect()
     if header.height == 0:
         return None
@@ -232,17 +234,7 @@ def stray_quotes(path: Path) -> str | None:
     Only asked once the file could not be read: a quote left open swallows the rest of the file into one
     field, and the reader's own error names no line."""
     lines = (
-        pl.scan_csv(
-            path,
-            has_header=False,
-            separator="\x1f",
-            quote_char=None,
-            schema={"_l": pl.String},
-            encoding="utf8-lossy",
-            truncate_ragged_lines=True,
-            empty_string_is_null=False,
-        )
-        .with_row_index("line", offset=1)
+        _numbered_lines(path)
         .filter(pl.col("_l").fill_null("").str.count_matches('"', literal=True) % 2 == 1)
         .head(1)
         .collect()

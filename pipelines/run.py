@@ -51,13 +51,12 @@ def checkpoint(name: str) -> None:
     """A named point of a run where the fault-injection tests (tests/faults/) kill the process:
     `MAYORISTA_KILL_AT=<name>` makes it SIGKILL itself there, as a crash of the machine would. The
     points: `before_publish`, `mid_publish` (rows inserted, not committed), `after_publish` (committed,
-    reports not yet written). `MAYORISTA_STOP_AT=<name>` freezes the process there instead (SIGSTOP,
-    until the test sends SIGCONT), so that a test can break something under it, e.g. stop the catalog's
-    PostgreSQL server in the middle of a publish.
+    reports not yet written).
 
     `MAYORISTA_PAUSE_AT=<name>` with `MAYORISTA_PAUSE_FILE=<path>` makes it wait there instead: it writes
     `<path>.paused` (its process id) and goes on once `<path>` exists (after 10 minutes at the latest), so
-    a test can run something else in between (maintenance next to a publish that is about to commit)."""
+    a test can do something else in between (run maintenance next to a publish that is about to commit,
+    stop the catalog's PostgreSQL server in the middle of a publish)."""
     if os.environ.get("MAYORISTA_KILL_AT") == name:
         logger.warning("MAYORISTA_KILL_AT=%s: killing this process", name)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -68,9 +67,6 @@ def checkpoint(name: str) -> None:
         deadline = time.monotonic() + 600
         while not resume.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-    if os.environ.get("MAYORISTA_STOP_AT") == name:
-        logger.warning("MAYORISTA_STOP_AT=%s: stopping this process until it is continued", name)
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def new_run_id(pipeline: str, period: str) -> str:

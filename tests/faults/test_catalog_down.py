@@ -17,7 +17,6 @@ import os
 import pwd
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -206,25 +205,20 @@ def published(server, tmp_path_factory) -> tuple[Server, support.Place]:
     return pg, place
 
 
-def _stopped(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
-    except OSError:
-        return False
-
-
 def test_catalog_stopped_mid_publish(published, faults):
     pg, place = published
     before = support.fingerprint(place)
     fault = faults.inject("PostgreSQL catalog stopped (immediate) mid-publish")
     started = time.monotonic()
-    proc, argv = place.start("ncc11", MAYORISTA_STOP_AT="mid_publish")  # freezes inside the transaction
+    resume = place.root / "resume"  # the run waits inside its transaction until this file exists
+    proc, argv = place.start("ncc11", MAYORISTA_PAUSE_AT="mid_publish", MAYORISTA_PAUSE_FILE=str(resume))
+    paused = resume.with_name("resume.paused")
     deadline = time.monotonic() + support.RUN_TIMEOUT
-    while not _stopped(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _stopped(proc.pid), f"the run never reached mid_publish:\n{support.finish(proc, argv, started)}"
+    assert paused.exists(), f"the run never reached mid_publish:\n{support.finish(proc, argv, started)}"
     pg.crash()
-    os.kill(proc.pid, signal.SIGCONT)
+    resume.touch()
     result = support.finish(proc, argv, started)
     pg.start()
     message = support.assert_clear_failure(result, "ncc11")

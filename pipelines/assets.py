@@ -30,7 +30,7 @@ class Table:
     stores, the SQL in sql/); the contracts in shared/contracts/ are the reference."""
 
     name: str
-    pipeline: str  # ncc11 | meters | delivery
+    pipeline: str  # ncc11 | expost | meters | delivery
     partition: str  # the column a run's rows are replaced by
     doc: str
 
@@ -42,9 +42,11 @@ class Table:
 # every table a pipeline publishes (run_manifests and validation_results are written by every run)
 TABLES = (
     Table("ncc11_energy", "ncc11", "quarter", "CCS, PESTE (11.3), CCC (11.4), PMCE (11.5) per distributor and band"),
+    Table("ncc11_energy_month", "ncc11", "quarter", "the energy projection per month, distributor and band"),
     Table("ncc11_power_month", "ncc11", "quarter", "CCP per month (11.6)"),
     Table("ncc11_power", "ncc11", "quarter", "CCP per quarter (11.6) and SCP (11.7)"),
     Table("ncc11_total_cost", "ncc11", "quarter", "total cost per distributor and month (11.1), with other_costs"),
+    Table("ncc11_expost", "expost", "quarter", "projected against metered energy per month, distributor and band"),
     Table("meter_readings", "meters", "month", "the current real 15-minute readings, with file and run"),
     Table("meter_readings_superseded", "meters", "month", "readings replaced by a later landing"),
     Table("meter_estimates", "meters", "month", "every estimate version (linear, like_day), superseded ones kept"),

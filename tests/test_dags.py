@@ -30,7 +30,8 @@ def test_ncc11_dag_is_thin_and_single_writer(dagbag):
     assert run_quarter.max_active_tis_per_dag == 1
     outlets = {a.uri for a in run_quarter.outlets}
     assert outlets == {
-        f"mayorista://warehouse/{t}" for t in ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost")
+        f"mayorista://warehouse/{t}"
+        for t in ("ncc11_energy", "ncc11_energy_month", "ncc11_power_month", "ncc11_power", "ncc11_total_cost")
     }
 
 

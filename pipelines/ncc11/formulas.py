@@ -90,6 +90,59 @@ def energy_table(
     return _run("ncc11_energy", views, {"quarter": quarter.label})
 
 
+def _empty_hourly() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Empty hourly views (nodal prices, spot demand, contract dispatch, slots) of the right types: what
+    the per-month formulas get for programming by load blocks, whose blocks carry no month."""
+    hour = pl.Datetime("us")
+    return (
+        pl.DataFrame(schema={"node": pl.String, "hour": hour, "price_usd_mwh": pl.Float64}),
+        pl.DataFrame(schema={"distributor": pl.String, "node": pl.String, "hour": hour, "energy_mwh": pl.Float64}),
+        pl.DataFrame(
+            schema={"distributor": pl.String, "hour": hour, "energy_mwh": pl.Float64, "price_usd_mwh": pl.Float64}
+        ),
+        pl.DataFrame(schema={"slot": hour, "band": pl.String, "weight": pl.Float64}),
+    )
+
+
+def energy_month_table(
+    quarter: Quarter,
+    nodal_prices: pl.DataFrame,
+    spot_demand: pl.DataFrame,
+    contract_dispatch: pl.DataFrame,
+    total_demand: pl.DataFrame,
+    slots: pl.DataFrame,
+    time_col: str = "hour",
+) -> pl.DataFrame:
+    """ncc11_energy_month rows: the projection of each month of the quarter per distributor and band
+    (the sums of 11.3, 11.4 and DTOTE over that month's hours). Programming by load blocks has no months
+    inside the quarter: its rows are there, with NULL values."""
+    distributors = pl.concat(
+        [f.select(pl.col("distributor").cast(pl.String)) for f in (total_demand, spot_demand, contract_dispatch)]
+    ).unique()
+    by_hour = time_col == "hour"
+    if not by_hour:
+        nodal_prices, spot_demand, contract_dispatch, slots = _empty_hourly()
+        total_demand = pl.DataFrame(
+            schema={"distributor": pl.String, "hour": pl.Datetime("us"), "energy_mwh": pl.Float64}
+        )
+        time_col = "hour"
+    views = {
+        "nodal_prices": _as_slot(nodal_prices, time_col),
+        "spot_demand": _as_slot(spot_demand, time_col),
+        "contract_dispatch": _as_slot(contract_dispatch, time_col),
+        "total_demand": _as_slot(total_demand, time_col),
+        "slots": slots,
+        "distributors": distributors,
+    }
+    table = _run(
+        "ncc11_energy_month", views, {"quarter": quarter.label, "months": quarter.month_labels, "by_hour": by_hour}
+    )
+    return table.with_columns(
+        pl.col(c).cast(pl.Float64)
+        for c in ("total_demand_mwh", "spot_energy_mwh", "contract_energy_mwh", "ccs_usd", "ccc_usd")
+    )
+
+
 def power_month_table(
     quarter: Quarter, power_contracts: pl.DataFrame, firm_demand: pl.DataFrame, prefpot: float
 ) -> pl.DataFrame:
@@ -119,15 +172,7 @@ def total_cost_table(
     the quarter, so there they (and the total) are NULL."""
     by_hour = time_col == "hour"
     if not by_hour:  # no hours to place in months: empty hourly views of the right types
-        hour = pl.Datetime("us")
-        nodal_prices = pl.DataFrame(schema={"node": pl.String, "hour": hour, "price_usd_mwh": pl.Float64})
-        spot_demand = pl.DataFrame(
-            schema={"distributor": pl.String, "node": pl.String, "hour": hour, "energy_mwh": pl.Float64}
-        )
-        contract_dispatch = pl.DataFrame(
-            schema={"distributor": pl.String, "hour": hour, "energy_mwh": pl.Float64, "price_usd_mwh": pl.Float64}
-        )
-        slots = pl.DataFrame(schema={"slot": hour, "band": pl.String, "weight": pl.Float64})
+        nodal_prices, spot_demand, contract_dispatch, slots = _empty_hourly()
         time_col = "hour"
     views = {
         "nodal_prices": _as_slot(nodal_prices, time_col),

@@ -1,7 +1,8 @@
 """The quarterly NCC-11 run, the one code path of `mayorista ncc11` and the `ncc11_quarterly` DAG:
 
     read + validate   the programming files, typed strictly, checked by the GX suites
-    compute           CCS/PESTE/CCC/PMCE and CCP/SCP (sql/ncc11_*.sql), while GX still validates
+    compute           CCS/PESTE/CCC/PMCE (per quarter and per month) and CCP/SCP (sql/ncc11_*.sql),
+                      while GX still validates
     publish           ONE warehouse transaction replacing the quarter's rows (pipelines.run)
 
 Nothing is published until every step has succeeded, so a failed run leaves the quarter's previous
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 PIPELINE = "ncc11"
 T = TypeVar("T")
-OUTPUT_TABLES = ("ncc11_energy", "ncc11_power_month", "ncc11_power")
+OUTPUT_TABLES = ("ncc11_energy", "ncc11_energy_month", "ncc11_power_month", "ncc11_power")
 TOTAL_COST = "ncc11_total_cost"  # published when the optional other_costs file is given (11.1)
 
 
@@ -98,10 +99,20 @@ def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
         slots,
         time_col=inputs.time_col,
     )
+    energy_month = formulas.energy_month_table(
+        q,
+        f["nodal_prices"],
+        f["spot_demand"],
+        f["contract_dispatch"],
+        f["total_demand"],
+        slots,
+        time_col=inputs.time_col,
+    )
     prefpot = inputs.prefpot()
     power_month = formulas.power_month_table(q, f["power_contracts"], f["firm_demand"], prefpot)
     tables = {
         "ncc11_energy": energy,
+        "ncc11_energy_month": energy_month,  # the projection per month, which the ex-post compares with metering
         "ncc11_power_month": power_month,
         "ncc11_power": formulas.power_table(q, power_month, prefpot),
     }

@@ -2,6 +2,7 @@
 this process, with a progress bar. The same functions the DAGs call, on the inputs the DAGs read:
 
     ncc11     quarters   <landing>/ncc11/<quarter>/   pipelines.ncc11.job.run
+    expost    quarters   (the warehouse only)         pipelines.ncc11.expost.run
     meters    months     <landing>/smec/              pipelines.metering.job.ingest_month
     delivery  months     <landing>/smec/              pipelines.delivery.job.check_month
 
@@ -26,7 +27,8 @@ from pipelines.periods import Month, Quarter, add_months, month_label, parse_mon
 
 logger = logging.getLogger(__name__)
 
-DOMAINS = ("ncc11", "meters", "delivery")
+DOMAINS = ("ncc11", "expost", "meters", "delivery")
+QUARTERLY = ("ncc11", "expost")
 
 
 @dataclass
@@ -39,7 +41,7 @@ class BackfillResult:
 
     @property
     def summary(self) -> str:
-        unit = "quarter" if self.domain == "ncc11" else "month"
+        unit = "quarter" if self.domain in QUARTERLY else "month"
         total = sum(self.seconds.values())
         lines = [
             f"backfill {self.domain}: {len(self.succeeded)} of {len(self.periods)} {unit}(s) published "
@@ -68,12 +70,12 @@ def periods(domain: str, start: str, end: str) -> list[str]:
     if domain not in DOMAINS:
         raise InputError(f"unknown domain {domain!r}; one of {', '.join(DOMAINS)}")
     first, last = _month_of(start, "--from"), _month_of(end, "--to")
-    if domain == "ncc11" and (len(start) != 7 or len(end) != 7):
-        raise InputError("ncc11 backfills take quarters as YYYY-MM (the first month of each quarter)")
+    if domain in QUARTERLY and (len(start) != 7 or len(end) != 7):
+        raise InputError(f"{domain} backfills take quarters as YYYY-MM (the first month of each quarter)")
     if last < first:
         raise InputError(f"--to {end} is before --from {start}")
     span = (last.year - first.year) * 12 + last.month - first.month
-    step = 3 if domain == "ncc11" else 1
+    step = 3 if domain in QUARTERLY else 1
     if span % step:
         raise InputError(f"--to {end} is not a quarter start counted from --from {start} (quarters are 3 months)")
     return [month_label(add_months(first, k)) for k in range(0, span + 1, step)]
@@ -94,6 +96,11 @@ def _rss_gb() -> float:
 
 
 def _job(domain: str) -> Callable[..., object]:
+    if domain == "expost":
+        from pipelines.ncc11 import expost
+
+        # reads only the warehouse: the inputs folder the other domains take is not used
+        return lambda quarter, _inputs, **kw: expost.run(quarter, **kw)
     if domain == "ncc11":
         from pipelines.ncc11 import job
 
@@ -122,7 +129,7 @@ def backfill(
 
     result = BackfillResult(domain, periods(domain, start, end))
     run = _job(domain)
-    unit = "quarter" if domain == "ncc11" else "month"
+    unit = "quarter" if domain in QUARTERLY else "month"
     bar = tqdm(
         result.periods, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress, dynamic_ncols=True
     )
@@ -131,8 +138,9 @@ def backfill(
         began = time.perf_counter()
         unexpected: Exception | None = None
         try:
-            value = Quarter.parse(period) if domain == "ncc11" else Month.parse(period)
-            done = run(value, input_dir(domain, period, landing), warehouse=warehouse, lake_root=lake_root)
+            value = Quarter.parse(period) if domain in QUARTERLY else Month.parse(period)
+            inputs = None if domain == "expost" else input_dir(domain, period, landing)
+            done = run(value, inputs, warehouse=warehouse, lake_root=lake_root)
             result.succeeded.append(period)
             rows = (getattr(done, "counts", None) or {}).get("rows_read")
             outcome = "ok" + (f", {rows:,} rows read" if rows is not None else "")

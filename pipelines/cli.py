@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     ncc11 = sub.add_parser("ncc11", help="quarterly NCC-11 wholesale cost report")
     _common(ncc11, "quarter")
 
+    expost = sub.add_parser(
+        "expost", help="an NCC-11 quarter's projection against metered energy (reads only the warehouse)"
+    )
+    expost.add_argument("--quarter", required=True, help="YYYY-MM, first month of the programming quarter")
+    _warehouse(expost)
+    expost.add_argument(
+        "--lake",
+        default=None,
+        help="where new data files go: a path or a URI such as s3://bucket/lake (default data/lake)",
+    )
+
     meters = sub.add_parser("meters", help="commercial metering (SMEC)").add_subparsers(dest="action", required=True)
     _common(meters.add_parser("ingest", help="ingest a month of 15-minute readings"), "month")
 
@@ -71,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", type=Path, default=None, help="default data/sample")
 
     backfill = sub.add_parser("backfill", help="re-run a range of past periods without a scheduler")
-    backfill.add_argument("domain", choices=["ncc11", "meters", "delivery"])
+    backfill.add_argument("domain", choices=["ncc11", "expost", "meters", "delivery"])
     backfill.add_argument(
         "--from",
         dest="start",
         required=True,
-        help="first period: YYYY-MM (ncc11: first month of a quarter; meters/delivery: also YYYY-MM-DD)",
+        help="first period: YYYY-MM (ncc11, expost: first month of a quarter; meters/delivery: also YYYY-MM-DD)",
     )
     backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
     backfill.add_argument(
@@ -104,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     history = sub.add_parser("history", help="a period's runs: run id, start, status, snapshot, input hashes")
-    history.add_argument("pipeline", choices=["ncc11", "meters", "delivery"])
-    history.add_argument("--period", required=True, help="YYYY-MM (ncc11: the quarter's first month)")
+    history.add_argument("pipeline", choices=["ncc11", "expost", "meters", "delivery"])
+    history.add_argument("--period", required=True, help="YYYY-MM (ncc11, expost: the quarter's first month)")
     _warehouse(history)
 
     maintain = sub.add_parser(
@@ -145,6 +156,10 @@ def run(args: argparse.Namespace) -> str:
         from pipelines.ncc11 import job
 
         return job.run(Quarter.parse(args.quarter), args.input, warehouse=args.warehouse, lake_root=args.lake).summary
+    if args.command == "expost":
+        from pipelines.ncc11 import expost
+
+        return expost.run(Quarter.parse(args.quarter), warehouse=args.warehouse, lake_root=args.lake).summary
     if args.command == "meters":
         from pipelines.metering import job as metering
 

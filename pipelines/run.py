@@ -44,7 +44,7 @@ from pipelines.warehouse import Write
 
 logger = logging.getLogger(__name__)
 
-PIPELINES = ("ncc11", "meters", "delivery")
+PIPELINES = ("ncc11", "expost", "meters", "delivery")
 
 
 def checkpoint(name: str) -> None:

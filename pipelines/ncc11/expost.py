@@ -209,3 +209,26 @@ def summary(result: ExpostResult, table: pl.DataFrame) -> str:
             lines.append(f"  distributors without consumption metering points (metered NULL): {', '.join(unmetered)}")
     lines.append(f"  query it: mayorista sql \"FROM {TABLE} WHERE quarter = '{result.quarter}'\"")
     return "\n".join(lines)
+
+
+def quarters_holding(months: list[str], warehouse: str | Path | None = None) -> list[str]:
+    """The published NCC-11 quarters that hold any of `months` (what a closed metering month
+    re-runs); a month no published quarter holds is logged and left alone: there is nothing to compare."""
+    target = config.warehouse(warehouse)
+    wanted = {periods.Month.parse(m).label for m in months}
+    if not wanted or not store.exists(target):
+        return []
+    con = store.connect(target, read_only=True)
+    try:
+        published = (
+            [r[0] for r in con.execute("SELECT DISTINCT quarter FROM ncc11_energy ORDER BY 1").fetchall()]
+            if "ncc11_energy" in store.tables(con)
+            else []
+        )
+    finally:
+        con.close()
+    holding = sorted(q for q in published if wanted & set(periods.Quarter.parse(q).month_labels))
+    covered = {m for q in holding for m in periods.Quarter.parse(q).month_labels}
+    for month in sorted(wanted - covered):
+        logger.info("expost: no published NCC-11 quarter holds the month %s; nothing to compare", month)
+    return holding

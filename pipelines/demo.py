@@ -3,7 +3,8 @@
 
 Each step is a subprocess so that Airflow starts as it does for a user; the output of Airflow itself
 goes to <AIRFLOW_HOME>/demo-logs/ and only the results are printed, each step with how long it took.
-The NCC-11 steps are the four tariff quarters of 2026, so the annual Informe covers a whole year."""
+The NCC-11 steps are the four tariff quarters of 2026, so the annual Informe covers a whole year; the
+last step compares quarter 2026-02's projection with the metered March and April (the ex-post)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ STEPS: list[tuple[str, str, str, dict]] = [
         "2026-05-01T06:00:00-06:00",
         {"month": "2026-04"},
     ),
+    # the projection of quarter 2026-02 against March's and April's metering (February is not metered:
+    # the report marks it); the DAG then writes the quarter's report and the 2026 Informe again
+    ("Ex-post, NCC-11 quarter 2026-02", "ncc11_expost", "2026-05-01T07:00:00-06:00", {"quarter": "2026-02"}),
 ]
 
 
@@ -97,6 +101,10 @@ def main() -> int:
     print(
         "Query them:  .venv/bin/mayorista sql \"FROM ncc11_energy WHERE quarter = '2026-05'\"   "
         "(or `.venv/bin/mayorista sql` for a session; `.venv/bin/mayorista history ncc11 --period 2026-05`)"
+    )
+    print(
+        "The ex-post (projection against metering): .venv/bin/mayorista expost --quarter 2026-02   "
+        "(.venv/bin/mayorista sql \"FROM ncc11_expost WHERE quarter = '2026-02'\")"
     )
     return 0
 

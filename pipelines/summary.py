@@ -17,6 +17,13 @@ _VIEWS = {
     "NCC-11 power by distributor (latest quarter)": """
         SELECT quarter, distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, round(scp_usd)::BIGINT AS scp_usd
         FROM ncc11_power WHERE quarter = (SELECT max(quarter) FROM ncc11_power) ORDER BY distributor""",
+    "Ex-post: projected against metered energy by distributor and month (all bands)": """
+        SELECT quarter, month, distributor, round(sum(projected_mwh), 1) AS projected_mwh,
+               round(sum(metered_mwh), 1) AS metered_mwh, round(sum(deviation_mwh), 1) AS deviation_mwh,
+               round(100 * sum(deviation_mwh) / sum(projected_mwh), 2) AS deviation_pct,
+               round(sum(deviation_usd))::BIGINT AS deviation_usd, max(points) AS points,
+               round(max(completeness_pct), 2) AS completeness_pct
+        FROM ncc11_expost GROUP BY ALL ORDER BY quarter, distributor, month""",
     "Metering completeness by month and channel": """
         SELECT month, channel, count(*) AS points, round(avg(completeness_pct), 3) AS avg_pct, round(min(completeness_pct), 2) AS min_pct,
                count(*) FILTER (WHERE completeness_pct < 100) AS incomplete_points

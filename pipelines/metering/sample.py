@@ -5,7 +5,13 @@ per month, plus a CSV resend with the defects a metering engineer meets: a dupli
 unknown device, an off-grid timestamp, a non-numeric value, a row of the next month. The series
 themselves carry gaps (short: estimated; long: not), a stuck register, a spike, a negative value, a
 meter replaced mid-March, a point that starts mid-April and one that retires mid-April (whose meter
-keeps answering for a day). Same bytes on every run (seeded numpy, fixed file order)."""
+keeps answering for a day). Same bytes on every run (seeded numpy, fixed file order).
+
+Also the frontier consumption points of three of the NCC-11 sample's distributors (DIST01-DIST03; DIST04
+has none), whose energy follows the NCC-11 sample's projection of quarter 2026-02 within a few percent,
+so that the ex-post (`mayorista expost --quarter 2026-02`) compares real-looking figures. They are
+reached by public IP (no VPN: the delivery sample's VPN changes stay as they are), carry their own
+plausible maximum (config/vee.toml) and one short gap in April (estimated: April below 100 %)."""
 
 from __future__ import annotations
 
@@ -27,6 +33,16 @@ PARTICIPANTS = (
     ("GUESTE", "consumption"),
 )
 CONNECTIVITY = ("public_ip", "vpn_direct", "vpn_provider_single", "vpn_provider_shared")
+# (point, distributor, share of the distributor's energy, metered / projected): the NCC-11 sample's
+# distributors as metering participants; DIST04 has no metering point (the ex-post shows it so)
+FRONTIER = (
+    ("PM-051", "DIST01", 0.6, 1.03),
+    ("PM-052", "DIST01", 0.4, 1.03),
+    ("PM-053", "DIST02", 1.0, 0.96),
+    ("PM-054", "DIST03", 0.7, 1.01),
+    ("PM-055", "DIST03", 0.3, 1.01),
+)
+FRONTIER_QUARTER = "2026-02"  # the NCC-11 sample quarter holding the metered months (Feb-Apr)
 
 
 def registry() -> pl.DataFrame:
@@ -59,6 +75,25 @@ def registry() -> pl.DataFrame:
         if n == 50:
             base["valid_to"] = date(2026, 4, 10)  # retired mid-April
         rows.append(base)
+    for k, (point, distributor, _, _) in enumerate(FRONTIER, start=1):
+        rows.append(
+            {
+                "point_id": point,
+                "participant": distributor,
+                "kind": "consumption",
+                "node": f"NODE-{k % 7 + 1}",
+                "device_id": f"DEV-3{k:04d}",
+                "serial": f"SN95{k:04d}",
+                "connectivity": "public_ip",
+                "vpn_id": None,
+                "public_ip": f"200.6.{k}.10",
+                "public_port": 7100 + k,
+                "private_ip": f"10.9.1.{100 + k}",
+                "private_port": 7701,
+                "valid_from": date(2025, 1, 1),
+                "valid_to": None,
+            }
+        )
     return pl.DataFrame(
         rows,
         schema={
@@ -131,6 +166,51 @@ def _series(month: str, reg: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
     return pl.concat(frames)
 
 
+def _frontier(month: str) -> pl.DataFrame:
+    """The frontier points' four channels (same columns as `_series`): each hour of the NCC-11 sample's
+    projected total demand of its distributor (MWh), times the point's share and its metered/projected
+    ratio, spread over the hour's 4 intervals with 1 % noise, in kWh; kvarh_del 30 % of it. Its own
+    random stream, so the other points' series stay as they were. April loses 6 intervals of PM-054
+    (2026-04-14 09:15..10:30, all channels): estimated by interpolation, below 100 % complete."""
+    from pipelines.ncc11 import sample as ncc11_sample
+
+    rng = np.random.default_rng([20260401, int(month[-2:])])
+    demand = ncc11_sample.frames(FRONTIER_QUARTER)["total_demand"].filter(pl.col("hour").dt.strftime("%Y-%m") == month)
+    registry_ = registry()
+    frames = []
+    for point, distributor, share, ratio in FRONTIER:
+        hourly = demand.filter(pl.col("distributor") == distributor).sort("hour")
+        n = hourly.height * 4
+        kwh = np.repeat(hourly["energy_mwh"].to_numpy() * 1000.0 * share * ratio / 4.0, 4)
+        kwh = kwh * (1.0 + 0.01 * rng.standard_normal(n))
+        ends = np.repeat(hourly["hour"].to_numpy(), 4) + np.tile(
+            np.array([15, 30, 45, 60], dtype="timedelta64[m]"), hourly.height
+        )
+        device = registry_.filter(pl.col("point_id") == point)["device_id"][0]
+        values = {"kwh_del": kwh, "kwh_rec": np.zeros(n), "kvarh_del": 0.3 * kwh, "kvarh_rec": np.zeros(n)}
+        for channel in CHANNELS:
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "device_id": device,
+                        "interval_end": ends.astype("datetime64[us]"),
+                        "channel": channel,
+                        "value": np.round(values[channel], 2),
+                        "_point": point,
+                        "_participant": distributor,
+                    }
+                )
+            )
+    readings = pl.concat(frames)
+    if month == "2026-04":
+        at = lambda s: datetime.strptime(s, "%Y-%m-%d %H:%M")  # noqa: E731
+        t = pl.col("interval_end")
+        readings = readings.filter(
+            ~((pl.col("_point") == "PM-054") & t.is_between(at("2026-04-14 09:15"), at("2026-04-14 10:30")))
+        )
+    return readings
+
+
 def _defects(month: str, readings: pl.DataFrame) -> pl.DataFrame:
     """Gaps, a stuck register, a spike and a negative value in the delivered series."""
     t = pl.col("interval_end")
@@ -182,11 +262,12 @@ def generate(out_dir: Path) -> Path:
     reg = registry()
     reg.write_csv(out_dir / "metering_points.csv", date_format="%Y-%m-%d")
     rng = np.random.default_rng(20260401)
+    market = reg.filter(pl.col("participant").is_in([p for p, _ in PARTICIPANTS]))
     for month in MONTHS:
-        readings = _defects(month, _series(month, reg, rng))
+        readings = pl.concat([_defects(month, _series(month, market, rng)), _frontier(month)])
         folder = out_dir / "readings" / month
         folder.mkdir(parents=True, exist_ok=True)
-        for participant, _ in PARTICIPANTS:
+        for participant in [p for p, _ in PARTICIPANTS] + sorted({d for _, d, _, _ in FRONTIER}):
             part = readings.filter(pl.col("_participant") == participant).drop("_point", "_participant")
             part.write_parquet(
                 folder / f"{participant}_{month}.parquet", compression="zstd", compression_level=19, statistics=False

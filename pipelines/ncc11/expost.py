@@ -173,9 +173,9 @@ def summary(result: ExpostResult, table: pl.DataFrame) -> str:
                 points=pl.col("points").first(),
                 completeness_pct=pl.col("completeness_pct").first().round(2),
                 # the month's estimated share over the bands: sum(estimated) / sum(metered)
-                estimated_pct=(
-                    (pl.col("estimated_pct") * pl.col("metered_mwh")).sum() / pl.col("metered_mwh").sum()
-                ).round(2),
+                estimated_pct=pl.when(pl.col("metered_mwh").sum().abs() >= 1e-9).then(
+                    ((pl.col("estimated_pct") * pl.col("metered_mwh")).sum() / pl.col("metered_mwh").sum()).round(2)
+                ),
             )
             .with_columns(
                 deviation_pct=pl.when(pl.col("projected_mwh").abs() >= 1e-9).then(

@@ -305,7 +305,7 @@ def test_sample_april_summary(workspace):
     # against the point's own history (March's last weeks and April's earlier ones): PM-012 reads 0 for 15
     # intervals of a Monday morning (low), the spike is also far above (high), the negative far below (low)
     assert rules == {
-        "gap": 12,
+        "gap": 16,  # 4 channels x (PM-004, PM-005, PM-010, and PM-054: a frontier point of DIST03)
         "duplicate_conflict": 1,
         "stuck": 1,
         "spike": 1,

@@ -19,6 +19,7 @@ import polars as pl
 
 from pipelines import config, periods
 from pipelines.reports import charts
+from pipelines.reports import expost as expost_section
 from pipelines.reports.document import MISSING, ReportFiles, as_of_folder, render_html, write
 from pipelines.reports.source import Source, open_source
 
@@ -302,6 +303,7 @@ def quarter_html(src: Source, quarter: str) -> str:
         as_of_run=src.as_of_run,
         missing=MISSING,
         bands=BANDS,
+        expost=expost_section.quarter_view(src, quarter),
     )
 
 
@@ -387,6 +389,7 @@ def year_html(src: Source, year: int) -> str:
         as_of_run=src.as_of_run,
         missing=MISSING,
         bands=BANDS,
+        expost={q: expost_section.quarter_view(src, q) for q in published},
     )
 
 

@@ -3,6 +3,7 @@
 programming inputs land ──> ncc11_quarterly ──> ncc11_* tables
 meter_readings ──> meter tables, the month's metering report;
                    on a month's last day ──> meter month closed ──> vpn_delivery_monthly
+                                                                ──> ncc11_expost (the quarter holding it)
 """
 
 from __future__ import annotations

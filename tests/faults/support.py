@@ -53,7 +53,7 @@ PIPELINES = {
         "ncc11",
         "2026-05",
         "quarter",
-        ("ncc11_energy", "ncc11_power_month", "ncc11_power", "ncc11_total_cost"),
+        ("ncc11_energy", "ncc11_energy_month", "ncc11_power_month", "ncc11_power", "ncc11_total_cost"),
     ),
     "meters": Pipeline(
         "meters",

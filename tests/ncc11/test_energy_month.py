@@ -81,3 +81,22 @@ def test_the_months_add_up_to_the_quarter_and_publish_together(published, worksp
 def test_rerun_replaces_the_quarters_months(published, workspace, tmp_path):
     job.run(QUARTER, write_quarter(tmp_path / "again"))
     assert warehouse.query("SELECT count(*) AS n FROM ncc11_energy_month")["n"][0] == 18
+
+
+def test_block_programming_has_no_months_its_values_are_null():
+    """Load blocks carry no month: the rows are there (every distributor, month and band), NULL, never guessed."""
+    from pipelines.ncc11 import formulas
+    from pipelines.periods import Quarter
+
+    blocks = pl.DataFrame({"block": ["B0", "B1"], "band": ["punta", "valle"], "hours": [430.0, 767.0]})
+    total = pl.DataFrame({"distributor": ["D1", "D2"], "block": ["B0", "B1"], "energy_mwh": [3.0, 4.0]})
+    spot = pl.DataFrame({"distributor": ["D1"], "node": ["N1"], "block": ["B0"], "energy_mwh": [1.0]})
+    prices = pl.DataFrame({"node": ["N1"], "block": ["B0"], "price_usd_mwh": [100.0]})
+    dispatch = pl.DataFrame(
+        {"distributor": ["D1"], "contract_id": ["C1"], "block": ["B0"], "energy_mwh": [2.0], "price_usd_mwh": [50.0]}
+    )
+    table = formulas.energy_month_table(
+        Quarter.parse(QUARTER), prices, spot, dispatch, total, formulas.block_slots(blocks), time_col="block"
+    )
+    assert table.height == 2 * 3 * 3 and sorted(set(table["month"])) == ["2026-03", "2026-04", "2026-05"]
+    assert table["total_demand_mwh"].null_count() == table.height and table["ccs_usd"].null_count() == table.height

@@ -129,12 +129,16 @@ def run(
         with r.step("read"):
             con = store.connect(r.warehouse, read_only=True)
             try:
+                # provenance: the warehouse snapshot the comparison was read from (its inputs are tables)
+                read_at = con.execute(
+                    f"SELECT max(snapshot_id) FROM ducklake_snapshots({store.literal(store.ALIAS)})"
+                ).fetchone()[0]
                 months = _published_months(con, q, store.describe(r.warehouse))
                 with r.step("transform"):
                     table = compute(con, q, months)
             finally:
                 con.close()
-        r.manifest.counts.update({"months_metered": len(months), "rows": table.height})
+        r.manifest.counts.update({"read_snapshot": int(read_at), "months_metered": len(months), "rows": table.height})
         r.publish([Write(TABLE, table, {"quarter": q.label}, ("quarter",))])
     result = ExpostResult(
         quarter=q.label,

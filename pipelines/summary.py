@@ -8,6 +8,10 @@ import polars as pl
 
 from pipelines import warehouse
 
+# percentages cut to 2 decimals, as every document shows them (pipelines/reports/fmt.py); the inner
+# round(…, 6) keeps a float such as 9989.999999997 from losing a hundredth
+_FLOOR_PCT = "CAST(floor(round({x} * 100, 6)) / 100 AS DECIMAL(7, 2))"
+
 _VIEWS = {
     "NCC-11 energy by distributor and band (latest quarter)": """
         SELECT quarter, distributor, band, round(spot_energy_mwh, 1) AS spot_mwh, round(ccs_usd)::BIGINT AS ccs_usd,
@@ -18,15 +22,32 @@ _VIEWS = {
         SELECT quarter, distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, round(scp_usd)::BIGINT AS scp_usd
         FROM ncc11_power WHERE quarter = (SELECT max(quarter) FROM ncc11_power) ORDER BY distributor""",
     "Metering completeness by month and channel": """
-        SELECT month, channel, count(*) AS points, round(avg(completeness_pct), 3) AS avg_pct, round(min(completeness_pct), 2) AS min_pct,
+        SELECT month, channel, count(*) AS points, {floor_avg} AS avg_pct, {floor_min} AS min_pct,
                count(*) FILTER (WHERE completeness_pct < 100) AS incomplete_points
-        FROM meter_completeness GROUP BY ALL ORDER BY ALL""",
+        FROM meter_completeness GROUP BY ALL ORDER BY ALL""".format(
+        floor_avg=_FLOOR_PCT.format(x="avg(completeness_pct)"), floor_min=_FLOOR_PCT.format(x="min(completeness_pct)")
+    ),
     "VEE findings by rule": """
         SELECT rule, count(*) AS findings, count(DISTINCT point_id) AS points FROM vee_findings GROUP BY ALL ORDER BY 2 DESC""",
-    "Direct@mm delivery compliance": """
-        SELECT supply_month, change_id, participant, deadline, required_points, on_time_points, late_points,
-               missing_points, compliant FROM delivery_compliance ORDER BY supply_month, change_id""",
+    # `verdict`: the change's verdict over every rule, the word its letter uses (reports/verdicts.py);
+    # delivery_compliance.compliant alone is only the 2-day delivery of 14.10
+    "VPN changes: verdict (every rule) and Direct@mm delivery": """
+        SELECT c.supply_month, c.change_id, c.participant, c.deadline, c.required_points, c.on_time_points,
+               c.late_points, c.missing_points, {verdict} AS verdict
+        FROM delivery_compliance AS c LEFT JOIN ({changes}) AS v ON v.month = c.month AND v.change_id = c.change_id
+        ORDER BY c.supply_month, c.change_id""",
 }
+
+
+def _delivery_view(sql: str, existing: set[str]) -> str:
+    """The delivery view with each change's verdict in the documents' default language."""
+    from pipelines.reports import verdicts
+    from pipelines.reports.i18n import words
+
+    t = words()
+    word = "CASE v.verdict " + " ".join(f"WHEN '{k}' THEN '{t('verdict.' + k)}'" for k in verdicts.VERDICTS) + " END"
+    changes = verdicts.change_sql("vpn_changes" in existing).format(r="vpn_change_review", c="vpn_changes")
+    return sql.format(verdict=word, changes=changes)
 
 
 def render(path: str | Path | None = None) -> str:
@@ -46,6 +67,10 @@ def render(path: str | Path | None = None) -> str:
         ):
             for title, sql in _VIEWS.items():
                 table = sql.split(" FROM ")[1].split()[0]
+                if table == "delivery_compliance" and table in existing and "vpn_change_review" in existing:
+                    sql = _delivery_view(sql, existing)
+                elif table == "delivery_compliance":
+                    continue
                 if table in existing:
                     parts.append(f"\n== {title} ==\n{con.sql(sql).pl()}")
         return "\n".join(parts)

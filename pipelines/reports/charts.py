@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # no display: the charts are only ever written to SVG
-from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -193,14 +192,13 @@ def heatmap(
     vmax: float = 100.0,
     width: float = 7.2,
 ) -> str:
-    """Cells coloured by value (completeness %: red low, green full); None cells (e.g. days a point
-    was not active) are grey."""
+    """Cells coloured by value on cividis (dark blue low, yellow full: ordered in lightness, so it
+    reads the same to colour-blind readers and in greyscale); None cells (days a point was not
+    active) are white."""
     with matplotlib.rc_context({**_RC, "axes.grid": False}):
         fig = _figure(width, 0.9 + 0.16 * max(len(rows), 1))
         ax = fig.add_subplot()
-        cmap = mcolors.LinearSegmentedColormap.from_list(
-            "completeness", ["#b2182b", "#f4a582", "#fddbc7", "#1a9850"]
-        ).with_extremes(bad="#d9d9d9")
+        cmap = matplotlib.colormaps["cividis"].with_extremes(bad="#ffffff")
         grid = [[_value(v) for v in row] for row in values] or [[math.nan] * max(len(columns), 1)]
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_yticks(range(len(rows)), list(rows), fontsize=6.5)

@@ -173,11 +173,16 @@ def lines(
                 label=label,
                 color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]),
             )
-        ax.set_xticks(range(len(xs)), list(xs))
+        ax.set_xticks(range(len(xs)), list(xs), fontsize=7)
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(FuncFormatter(compact))
-        ax.legend(frameon=False, fontsize=8, ncols=min(len(series), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
+        if width < 5:  # a narrow chart (two side by side): a legend below, wider than the axis, would shrink it
+            ax.legend(frameon=False, fontsize=7, ncols=1, loc="upper left", bbox_to_anchor=(1.01, 1))
+        else:
+            ax.legend(
+                frameon=False, fontsize=8, ncols=min(len(series), 4), loc="upper left", bbox_to_anchor=(0, -0.12)
+            )
         return _svg(fig)
 
 

@@ -32,10 +32,10 @@ _VIEWS = {
     # `verdict`: the change's verdict over every rule, the word its letter uses (reports/verdicts.py);
     # delivery_compliance.compliant alone is only the 2-day delivery of 14.10
     "VPN changes: verdict (every rule) and Direct@mm delivery": """
-        SELECT c.supply_month, c.change_id, c.participant, c.deadline, c.required_points, c.on_time_points,
+        SELECT v.month, v.change_id, v.participant, c.deadline, c.required_points, c.on_time_points,
                c.late_points, c.missing_points, {verdict} AS verdict
-        FROM delivery_compliance AS c LEFT JOIN ({changes}) AS v ON v.month = c.month AND v.change_id = c.change_id
-        ORDER BY c.supply_month, c.change_id""",
+        FROM ({changes}) AS v LEFT JOIN delivery_compliance AS c ON c.month = v.month AND c.change_id = v.change_id
+        ORDER BY v.month, v.change_id""",
 }
 
 
@@ -66,11 +66,12 @@ def render(path: str | Path | None = None) -> str:
             fmt_str_lengths=60,
         ):
             for title, sql in _VIEWS.items():
-                table = sql.split(" FROM ")[1].split()[0]
-                if table == "delivery_compliance" and table in existing and "vpn_change_review" in existing:
-                    sql = _delivery_view(sql, existing)
-                elif table == "delivery_compliance":
-                    continue
+                if "{changes}" in sql:  # every reviewed change, with its verdict and its 14.10 delivery
+                    if "vpn_change_review" not in existing:
+                        continue
+                    sql, table = _delivery_view(sql, existing), "vpn_change_review"
+                else:
+                    table = sql.split(" FROM ")[1].split()[0]
                 if table in existing:
                     parts.append(f"\n== {title} ==\n{con.sql(sql).pl()}")
         return "\n".join(parts)

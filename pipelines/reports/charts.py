@@ -180,9 +180,7 @@ def lines(
         if width < 5:  # a narrow chart (two side by side): a legend below, wider than the axis, would shrink it
             ax.legend(frameon=False, fontsize=7, ncols=1, loc="upper left", bbox_to_anchor=(1.01, 1))
         else:
-            ax.legend(
-                frameon=False, fontsize=8, ncols=min(len(series), 4), loc="upper left", bbox_to_anchor=(0, -0.12)
-            )
+            ax.legend(frameon=False, fontsize=8, ncols=min(len(series), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
         return _svg(fig)
 
 

@@ -163,6 +163,10 @@ def test_a_rerendering_is_what_the_run_wrote(letters, capsys):
     args = ["--warehouse", str(letters["wh"]), "--lake", str(letters["lake"])]
     assert cli.main(["report", "delivery", "--month", MONTH, *args]) == 0
     assert {p: f.html.read_bytes() for p, f in letters["written"].items()} == before
+    # a one-change letter is one page of US Letter
+    from pypdf import PdfReader
+
+    assert len(PdfReader(letters["written"]["SOLSUR"].pdf).pages) == 1
     # its dates table and VPN id are there, read from the warehouse (vpn_changes)
     assert "VPN-0042" in before["INDPAC"].decode() and "2026-04-03" in before["INDPAC"].decode()
     # English beside the Spanish, never replacing it

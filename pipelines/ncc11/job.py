@@ -85,7 +85,7 @@ def _checked_inputs(
             "file": f"config/{band_calendar.name}",
             "sha256": file_sha256(band_calendar),
             "bytes": band_calendar.stat().st_size,
-            "rows": None,
+            "rows": len(band_calendar.read_text(encoding="utf-8").splitlines()) - 1,  # less the header
         }
     )
     manifest.inputs.sort(key=lambda entry: entry["file"])

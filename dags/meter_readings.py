@@ -60,7 +60,7 @@ def meter_readings():
         then); a failure here leaves the ingest published and can be retried alone."""
         from pipelines.reports import meters as reports
 
-        files = reports.render(ingested["month"], snapshot_id=ingested["snapshot_id"])
+        (files,) = reports.render(periods.Month.parse(ingested["month"]), snapshot=ingested["snapshot_id"])
         print("report:", files.describe())
         return str(files.html)
 

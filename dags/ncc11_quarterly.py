@@ -51,10 +51,11 @@ def ncc11_quarterly():
         input_dir = context["params"]["input_dir"] or config.Settings.resolve().inputs("ncc11", q.label)
         result = job.run(q, input_dir, run_id=airflow_run_id(context, quarter))
         print(result.summary)
-        # after the commit, from what was published: the report and the annual Informe (HTML + PDF)
+        # after the commit, from what was published: the report and the annual Informe (HTML + PDF),
+        # through the entry `mayorista report ncc11` calls
         from pipelines.reports import ncc11 as reports
 
-        for files in reports.render_after_publish(quarter, result.snapshot_id):
+        for files in reports.render(q, snapshot=result.snapshot_id):
             print("report:", files.describe())
         return result.rows
 

@@ -62,6 +62,7 @@ TABLES = (
     Table("delivery_points", "delivery", "month", "each required point's delivery status"),
     Table("estimated_hourly", "delivery", "month", "hourly estimates for points not delivered"),
     Table("delivery_unreadable_rows", "delivery", "month", "input rows that could not be read, with line and reason"),
+    Table("vpn_changes", "delivery", "month", "the month's VPN changes with their dates, as the letters show them"),
 )
 BY_NAME = {t.name: t for t in TABLES}
 

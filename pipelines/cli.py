@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="RUN_ID",
             help="render the warehouse as that run published it (see `mayorista history`)",
         )
+        parser_.add_argument(
+            "--lang",
+            choices=["es", "en"],
+            default="es",
+            help="the document's language: es (default, the market's) or en (files get `.en` before the extension)",
+        )
         _warehouse(parser_)
         parser_.add_argument("--lake", default=None, help="where reports go: <lake>/reports/ (default data/lake)")
 
@@ -225,26 +231,28 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _report(args: argparse.Namespace) -> str:
-    """`mayorista report ...`: write the report, print the files (and why there is no PDF, if so)."""
+    """`mayorista report ...`: the same entry the DAGs and the runs call (a period, a snapshot, a
+    language), then print the files (and why there is no PDF, if so). A period never published exits 2."""
     from pipelines.errors import InputError
 
+    how = {"as_of": args.as_of, "lang": args.lang, "warehouse": args.warehouse, "lake_root": args.lake}
     if args.action == "ncc11":
         from pipelines.reports import ncc11
 
         if args.year is not None:
             if not (args.year.isdigit() and len(args.year) == 4):
                 raise InputError(f"--year must be YYYY (e.g. 2026), got {args.year!r}")
-            files = [ncc11.render_year(int(args.year), args.warehouse, args.lake, as_of=args.as_of)]
+            files = ncc11.render_year(int(args.year), **how)
         else:
-            files = [ncc11.render_quarter(args.quarter, args.warehouse, args.lake, as_of=args.as_of)]
+            files = ncc11.render_quarter(Quarter.parse(args.quarter), **how)
     elif args.action == "meters":
         from pipelines.reports import meters
 
-        files = [meters.render(args.month, args.warehouse, args.lake, as_of=args.as_of)]
+        files = meters.render(Month.parse(args.month), **how)
     else:
         from pipelines.reports import delivery
 
-        letters = delivery.render(args.month, args.warehouse, args.lake, as_of=args.as_of)
+        letters = delivery.render(Month.parse(args.month), **how)
         if not letters:
             return f"no delivery letters for {args.month}: no VPN change was reviewed for that month"
         files = list(letters.values())

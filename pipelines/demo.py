@@ -76,10 +76,11 @@ def main() -> int:
             return 1
     start = time.perf_counter()
     # the DAGs wrote the NCC-11 reports, the Informe and the letters; the meters DAG's report is written here
+    from pipelines.periods import Month
     from pipelines.reports import meters, pdf
 
     for month in ("2026-03", "2026-04"):
-        meters.render(month)
+        meters.render(Month.parse(month))
     _step("metering reports, March and April 2026", time.perf_counter() - start)
     start = time.perf_counter()
     text = summary.render()

@@ -71,7 +71,32 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "basis_kwh": pl.Float64,
     },
     "delivery_unreadable_rows": {"month": _S, "source": _S, "line": _I, "participant": _S, "reason": _S},
+    # the month's changes with their dates as given (text: a date that does not parse is shown as
+    # written) and the effective date the rules used: what a letter's table of dates shows, so a
+    # letter re-rendered from the warehouse is the one the run wrote
+    "vpn_changes": {
+        "month": _S,
+        "change_id": _S,
+        "participant": _S,
+        "vpn_id": _S,
+        "letter_date": _S,
+        "proposed_date": _S,
+        "effective_date": _S,
+        "medicion_approved_on": _S,
+        "tecnologia_approved_on": _S,
+        "executed_on": _S,
+        "notified_on": _S,
+        "line": _I,
+    },
 }
+_DATE_COLUMNS = (
+    "letter_date",
+    "proposed_date",
+    "medicion_approved_on",
+    "tecnologia_approved_on",
+    "executed_on",
+    "notified_on",
+)
 
 
 @dataclass
@@ -84,6 +109,7 @@ class DeliveryCheck:
     estimated: pl.DataFrame
     unreadable: pl.DataFrame
     validation: list[quality.CheckResult]
+    changes: pl.DataFrame | None = None  # vpn_changes: the month's changes with their dates
     reports: dict[str, UPath] = field(default_factory=dict)
     summary: str = ""
     snapshot_id: int | None = None
@@ -214,7 +240,15 @@ def check_month(
 
         unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
         result = DeliveryCheck(
-            month.label, r.run_id, judged.review, judged.compliance, points, estimated, unreadable, r.validation
+            month.label,
+            r.run_id,
+            judged.review,
+            judged.compliance,
+            points,
+            estimated,
+            unreadable,
+            r.validation,
+            changes=_change_dates(month, judged.changes),
         )
         manifest.counts.update(
             changes=result.review["change_id"].n_unique(),
@@ -224,9 +258,13 @@ def check_month(
         )
         r.publish([Write(name, frame, {"month": month.label}, ("month",)) for name, frame in _frames(result).items()])
     result.snapshot_id = r.snapshot_id
-    # reports after the commit: they describe what was published
+    # the letters after the commit, from what was published: the same entry as `mayorista report
+    # delivery`, so a re-rendering is this rendering
+    from pipelines.reports import delivery as letters  # matplotlib/jinja2 only when letters are written
+
     root = config.lake_root(lake_root)
-    result.reports = _write_reports(result, judged.changes, root)
+    written = letters.render(month, snapshot=r.snapshot_id, warehouse=r.warehouse, lake_root=lake_root)
+    result.reports = {participant: files.html for participant, files in written.items()}
     logger.info(
         "delivery %s: %d participant letter(s) in %s", month, len(result.reports), report_dir(root, month.label)
     )
@@ -289,27 +327,21 @@ def report_dir(root: UPath, month: str) -> UPath:
     return lake.location(root) / "reports" / "delivery" / f"month={month}"
 
 
-def _write_reports(result: DeliveryCheck, of_month: pl.DataFrame, root: UPath) -> dict[str, UPath]:
-    """One letter per participant, HTML and PDF (pipelines.reports.delivery; file names percent-encoded:
-    distinct participants, distinct files); files of the month's earlier runs for participants no
-    longer in it are removed. Returns each participant's HTML letter."""
-    from pipelines.reports import delivery as letters  # matplotlib/jinja2 only when letters are written
-
-    unplaced = result.unreadable.filter(pl.col("source").str.starts_with("vpn_changes"))["participant"]
-    participants = sorted(set(of_month["participant"].drop_nulls()) | set(unplaced.drop_nulls()))
-    written = letters.write_letters(
-        result.month,
-        participants,
-        report_dir(root, result.month),
-        changes=of_month,
-        review=result.review,
-        compliance=result.compliance,
-        points=result.points,
-        unreadable=result.unreadable,
-        run_id=result.run_id,
-        snapshot_id=result.snapshot_id,
+def _change_dates(month: Month, of_month: pl.DataFrame) -> pl.DataFrame:
+    """vpn_changes rows: each change of the month with its dates as written in the input."""
+    raw = {
+        c: (pl.col(f"_raw_{c}") if f"_raw_{c}" in of_month.columns else pl.col(c).cast(pl.String))
+        for c in _DATE_COLUMNS
+    }
+    return of_month.select(
+        month=pl.lit(month.label),
+        change_id="change_id",
+        participant="participant",
+        vpn_id=pl.col("vpn_id").cast(pl.String) if "vpn_id" in of_month.columns else pl.lit(None, pl.String),
+        effective_date=pl.col("effective_date").cast(pl.String),
+        line=pl.col("_line") if "_line" in of_month.columns else pl.lit(None, pl.Int64),
+        **raw,
     )
-    return {participant: files.html for participant, files in written.items()}
 
 
 def _frames(result: DeliveryCheck) -> dict[str, pl.DataFrame]:
@@ -319,6 +351,7 @@ def _frames(result: DeliveryCheck) -> dict[str, pl.DataFrame]:
         "delivery_points": result.points,
         "estimated_hourly": result.estimated,
         "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(result.month)),
+        "vpn_changes": result.changes,
     }
     return {name: frame.select(pl.col(c).cast(t) for c, t in SCHEMAS[name].items()) for name, frame in frames.items()}
 

@@ -20,9 +20,10 @@ from typing import TypeVar
 
 import polars as pl
 
-from pipelines import periods, quality, warehouse
+from pipelines import bands, periods, quality, warehouse
 from pipelines import run as runs
 from pipelines.errors import InputError
+from pipelines.manifest import file_sha256
 from pipelines.ncc11 import checks, formulas
 from pipelines.ncc11.inputs import Ncc11Inputs, load
 from pipelines.warehouse import Write
@@ -77,6 +78,17 @@ def _checked_inputs(
         early = future.result()
         for done in hashed:
             done.result()
+    # the configuration the figures depend on is an input too: the band calendar decides which hour
+    # is punta, intermedia or valle (hashed, so the provenance shows which calendar made the figures)
+    band_calendar = bands.calendar_path()
+    manifest.inputs.append(
+        {
+            "file": f"config/{band_calendar.name}",
+            "sha256": file_sha256(band_calendar),
+            "bytes": band_calendar.stat().st_size,
+            "rows": len(band_calendar.read_text(encoding="utf-8").splitlines()) - 1,  # less the header
+        }
+    )
     manifest.inputs.sort(key=lambda entry: entry["file"])
     manifest.counts["programming_by_blocks"] = int(inputs.mode == "block")
     manifest.counts["warnings"] = sum(1 for c in r.validation if not c.success)

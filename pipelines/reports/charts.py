@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # no display: the charts are only ever written to SVG
-from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -174,11 +173,14 @@ def lines(
                 label=label,
                 color=(colors or {}).get(label, PALETTE[k % len(PALETTE)]),
             )
-        ax.set_xticks(range(len(xs)), list(xs))
+        ax.set_xticks(range(len(xs)), list(xs), fontsize=7)
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(FuncFormatter(compact))
-        ax.legend(frameon=False, fontsize=8, ncols=min(len(series), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
+        if width < 5:  # a narrow chart (two side by side): a legend below, wider than the axis, would shrink it
+            ax.legend(frameon=False, fontsize=7, ncols=1, loc="upper left", bbox_to_anchor=(1.01, 1))
+        else:
+            ax.legend(frameon=False, fontsize=8, ncols=min(len(series), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
         return _svg(fig)
 
 
@@ -193,14 +195,13 @@ def heatmap(
     vmax: float = 100.0,
     width: float = 7.2,
 ) -> str:
-    """Cells coloured by value (completeness %: red low, green full); None cells (e.g. days a point
-    was not active) are grey."""
+    """Cells coloured by value on cividis (dark blue low, yellow full: ordered in lightness, so it
+    reads the same to colour-blind readers and in greyscale); None cells (days a point was not
+    active) are white."""
     with matplotlib.rc_context({**_RC, "axes.grid": False}):
         fig = _figure(width, 0.9 + 0.16 * max(len(rows), 1))
         ax = fig.add_subplot()
-        cmap = mcolors.LinearSegmentedColormap.from_list(
-            "completeness", ["#b2182b", "#f4a582", "#fddbc7", "#1a9850"]
-        ).with_extremes(bad="#d9d9d9")
+        cmap = matplotlib.colormaps["cividis"].with_extremes(bad="#ffffff")
         grid = [[_value(v) for v in row] for row in values] or [[math.nan] * max(len(columns), 1)]
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_yticks(range(len(rows)), list(rows), fontsize=6.5)

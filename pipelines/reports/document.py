@@ -4,23 +4,23 @@ under `<lake>/reports/...` (written atomically, local disk or object store alike
 from __future__ import annotations
 
 import logging
-import math
+import re
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from upath import UPath
 
 from pipelines import lake
-from pipelines.reports import pdf
+from pipelines.reports import fmt, pdf
+from pipelines.reports.fmt import MISSING
+from pipelines.reports.i18n import words
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
-MISSING = "—"  # how a NULL (an undefined price) is shown: never as 0
 
 
 @dataclass
@@ -33,26 +33,13 @@ class ReportFiles:
         return f"{self.html}\n{self.pdf}" if self.pdf else f"{self.html}\n(no PDF: {self.pdf_note})"
 
 
-def num(value: object, decimals: int = 0) -> str:
-    """1234567.891 -> '1,234,568' (decimals=0) or '1,234,567.89' (decimals=2); NULL/NaN -> '—'."""
-    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
-        return MISSING
-    rounded = round(float(value), decimals)
-    return f"{rounded if rounded != 0 else 0.0:,.{decimals}f}"  # never "-0"
+# a token holding a hyphen or a slash (an identifier such as PM-005, a date 2026-04-07 or 07/04/2026)
+_TOKEN = re.compile(r"[\w.]+(?:[-/][\w.]+)+")
 
 
-def pct(value: object, decimals: int = 1) -> str:
-    return MISSING if num(value, decimals) == MISSING else f"{num(value, decimals)} %"
-
-
-def when(value: object) -> str:
-    if value is None:
-        return MISSING
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
+def keep(text: object) -> Markup:
+    """Free text (a rule's evidence) with its identifiers and dates kept whole on one line."""
+    return Markup(_TOKEN.sub(lambda m: f'<span class="nb">{m.group(0)}</span>', str(escape(text))))
 
 
 @lru_cache(maxsize=1)
@@ -64,16 +51,52 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=num, pct=pct, when=when)
+    # one way to write a figure or a date (fmt.py): amounts half away from zero, percentages floored
+    env.filters.update(num=fmt.num, pct=fmt.pct, iso=fmt.iso, date=fmt.prose_date, keep=keep)
     env.globals["svg"] = lambda text: Markup(text)  # charts: SVG we made ourselves from numbers
     env.globals["missing"] = MISSING  # also in imported macros, which do not see the context
     return env
 
 
-def render_html(template: str, **context: object) -> str:
-    return (
-        environment().get_template(template).render(generated_at=datetime.now().strftime("%Y-%m-%d %H:%M"), **context)
-    )
+def render_html(template: str, *, lang: str | None = None, **context: object) -> str:
+    """The document in `lang` (es by default): templates name their words by key, `t("...")`. No
+    rendering time is printed: a document is a function of its snapshot and language, so rendering
+    it again gives the same bytes."""
+    t = words(lang)
+    return environment().get_template(template).render(t=t, lang=t.lang, **context)
+
+
+def check_words(t, check: dict) -> str:
+    """A data-quality result in words (not Great Expectations' internals): what was expected of which
+    column, and its examples."""
+    kind = f"gx.{check.get('check')}"
+    column = check.get("column") or ""
+    said = t(kind, column=column) if t.has(kind) else t("gx.other", check=check.get("check"), column=column)
+    detail = str(check.get("detail") or "")
+    if detail.startswith("e.g. "):
+        detail = t("gx.examples", values=detail[5:])
+    elif detail.startswith("observed "):
+        detail = t("gx.observed", value=detail[9:])
+    return f"{said}{': ' + detail if detail else ''}"
+
+
+def subtitle(t, what: str, run: dict | None, snapshot_id: int) -> str:
+    """The header line: what the document covers, the snapshot its data was published in, and the
+    snapshot it was read from when that is a later one."""
+    published = run["snapshot_id"] if run else None
+    if published is None:
+        where = t("doc.read_at", snapshot=snapshot_id)
+    elif published == snapshot_id:
+        where = t("doc.published_in", snapshot=published)
+    else:
+        where = t("doc.published_in_read_at", snapshot=published, read=snapshot_id)
+    return f"{what} · {where}"
+
+
+def target(folder: UPath, stem: str, lang: str | None) -> UPath:
+    """`folder/stem` in Spanish (the default), `folder/stem.en` in English: both can sit side by side."""
+    t = words(lang)
+    return folder / (stem if t.lang == "es" else f"{stem}.{t.lang}")
 
 
 def write(html: str, target: UPath, *, make_pdf: bool = True) -> ReportFiles:

@@ -1,12 +1,13 @@
 """The metering month report, from the published meter_completeness, meter_hourly and vee_findings
 (and metering_points for the days each point was active) as of one snapshot:
 
-    mayorista report meters --month YYYY-MM [--as-of RUN_ID]
+    mayorista report meters --month YYYY-MM [--as-of RUN_ID] [--lang en]
 
-completeness as a heatmap (points by day), VEE findings by rule, the least complete points, and the
-estimated intervals. File: `<lake>/reports/meters/month=M/meters-M.{html,pdf}`.
+completeness as a heatmap (points by day), VEE findings by rule, the least complete points, the
+estimated intervals, and the readings files that made the month. File:
+`<lake>/reports/meters/month=M/meters-M.{html,pdf}` (`meters-M.en.*` in English).
 
-The meters DAG calls `render(month, warehouse, lake_root)` after its publish."""
+The meters DAG and the CLI call the same entry, `render(Month, snapshot=..., as_of=..., lang=...)`."""
 
 from __future__ import annotations
 
@@ -17,15 +18,31 @@ from datetime import date, timedelta
 import polars as pl
 
 from pipelines import config, periods
+from pipelines.errors import MayoristaError
 from pipelines.metering.keys import INTERVALS_PER_DAY, N_CHANNELS
+from pipelines.periods import Month
 from pipelines.reports import charts
-from pipelines.reports.document import MISSING, ReportFiles, as_of_folder, render_html, write
+from pipelines.reports.document import (
+    MISSING,
+    ReportFiles,
+    as_of_folder,
+    check_words,
+    render_html,
+    subtitle,
+    target,
+    write,
+)
+from pipelines.reports.fmt import iso
+from pipelines.reports.fmt import num as fmt_num
+from pipelines.reports.i18n import Words, words
 from pipelines.reports.source import Source, open_source
 
 logger = logging.getLogger(__name__)
 
 HEATMAP_ROWS = 60  # the least complete points; the others are 100 % every day (said under the chart)
 LISTED = 25
+# the unit of each channel's 15-minute values (for the VEE examples, which quote values)
+UNITS = {"kwh_del": "kWh", "kwh_rec": "kWh", "kvarh_del": "kvarh", "kvarh_rec": "kvarh"}
 
 
 def _days(month: str) -> list[date]:
@@ -73,8 +90,35 @@ def daily_completeness(src: Source, month: str) -> pl.DataFrame:
     )
 
 
-def month_html(src: Source, month: str) -> str:
+def landed(src: Source, month: str) -> list[dict]:
+    """Every readings file that made the month, over all its runs (a re-run with no new file still
+    lists the files read before): the ledger `landed_files`, with size and SHA-256."""
+    if not src.has("landed_files"):
+        return []
+    return src.frame(
+        "SELECT path AS file, any_value(size_bytes) AS bytes, any_value(sha256) AS sha256 FROM {f} "
+        "WHERE month = ? AND status = 'ingested' GROUP BY path ORDER BY path",
+        [month],
+        f="landed_files",
+    ).to_dicts()
+
+
+def _example(t: Words, row: dict) -> str:
+    """A VEE finding as an example: point, interval, channel with its unit, and the finding's detail."""
+    channel = row.get("channel")
+    unit = UNITS.get(channel or "", "")
+    return t(
+        "meters.example_text",
+        point=row.get("point_id"),
+        at=iso(row.get("interval_end")),
+        channel=f"{channel} [{unit}]" if unit else (channel or MISSING),
+        detail=row.get("detail") or "",
+    )
+
+
+def month_html(src: Source, month: str, lang: str | None = None) -> str:
     periods.parse_month(month)
+    t = words(lang)
     has = {t: src.has(t) for t in ("meter_completeness", "meter_hourly", "vee_findings")}
     completeness = (
         src.frame("SELECT * FROM {c} WHERE month = ? ORDER BY point_id, channel", [month], c="meter_completeness")
@@ -103,7 +147,8 @@ def month_html(src: Source, month: str) -> str:
         if has["meter_hourly"]
         else pl.DataFrame()
     )
-    figures, least, by_rule, kpis = [], [], [], {}
+    figures, least, by_rule = [], [], []
+    kpis: dict = {"points": 0, "complete": 0, "pct": None}
     if completeness.height:
         per_point = (
             completeness.group_by("point_id")
@@ -139,44 +184,53 @@ def month_html(src: Source, month: str) -> str:
                     shown,
                     [str(d.day) for d in days],
                     [[wide.get(p, {}).get(d) for d in days] for p in shown],
-                    title=f"Completeness by point and day, {month}",
-                    label="% of 15-min intervals (4 channels)",
+                    title=t("meters.heatmap_title", month=month),
+                    label=t("meters.heatmap_label"),
                 ),
-                "Real readings received per day over 96 intervals × 4 channels; grey: the point was not active. "
+                t("meters.heatmap_caption")
+                + " "
                 + (
-                    f"The {len(shown)} least complete of {per_point.height} points; the other {per_point.height - len(shown)} "
-                    "are shown in the table below only if below 100 %."
+                    t(
+                        "meters.heatmap_some",
+                        shown=len(shown),
+                        total=per_point.height,
+                        rest=per_point.height - len(shown),
+                    )
                     if per_point.height > len(shown)
-                    else "All points."
+                    else t("meters.heatmap_all")
                 ),
             )
         )
     if findings.height:
         by_rule = (
             findings.group_by("rule")
-            .agg(findings=pl.len(), points=pl.col("point_id").n_unique(), example=pl.col("detail").first())
+            .agg(findings=pl.len(), points=pl.col("point_id").n_unique(), example=pl.struct(pl.all()).first())
             .sort("findings", "rule", descending=[True, False])
             .to_dicts()
         )
+        for r in by_rule:
+            r["example"] = _example(t, r["example"])
         figures.append(
             (
                 charts.bars(
                     [r["rule"] for r in by_rule],
                     [r["findings"] for r in by_rule],
-                    title="VEE findings by rule",
-                    xlabel="findings",
+                    title=t("meters.findings_chart"),
+                    xlabel=t("meters.findings"),
                 ),
-                "Validation, estimation and editing findings of the month (vee_findings), by rule.",
+                t("meters.findings_caption"),
             )
         )
     run = src.run_row("meters", month)
-    checks = src.checks(run["run_id"]).to_dicts() if run else []
+    checks = [{**c, "words": check_words(t, c)} for c in src.checks(run["run_id"]).to_dicts()] if run else []
     return render_html(
         "meters.html.j2",
-        title=f"Commercial metering, {month}",
-        kicker="SMEC · NCC-14 · metering month report",
-        subtitle=f"{kpis.get('points', 0)} metering point(s) · warehouse snapshot {src.snapshot_id}",
+        lang=t.lang,
+        title=t("meters.title", month=month),
+        kicker=t("meters.kicker"),
+        subtitle=subtitle(t, t("meters.subtitle", points=fmt_num(kpis["points"])), run, src.snapshot_id),
         month=month,
+        landed=landed(src, month),
         kpis=kpis,
         least=least,
         by_rule=by_rule,
@@ -188,22 +242,28 @@ def month_html(src: Source, month: str) -> str:
         snapshot_id=src.snapshot_id,
         as_of_run=src.as_of_run,
         missing=MISSING,
-        empty=not completeness.height,
     )
 
 
 def render(
-    month: str,
+    month: Month,
+    *,
+    snapshot: int | None = None,
+    as_of: str | None = None,
+    lang: str | None = None,
     warehouse: str | os.PathLike[str] | None = None,
     lake_root: str | os.PathLike[str] | None = None,
-    as_of: str | None = None,
-    *,
-    snapshot_id: int | None = None,
-) -> ReportFiles:
-    """Write the month's metering report (HTML and PDF) and return where; `as_of` a run id renders
-    that run's snapshot into its own folder; `snapshot_id` pins the snapshot a run just published."""
-    periods.parse_month(month)
-    with open_source(warehouse, as_of=as_of, snapshot_id=snapshot_id) as src:
-        html = month_html(src, month)
+) -> list[ReportFiles]:
+    """Write the month's metering report (HTML and PDF) as of `snapshot` (what a run just published),
+    or the snapshot run `as_of` published (into its own folder), or the current one. A month never
+    published is a `MayoristaError` (exit 2), not an empty document."""
+    month = Month.of(month)
+    with open_source(warehouse, as_of=as_of, snapshot_id=snapshot) as src:
+        if src.run_row("meters", month.label) is None:
+            raise MayoristaError(
+                f"the metering month {month} has no published run at warehouse snapshot {src.snapshot_id}: "
+                f"nothing to report (ingest it first: mayorista meters ingest --month {month} --input DIR)"
+            )
+        html = month_html(src, month.label, lang)
     folder = as_of_folder(config.lake_root(lake_root), "meters", as_of) / f"month={month}"
-    return write(html, folder / f"meters-{month}")
+    return [write(html, target(folder, f"meters-{month}", lang))]

@@ -2,11 +2,13 @@
 four tariff quarters of a year: Feb, May, Aug, Nov), per distributor, from the published tables
 ncc11_energy, ncc11_power_month, ncc11_power and ncc11_total_cost as of one snapshot.
 
-    mayorista report ncc11 --quarter YYYY-MM [--as-of RUN_ID]
-    mayorista report ncc11 --year YYYY [--as-of RUN_ID]
+    mayorista report ncc11 --quarter YYYY-MM [--as-of RUN_ID] [--lang en]
+    mayorista report ncc11 --year YYYY [--as-of RUN_ID] [--lang en]
 
 Files: `<lake>/reports/ncc11/quarter=Q/ncc11-Q.{html,pdf}` and `<lake>/reports/ncc11/year=Y/informe-Y.{html,pdf}`
-(a past publication under `.../ncc11/as-of=<run>/...`)."""
+(`.en.` before the extension in English; a past publication under `.../ncc11/as-of=<run>/...`).
+The DAG and the CLI call the same entries: `render(Quarter, ...)` (the quarter and its tariff year's
+Informe), `render_quarter(Quarter, ...)`, `render_year(year, ...)`."""
 
 from __future__ import annotations
 
@@ -18,9 +20,21 @@ from typing import Any
 import polars as pl
 
 from pipelines import config, periods
+from pipelines.errors import MayoristaError
+from pipelines.periods import Quarter
 from pipelines.reports import charts
 from pipelines.reports import expost as expost_section
-from pipelines.reports.document import MISSING, ReportFiles, as_of_folder, render_html, write
+from pipelines.reports.document import (
+    MISSING,
+    ReportFiles,
+    as_of_folder,
+    check_words,
+    render_html,
+    subtitle,
+    target,
+    write,
+)
+from pipelines.reports.i18n import Words, words
 from pipelines.reports.source import Source, open_source
 
 logger = logging.getLogger(__name__)
@@ -28,12 +42,19 @@ logger = logging.getLogger(__name__)
 BANDS = ("punta", "intermedia", "valle")
 TARIFF_QUARTER_MONTHS = (2, 5, 8, 11)  # the regulated tariff quarters: Feb-Apr, May-Jul, Aug-Oct, Nov-Jan
 _BAND_ORDER = "CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END"
-_COST_COLORS = {
-    "CCS (spot)": "#E69F00",
-    "CCC (contracts)": "#0072B2",
-    "CCP (power)": "#009E73",
-    "other 11.1": "#CC79A7",
-}
+_COST_COLORS = {"CCS": "#E69F00", "CCC": "#0072B2", "CCP": "#009E73", "other": "#CC79A7"}
+
+
+def _cost_colors(t: Words) -> dict[str, str]:
+    return {t(f"chart.cost_{k.lower()}"): c for k, c in _COST_COLORS.items()}
+
+
+def _band_series(t: Words, series: dict[str, Any]) -> dict[str, Any]:
+    return {t(f"band.{b}"): v for b, v in series.items()}
+
+
+def _band_colors(t: Words) -> dict[str, str]:
+    return {t(f"band.{b}"): c for b, c in charts.BANDS.items()}
 
 
 def tariff_year(quarter: str) -> int | None:
@@ -156,7 +177,7 @@ def _distributor(data: QuarterData, d: str, previous: QuarterData | None) -> dic
 
 
 def _quarter_charts(
-    data: QuarterData, dists: list[dict[str, Any]], previous: QuarterData | None
+    t: Words, data: QuarterData, dists: list[dict[str, Any]], previous: QuarterData | None
 ) -> list[tuple[str, str]]:
     """(svg, caption) pairs: the at-a-glance views across distributors."""
     names = [d["name"] for d in dists]
@@ -169,46 +190,50 @@ def _quarter_charts(
     }
     pmce = {b: [next((r for r in d["bands"] if r["band"] == b), {}).get("pmce_usd_mwh") for d in dists] for b in BANDS}
     nulls = sum(v is None for vs in [*by_band.values(), *pmce.values()] for v in vs)
-    note = f" {nulls} undefined price(s) (zero energy) are left out." if nulls else ""
+    note = " " + t("chart.undefined_left_out", n=nulls) if nulls else ""
     out = [
         (
             charts.grouped_bars(
-                names, by_band, title="PESTE: spot energy price by band (11.3)", ylabel="USD/MWh", colors=charts.BANDS
+                names,
+                _band_series(t, by_band),
+                title=t("chart.peste_title"),
+                ylabel="USD/MWh",
+                colors=_band_colors(t),
             ),
-            "PESTE = CCS / spot energy, per distributor and band." + note,
+            t("chart.peste_caption") + note,
         ),
         (
             charts.grouped_bars(
-                names, pmce, title="PMCE: average purchase price by band (11.5)", ylabel="USD/MWh", colors=charts.BANDS
+                names, _band_series(t, pmce), title=t("chart.pmce_title"), ylabel="USD/MWh", colors=_band_colors(t)
             ),
-            "PMCE = (CCC + CCS) / total demand, per distributor and band." + note,
+            t("chart.pmce_caption") + note,
         ),
         (
             charts.stacked_bars(
                 names,
                 {
-                    "spot": [d["energy_total"]["spot_energy_mwh"] for d in dists],
-                    "contracts": [d["energy_total"]["contract_energy_mwh"] for d in dists],
+                    t("chart.spot"): [d["energy_total"]["spot_energy_mwh"] for d in dists],
+                    t("chart.contracts"): [d["energy_total"]["contract_energy_mwh"] for d in dists],
                 },
-                title="Energy: spot / contract split",
-                xlabel="share of the quarter's energy (MWh)",
+                title=t("chart.split_title"),
+                xlabel=t("chart.split_xlabel"),
                 percent=True,
-                colors={"spot": "#E69F00", "contracts": "#0072B2"},
+                colors={t("chart.spot"): "#E69F00", t("chart.contracts"): "#0072B2"},
             ),
-            "Shares of |spot| + contract energy; negative spot energy (over-contracted hours) is drawn left of zero.",
+            t("chart.split_caption"),
         ),
         (
             charts.stacked_bars(
                 names,
                 {
-                    "CCS (spot)": [d["energy_total"]["ccs_usd"] for d in dists],
-                    "CCC (contracts)": [d["energy_total"]["ccc_usd"] for d in dists],
+                    t("chart.cost_ccs"): [d["energy_total"]["ccs_usd"] for d in dists],
+                    t("chart.cost_ccc"): [d["energy_total"]["ccc_usd"] for d in dists],
                 },
-                title="Energy cost: spot / contract split",
+                title=t("chart.cost_split_title"),
                 xlabel="USD",
-                colors=_COST_COLORS,
+                colors=_cost_colors(t),
             ),
-            "CCS (11.3) and CCC (11.4) summed over the bands.",
+            t("chart.cost_split_caption"),
         ),
     ]
     months = sorted({m["month"] for d in dists for m in d["months"]})
@@ -219,8 +244,8 @@ def _quarter_charts(
         }
         out.append(
             (
-                charts.grouped_bars(months, ccp, title="CCP: power purchase cost per month (11.6)", ylabel="USD"),
-                "CCP[d,m] = Σ PRECIOPOT × POTCON + DFNC × PREFPOT, per distributor.",
+                charts.grouped_bars(months, ccp, title=t("chart.ccp_title"), ylabel="USD"),
+                t("chart.ccp_caption"),
             )
         )
         balance = {
@@ -229,8 +254,8 @@ def _quarter_charts(
         }
         out.append(
             (
-                charts.grouped_bars(months, balance, title="SCP per month: CCP − PREFPOT × DEMAX (11.7)", ylabel="USD"),
-                "The three months sum to the quarter's SCP; negative: contracts cost less than the reference price.",
+                charts.grouped_bars(months, balance, title=t("chart.scp_title"), ylabel="USD"),
+                t("chart.scp_caption"),
             )
         )
     if previous is not None and previous.energy.height:
@@ -243,11 +268,11 @@ def _quarter_charts(
                         previous.quarter: [before[d]["pmce_usd_mwh"] if d in before else None for d in names],
                         data.quarter: [d["energy_total"]["pmce_usd_mwh"] for d in dists],
                     },
-                    title=f"PMCE over the quarter: {previous.quarter} → {data.quarter}",
+                    title=t("chart.pmce_change_title", previous=previous.quarter, quarter=data.quarter),
                     ylabel="USD/MWh",
                     colors={previous.quarter: "#9aa5b1", data.quarter: "#0b4f8a"},
                 ),
-                f"Against the previous published quarter ({previous.quarter}), all bands together.",
+                t("chart.pmce_change_caption", previous=previous.quarter),
             )
         )
     if data.total_cost.height:
@@ -257,16 +282,16 @@ def _quarter_charts(
                 charts.stacked_bars(
                     names,
                     {
-                        "CCC (contracts)": [t.get("ccc_usd") for t in totals],
-                        "CCS (spot)": [t.get("ccs_usd") for t in totals],
-                        "CCP (power)": [t.get("ccp_usd") for t in totals],
-                        "other 11.1": [t.get("other_usd") for t in totals],
+                        t("chart.cost_ccc"): [x.get("ccc_usd") for x in totals],
+                        t("chart.cost_ccs"): [x.get("ccs_usd") for x in totals],
+                        t("chart.cost_ccp"): [x.get("ccp_usd") for x in totals],
+                        t("chart.cost_other"): [x.get("other_usd") for x in totals],
                     },
-                    title="What each distributor passes to tariffs (11.1), quarter",
+                    title=t("chart.tariffs_title"),
                     xlabel="USD",
-                    colors=_COST_COLORS,
+                    colors=_cost_colors(t),
                 ),
-                "ncc11_total_cost summed over the quarter's months.",
+                t("chart.tariffs_caption"),
             )
         )
     return out
@@ -279,26 +304,30 @@ def _previous(src: Source, quarter: str) -> QuarterData | None:
     return read_quarter(src, before) if before else None
 
 
-def quarter_html(src: Source, quarter: str) -> str:
-    periods.quarter_months(quarter)
+def _checks(t: Words, src: Source, run: dict | None) -> list[dict]:
+    return [{**c, "words": check_words(t, c)} for c in src.checks(run["run_id"]).to_dicts()] if run else []
+
+
+def quarter_html(src: Source, quarter: str, lang: str | None = None) -> str:
+    t = words(lang)
+    months = periods.quarter_months(quarter)
     data = read_quarter(src, quarter)
     previous = _previous(src, quarter)
     dists = [_distributor(data, d, previous) for d in data.distributors]
     run = src.run_row("ncc11", quarter)
-    checks = src.checks(run["run_id"]).to_dicts() if run else []
-    months = periods.quarter_months(quarter)
     return render_html(
         "ncc11_quarter.html.j2",
-        title=f"NCC-11 wholesale costs, quarter {quarter}",
-        kicker="Informe de Costos Mayoristas · NCC-11 · programming quarter",
-        subtitle=f"Months {', '.join(months)} · {len(dists)} distributor(s) · warehouse snapshot {src.snapshot_id}",
+        lang=t.lang,
+        title=t("ncc11.title", quarter=quarter),
+        kicker=t("ncc11.kicker"),
+        subtitle=subtitle(t, t("ncc11.subtitle", months=", ".join(months), n=len(dists)), run, src.snapshot_id),
         quarter=quarter,
         data=data,
         dists=dists,
         previous=previous.quarter if previous else None,
-        charts=_quarter_charts(data, dists, previous),
+        charts=_quarter_charts(t, data, dists, previous),
         run=run,
-        checks=checks,
+        checks=_checks(t, src, run),
         snapshot_id=src.snapshot_id,
         as_of_run=src.as_of_run,
         missing=MISSING,
@@ -307,7 +336,40 @@ def quarter_html(src: Source, quarter: str) -> str:
     )
 
 
-def year_html(src: Source, year: int) -> str:
+_COSTS = ("total_demand_mwh", "ccs_usd", "ccc_usd", "ccp_usd", "scp_usd", "other_usd", "total_usd")
+
+
+def _cost_row(bands: list[dict[str, Any]], power: dict[str, Any] | None, costs: list[dict[str, Any]]) -> dict:
+    """One distributor's quarter in the Informe: energy sums, power, 11.1 totals and the PMCE of the sums."""
+    total = _energy_total(bands) if bands else {}
+    return {
+        "total_demand_mwh": total.get("total_demand_mwh"),
+        "ccs_usd": total.get("ccs_usd"),
+        "ccc_usd": total.get("ccc_usd"),
+        "pmce_usd_mwh": total.get("pmce_usd_mwh"),
+        "ccp_usd": (power or {}).get("ccp_usd"),
+        "scp_usd": (power or {}).get("scp_usd"),
+        "other_usd": sum(c["other_usd"] for c in costs) if costs else None,
+        "total_usd": (None if any(c["total_usd"] is None for c in costs) else sum(c["total_usd"] for c in costs))
+        if costs
+        else None,
+    }
+
+
+def _sum_rows(rows: list[dict]) -> dict:
+    """Totals over quarters or distributors: a sum over the rows that have the figure (NULL when none
+    has it, or when one of them is NULL: a total never silently drops a part); PMCE of the sums."""
+    out: dict[str, Any] = {}
+    for k in _COSTS:
+        values = [r.get(k) for r in rows]
+        out[k] = None if not values or any(v is None for v in values) else sum(values)
+    ccc, ccs, demand = out["ccc_usd"], out["ccs_usd"], out["total_demand_mwh"]
+    out["pmce_usd_mwh"] = _ratio(None if ccc is None or ccs is None else ccc + ccs, demand)
+    return out
+
+
+def year_html(src: Source, year: int, lang: str | None = None) -> str:
+    t = words(lang)
     quarters = year_quarters(year)
     datas = {q: read_quarter(src, q) for q in quarters}
     published = [q for q in quarters if datas[q].energy.height or datas[q].power.height]
@@ -317,53 +379,49 @@ def year_html(src: Source, year: int) -> str:
         rows = []
         for q in published:
             bands = _rows(datas[q].energy, name)
-            power = (_rows(datas[q].power, name) or [None])[0]
-            costs = _rows(datas[q].total_cost, name)
-            rows.append(
-                {
-                    "quarter": q,
-                    "bands": {r["band"]: r for r in bands},
-                    "total": _energy_total(bands) if bands else None,
-                    "power": power,
-                    "other_usd": sum(c["other_usd"] for c in costs) if costs else None,
-                    "total_usd": (
-                        None if any(c["total_usd"] is None for c in costs) else sum(c["total_usd"] for c in costs)
-                    )
-                    if costs
-                    else None,
-                }
-            )
+            costs = _cost_row(bands, (_rows(datas[q].power, name) or [None])[0], _rows(datas[q].total_cost, name))
+            rows.append({"quarter": q, "bands": {r["band"]: r for r in bands}, "costs": costs})
         figures = []
-        if len(published) >= 1 and any(r["total"] for r in rows):
+        if published and any(r["costs"]["total_demand_mwh"] is not None for r in rows):
             pmce = {b: [(r["bands"].get(b) or {}).get("pmce_usd_mwh") for r in rows] for b in BANDS}
             figures.append(
                 (
                     charts.lines(
                         published,
-                        pmce,
-                        title=f"{name}: PMCE by band and quarter",
+                        _band_series(t, pmce),
+                        title=t("chart.informe_pmce_title", name=name),
                         ylabel="USD/MWh",
-                        colors=charts.BANDS,
+                        colors=_band_colors(t),
                         height=2.3,
+                        width=3.6,
                     ),
-                    "Average purchase price (11.5) per band.",
+                    t("chart.informe_pmce_caption"),
                 )
             )
             cost = {
-                "CCS (spot)": [(r["total"] or {}).get("ccs_usd") for r in rows],
-                "CCC (contracts)": [(r["total"] or {}).get("ccc_usd") for r in rows],
-                "CCP (power)": [(r["power"] or {}).get("ccp_usd") for r in rows],
-                "other 11.1": [r["other_usd"] for r in rows],
+                t("chart.cost_ccs"): [r["costs"]["ccs_usd"] for r in rows],
+                t("chart.cost_ccc"): [r["costs"]["ccc_usd"] for r in rows],
+                t("chart.cost_ccp"): [r["costs"]["ccp_usd"] for r in rows],
+                t("chart.cost_other"): [r["costs"]["other_usd"] for r in rows],
             }
             figures.append(
                 (
                     charts.stacked_bars(
-                        published, cost, title=f"{name}: costs by quarter", xlabel="USD", colors=_COST_COLORS
+                        published,
+                        cost,
+                        title=t("chart.informe_costs_title", name=name),
+                        xlabel="USD",
+                        colors=_cost_colors(t),
+                        width=3.6,
                     ),
-                    "CCS, CCC, CCP and the other 11.1 components (when given).",
+                    t("chart.informe_costs_caption"),
                 )
             )
-        dists.append({"name": name, "rows": rows, "charts": figures})
+        dists.append({"name": name, "rows": rows, "charts": figures, "year": _sum_rows([r["costs"] for r in rows])})
+    all_rows = [
+        {"quarter": q, **_sum_rows([r["costs"] for d in dists for r in d["rows"] if r["quarter"] == q])}
+        for q in published
+    ]
     runs = []
     for q in quarters:
         run = src.run_row("ncc11", q) if q in published else None
@@ -372,18 +430,28 @@ def year_html(src: Source, year: int) -> str:
                 "quarter": q,
                 "months": ", ".join(periods.quarter_months(q)),
                 "run": run,
-                "checks": src.checks(run["run_id"]).to_dicts() if run else [],
+                "checks": _checks(t, src, run),
             }
         )
+    missing_quarters = [q for q in quarters if q not in published]
     return render_html(
         "ncc11_year.html.j2",
-        title=f"Informe de Costos Mayoristas {year}",
-        kicker="NCC-11 · annual report to the regulator (11.1)",
-        subtitle=f"Tariff quarters {', '.join(quarters)} · {len(published)} of 4 published · warehouse snapshot {src.snapshot_id}",
+        lang=t.lang,
+        title=t("informe.title", year=year),
+        kicker=t("informe.kicker"),
+        subtitle=t(
+            "informe.subtitle",
+            quarters=", ".join(quarters),
+            n=len(published),
+            snapshot=src.snapshot_id,
+        ),
+        draft=t("informe.draft", missing=", ".join(missing_quarters)) if missing_quarters else "",
         year=year,
         quarters=quarters,
         published=published,
         dists=dists,
+        all_rows=all_rows,
+        all_year=_sum_rows(all_rows),
         runs=runs,
         snapshot_id=src.snapshot_id,
         as_of_run=src.as_of_run,
@@ -393,47 +461,73 @@ def year_html(src: Source, year: int) -> str:
     )
 
 
+def _unpublished(what: str, snapshot_id: int, how: str) -> MayoristaError:
+    return MayoristaError(f"{what} has no published run at warehouse snapshot {snapshot_id}: nothing to report ({how})")
+
+
 def render_quarter(
-    quarter: str,
+    quarter: Quarter,
+    *,
+    snapshot: int | None = None,
+    as_of: str | None = None,
+    lang: str | None = None,
     warehouse: str | os.PathLike[str] | None = None,
     lake_root: str | os.PathLike[str] | None = None,
-    as_of: str | None = None,
-    *,
-    snapshot_id: int | None = None,
-) -> ReportFiles:
-    """Write the quarter's report (HTML and PDF); `as_of` a run id renders that run's snapshot."""
-    periods.quarter_months(quarter)
-    with open_source(warehouse, as_of=as_of, snapshot_id=snapshot_id) as src:
-        html = quarter_html(src, quarter)
+) -> list[ReportFiles]:
+    """Write the quarter's report (HTML and PDF) as of `snapshot`, or run `as_of`'s snapshot, or the
+    current one; a quarter never published is a `MayoristaError` (exit 2)."""
+    quarter = Quarter.of(quarter)
+    with open_source(warehouse, as_of=as_of, snapshot_id=snapshot) as src:
+        if src.run_row("ncc11", quarter.label) is None:
+            raise _unpublished(
+                f"the NCC-11 quarter {quarter}",
+                src.snapshot_id,
+                f"run it first: mayorista ncc11 --quarter {quarter} --input DIR",
+            )
+        html = quarter_html(src, quarter.label, lang)
     folder = as_of_folder(config.lake_root(lake_root), "ncc11", as_of) / f"quarter={quarter}"
-    return write(html, folder / f"ncc11-{quarter}")
+    return [write(html, target(folder, f"ncc11-{quarter}", lang))]
 
 
 def render_year(
     year: int,
-    warehouse: str | os.PathLike[str] | None = None,
-    lake_root: str | os.PathLike[str] | None = None,
-    as_of: str | None = None,
     *,
-    snapshot_id: int | None = None,
-) -> ReportFiles:
-    """Write the annual Informe (the four tariff quarters of `year`)."""
-    with open_source(warehouse, as_of=as_of, snapshot_id=snapshot_id) as src:
-        html = year_html(src, int(year))
-    folder = as_of_folder(config.lake_root(lake_root), "ncc11", as_of) / f"year={int(year):04d}"
-    return write(html, folder / f"informe-{int(year):04d}")
-
-
-def render_after_publish(
-    quarter: str,
-    snapshot_id: int | None,
+    snapshot: int | None = None,
+    as_of: str | None = None,
+    lang: str | None = None,
     warehouse: str | os.PathLike[str] | None = None,
     lake_root: str | os.PathLike[str] | None = None,
 ) -> list[ReportFiles]:
-    """What the DAG writes after a quarter's publish: its report and its tariff year's Informe, as of
-    the snapshot the run published."""
-    written = [render_quarter(quarter, warehouse, lake_root, snapshot_id=snapshot_id)]
-    year = tariff_year(quarter)
+    """Write the annual Informe (the four tariff quarters of `year`), marked as a draft while any
+    quarter is unpublished; a year with no published quarter is a `MayoristaError` (exit 2)."""
+    year = int(year)
+    with open_source(warehouse, as_of=as_of, snapshot_id=snapshot) as src:
+        if all(src.run_row("ncc11", q) is None for q in year_quarters(year)):
+            raise _unpublished(
+                f"no tariff quarter of {year:04d} ({', '.join(year_quarters(year))})",
+                src.snapshot_id,
+                "publish a quarter first: mayorista ncc11 --quarter YYYY-MM --input DIR",
+            )
+        html = year_html(src, year, lang)
+    folder = as_of_folder(config.lake_root(lake_root), "ncc11", as_of) / f"year={year:04d}"
+    return [write(html, target(folder, f"informe-{year:04d}", lang))]
+
+
+def render(
+    quarter: Quarter,
+    *,
+    snapshot: int | None = None,
+    as_of: str | None = None,
+    lang: str | None = None,
+    warehouse: str | os.PathLike[str] | None = None,
+    lake_root: str | os.PathLike[str] | None = None,
+) -> list[ReportFiles]:
+    """A quarter's documents: its report and, for a tariff quarter, its year's Informe (what the DAG
+    writes after a quarter's publish, as of the snapshot it published)."""
+    quarter = Quarter.of(quarter)
+    kw = {"snapshot": snapshot, "as_of": as_of, "lang": lang, "warehouse": warehouse, "lake_root": lake_root}
+    written = render_quarter(quarter, **kw)
+    year = tariff_year(quarter.label)
     if year is not None:
-        written.append(render_year(year, warehouse, lake_root, snapshot_id=snapshot_id))
+        written += render_year(year, **kw)
     return written

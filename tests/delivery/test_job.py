@@ -87,7 +87,7 @@ def test_sample_month_end_to_end(inputs: Path, workspace: Path) -> None:
     report = Path(result.reports["ALFA"])
     assert report.parent.name == "month=2026-04" and report.parent.parent.name == "delivery"
     text = report.read_text()
-    assert "CHG-2604-02" in text and "NOT MET" in text and "PM-ALFA-OLD" in text and "MISSING" in text
+    assert "CHG-2604-02" in text and "no cumple" in text and "PM-ALFA-OLD" in text and "no entregado" in text
     assert str(report) in result.summary
     assert "CHG-2604-02" in result.summary and "late or missing points: 3" in result.summary
     assert list((workspace / "lake" / "main" / "vpn_change_review" / "month=2026-04").glob("ducklake-*.parquet"))

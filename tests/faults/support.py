@@ -79,7 +79,14 @@ PIPELINES = {
         "smec",
         "2026-04",
         "month",
-        ("vpn_change_review", "delivery_compliance", "delivery_points", "estimated_hourly", "delivery_unreadable_rows"),
+        (
+            "vpn_change_review",
+            "delivery_compliance",
+            "delivery_points",
+            "estimated_hourly",
+            "delivery_unreadable_rows",
+            "vpn_changes",
+        ),
     ),
 }
 
@@ -93,6 +100,7 @@ KEYS = {
     "meter_readings": ("point_id", "channel", "interval_end"),
     "delivery_compliance": ("month", "change_id"),
     "delivery_points": ("month", "change_id", "point_id"),
+    "vpn_changes": ("month", "change_id"),
     "vpn_change_review": ("month", "change_id", "rule"),
     "estimated_hourly": ("month", "point_id", "hour"),
     "metering_points": ("point_id", "valid_from", "source_file"),

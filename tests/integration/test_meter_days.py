@@ -191,6 +191,6 @@ def test_daily_backfill_reads_each_landed_file_once_and_builds_the_month(
         deployment.warehouse, f"SELECT snapshot_id FROM run_manifests WHERE starts_with(run_id, '{run3['dag_run_id']}')"
     )
     html = deployment.lake / "reports" / "meters" / f"month={MONTH}" / f"meters-{MONTH}.html"
-    assert f"warehouse snapshot {snapshot}" in html.read_text()
+    assert f"publicados en la instantánea {snapshot}" in html.read_text()
     states = {r["dag_run_id"]: deployment.stack.task_states("meter_readings", r["dag_run_id"]) for r in [*runs, run3]}
     assert all(s["report"] == "success" for s in states.values()), states

@@ -87,7 +87,7 @@ def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
     html = workspace / "lake" / "reports" / "meters" / "month=2026-04" / "meters-2026-04.html"
     con = warehouse.connect(workspace / "warehouse.sqlite", read_only=True)
     ((snapshot,),) = con.sql("SELECT snapshot_id FROM run_manifests WHERE pipeline = 'meters'").fetchall()
-    assert f"warehouse snapshot {snapshot}" in html.read_text()  # as of the snapshot this run published
+    assert f"publicados en la instantánea {snapshot}" in html.read_text()  # as of the snapshot this run published
     # March's files had landed too (older): read once and March recomputed in the same run
     assert con.sql("SELECT DISTINCT month FROM meter_completeness ORDER BY 1").fetchall() == [
         ("2026-03",),

@@ -1,17 +1,22 @@
 """The metering month report and the delivery letters in a real headless Chromium, from tables
-published through the run skeleton: figures equal the warehouse's, an empty month renders, --as-of
-renders a past snapshot's letters."""
+published through the run skeleton: figures equal the warehouse's (percentages floored to 2
+decimals), a month never published exits 2, --as-of renders a past snapshot's letters, a letter is
+a letter (date, reference, sender, addressee, signatory; the run id only in the footer)."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 
 import polars as pl
+import pytest
 
-from pipelines import warehouse
+from pipelines import cli, warehouse
 from pipelines.delivery.job import SCHEMAS
+from pipelines.errors import MayoristaError
+from pipelines.periods import Month
 from pipelines.reports import delivery, meters
-from tests.reports.conftest import assert_clean, cells, needs_chromium, publish, shown_equals
+from tests.reports.conftest import assert_clean, cells, needs_chromium, number, publish
 
 pytestmark = needs_chromium
 MONTH = "2026-04"
@@ -89,7 +94,7 @@ def test_meters_report(tmp_path, open_report):
     tables, points = metering_tables()
     run_id, snapshot = publish("meters", MONTH, tables, "month", wh, lake)
     publish("meters", "2026-05", {"metering_points": points.with_columns(month=pl.lit("2026-05"))}, "month", wh, lake)
-    files = meters.render(MONTH, wh, lake)
+    (files,) = meters.render(Month.parse(MONTH), warehouse=wh, lake_root=lake)
     assert files.pdf is not None and files.pdf.read_bytes().startswith(b"%PDF")
     seen = open_report(files.html)
     assert_clean(seen, files.html)
@@ -99,24 +104,33 @@ def test_meters_report(tmp_path, open_report):
         f"FROM meter_completeness WHERE month = '{MONTH}'",
         wh,
     ).row(0, named=True)
-    assert shown_equals(page.inner_text("#kpi-pct"), totals["pct"], 2) and page.inner_text("#kpi-points") == "3"
+    # percentages are floored to 2 decimals (the documents' rule), never rounded up
+    assert number(page.inner_text("#kpi-pct")) == math.floor(totals["pct"] * 100) / 100
+    assert page.inner_text("#kpi-points") == "3"
     least = cells(page, "#least tr[data-point]")
     assert [r[0] for r in least] == ["P2"]  # P1 and P3 are complete (P3 over its active days)
-    assert shown_equals(least[0][4], 100.0 * (30 * 96 - 40) / (30 * 96), 2)
+    assert least[0][4] == "98.61 %"  # 2840 / 2880 = 98.6111 %
     assert {r[0]: r[1] for r in cells(page, "#rules tr[data-rule]")} == {"gap": "2", "spike": "1"}
     estimated = cells(page, "#estimated tr")[1:]
     assert len(estimated) == 4 and all(r[0] == "P2" and r[2] == "1" and r[3] == "4" for r in estimated)
     assert page.locator("figure svg").count() == 2 and run_id in page.inner_text("body")
+    # the VEE example names its point, interval and channel with its unit
+    spike = {r[0]: r[3] for r in cells(page, "#rules tr[data-rule]")}["spike"]
+    assert spike == "P1, 2026-04-02 12:00, kwh_del [kWh]: 2377.0 against neighbours"
+    assert page.evaluate("document.documentElement.lang") == "es"
 
 
-def test_meters_report_of_an_empty_month(tmp_path, open_report):
+def test_meters_month_never_published_exits_2(tmp_path, capsys):
     wh, lake = tmp_path / "w.sqlite", tmp_path / "lake"
     tables, _ = metering_tables()
     publish("meters", MONTH, tables, "month", wh, lake)
-    files = meters.render("2026-06", wh, lake)
-    seen = open_report(files.html)
-    assert_clean(seen, files.html)
-    assert "have not been ingested" in seen.page.inner_text("#empty")
+    with pytest.raises(MayoristaError, match="2026-06 has no published run"):
+        meters.render(Month.parse("2026-06"), warehouse=wh, lake_root=lake)
+    assert cli.main(["report", "meters", "--month", "2026-06", "--warehouse", str(wh), "--lake", str(lake)]) == 2
+    assert cli.main(["report", "delivery", "--month", "2026-06", "--warehouse", str(wh), "--lake", str(lake)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("mayorista report: error: ") for line in err)
+    assert not (lake / "reports" / "meters" / "month=2026-06").exists()
 
 
 def _delivery_tables(ok: bool) -> dict[str, pl.DataFrame]:
@@ -183,20 +197,30 @@ def test_delivery_letters_current_and_as_of(tmp_path, open_report):
     wh, lake = tmp_path / "w.sqlite", tmp_path / "lake"
     first, _ = publish("delivery", MONTH, _delivery_tables(ok=False), "month", wh, lake)
     publish("delivery", MONTH, _delivery_tables(ok=True), "month", wh, lake)
-    current = delivery.render(MONTH, wh, lake)["A/B"]
+    current = delivery.render(Month.parse(MONTH), warehouse=wh, lake_root=lake)["A/B"]
     assert current.html.name == "A%2FB.html" and current.pdf is not None and current.pdf.name == "A%2FB.pdf"
     seen = open_report(current.html)
     assert_clean(seen, current.html)
-    assert "NOT MET" not in seen.page.inner_text("body")
-    past = delivery.render(MONTH, wh, lake, as_of=first)["A/B"]
+    assert seen.page.eval_on_selector_all("table.rules .verdict", "v => v.map(e => e.innerText)") == ["cumple"] * 2
+    past = delivery.render(Month.parse(MONTH), warehouse=wh, lake_root=lake, as_of=first)["A/B"]
     assert past.html.parent.parent.name == f"as-of={first}"
     seen = open_report(past.html)
     assert_clean(seen, past.html)
     rules = {r[0]: r[1] for r in cells(seen.page, "table.rules tr[data-rule]")}
     assert (
-        rules["All metering points delivered via Direct@mm within 2 calendar days of notification (NCC-14 14.10)"]
-        == "NOT MET"
+        rules[
+            "Todos los puntos entregados por Direct@mm dentro de 2 días calendario de la notificación (NCC-14, 14.10)"
+        ]
+        == "no cumple"
     )
     body = seen.page.inner_text("body")
-    assert "2 points required: 1 on time, 0 late, 1 missing." in body and "MISSING" in body
-    assert "missing received_at; not counted" in body and first in body
+    assert "Puntos requeridos: 2; a tiempo: 1; tarde: 0; no entregados: 1." in body and "no entregado" in body
+    assert "notificado el 20/04/2026; plazo: fin del día 22/04/2026" in body  # prose dates DD/MM/AAAA
+    assert "missing received_at; not counted" in body
+    # a letter: addressee, reference, letter date, signatory; the run id only in the footer
+    assert seen.page.inner_text("#addressee") == "A/B"
+    assert seen.page.inner_text("#reference").startswith("AMM-SMEC-202604-P")
+    letter_date = seen.page.inner_text("#letter-date")
+    assert len(letter_date) == 10 and letter_date[2] == "/" and letter_date[5] == "/"
+    assert "Jefatura de Medición Comercial" in body
+    assert first not in seen.page.inner_text("main") and first in seen.page.inner_text("footer")

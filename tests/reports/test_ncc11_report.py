@@ -1,6 +1,7 @@
 """The NCC-11 quarter report and the annual Informe in a real headless Chromium: nothing requested
 but the file, no script error, a screenshot that is not blank, the figures of the warehouse to the
-displayed precision, a past snapshot's own figures (--as-of), NULL prices and an empty quarter."""
+displayed precision, in Spanish by default (the norm's terms), a past snapshot's own figures
+(--as-of), NULL prices, the Informe's draft banner and totals, and a quarter never published (exit 2)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import polars as pl
 import pytest
 
 from pipelines import cli, warehouse
+from pipelines.errors import MayoristaError
+from pipelines.periods import Quarter
 from pipelines.quality import CheckResult
 from pipelines.reports import ncc11
+from pipelines.reports.i18n import words
 from tests.reports.conftest import assert_clean, cells, needs_chromium, number, publish, shown_equals
 
 pytestmark = needs_chromium
@@ -134,7 +138,7 @@ def _check_energy(page, wh: Path, snapshot: int) -> None:
         shown = cells(page, f'table.energy[data-distributor="{row["distributor"]}"] tr[data-band="{row["band"]}"]')
         assert len(shown) == 1, (row["distributor"], row["band"])
         band, spot, ccs, peste, contract, ccc, total, pmce = shown[0]
-        assert band == row["band"]
+        assert band == words("es")(f"band.{row['band']}")  # "banda punta": the norm's term
         for text, key, decimals in (
             (spot, "spot_energy_mwh", 1),
             (ccs, "ccs_usd", 0),
@@ -148,7 +152,7 @@ def _check_energy(page, wh: Path, snapshot: int) -> None:
 
 
 def test_quarter_report_shows_the_warehouse_figures(published, open_report):
-    files = ncc11.render_quarter("2026-05", published["wh"], published["lake"])
+    (files,) = ncc11.render_quarter(Quarter.parse("2026-05"), warehouse=published["wh"], lake_root=published["lake"])
     assert files.html == published["lake"] / "reports" / "ncc11" / "quarter=2026-05" / "ncc11-2026-05.html"
     assert files.pdf is not None and files.pdf.read_bytes().startswith(b"%PDF")
     seen = open_report(files.html)
@@ -162,14 +166,19 @@ def test_quarter_report_shows_the_warehouse_figures(published, open_report):
     )
     for d, ccp, scp in power.rows():
         total = cells(seen.page, f'table.power[data-distributor="{d}"] tr[data-month="quarter"]')[0]
-        assert shown_equals(total[4], ccp, 0) and total[5] == f"SCP {number(total[5][4:]):,.0f}"
-        assert shown_equals(total[5][4:], scp, 0)
+        # no sum of DEMAX kW over the months: the kW cells of the quarter say so, CCP is summed
+        assert shown_equals(total[-2], ccp, 0) and "kW" in total[1] and total[-1] == ""
+        scp_row = cells(seen.page, f'table.power[data-distributor="{d}"] tr[data-month="scp"]')[0]
+        assert scp_row[0].startswith("SCP") and shown_equals(scp_row[-1], scp, 0)  # a number cell holds a number
     costs = cells(seen.page, 'table.total-cost[data-distributor="D1"] tr[data-month="quarter"]')[0]
     assert shown_equals(costs[5], 3 * 1091.75, 0) and shown_equals(costs[4], 3 * 12.25, 0)
     # the comparison with the previous published quarter, and the provenance with the run's input hash
     text = seen.page.inner_text("body")
-    assert "Change against 2026-02" in text
-    assert published["second"][0] in text and f"snapshot {published['second'][1]}" in text
+    assert "Cambio frente a 2026-02" in text
+    assert published["second"][0] in text
+    # the header names the snapshot the data was published in
+    assert f"publicados en la instantánea {published['second'][1]}" in seen.page.inner_text("header")
+    assert seen.page.evaluate("document.documentElement.lang") == "es"
     assert (
         warehouse.query(
             "SELECT manifest FROM run_manifests WHERE run_id = ?", published["wh"], [published["second"][0]]
@@ -208,16 +217,23 @@ def test_past_snapshot_renders_its_own_figures(published, open_report, capsys):
     first = cells(seen.page, 'table.energy[data-distributor="D1"] tr[data-band="punta"]')[0][3]
     assert number(first) == pytest.approx(105.12) and first != "157.69"
     text = seen.page.inner_text("body")
-    assert "expect_column_values_to_be_between" in text and "1 did not pass" in text and run_id in text
+    # the warning in words, not Great Expectations' internals
+    assert "expect_column_values_to_be_between" not in text and "rel_diff» fuera del intervalo admitido" in text
+    assert "1 no se cumplieron" in text and run_id in text
+    # published in the first run's snapshot and read there: one snapshot named
+    assert f"publicados en la instantánea {snapshot}" in seen.page.inner_text("header")
 
 
 def test_annual_informe(published, open_report):
-    files = ncc11.render_year(2026, published["wh"], published["lake"])
+    (files,) = ncc11.render_year(2026, warehouse=published["wh"], lake_root=published["lake"])
     seen = open_report(files.html)
     assert_clean(seen, files.html)
     status = {r[0]: r[2] for r in cells(seen.page, "#quarters tr")[1:]}
-    assert status["2026-02"].startswith("published") and status["2026-05"].startswith("published")
-    assert status["2026-08"] == "not published" and status["2026-11"] == "not published"
+    assert status["2026-02"].startswith("publicado") and status["2026-05"].startswith("publicado")
+    assert status["2026-08"] == "sin publicar" and status["2026-11"] == "sin publicar"
+    # two quarters unpublished: the Informe says it is a draft, naming them
+    draft = seen.page.inner_text("#draft")
+    assert "borrador / incompleto" in draft.lower() and "2026-08" in draft and "2026-11" in draft
     energy = warehouse.query("SELECT quarter, distributor, band, pmce_usd_mwh FROM ncc11_energy", published["wh"])
     for q, d, b, pmce in energy.rows():
         row = cells(seen.page, f'table.year-prices[data-distributor="{d}"] tr[data-quarter="{q}"]')[0]
@@ -225,11 +241,23 @@ def test_annual_informe(published, open_report):
     power = warehouse.query("SELECT quarter, distributor, ccp_usd, scp_usd FROM ncc11_power", published["wh"])
     for q, d, ccp, scp in power.rows():
         row = cells(seen.page, f'table.year-costs[data-distributor="{d}"] tr[data-quarter="{q}"]')[0]
-        assert shown_equals(row[4], ccp, 0) and shown_equals(row[5], scp, 0)
+        assert shown_equals(row[5], ccp, 0) and shown_equals(row[6], scp, 0)
+    # annual totals per distributor, and over all distributors
+    for d in ("D1", "D2"):
+        year = cells(seen.page, f'table.year-costs[data-distributor="{d}"] tr[data-quarter="year"]')[0]
+        assert shown_equals(year[5], sum(r[2] for r in power.rows() if r[1] == d), 0)
+    everyone = cells(seen.page, '#all-distributors tr[data-quarter="year"]')[0]
+    assert shown_equals(everyone[5], sum(r[2] for r in power.rows()), 0)
+    assert shown_equals(everyone[6], sum(r[3] for r in power.rows()), 0)
 
 
-def test_quarter_never_published_renders_a_notice(published, open_report):
-    files = ncc11.render_quarter("2026-08", published["wh"], published["lake"])
-    seen = open_report(files.html)
-    assert_clean(seen, files.html)
-    assert "has not been published" in seen.page.inner_text("#empty")
+def test_quarter_never_published_exits_2_and_writes_nothing(published, capsys):
+    with pytest.raises(MayoristaError, match="2026-08 has no published run"):
+        ncc11.render_quarter(Quarter.parse("2026-08"), warehouse=published["wh"], lake_root=published["lake"])
+    args = ["--warehouse", str(published["wh"]), "--lake", str(published["lake"])]
+    assert cli.main(["report", "ncc11", "--quarter", "2026-08", *args]) == 2
+    assert cli.main(["report", "ncc11", "--year", "2027", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("mayorista report: error: ") for line in err)
+    assert not (published["lake"] / "reports" / "ncc11" / "quarter=2026-08").exists()
+    assert not (published["lake"] / "reports" / "ncc11" / "year=2027").exists()

@@ -34,3 +34,41 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "warehouse.sqlite"))
     monkeypatch.setenv("MAYORISTA_LAKE", str(tmp_path / "lake"))
     return tmp_path
+
+
+# The cases `make test` leaves to `make test-all` (CI): each runs whole pipelines several times in
+# subprocesses (about 10 s of CPU each, mostly importing Great Expectations) to kill, starve or race
+# them. `make test` keeps at least one case of every fault family, so a newcomer's run still checks
+# that nothing is lost; `make test-all` runs every case. Marked here, in one list, rather than in each
+# file, so the split is read in one place; `pytest -m slow` runs exactly these.
+SLOW = (
+    "tests/faults/test_kill.py::test_killed_runs_keep_previous_results_and_leave_nothing_behind[meters]",
+    "tests/faults/test_kill.py::test_killed_runs_keep_previous_results_and_leave_nothing_behind[delivery]",
+    "tests/faults/test_disk.py::test_full_disk_under_the_lake_or_the_catalog[catalog-2m]",
+    "tests/faults/test_disk.py::test_read_only_warehouse[catalog]",
+    "tests/faults/test_maintenance.py::test_a_damaged_data_file_is_named_found_by_check_and_repaired_by_a_rerun[missing]",
+    "tests/faults/test_maintenance.py::test_maintenance_next_to_a_publish_about_to_commit_deletes_nothing_it_needs",
+    "tests/faults/test_maintenance.py::test_check_and_maintain_leave_a_healthy_warehouse_as_it_was",
+    "tests/faults/test_maintenance.py::test_a_foreign_database_is_refused_untouched[wal-sqlite]",
+    "tests/faults/test_maintenance.py::test_a_foreign_database_is_refused_untouched[zero-byte]",
+    "tests/faults/test_landing.py::test_two_ingests_of_different_months_at_once_both_land",
+    "tests/faults/test_held.py::test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported[wait-2s]",
+    "tests/metering/test_determinism.py",  # two ingests of a large month, one thread and all
+)
+# of the analyst's escapes from read-only, `make test` tries these (one of each kind); CI tries all
+QUICK_ESCAPES = (
+    "detach-and-reattach-writable",
+    "catalog-as-plain-sqlite",
+    "read-a-file",
+    "copy-to-a-file",
+    "install-extension",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        escape = item.nodeid.startswith(
+            "tests/faults/test_analyst_security.py::test_an_escape_from_read_only_is_refused["
+        )
+        if item.nodeid.startswith(SLOW) or (escape and item.callspec.id not in QUICK_ESCAPES):
+            item.add_marker(pytest.mark.slow)

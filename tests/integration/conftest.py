@@ -99,10 +99,20 @@ def _postgres_database(purpose: str = "it") -> Iterator[str]:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp(f"airflow-{request.param}")
+    yield from deploy(request.param, tmp_path_factory)
+
+
+# The production profile where the server is there (CI), else the embedded one: for modules whose
+# behaviour does not depend on the metadata database, which test_scheduler.py already runs on both.
+ONE_PROFILE = "postgres" if POSTGRES_URL else "sqlite"
+
+
+def deploy(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A started deployment on `backend` ("sqlite" or "postgres"), stopped (nothing left) afterwards."""
+    root = tmp_path_factory.mktemp(f"airflow-{backend}")
     shutil.copytree(ROOT / "data" / "sample", root / "landing")
     warehouse = None
-    if request.param == "postgres":
+    if backend == "postgres":
         databases = _postgres_database()
         catalogs = _postgres_database("catalog")
         db_extra = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": next(databases), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
@@ -110,7 +120,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     else:
         databases = catalogs = iter(())
         db_extra = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}"}
-    deployment = Deployment(root, request.param, db_extra, warehouse)
+    deployment = Deployment(root, backend, db_extra, warehouse)
     try:
         deployment.start()
         yield deployment

@@ -15,12 +15,16 @@ finds nothing new. Then day 3 lands and the backfill of day 3 reads exactly its 
 works per month: a run reads every new file of its month or earlier, so a backfill over days that
 have all landed reads them in its first run; what matters is that no file is read twice.)
 
-Its own deployments (the fixture is per module): a landing folder of 6 points, nothing else."""
+Its own deployment (the fixture is per module): a landing folder of 6 points, nothing else; on one
+profile only, the production one (PostgreSQL + LocalExecutor) where CI provides it: what the daily
+runs check is the ledger and the month, not the metadata database, which test_scheduler.py covers
+on both."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +33,7 @@ import polars as pl
 import pytest
 
 from pipelines import warehouse as wh
-from tests.integration.conftest import Deployment
+from tests.integration.conftest import ONE_PROFILE, Deployment, deploy
 from tests.integration.stack import wait_for
 from tests.integration.test_scheduler import differences
 
@@ -63,6 +67,11 @@ def land_days(smec: Path, days: list[date]) -> list[str]:
             rows.drop("_point", "_participant").write_csv(path, datetime_format="%Y-%m-%d %H:%M")
             labels.append(path.relative_to(smec).as_posix())
     return labels
+
+
+@pytest.fixture(scope="module", params=[ONE_PROFILE])
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    yield from deploy(request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

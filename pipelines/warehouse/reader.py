@@ -73,8 +73,10 @@ class Reader:
         self.close()
 
     def _at(self, table: str) -> str:
+        """`table` as of the snapshot, as a relation a query may alias (`{t} r`: DuckDB wants an alias
+        before AT, so the pinned table is a subquery)."""
         name = f"{ALIAS}.{identifier(table)}"
-        return name if self.snapshot_id is None else f"{name} AT (VERSION => {int(self.snapshot_id)})"
+        return name if self.snapshot_id is None else f"(FROM {name} AT (VERSION => {int(self.snapshot_id)}))"
 
     def has(self, table: str) -> bool:
         """Whether `table` existed at the snapshot."""

@@ -95,11 +95,11 @@ TABLES = (
     # --- metering (daily, per month) ----------------------------------------------------------------
     _t(
         "meter_readings", "meters", "month", "the current real 15-minute readings, with file and run",
-        month=_S, **_METER_KEY, channel=_S, interval_end=_TS, value=_F, source_file=_S, run_id=_S,
+        month=_S, participant=_S, point_id=_S, channel=_S, interval_end=_TS, value=_F, source_file=_S, run_id=_S,
     ),
     _t(
         "meter_readings_superseded", "meters", "month", "readings replaced by a later landing",
-        month=_S, **_METER_KEY, channel=_S, interval_end=_TS, value=_F, source_file=_S, source_run=_S,
+        month=_S, participant=_S, point_id=_S, channel=_S, interval_end=_TS, value=_F, source_file=_S, source_run=_S,
         superseded_by_file=_S, superseded_by_run=_S, superseded_at=_TS,
     ),
     _t(

@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -36,7 +35,7 @@ from typing import Any, TextIO
 import duckdb
 import polars as pl
 
-from pipelines import warehouse
+from pipelines import config, warehouse
 from pipelines.errors import MayoristaError
 from pipelines.periods import Month
 
@@ -163,11 +162,9 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
     DuckDB keeps the attached catalog's own files allowed (it must go on reading them). A local lake's
     data folder is allowed by name; a lake on a registered filesystem (s3:// through fsspec, memory://)
     is reached through that filesystem, which the lock leaves in place."""
-    row = con.execute(
-        f"SELECT value FROM ducklake_options({warehouse.literal(warehouse.ALIAS)}) WHERE option_name = 'data_path'"
-    ).fetchone()
-    if row and row[0]:
-        con.execute("SET allowed_directories = ?", [[str(row[0]).rstrip("/") + "/"]])
+    data_path = warehouse.data_path(con)
+    if data_path:
+        con.execute("SET allowed_directories = ?", [[str(data_path).rstrip("/") + "/"]])
     con.execute("SET enable_external_access = false")
     con.execute("SET allow_unredacted_secrets = false")
     con.execute("SET lock_configuration = true")
@@ -231,13 +228,13 @@ class AnalystConnection:
         self._con.close()
 
 
-def connect(warehouse_: str | os.PathLike[str] | None = None) -> AnalystConnection:
+def connect(where: warehouse.Where = None) -> AnalystConnection:
     """A read-only connection with the warehouse in use (default $MAYORISTA_WAREHOUSE or data/warehouse.sqlite)."""
-    return AnalystConnection(_open(warehouse_))
+    return AnalystConnection(_open(warehouse.settings(where)))
 
 
-def _open(warehouse_: str | os.PathLike[str] | None) -> duckdb.DuckDBPyConnection:
-    con = warehouse.connect(warehouse_, read_only=True)
+def _open(settings: config.Settings) -> duckdb.DuckDBPyConnection:
+    con = warehouse.connect(settings, read_only=True)
     try:
         lock_down(con)
     except BaseException:
@@ -276,9 +273,7 @@ def _render(rel: duckdb.DuckDBPyRelation | None, *, as_csv: bool) -> str:
         return str(frame)
 
 
-def _run(
-    con: duckdb.DuckDBPyConnection, sql: str, warehouse_: str | os.PathLike[str] | None, *, as_csv: bool
-) -> list[str]:
+def _run(con: duckdb.DuckDBPyConnection, sql: str, settings: config.Settings, *, as_csv: bool) -> list[str]:
     """Check every statement of `sql` (nothing runs if one is refused), then run each in turn and
     render its result: `SELECT 1; SELECT 2` prints both."""
     found = statements(con, sql)
@@ -290,16 +285,17 @@ def _run(
             raise Refused(f"{str(exc).strip().splitlines()[0]}: {READ_ONLY}") from exc
         except duckdb.Error as exc:
             # the catalog's server gone mid-query: one sentence, not DuckDB's dump of the catalog's SQL
-            raise warehouse.catalog_lost(exc, warehouse_) or SqlError(str(exc).strip()) from exc
+            raise warehouse.catalog_lost(exc, settings) or SqlError(str(exc).strip()) from exc
     return [t for t in texts if t]
 
 
-def run_query(sql: str, warehouse_: str | os.PathLike[str] | None = None, *, csv: bool = False) -> str:
+def run_query(sql: str, where: warehouse.Where = None, *, csv: bool = False) -> str:
     """`mayorista sql QUERY`: run the query's statements read-only and return their printed results
     (separated by a blank line)."""
-    con = _open(warehouse_)
+    settings = warehouse.settings(where)
+    con = _open(settings)
     try:
-        return "\n\n".join(_run(con, sql, warehouse_, as_csv=csv))
+        return "\n\n".join(_run(con, sql, settings, as_csv=csv))
     finally:
         con.close()
 
@@ -315,13 +311,12 @@ def _complete(buffer: str) -> bool:
     return True
 
 
-def session(
-    stdin: TextIO, stdout: TextIO, warehouse_: str | os.PathLike[str] | None = None, *, csv: bool = False
-) -> None:
+def session(stdin: TextIO, stdout: TextIO, where: warehouse.Where = None, *, csv: bool = False) -> None:
     """`mayorista sql` with no QUERY: statements from `stdin`, each run as soon as it is complete
     (ends with `;`), until end of input. An error is printed and the session goes on. Each statement
     runs on its own (no transaction spans two), so the session never holds the catalog between them."""
-    con = _open(warehouse_)
+    settings = warehouse.settings(where)
+    con = _open(settings)
     interactive = stdin.isatty()
     buffer = ""
     try:
@@ -334,7 +329,7 @@ def session(
                 buffer += line
             if buffer.strip() and (not line or _complete(buffer)):
                 try:
-                    for text in _run(con, buffer, warehouse_, as_csv=csv):
+                    for text in _run(con, buffer, settings, as_csv=csv):
                         stdout.write(text + "\n")
                 except MayoristaError as exc:
                     print(f"error: {exc}", file=sys.stderr)
@@ -346,22 +341,20 @@ def session(
         con.close()
 
 
-def history(pipeline: str, period: str, warehouse_: str | os.PathLike[str] | None = None) -> str:
+def history(pipeline: str, period: str, where: warehouse.Where = None) -> str:
     """`mayorista history PIPELINE --period P`: the period's runs, oldest first."""
     label = Month.parse(period, "--period").label
-    con = _open(warehouse_)
-    try:
-        if "run_manifests" not in warehouse.tables(con):
-            return f"no runs recorded in {warehouse.describe(warehouse_)}"
-        rows = con.execute(
+    with warehouse.open_reader(where) as src:
+        if not src.has("run_manifests"):
+            return f"no runs recorded in {src.catalog}"
+        rows = src.frame(
             "SELECT run_id, started_at::VARCHAR, finished_at::VARCHAR, status, snapshot_id, manifest "
-            "FROM run_manifests WHERE pipeline = ? AND period = ? ORDER BY started_at, finished_at",
+            "FROM {m} WHERE pipeline = ? AND period = ? ORDER BY started_at, finished_at",
             [pipeline, label],
-        ).fetchall()
-    finally:
-        con.close()
+            m="run_manifests",
+        ).rows()
     if not rows:
-        return f"no {pipeline} runs for {label} in {warehouse.describe(warehouse_)}"
+        return f"no {pipeline} runs for {label} in {src.catalog}"
     lines = [f"{pipeline} {label}: {len(rows)} run(s)"]
     for run_id, started, _finished, status, snapshot, manifest in rows:
         data = json.loads(manifest or "{}")

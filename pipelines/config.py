@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,8 +26,9 @@ def data_dir() -> Path:
 
 def warehouse(override: str | os.PathLike[str] | None = None) -> str:
     """The warehouse catalog: a SQLite file path (embedded default) or a PostgreSQL URI (production).
-    `override` (a command's --warehouse) wins over MAYORISTA_WAREHOUSE."""
-    return str(override or os.environ.get("MAYORISTA_WAREHOUSE") or data_dir() / "warehouse.sqlite")
+    `override` (a command's --warehouse) wins over MAYORISTA_WAREHOUSE. A run resolves it once
+    (`Settings.resolve`) and passes the settings down."""
+    return Settings.resolve(warehouse=override).warehouse
 
 
 LOCK_WAIT_S = 120.0  # how long a command waits for a catalog another process holds
@@ -58,10 +59,9 @@ def scratch_root() -> Path:
 def lake_root(override: str | os.PathLike[str] | None = None) -> UPath:
     """Root of the lake (the warehouse's Parquet data files, and reports under reports/): a path or a
     URI (`file://`, or `s3://` / `gs://` / `abfs://` with that fsspec filesystem installed).
-    `override` (a command's --lake) wins over MAYORISTA_LAKE."""
-    from pipelines import lake
-
-    return lake.location(override or os.environ.get("MAYORISTA_LAKE") or data_dir() / "lake")
+    `override` (a command's --lake) wins over MAYORISTA_LAKE. A run resolves it once
+    (`Settings.resolve`) and passes the settings down."""
+    return Settings.resolve(lake=override).lake_root
 
 
 def landing_root() -> Path:
@@ -85,12 +85,14 @@ def sql_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     """Every location a run needs, resolved once (command-line overrides, then environment, then the
-    repository defaults) and passed down: nothing below re-reads the environment for these."""
+    repository defaults) and passed down: nothing below re-reads the environment for these. The
+    warehouse package takes a Settings wherever it takes a warehouse (`warehouse.catalog.settings`)."""
 
-    warehouse: str
-    lake: str
+    warehouse: str  # the catalog: a SQLite file path or a PostgreSQL URI
+    lake: str | os.PathLike[str]  # the lake root as given (a path or URI), see `lake_root`
     landing: Path
     config: Path
+    lake_given: bool = False  # the lake came from --lake or MAYORISTA_LAKE (not the default)
 
     @classmethod
     def resolve(
@@ -100,12 +102,26 @@ class Settings:
         lake: str | os.PathLike[str] | None = None,
         landing: Path | None = None,
     ) -> Settings:
+        # the one place MAYORISTA_WAREHOUSE and MAYORISTA_LAKE are read
+        lake_text = lake or os.environ.get("MAYORISTA_LAKE")
         return cls(
-            warehouse=_warehouse(warehouse),
-            lake=str(lake_root(lake)),
+            warehouse=str(warehouse or os.environ.get("MAYORISTA_WAREHOUSE") or data_dir() / "warehouse.sqlite"),
+            lake=lake_text or data_dir() / "lake",
             landing=Path(landing or landing_root()),
             config=config_dir(),
+            lake_given=bool(lake_text),
         )
+
+    @property
+    def lake_root(self) -> UPath:
+        """The lake root as a location (`lake.location`: a local path or a fsspec URI)."""
+        from pipelines import lake
+
+        return lake.location(self.lake)
+
+    def with_lake(self, lake: str | os.PathLike[str]) -> Settings:
+        """The same settings with another lake root (a command's --lake)."""
+        return replace(self, lake=lake, lake_given=True)
 
     def inputs(self, domain: str, period: str | None = None) -> Path:
         """The landing layout, in one place: <landing>/ncc11/<quarter>/ and <landing>/smec/ (meters and
@@ -115,6 +131,3 @@ class Settings:
                 raise ValueError("ncc11 inputs are per quarter")
             return self.landing / "ncc11" / str(period)
         return self.landing / "smec"
-
-
-_warehouse = warehouse

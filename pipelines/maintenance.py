@@ -31,6 +31,7 @@ import duckdb
 
 from pipelines import config, lake, warehouse
 from pipelines.errors import EnvironmentFault, MayoristaError, environment_fault
+from pipelines.warehouse import upkeep
 
 logger = logging.getLogger(__name__)
 
@@ -82,29 +83,25 @@ def min_age_hours(override: float | None = None) -> float:
     return hours
 
 
-def _open(warehouse_: str | os.PathLike[str] | None, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+def _open(settings: config.Settings, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """The warehouse, which must exist: maintenance never creates an empty catalog and reports success.
     Attaching waits for a catalog another process holds, and refuses a file that is not a catalog."""
-    target = config.warehouse(warehouse_)
+    target = settings.warehouse
     if not warehouse.is_postgres(target) and not os.path.exists(target):
         raise warehouse.NoWarehouse(
             f"no warehouse at {target}: there is nothing to maintain (check --warehouse / MAYORISTA_WAREHOUSE)"
         )
-    con = warehouse.connect(target, read_only=True) if read_only else _connect_existing(target)
+    con = warehouse.connect(settings, read_only=True) if read_only else _connect_existing(settings)
     # DuckLake compares times as text in a SQLite catalog: every time this connection writes or
     # compares is in UTC, so that they at least share an offset
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def _connect_existing(target: str) -> duckdb.DuckDBPyConnection:
-    if warehouse.is_postgres(target):
-        warehouse.connect(target, read_only=True).close()  # NoWarehouse when the database holds none
-    return warehouse.connect(target)
-
-
-def _timestamp(moment: datetime) -> str:
-    return f"TIMESTAMPTZ {warehouse.literal(moment.astimezone(UTC).isoformat())}"
+def _connect_existing(settings: config.Settings) -> duckdb.DuckDBPyConnection:
+    if warehouse.is_postgres(settings.warehouse):
+        warehouse.connect(settings, read_only=True).close()  # NoWarehouse when the database holds none
+    return warehouse.connect(settings)
 
 
 class _Session:
@@ -112,9 +109,9 @@ class _Session:
     NEW connection: the old one kept failing with "database is locked" after the other process had
     committed (measured next to a publish on a SQLite catalog)."""
 
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.con = _open(target, read_only=False)
+    def __init__(self, settings: config.Settings) -> None:
+        self.target = settings
+        self.con = _open(settings, read_only=False)
 
     def close(self) -> None:
         self.con.close()
@@ -132,7 +129,7 @@ class _Session:
             except duckdb.Error as exc:
                 text = str(exc).lower()
                 if not ("database is locked" in text or "conflict" in text or "busy" in text):
-                    raise warehouse._fault_of(exc, self.target, None, f"maintain the warehouse ({what})") from exc
+                    raise warehouse.fault_of(exc, self.target, f"maintain the warehouse ({what})") from exc
                 if time.monotonic() > deadline:
                     raise EnvironmentFault(
                         f"could not maintain the warehouse {warehouse.describe(self.target)} ({what}): it is locked "
@@ -164,7 +161,7 @@ def deletion_cutoffs(now: datetime, min_age: float, *, postgres: bool) -> tuple[
 
 
 def maintain(
-    warehouse_: str | os.PathLike[str] | None = None,
+    where: warehouse.Where = None,
     *,
     retention_days: int | None = None,
     min_age_hours: float | None = None,
@@ -173,53 +170,41 @@ def maintain(
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=globals()["retention_days"](retention_days))
     safe_age = globals()["min_age_hours"](min_age_hours)
-    target = config.warehouse(warehouse_)
-    orphan_cutoff, scheduled_cutoff = deletion_cutoffs(now, safe_age, postgres=warehouse.is_postgres(target))
-    alias = warehouse.literal(warehouse.ALIAS)
+    target = warehouse.settings(where)
+    orphan_cutoff, scheduled_cutoff = deletion_cutoffs(now, safe_age, postgres=warehouse.is_postgres(target.warehouse))
     session = _Session(target)
     try:
         # first, files no commit records: a killed run's, or those of a run in progress that has not
         # committed yet (younger than the safe age: kept). It only reads the catalog; on SQLite a run's
         # open publish transaction holds the catalog, and the steps below, which write it, wait for it
-        orphans = session.step(
-            "delete files no commit recorded",
-            f"SELECT * FROM ducklake_delete_orphaned_files({alias}, older_than => {_timestamp(orphan_cutoff)})",
-        )
+        orphans = session.step("delete files no commit recorded", upkeep.delete_orphans(orphan_cutoff))
         # a merge schedules the files it replaced for deletion: a query running now still reads them,
         # and they are deleted only once older than the safe age (step 4)
-        merged = session.step("merge small files", f"SELECT * FROM ducklake_merge_adjacent_files({alias})")
-        kept = set()
-        if "run_manifests" in warehouse.tables(session.con):
-            kept = {
-                r[0]
-                for r in session.con.execute(
-                    "SELECT DISTINCT snapshot_id FROM run_manifests WHERE pipeline = 'ncc11' AND status = 'published' "
-                    "AND snapshot_id IS NOT NULL"
-                ).fetchall()
-            }
-        current = session.con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots({alias})").fetchone()[0]
-        old = [
-            r[0]
-            for r in session.con.execute(
-                f"SELECT snapshot_id FROM ducklake_snapshots({alias}) WHERE snapshot_time < ? ORDER BY 1", [cutoff]
-            ).fetchall()
-        ]
+        merged = session.step("merge small files", upkeep.merge_files())
+        kept = _ncc11_snapshots(warehouse.Reader.over(session.con))
+        current = warehouse.current_snapshot(session.con)
+        old = upkeep.snapshots_before(session.con, cutoff)
         expire = [s for s in old if s not in kept and s != current]
         if expire:
-            versions = ", ".join(str(int(v)) for v in expire)
-            session.step(
-                "expire snapshots",
-                f"SELECT * FROM ducklake_expire_snapshots({alias}, versions => [{versions}])",
-            )
-        cleaned = session.step(
-            "delete files no snapshot needs",
-            f"SELECT * FROM ducklake_cleanup_old_files({alias}, older_than => {_timestamp(scheduled_cutoff)})",
-        )
+            session.step("expire snapshots", upkeep.expire(expire))
+        cleaned = session.step("delete files no snapshot needs", upkeep.cleanup(scheduled_cutoff))
     finally:
         session.close()
     result = MaintenanceResult(merged, expire, sorted(kept & set(old)), cleaned + orphans, safe_age)
     logger.info(result.summary)
     return result
+
+
+def _ncc11_snapshots(src: warehouse.Reader) -> set[int]:
+    """The snapshots NCC-11 runs published: what was sent to the regulator, kept for good."""
+    if not src.has("run_manifests"):
+        return set()
+    rows = src.frame(
+        "SELECT DISTINCT snapshot_id FROM {m} WHERE pipeline = 'ncc11' AND status = 'published' "
+        "AND snapshot_id IS NOT NULL",
+        m="run_manifests",
+    )
+    return set(rows["snapshot_id"].to_list())
 
 
 # --- damaged data files ---------------------------------------------------------------------------------
@@ -291,19 +276,14 @@ def _problem(con: duckdb.DuckDBPyConnection, path: str, size: int | None, footer
     return None
 
 
-def check(warehouse_: str | os.PathLike[str] | None = None) -> CheckResult:
+def check(where: warehouse.Where = None) -> CheckResult:
     """Verify every data file (and delete file) of the current snapshot of every table."""
-    target = config.warehouse(warehouse_)
-    con = _open(target, read_only=True)
+    con = _open(warehouse.settings(where), read_only=True)
     try:
         files = 0
         bad: list[BadFile] = []
         for table in sorted(warehouse.tables(con)):
-            rows = con.execute(
-                "SELECT data_file, data_file_size_bytes, data_file_footer_size, delete_file, delete_file_size_bytes, "
-                f"delete_file_footer_size FROM ducklake_list_files({warehouse.literal(warehouse.ALIAS)}, ?)",
-                [table],
-            ).fetchall()
+            rows = upkeep.files(con, table)
             for data, data_size, data_footer, delete, delete_size, delete_footer in rows:
                 for path, size, footer in ((data, data_size, data_footer), (delete, delete_size, delete_footer)):
                     if path is None:
@@ -329,7 +309,7 @@ _FILE_ERRORS = (
 )
 
 
-def damaged_file_error(exc: BaseException, warehouse_: str | os.PathLike[str] | None = None) -> MayoristaError | None:
+def damaged_file_error(exc: BaseException, where: warehouse.Where = None) -> MayoristaError | None:
     """A clear error for a read that failed on a damaged or missing data file of the warehouse (the
     footer check caught it: nothing wrong was computed), naming the table, partition and file and
     the way to repair; None for any other error, and for a failure of the machine (a full or read-only
@@ -346,7 +326,7 @@ def damaged_file_error(exc: BaseException, warehouse_: str | os.PathLike[str] | 
         return None
     path = match.groupdict().get("path")
     try:
-        found = check(warehouse_).bad
+        found = check(where).bad
     except Exception:  # noqa: BLE001 - the read's own error is still named below, without the check's detail
         found = []
     named = [b for b in found if path is None or os.path.normpath(b.path) == os.path.normpath(path)]
@@ -373,13 +353,13 @@ def _partition_values(path: str) -> dict[str, str]:
     return dict(unquote(part).split("=", 1) for part in PurePosixPath(path).parent.parts if "=" in part)
 
 
-def repair(warehouse_: str | os.PathLike[str] | None = None) -> str:
+def repair(where: warehouse.Where = None) -> str:
     """Take the partitions of damaged data files out of the current snapshot, so that a re-run of their
     period can republish them whole (DuckLake's DELETE of a period's rows reads its files, so a re-run
     alone cannot). In ONE transaction, each such table is rebuilt from its other partitions, which
     are read without touching the damaged files (partition pruning); older snapshots still read as
     they were. Returns what to re-run."""
-    target = config.warehouse(warehouse_)
+    target = warehouse.settings(where)
     damaged = check(target).bad
     if not damaged:
         return "warehouse repair: no damaged data file in the current snapshot; nothing to do"
@@ -397,20 +377,8 @@ def repair(warehouse_: str | os.PathLike[str] | None = None) -> str:
     with warehouse.transaction(target, what="repair the warehouse") as con:
         for table, partitions in by_table.items():
             (column,) = partitions[0]  # one period column per table (checked above)
-            values = [part[column] for part in partitions]
-            name, temp = warehouse.identifier(table), warehouse.identifier(f"{table}__repair")
-            con.execute(f"CREATE TABLE {temp} AS SELECT * FROM {name} LIMIT 0")
-            con.execute(f"ALTER TABLE {temp} SET PARTITIONED BY ({warehouse.identifier(column)})")
-            # the rows of every other partition: the damaged ones are pruned by their value, so their files
-            # are never opened (NOT IN, NOT (...) or an OR with IS NULL would open them); NULL periods apart
-            con.execute(
-                f"INSERT INTO {temp} SELECT * FROM {name} WHERE "
-                + " AND ".join(f"{warehouse.identifier(column)} <> ?" for _ in values),
-                values,
-            )
-            con.execute(f"INSERT INTO {temp} SELECT * FROM {name} WHERE {warehouse.identifier(column)} IS NULL")
-            con.execute(f"DROP TABLE {name}")
-            con.execute(f"ALTER TABLE {temp} RENAME TO {name}")
+            # the rows of every other partition, read without opening the damaged files
+            upkeep.rebuild_without(con, table, column, [part[column] for part in partitions])
     lines = [
         f"  - {table}: {', '.join(', '.join(f'{c}={v}' for c, v in part.items()) for part in parts)}"
         for table, parts in by_table.items()

@@ -36,11 +36,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import config, lake, quality
-from pipelines import warehouse as store
+from pipelines import config, lake, quality, warehouse
 from pipelines.errors import MayoristaError, environment_fault
 from pipelines.manifest import Manifest
-from pipelines.warehouse import Write
+from pipelines.warehouse import Write, writes
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +78,22 @@ class Run:
     pipeline: str
     period: str
     run_id: str
-    warehouse: str
-    lake_root: str | None
+    settings: config.Settings  # resolved once when the run starts; what the warehouse calls take
     manifest: Manifest
     validation: list[quality.CheckResult] = field(default_factory=list)
     snapshot_id: int | None = None
     _scratch: Path | None = None
     _background: list[Future] = field(default_factory=list)
+
+    @property
+    def warehouse(self) -> str:
+        """The catalog (a path or URI): `settings.warehouse`."""
+        return self.settings.warehouse
+
+    @property
+    def lake_root(self) -> str | os.PathLike[str]:
+        """The lake root as given: `settings.lake`."""
+        return self.settings.lake
 
     def step(self, name: str):  # noqa: ANN201 - a context manager
         return self.manifest.step(name)
@@ -104,7 +112,7 @@ class Run:
 
     def warm(self) -> None:
         """Load the warehouse's DuckDB extensions in the background (the publish needs them)."""
-        store.warm(self.warehouse)
+        warehouse.warm(self.settings)
 
     def in_background(self, fn: Callable[..., Any], *args: Any) -> Future:
         """`fn(*args)` on a thread of its own, next to the run's work (hashing input files, writing a
@@ -117,19 +125,15 @@ class Run:
         self._background.append(future)
         return future
 
-    def publish(self, writes: Sequence[Write], guard: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
+    def publish(self, tables: Sequence[Write], guard: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
         """Publish every table of the run, its validation results and its manifest row in one
         transaction; returns the snapshot it created. `guard(con)` runs inside the transaction, before
         the manifest row: it raises to abandon the publish (e.g. another run took the same input)."""
         self.manifest.status = "published"
         checks = quality.results_frame(self.validation, run_id=self.run_id, pipeline=self.pipeline, period=self.period)
         pending = _Pending.load(self.warehouse)
-        all_writes = [
-            *writes,
-            Write("validation_results", checks, {"run_id": self.run_id}, ("period",)),
-            *pending.writes,
-        ]
-        for write in writes:
+        all_writes = [*tables, Write("validation_results", checks, {"run_id": self.run_id}), *pending.writes]
+        for write in tables:
             if not isinstance(write.rows, str):
                 self.manifest.outputs.setdefault(write.table, write.rows.height)
 
@@ -139,16 +143,11 @@ class Run:
             checkpoint("mid_publish")
             # the snapshot this commit will create: DuckLake numbers commits consecutively; checked after
             # the commit in case another writer's commit took that number first
-            predicted = con.execute(
-                f"SELECT max(snapshot_id) + 1 FROM ducklake_snapshots({store.literal(store.ALIAS)})"
-            ).fetchone()[0]
-            _insert_manifest(con, self.manifest, predicted)
+            predicted = writes.next_snapshot(con)
+            writes.insert(con, "run_manifests", self.manifest.row(predicted))
             pending.insert(con)
-            con.execute(
-                f"CALL {store.ALIAS}.set_commit_message('mayorista', ?, extra_info => ?)",
-                [f"{self.pipeline} {self.period}", self.run_id],
-            )
-            return int(predicted)
+            writes.label_commit(con, f"{self.pipeline} {self.period}", self.run_id)
+            return predicted
 
         checkpoint("before_publish")
 
@@ -157,7 +156,7 @@ class Run:
             pending.done()
 
         with self.step("publish"):
-            store.publish(all_writes, self.warehouse, lake_root=self.lake_root, then=manifest_row, after=confirm)
+            warehouse.publish(all_writes, self.settings, then=manifest_row, after=confirm)
         logger.info(
             "%s %s published as snapshot %s (run %s)", self.pipeline, self.period, self.snapshot_id, self.run_id
         )
@@ -165,29 +164,12 @@ class Run:
         return self.snapshot_id
 
 
-def _insert_manifest(con: duckdb.DuckDBPyConnection, manifest: Manifest, snapshot_id: int | None) -> None:
-    row = manifest.row(snapshot_id)
-    if "run_manifests" not in store.tables(con):
-        con.register("_m", row.to_arrow())
-        con.execute("CREATE TABLE IF NOT EXISTS run_manifests AS SELECT * FROM _m LIMIT 0")
-        con.unregister("_m")
-    con.register("_m", row.to_arrow())
-    try:
-        con.execute("INSERT INTO run_manifests BY NAME SELECT * FROM _m")
-    finally:
-        con.unregister("_m")
-
-
 def _confirm_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, predicted: int) -> int:
     """The snapshot the commit really created (found by the run id it carries); when another writer's
     commit took the predicted number, the manifest row is corrected in a commit of its own."""
-    actual = con.execute(
-        f"SELECT snapshot_id FROM ducklake_snapshots({store.literal(store.ALIAS)}) WHERE commit_extra_info = ?",
-        [run_id],
-    ).fetchone()
-    snapshot = int(actual[0]) if actual else predicted
+    snapshot = writes.committed_snapshot(con, run_id) or predicted
     if snapshot != predicted:
-        con.execute("UPDATE run_manifests SET snapshot_id = ? WHERE run_id = ?", [snapshot, run_id])
+        writes.update(con, "run_manifests", {"snapshot_id": snapshot}, {"run_id": run_id})
     return snapshot
 
 
@@ -201,16 +183,16 @@ class _Pending:
     rows: list[tuple[Path, pl.DataFrame, pl.DataFrame | None]] = field(default_factory=list)
 
     @staticmethod
-    def folder_of(warehouse: str) -> Path:
-        if store.is_postgres(warehouse):
-            key = hashlib.sha256(store.describe(warehouse).encode()).hexdigest()[:16]
+    def folder_of(catalog: str) -> Path:
+        if warehouse.is_postgres(catalog):
+            key = hashlib.sha256(warehouse.describe(catalog).encode()).hexdigest()[:16]
             return config.scratch_root() / "pending-runs" / key
-        catalog = Path(warehouse).resolve()
-        return catalog.parent / f".{catalog.name}.pending-runs"
+        path = Path(catalog).resolve()
+        return path.parent / f".{path.name}.pending-runs"
 
     @classmethod
-    def load(cls, warehouse: str) -> _Pending:
-        pending = cls(cls.folder_of(warehouse))
+    def load(cls, catalog: str) -> _Pending:
+        pending = cls(cls.folder_of(catalog))
         try:
             files = sorted(pending.folder.glob("*.manifest.parquet"))
             for path in files:
@@ -224,7 +206,7 @@ class _Pending:
     @property
     def writes(self) -> list[Write]:
         return [
-            Write("validation_results", checks, {"run_id": row["run_id"][0]}, ("period",))
+            Write("validation_results", checks, {"run_id": row["run_id"][0]})
             for _, row, checks in self.rows
             if checks is not None and checks.height
         ]
@@ -233,12 +215,7 @@ class _Pending:
         """Insert the manifest rows not already recorded (a run that recorded them and died before
         removing the files must not record them twice)."""
         for _, row, _checks in self.rows:
-            if not con.execute("SELECT 1 FROM run_manifests WHERE run_id = ?", [row["run_id"][0]]).fetchone():
-                con.register("_m", row.to_arrow())
-                try:
-                    con.execute("INSERT INTO run_manifests BY NAME SELECT * FROM _m")
-                finally:
-                    con.unregister("_m")
+            writes.insert(con, "run_manifests", row, new_by="run_id")
 
     def done(self) -> None:
         for path, row, _checks in self.rows:
@@ -267,17 +244,16 @@ def _record_failure(r: Run, exc: BaseException) -> None:
     checks = quality.results_frame(r.validation, run_id=r.run_id, pipeline=r.pipeline, period=r.period)
     pending = _Pending.load(r.warehouse)
     # a run that already waited the whole MAYORISTA_LOCK_WAIT_S for the catalog does not wait again
-    budget = store.lock_budget(0 if _locked(exc) else None)
+    budget = warehouse.lock_budget(0 if _locked(exc) else None)
     try:
         with budget:
-            store.publish(
-                [Write("validation_results", checks, {"run_id": r.run_id}, ("period",)), *pending.writes],
-                r.warehouse,
-                lake_root=r.lake_root,
-                then=lambda con: (_insert_manifest(con, r.manifest, None), pending.insert(con)),
+            warehouse.publish(
+                [Write("validation_results", checks, {"run_id": r.run_id}), *pending.writes],
+                r.settings,
+                then=lambda con: (writes.insert(con, "run_manifests", r.manifest.row(None)), pending.insert(con)),
                 after=lambda con, _: pending.done(),
             )
-    except store.CatalogLocked:
+    except warehouse.CatalogLocked:
         try:
             folder = _Pending.keep(r, checks)
         except OSError as third:
@@ -297,7 +273,7 @@ def _locked(exc: BaseException | None) -> bool:
     """Whether the run failed because the catalog stayed locked (it has waited already)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, store.CatalogLocked):
+        if isinstance(exc, warehouse.CatalogLocked):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -332,11 +308,13 @@ def start(
     period: str,
     *,
     run_id: str | None = None,
-    warehouse: str | os.PathLike[str] | None = None,
+    warehouse: warehouse.Where = None,
     lake_root: str | os.PathLike[str] | None = None,
     warm: bool = True,
 ) -> Iterator[Run]:
-    """Run a pipeline's period: see the module docstring. `warm`: load the warehouse's DuckDB extensions
+    """Run a pipeline's period: see the module docstring. `warehouse` and `lake_root` (a command's
+    --warehouse and --lake, or settings already resolved) are resolved here, once for the whole run,
+    and carried by it (`r.settings`). `warm`: load the warehouse's DuckDB extensions
     in the background from the start. Loading holds the GIL for about a second, so a pipeline whose
     first steps are Python work (metering's plan: a thousand small file opens) passes False and calls
     `r.warm()` when its native work starts."""
@@ -344,14 +322,7 @@ def start(
         raise ValueError(pipeline)
     config.lock_wait_s()  # a bad MAYORISTA_LOCK_WAIT_S stops a scheduled run too, before any work
     run_id = run_id or new_run_id(pipeline, period)
-    r = Run(
-        pipeline,
-        period,
-        run_id,
-        config.warehouse(warehouse),
-        str(lake_root) if lake_root else None,
-        Manifest(pipeline, period, run_id),
-    )
+    r = Run(pipeline, period, run_id, _settings(warehouse, lake_root), Manifest(pipeline, period, run_id))
     clean_dead_scratch()
     if warm:
         r.warm()
@@ -377,10 +348,14 @@ def start(
             shutil.rmtree(r._scratch, ignore_errors=True)
 
 
+def _settings(where: warehouse.Where, lake_root: str | os.PathLike[str] | None) -> config.Settings:
+    return warehouse.settings(where, lake_root)
+
+
 def _environment(exc: BaseException, r: Run) -> MayoristaError | None:
     """A failure of the machine anywhere in a run (an OSError from a write, DuckDB's IO errors, the
     PostgreSQL catalog's server gone in the middle of a read)."""
-    lost = store.catalog_lost(exc, r.warehouse)
+    lost = warehouse.catalog_lost(exc, r.settings)
     if lost is not None:
         return lost
     if isinstance(exc, (OSError, duckdb.IOException)) or "No space left" in str(exc):

@@ -17,14 +17,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines import cli, maintenance, warehouse
+from pipelines import cli, config, maintenance, warehouse
 from pipelines.delivery import sample as delivery_sample
 from pipelines.delivery.job import check_month
 from pipelines.errors import InputError, MayoristaError
 from pipelines.manifest import file_sha256
 from pipelines.metering.job import ingest_month
 from pipelines.ncc11 import job as ncc11
-from pipelines.warehouse import Write
+from pipelines.warehouse import Write, registry
 from tests.conftest import ROOT
 from tests.delivery.fixtures import write_sample_registry as write_delivery_registry
 from tests.metering.fixtures import standard_month
@@ -380,6 +380,55 @@ def test_a_file_that_is_not_a_catalog_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is not a warehouse catalog" in err and str(text) in err and "Traceback" not in err
     assert text.read_text() == "this is not a catalog\n" * 100  # left as it was
+
+
+# --- the storage boundary: registry, reader, settings -----------------------------------------------------
+
+
+def test_writes_take_their_partition_from_the_registry():
+    assert Write("ncc11_energy", "x.parquet", {"quarter": "2026-05"}).partition == ("quarter",)
+    assert Write("metering_points", "x.parquet", {"source_file": "m.csv"}).partition == ()
+    assert Write("landed_files", "x.parquet").partition == ()
+    assert Write("validation_results", "x.parquet", {"run_id": "r"}).partition == ("period",)
+    assert Write("scratch_table", "x.parquet").partition == ()  # not registered: as given
+    built = registry.table("meter_hourly").replace("x.parquet", "2026-04", adopt=True)
+    assert (built.table, built.where, built.partition, built.adopt) == (
+        "meter_hourly",
+        {"month": "2026-04"},
+        ("month",),
+        True,
+    )
+    assert Write("ncc11_energy", "x.parquet", {"month": "2026-05"}, ("month",)).partition == ("month",)  # warned
+    empty = registry.table("ncc11_total_cost").empty()
+    assert empty.height == 0 and empty.columns[:3] == ["quarter", "month", "distributor"]
+
+
+def test_a_reader_reads_one_snapshot(tmp_path):
+    catalog, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
+    with warehouse.open_reader(catalog, missing_ok=True) as nothing:
+        assert not nothing.found and not nothing.has("t")
+    warehouse.publish([Write("t", pl.DataFrame({"p": ["a"], "x": [1]}), {"p": "a"})], catalog, lake_root=lake)
+    with warehouse.open_reader(catalog) as first:
+        pass  # (an open reader in this process would hold the SQLite catalog against the next publish)
+    warehouse.publish([Write("t", pl.DataFrame({"p": ["a"], "x": [2]}), {"p": "a"})], catalog, lake_root=lake)
+    with warehouse.open_reader(catalog, snapshot_id=first.snapshot_id) as before:
+        assert before.frame("SELECT x FROM {t}", t="t")["x"].to_list() == [1]
+        keys = pl.DataFrame({"x": [1]})
+        assert before.frame("SELECT t.x FROM {t} t JOIN _k USING (x)", frames={"_k": keys}, t="t").height == 1
+    with warehouse.open_reader(catalog) as after:
+        assert after.snapshot_id > first.snapshot_id
+        assert after.frame("SELECT x FROM {t}", t="t")["x"].to_list() == [2]
+
+
+def test_settings_are_resolved_once_and_carried(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "env.sqlite"))
+    monkeypatch.delenv("MAYORISTA_LAKE", raising=False)
+    settings = config.Settings.resolve(lake=tmp_path / "lake")
+    assert settings.warehouse == str(tmp_path / "env.sqlite") and settings.lake_given
+    monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "other.sqlite"))
+    assert warehouse.settings(settings) is settings  # resolved settings are never resolved again
+    assert warehouse.describe(settings) == str(tmp_path / "env.sqlite")
+    assert not config.Settings.resolve().lake_given  # the default lake
 
 
 # --- maintenance ----------------------------------------------------------------------------------------

@@ -10,11 +10,10 @@ estimated and why. Nothing is invented."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import polars as pl
 
-from pipelines import config, warehouse
+from pipelines import warehouse
 from pipelines.periods import Month
 
 logger = logging.getLogger(__name__)
@@ -63,21 +62,26 @@ def previous_month_hour(month: Month) -> pl.Expr:
     ).cast(pl.Datetime("us"))
 
 
-def read_meter_hourly(point_ids: list[str], month: Month, path: str | Path | None) -> tuple[pl.DataFrame | None, str]:
-    """The previous month's kwh_del hours of these points from the warehouse, or (None, why not)."""
+def read_meter_hourly(
+    point_ids: list[str], month: Month, source: warehouse.Reader | warehouse.Where
+) -> tuple[pl.DataFrame | None, str]:
+    """The previous month's kwh_del hours of these points from the warehouse (a run's reader, or a
+    catalog path), or (None, why not)."""
     previous = month.previous
     start, end = previous.bounds
-    db = config.warehouse(path)
-    if not warehouse.exists(db):
-        return _no_basis(f"no warehouse at {warehouse.describe(db)}, so no meter_hourly for {previous}")
-    if "meter_hourly" not in warehouse.table_names(db):  # exists() just saw it, so a reader opens it
-        return _no_basis(f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)")
-    rows = warehouse.query(
-        "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM meter_hourly "
-        "WHERE channel = ? AND hour >= ? AND hour < ? AND list_contains(?, point_id)",
-        db,
-        [CONSUMPTION_CHANNEL, start, end, point_ids],
-    )
+    with warehouse.reading(source) as src:
+        if not src.found:
+            return _no_basis(f"no warehouse at {src.catalog}, so no meter_hourly for {previous}")
+        if not src.has("meter_hourly"):
+            return _no_basis(
+                f"the warehouse has no meter_hourly table (run `mayorista meters ingest --month {previous}`)"
+            )
+        rows = src.frame(
+            "SELECT point_id, CAST(hour AS TIMESTAMP) AS hour, value FROM {h} "
+            "WHERE channel = ? AND hour >= ? AND hour < ? AND list_contains(?, point_id)",
+            [CONSUMPTION_CHANNEL, start, end, point_ids],
+            h="meter_hourly",
+        )
     duplicated = rows.filter(pl.struct("point_id", "hour").is_duplicated())
     if duplicated.height:
         example = duplicated.row(0, named=True)

@@ -5,13 +5,14 @@ per-participant reports, and publish everything for the month in ONE warehouse t
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 from upath import UPath
 
-from pipelines import config, lake, quality, warehouse
+from pipelines import lake, quality, warehouse
 from pipelines import run as runs
 from pipelines.business_days import BusinessCalendar
 from pipelines.delivery import compliance, estimation, rules, sources
@@ -19,76 +20,14 @@ from pipelines.errors import InputError
 from pipelines.inputs import Source, find_input
 from pipelines.metering.registry import load_registry
 from pipelines.periods import Month
-from pipelines.warehouse import Write
+from pipelines.warehouse import registry as table_registry  # not the metering points registry
 
 logger = logging.getLogger(__name__)
 
 PIPELINE = "delivery"
-_S, _D, _I = pl.String, pl.Date, pl.Int64
-# the published tables, typed explicitly so an empty first month cannot create a column of type null
-SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "vpn_change_review": {
-        "month": _S,
-        "change_id": _S,
-        "participant": _S,
-        "rule": _S,
-        "ok": pl.Boolean,
-        "detail": _S,
-        "line": _I,
-    },
-    "delivery_compliance": {
-        "month": _S,
-        "change_id": _S,
-        "participant": _S,
-        "supply_month": _S,
-        "notified_on": _D,
-        "deadline": _D,
-        "required_points": _I,
-        "on_time_points": _I,
-        "late_points": _I,
-        "missing_points": _I,
-        "compliant": pl.Boolean,
-    },
-    "delivery_points": {
-        "month": _S,
-        "change_id": _S,
-        "participant": _S,
-        "point_id": _S,
-        "kind": _S,
-        "status": _S,
-        "received_at": pl.Datetime("us"),
-        "deliveries": _I,
-        "deadline": _D,
-        "estimation": _S,
-    },
-    "estimated_hourly": {
-        "month": _S,
-        "point_id": _S,
-        "hour": pl.Datetime("us"),
-        "kwh": pl.Float64,
-        "method": _S,
-        "basis_hour": pl.Datetime("us"),
-        "basis_kwh": pl.Float64,
-    },
-    "delivery_unreadable_rows": {"month": _S, "source": _S, "line": _I, "participant": _S, "reason": _S},
-    # the month's changes with their dates as given (text: a date that does not parse is shown as
-    # written) and the effective date the rules used: what a letter's table of dates shows, so a
-    # letter re-rendered from the warehouse is the one the run wrote
-    "vpn_changes": {
-        "month": _S,
-        "change_id": _S,
-        "participant": _S,
-        "vpn_id": _S,
-        "letter_date": _S,
-        "proposed_date": _S,
-        "effective_date": _S,
-        "medicion_approved_on": _S,
-        "tecnologia_approved_on": _S,
-        "executed_on": _S,
-        "notified_on": _S,
-        "line": _I,
-    },
-}
+# the published tables, typed as the registry declares them so an empty first month cannot create a
+# column of type null (name -> columns: kept for the tests and reports that build such frames)
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {t.name: t.schema for t in table_registry.of(PIPELINE)}
 _DATE_COLUMNS = (
     "letter_date",
     "proposed_date",
@@ -165,7 +104,7 @@ def check_month(
     month: Month | str,
     input_dir: Path,
     *,
-    warehouse: str | Path | None = None,
+    warehouse: warehouse.Where = None,
     lake_root: str | Path | None = None,
     run_id: str | None = None,
     config_dir: Path | None = None,
@@ -174,7 +113,10 @@ def check_month(
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
-    with runs.start(PIPELINE, month.label, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r:
+    with (
+        runs.start(PIPELINE, month.label, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r,
+        ExitStack() as stack,
+    ):
         manifest = r.manifest
         with r.step("read"):
             registry = load_registry(input_dir)
@@ -205,8 +147,10 @@ def check_month(
             )
             quality.raise_on_errors(r.validation)
 
+        # one reader, one snapshot, for the run's reads of the warehouse; closed before the publish
+        src = stack.enter_context(_open_reader(r.settings))
         with r.step("review"):
-            completeness, completeness_note = read_completeness(month, r.warehouse)
+            completeness, completeness_note = read_completeness(month, src)
             if completeness is None:  # each change's interrogation row carries the note; say it once here
                 logger.info("delivery %s: rule 6(a) fails for every change: %s", month, completeness_note)
             judged = judge(
@@ -230,7 +174,8 @@ def check_month(
         with r.step("estimate"):
             behind = judged.points.filter(pl.col("status").is_in(["late", "missing"]))
             ids = behind["point_id"].unique().to_list()
-            hourly, note = estimation.read_meter_hourly(ids, month, r.warehouse) if ids else (None, "")
+            hourly, note = estimation.read_meter_hourly(ids, month, src) if ids else (None, "")
+            stack.close()  # the last read: an open reader must not outlive it into the publish
             estimated, notes = estimation.estimate(
                 behind, registry, month, meter_hourly=hourly, meter_hourly_note=note, dispatch=dispatch
             )
@@ -256,41 +201,47 @@ def check_month(
             unreadable_rows=result.unreadable.height,
             warnings=sum(not c.success for c in result.validation),
         )
-        r.publish([Write(name, frame, {"month": month.label}, ("month",)) for name, frame in _frames(result).items()])
+        r.publish([table_registry.table(name).replace(frame, month.label) for name, frame in _frames(result).items()])
     result.snapshot_id = r.snapshot_id
     # the letters after the commit, from what was published: the same entry as `mayorista report
     # delivery`, so a re-rendering is this rendering
     from pipelines.reports import delivery as letters  # matplotlib/jinja2 only when letters are written
 
-    root = config.lake_root(lake_root)
-    written = letters.render(month, snapshot=r.snapshot_id, warehouse=r.warehouse, lake_root=lake_root)
+    root = r.settings.lake_root
+    written = letters.render(month, snapshot=r.snapshot_id, warehouse=r.warehouse, lake_root=root)
     result.reports = {participant: files.html for participant, files in written.items()}
     logger.info(
         "delivery %s: %d participant letter(s) in %s", month, len(result.reports), report_dir(root, month.label)
     )
     result.summary = (
-        summarize(result, r.warehouse)
+        summarize(result, r.settings)
         + "\ntimings: "
         + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in manifest.timings_s.items())
     )
     return result
 
 
-def read_completeness(month: Month, db: str | Path | None) -> tuple[pl.DataFrame | None, str | None]:
+def _open_reader(settings: warehouse.Where) -> warehouse.Reader:
+    return warehouse.open_reader(settings, missing_ok=True)
+
+
+def read_completeness(
+    month: Month, source: warehouse.Reader | warehouse.Where
+) -> tuple[pl.DataFrame | None, str | None]:
     """meter_completeness rows of `month` (the supply month of the changes this run reviews: they were
     executed in it) for rule 6(a), or (None, why not) when there is no warehouse or no such table.
-    An empty frame means the table exists but that month's readings were never ingested."""
-    db = config.warehouse(db)
-    if not warehouse.exists(db):
-        return None, f"no warehouse at {warehouse.describe(db)}"
-    if "meter_completeness" not in warehouse.table_names(db):
-        return None, "the warehouse has no meter_completeness table"
-    rows = warehouse.query(
-        "SELECT point_id, month, channel, expected_intervals, received_intervals FROM meter_completeness "
-        "WHERE month = ?",
-        db,
-        [month.label],
-    )
+    An empty frame means the table exists but that month's readings were never ingested. `source`: the
+    run's reader, or a catalog path."""
+    with warehouse.reading(source) as src:
+        if not src.found:
+            return None, f"no warehouse at {src.catalog}"
+        if not src.has("meter_completeness"):
+            return None, "the warehouse has no meter_completeness table"
+        rows = src.frame(
+            "SELECT point_id, month, channel, expected_intervals, received_intervals FROM {c} WHERE month = ?",
+            [month.label],
+            c="meter_completeness",
+        )
     return rows, None
 
 
@@ -353,13 +304,13 @@ def _frames(result: DeliveryCheck) -> dict[str, pl.DataFrame]:
         "delivery_unreadable_rows": result.unreadable.with_columns(month=pl.lit(result.month)),
         "vpn_changes": result.changes,
     }
-    return {name: frame.select(pl.col(c).cast(t) for c, t in SCHEMAS[name].items()) for name, frame in frames.items()}
+    return {name: table_registry.table(name).typed(frame) for name, frame in frames.items()}
 
 
 _LISTED = 20  # the summary is read in a terminal; the tables hold everything
 
 
-def summarize(result: DeliveryCheck, db: str) -> str:
+def summarize(result: DeliveryCheck, where: warehouse.Where) -> str:
     review = result.review
     changes = review["change_id"].n_unique()
     failing = review.filter(~pl.col("ok"))["change_id"].n_unique()
@@ -409,5 +360,7 @@ def summarize(result: DeliveryCheck, db: str) -> str:
             lines.append(f"  ... and {result.unreadable.height - _LISTED} more (table delivery_unreadable_rows)")
     lines.append(f"reports ({len(result.reports)}):")
     lines += [f"  {path}" for path in result.reports.values()]
-    lines.append(f"warehouse: {warehouse.describe(db)} (snapshot {result.snapshot_id}); query it with `mayorista sql`")
+    lines.append(
+        f"warehouse: {warehouse.describe(where)} (snapshot {result.snapshot_id}); query it with `mayorista sql`"
+    )
     return "\n".join(lines)

@@ -41,26 +41,14 @@ import duckdb
 import polars as pl
 
 from pipelines.metering.readings import CsvHead, earliest_interval_end, first_lines, first_months, landing
+from pipelines.warehouse import Reader, registry
 
 logger = logging.getLogger(__name__)
 
 TABLE = "landed_files"
 STATUSES = ("ingested", "quarantined", "unreadable", "refused")
 READ = ("ingested", "quarantined")  # a version recorded with one of these is never read again
-SCHEMA = {
-    "path": pl.String,
-    "sha256": pl.String,
-    "size_bytes": pl.Int64,
-    "modified_at": pl.Datetime("us"),
-    "month": pl.String,
-    "rows": pl.Int64,
-    "first_interval": pl.Datetime("us"),
-    "last_interval": pl.Datetime("us"),
-    "first_seen_at": pl.Datetime("us"),
-    "run_id": pl.String,
-    "status": pl.String,
-    "reason": pl.String,
-}
+SCHEMA = registry.table(TABLE).schema  # declared with the warehouse's tables
 _HASH_CHUNK = 1 << 20
 
 
@@ -99,17 +87,13 @@ class Plan:
     runs: set[str] = field(default_factory=set)  # the runs in the ledger when planned (the publish guard)
 
 
-def load(con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
-    """The ledger's rows (empty before the first run); `con` is a read connection with the warehouse
-    attached, or None when there is no warehouse yet."""
-    if (
-        con is None
-        or not con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?", [TABLE]
-        ).fetchone()[0]
-    ):
+def load(source: Reader | duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
+    """The ledger's rows (empty before the first run); `source` is the run's warehouse reader (or a read
+    connection with the warehouse attached), None when there is no warehouse yet."""
+    src = source if isinstance(source, Reader) else Reader.over(source)
+    if not src.has(TABLE):
         return pl.DataFrame(schema=SCHEMA)
-    return con.sql(f"SELECT * FROM wh.{TABLE}").pl()
+    return src.frame("SELECT * FROM {t}", t=TABLE)
 
 
 def plan(

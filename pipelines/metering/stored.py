@@ -22,74 +22,69 @@ import duckdb
 import polars as pl
 
 from pipelines.metering import keys
+from pipelines.warehouse import Reader
 
 logger = logging.getLogger(__name__)
 
 SUPERSEDED = "meter_readings_superseded"
+# what the functions below read from: the run's warehouse reader, or (older callers) a connection with
+# the warehouse attached; None when there is no warehouse yet
+Stored = Reader | duckdb.DuckDBPyConnection | None
 
 
-def _has(con: duckdb.DuckDBPyConnection | None, table: str) -> bool:
-    return con is not None and bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' AND table_name = ?", [table]
-        ).fetchone()[0]
-    )
+def _reader(source: Stored) -> Reader:
+    return source if isinstance(source, Reader) else Reader.over(source)
+
+
+def _has(source: Stored, table: str) -> bool:
+    return _reader(source).has(table)
 
 
 def _keyed(
-    con: duckdb.DuckDBPyConnection, table: str, month: str, start: datetime, points: pl.DataFrame, columns: str = ""
+    source: Stored, table: str, month: str, start: datetime, points: pl.DataFrame, columns: str = ""
 ) -> pl.DataFrame:
     """`table`'s rows of the month as (k, v, ...) keyed by this month's point index (points no longer
     active in the registry drop out), computed in DuckDB: only integers and floats cross over."""
-    con.register("_points", points.select("point_id", "point_idx").to_arrow())
-    con.register("_channels", keys.channel_table().to_arrow())
-    try:
-        return con.execute(
-            f"""
-            SELECT {keys.sql_key("p.point_idx", "c.ch", keys.sql_interval("?::TIMESTAMP", "r.interval_end"))} AS k,
-                   r.value AS v{columns}
-            FROM wh.{table} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
-            WHERE r.month = ?""",
-            [start, month],
-        ).pl()
-    finally:
-        con.unregister("_points")
-        con.unregister("_channels")
+    key = keys.sql_key("p.point_idx", "c.ch", keys.sql_interval("?::TIMESTAMP", "r.interval_end"))
+    return _reader(source).frame(
+        f"""
+        SELECT {key} AS k, r.value AS v{columns}
+        FROM {{t}} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
+        WHERE r.month = ?""",
+        [start, month],
+        frames={"_points": points.select("point_id", "point_idx"), "_channels": keys.channel_table()},
+        t=table,
+    )
 
 
-def month_readings(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame
-) -> pl.DataFrame:
+def month_readings(source: Stored, month: str, start: datetime, points: pl.DataFrame) -> pl.DataFrame:
     """The month's stored current readings (k, v), sorted by k."""
-    if not _has(con, "meter_readings"):
+    if not _has(source, "meter_readings"):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64})
-    return _keyed(con, "meter_readings", month, start, points).sort("k")
+    return _keyed(source, "meter_readings", month, start, points).sort("k")
 
 
-def month_superseded(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame
-) -> pl.DataFrame:
+def month_superseded(source: Stored, month: str, start: datetime, points: pl.DataFrame) -> pl.DataFrame:
     """The month's superseded readings (k, v, superseded_at) kept by earlier runs."""
-    if not _has(con, SUPERSEDED):
+    if not _has(source, SUPERSEDED):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "superseded_at": pl.Datetime("us")})
-    return _keyed(con, SUPERSEDED, month, start, points, ", r.superseded_at")
+    return _keyed(source, SUPERSEDED, month, start, points, ", r.superseded_at")
 
 
-def provenance(con: duckdb.DuckDBPyConnection | None, month: str, wanted: pl.DataFrame) -> pl.DataFrame:
+def provenance(source: Stored, month: str, wanted: pl.DataFrame) -> pl.DataFrame:
     """The stored rows (all of `meter_readings`' columns) of `wanted` (point_id, channel, interval_end)."""
-    if con is None or wanted.is_empty():
+    src = _reader(source)
+    if not src.found or wanted.is_empty():
         return pl.DataFrame()
-    con.register("_keys", wanted.to_arrow())
-    try:
-        return con.execute(
-            """
-            SELECT r.* FROM wh.meter_readings r JOIN _keys k
-              ON r.point_id = k.point_id AND r.channel = k.channel AND r.interval_end = k.interval_end
-            WHERE r.month = ?""",
-            [month],
-        ).pl()
-    finally:
-        con.unregister("_keys")
+    return src.frame(
+        """
+        SELECT r.* FROM {t} r JOIN _keys k
+          ON r.point_id = k.point_id AND r.channel = k.channel AND r.interval_end = k.interval_end
+        WHERE r.month = ?""",
+        [month],
+        frames={"_keys": wanted},
+        t="meter_readings",
+    )
 
 
 @dataclass
@@ -152,50 +147,40 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     return Merged(current, appended, replaced, lost, duplicates + same.height)
 
 
-def history_before(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame, days: int
-) -> pl.DataFrame:
+def history_before(source: Stored, month: str, start: datetime, points: pl.DataFrame, days: int) -> pl.DataFrame:
     """The real readings of the `days` days before the month (they lie in the month before: 28 days at
     most), in vee's history shape (series, interval_end, v, flagged), numbered with this month's points;
     flagged = the reading has a VEE finding there."""
     empty = pl.DataFrame(
         schema={"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl.Float64, "flagged": pl.Boolean}
     )
-    if days <= 0 or not _has(con, "meter_readings"):
+    src = _reader(source)
+    if days <= 0 or not src.has("meter_readings"):
         return empty
     previous = (start - timedelta(days=1)).strftime("%Y-%m")
     findings = (
-        "LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM wh.vee_findings WHERE month = ?) f "
+        "LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM {f} WHERE month = ?) f "
         "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
-        if _has(con, "vee_findings")
+        if src.has("vee_findings")
         else ""
     )
     flagged = "f.point_id IS NOT NULL" if findings else "false"
-    con.register("_points", points.select("point_id", "point_idx").to_arrow())
-    con.register("_channels", keys.channel_table().to_arrow())
-    try:
-        return (
-            con.execute(
-                f"""
-            SELECT p.point_idx * {keys.N_CHANNELS} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
-            FROM wh.meter_readings r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
-            {findings}
-            WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP""",
-                ([previous] if findings else []) + [previous, start - timedelta(days=days)],
-            )
-            .pl()
-            .cast(empty.schema)
-        )
-    finally:
-        con.unregister("_points")
-        con.unregister("_channels")
+    return src.frame(
+        f"""
+        SELECT p.point_idx * {keys.N_CHANNELS} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
+        FROM {{r}} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
+        {findings}
+        WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP""",
+        ([previous] if findings else []) + [previous, start - timedelta(days=days)],
+        frames={"_points": points.select("point_id", "point_idx"), "_channels": keys.channel_table()},
+        r="meter_readings",
+        **({"f": "vee_findings"} if findings else {}),
+    ).cast(empty.schema)
 
 
-def standing_estimates(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame, table: str
-) -> pl.DataFrame:
+def standing_estimates(source: Stored, month: str, start: datetime, points: pl.DataFrame, table: str) -> pl.DataFrame:
     """The month's estimates not superseded yet: (k, v, method, run_id, estimated_at)."""
-    if not _has(con, table):
+    if not _has(source, table):
         return pl.DataFrame(
             schema={
                 "k": pl.Int64,
@@ -206,7 +191,7 @@ def standing_estimates(
             }
         )
     found = _keyed(
-        con,
+        source,
         table,
         month,
         start,

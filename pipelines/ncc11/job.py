@@ -26,16 +26,15 @@ from pipelines.errors import InputError
 from pipelines.manifest import file_sha256
 from pipelines.ncc11 import checks, formulas
 from pipelines.ncc11.inputs import Ncc11Inputs, load
-from pipelines.warehouse import Write
-from pipelines.warehouse import exists as _warehouse_exists
-from pipelines.warehouse import table_names as _table_names
+from pipelines.warehouse import registry
 
 logger = logging.getLogger(__name__)
 
 PIPELINE = "ncc11"
 T = TypeVar("T")
-OUTPUT_TABLES = ("ncc11_energy", "ncc11_energy_month", "ncc11_power_month", "ncc11_power")
 TOTAL_COST = "ncc11_total_cost"  # published when the optional other_costs file is given (11.1)
+# every run publishes these (the registry's ncc11 tables but the optional total cost)
+OUTPUT_TABLES = tuple(t.name for t in registry.of(PIPELINE) if t.name != TOTAL_COST)
 
 
 @dataclass
@@ -142,22 +141,11 @@ def compute(inputs: Ncc11Inputs) -> dict[str, pl.DataFrame]:
     return tables
 
 
-def _empty_total_cost() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "quarter": pl.String,
-            "month": pl.String,
-            "distributor": pl.String,
-            **{c: pl.Float64 for c in ("ccc_usd", "ccs_usd", "ccp_usd", "other_usd", "total_usd")},
-        }
-    )
-
-
 def run(
     quarter: periods.Quarter | str,
     input_dir: Path,
     *,
-    warehouse: str | Path | None = None,
+    warehouse: warehouse.Where = None,
     lake_root: str | Path | None = None,
     run_id: str | None = None,
 ) -> RunResult:
@@ -172,10 +160,10 @@ def run(
                 return compute(inputs)
 
         _, outputs = _checked_inputs(r, q, input_dir, computed)
-        writes = [Write(table, frame, {"quarter": quarter}, ("quarter",)) for table, frame in outputs.items()]
-        if TOTAL_COST not in outputs and _warehouse_exists(r.warehouse) and TOTAL_COST in _table_names(r.warehouse):
+        writes = [registry.table(name).replace(frame, quarter) for name, frame in outputs.items()]
+        if TOTAL_COST not in outputs and _published(r.settings, TOTAL_COST):
             # re-run without other_costs: the quarter's earlier totals no longer hold (an empty replacement)
-            writes.append(Write(TOTAL_COST, _empty_total_cost(), {"quarter": quarter}, ("quarter",)))
+            writes.append(registry.table(TOTAL_COST).replace(registry.table(TOTAL_COST).empty(), quarter))
         r.publish(writes)
     result = RunResult(
         quarter=quarter,
@@ -185,14 +173,20 @@ def run(
         warnings=[c for c in r.validation if not c.success],
     )
     result.summary = summary(
-        quarter, r.warehouse, snapshot_id=r.snapshot_id, run_id=r.run_id, rows=result.rows, warnings=result.warnings
+        quarter, r.settings, snapshot_id=r.snapshot_id, run_id=r.run_id, rows=result.rows, warnings=result.warnings
     )
     return result
 
 
+def _published(where: warehouse.Where, table: str) -> bool:
+    """Whether the warehouse holds `table` (False when there is no warehouse yet)."""
+    with warehouse.open_reader(where, missing_ok=True) as src:
+        return src.has(table)
+
+
 def summary(
     quarter: str,
-    warehouse_: str | Path | None = None,
+    where: warehouse.Where = None,
     *,
     snapshot_id: int | None = None,
     run_id: str = "",
@@ -200,22 +194,20 @@ def summary(
     warnings: list[quality.CheckResult] = (),
 ) -> str:
     """The quarter's figures as published by `snapshot_id` (default: the current snapshot)."""
-    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
-    con = warehouse.connect(warehouse_, read_only=True)
-    try:
-        energy = con.execute(
+    with warehouse.open_reader(where, snapshot_id=snapshot_id) as src:
+        energy = src.frame(
             "SELECT distributor, band, round(ccs_usd)::BIGINT AS ccs_usd, round(peste_usd_mwh, 2) AS peste, "
-            f"round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM ncc11_energy{at} WHERE quarter = ? "
+            "round(ccc_usd)::BIGINT AS ccc_usd, round(pmce_usd_mwh, 2) AS pmce FROM {e} WHERE quarter = ? "
             "ORDER BY distributor, CASE band WHEN 'punta' THEN 1 WHEN 'intermedia' THEN 2 ELSE 3 END",
             [quarter],
-        ).pl()
-        power = con.execute(
+            e="ncc11_energy",
+        )
+        power = src.frame(
             "SELECT distributor, round(ccp_usd)::BIGINT AS ccp_usd, round(demax_kw_sum)::BIGINT AS demax_kw_sum, "
-            f"round(scp_usd)::BIGINT AS scp_usd FROM ncc11_power{at} WHERE quarter = ? ORDER BY distributor",
+            "round(scp_usd)::BIGINT AS scp_usd FROM {p} WHERE quarter = ? ORDER BY distributor",
             [quarter],
-        ).pl()
-    finally:
-        con.close()
+            p="ncc11_power",
+        )
     lines = [
         f"NCC-11 quarter {quarter} published (run {run_id}, snapshot {snapshot_id})"
         if run_id
@@ -234,6 +226,6 @@ def summary(
     ):
         lines += [str(energy), str(power)]
     lines.append(
-        f"  warehouse: {warehouse.describe(warehouse_)}   query it: mayorista sql \"FROM ncc11_energy WHERE quarter = '{quarter}'\""
+        f"  warehouse: {warehouse.describe(where)}   query it: mayorista sql \"FROM ncc11_energy WHERE quarter = '{quarter}'\""
     )
     return "\n".join(lines)

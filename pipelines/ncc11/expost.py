@@ -24,29 +24,15 @@ from pipelines import bands, config, periods
 from pipelines import run as runs
 from pipelines import warehouse as store
 from pipelines.errors import MayoristaError
-from pipelines.warehouse import Write
+from pipelines.warehouse import registry
 
 logger = logging.getLogger(__name__)
 
 PIPELINE = "expost"
 TABLE = "ncc11_expost"
 METERING = ("metering_points", "meter_hourly", "meter_completeness")
-# the published table, declared once: the SQL's result is cast to it, and an empty run publishes it
-SCHEMA = {
-    "quarter": pl.String,
-    "month": pl.String,
-    "distributor": pl.String,
-    "band": pl.String,
-    "projected_mwh": pl.Float64,
-    "metered_mwh": pl.Float64,
-    "deviation_mwh": pl.Float64,
-    "deviation_pct": pl.Float64,
-    "pmce_usd_mwh": pl.Float64,
-    "deviation_usd": pl.Float64,
-    "points": pl.Int32,
-    "completeness_pct": pl.Float64,
-    "estimated_pct": pl.Float64,
-}
+# the published table as the registry declares it: the SQL's result is cast to it, and an empty run publishes it
+SCHEMA = registry.table(TABLE).schema
 
 
 class QuarterNotPublished(MayoristaError):
@@ -130,16 +116,14 @@ def run(
             con = store.connect(r.warehouse, read_only=True)
             try:
                 # provenance: the warehouse snapshot the comparison was read from (its inputs are tables)
-                read_at = con.execute(
-                    f"SELECT max(snapshot_id) FROM ducklake_snapshots({store.literal(store.ALIAS)})"
-                ).fetchone()[0]
+                read_at = store.current_snapshot(con)
                 months = _published_months(con, q, store.describe(r.warehouse))
                 with r.step("transform"):
                     table = compute(con, q, months)
             finally:
                 con.close()
         r.manifest.counts.update({"read_snapshot": int(read_at), "months_metered": len(months), "rows": table.height})
-        r.publish([Write(TABLE, table, {"quarter": q.label}, ("quarter",))])
+        r.publish([registry.table(TABLE).replace(table, q.label)])
     result = ExpostResult(
         quarter=q.label,
         run_id=r.run_id,

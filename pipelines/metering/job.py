@@ -225,9 +225,7 @@ def _run(
     # thousand small file opens need; the parse that follows runs in polars without it
     r.warm()
     # the files' sha256 for the ledger and the manifest, computed alongside the parse
-    hashes_future = r.in_background(
-        lambda: {i: plan.known_hashes.get(i) or ledger.sha256(f) for i, f in enumerate(plan.files)}
-    )
+    hashes_future = r.in_background(ledger.hashes, plan)
 
     with manifest.step("read_readings"):
         staged = _stage_all(r, plan, registry, now, floor)
@@ -319,6 +317,13 @@ def _run(
             ledger_rows.clear(),
             {"status": "refused"},
             delete_keys=pl.concat([labels, pl.DataFrame({"path": list(plan.refused)}, schema={"path": pl.String})]),
+        ),
+        # a deferred file read now, recorded again (changed, touched) or gone: its `deferred` row goes
+        Write(
+            ledger.TABLE,
+            ledger_rows.clear(),
+            {"status": "deferred"},
+            delete_keys=ledger.undeferred(plan, labels["path"].to_list()),
         ),
         Write(ledger.TABLE, ledger_rows, {"status": "unreadable"}, delete_keys=labels),
     ]

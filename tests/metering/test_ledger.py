@@ -258,3 +258,21 @@ def test_a_known_file_is_not_even_hashed_again(tmp_path, workspace, monkeypatch)
     monkeypatch.setattr(ledger, "sha256", lambda p: hashed.append(p) or real(p))
     again = job.ingest_month("2026-04", root)
     assert hashed == [] and again.counts["files_skipped"] == 2
+
+
+def test_a_file_of_a_later_month_is_deferred_in_the_ledger_then_read_by_its_month(tmp_path, workspace, parses):
+    root = tmp_path / "in"
+    standard_month(root)
+    write_lines(root, "2026-05/PA.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0"])
+    april = job.ingest_month("2026-04", root)
+    assert april.counts["files_left_for_later_months"] == 1 and "PA.csv" in parses
+    deferred = "SELECT path, month, status FROM landed_files WHERE status = 'deferred'"
+    assert _q(workspace, deferred) == [("readings/2026-05/PA.csv", "2026-05", "deferred")]
+    parses.clear()
+    job.ingest_month("2026-04", root)  # nothing new: the deferred row stays, once
+    assert parses == [] and _q(workspace, deferred) == [("readings/2026-05/PA.csv", "2026-05", "deferred")]
+    may = job.ingest_month("2026-05", root)
+    assert parses == ["PA.csv"] and may.counts["files_read"] == 1
+    assert _q(workspace, "SELECT path, month, status FROM landed_files WHERE path LIKE '%2026-05%'") == [
+        ("readings/2026-05/PA.csv", "2026-05", "ingested")
+    ]

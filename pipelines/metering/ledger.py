@@ -45,6 +45,7 @@ import polars as pl
 
 from pipelines.manifest import file_sha256 as sha256  # the one sha256 helper
 from pipelines.metering.readings import CsvHead, earliest_interval_end, first_lines, first_months, landing
+from pipelines.periods import Month
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Waiting:
 
     path: Path
     label: str
-    month: str
+    month: Month
     size: int
     mtime: int  # ns
     sha256: str | None  # known when hashed while planning
@@ -96,12 +97,12 @@ class Plan:
     """What a run of `month` reads. `files` are in landing order (modification time, then path): the
     run's file index, by which a later file supersedes an earlier one."""
 
-    month: str
+    month: Month
     files: list[Path] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     mtimes: list[int] = field(default_factory=list)  # ns
-    hints: list[str | None] = field(default_factory=list)
+    hints: list[Month | None] = field(default_factory=list)
     heads: dict[int, CsvHead] = field(default_factory=dict)  # the CSVs' first lines, read once here
     known_hashes: dict[int, str] = field(default_factory=dict)  # hashed while planning (a changed path)
     skipped: int = 0  # already ingested, unchanged
@@ -130,7 +131,7 @@ def load(con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
 
 
 def plan(
-    input_dir: Path, month: str, ledger: pl.DataFrame, now: datetime | None = None, floor: datetime | None = None
+    input_dir: Path, month: Month, ledger: pl.DataFrame, now: datetime | None = None, floor: datetime | None = None
 ) -> Plan:
     """Which landed files the run of `month` reads (see the module docstring). `now`: the time of the
     run (local); `floor`: the earliest interval_end accepted (default from config/vee.toml)."""
@@ -176,14 +177,15 @@ def plan(
         .select("path", "sha256", "size_bytes", "mtime_us", "month")
         .unique()
     )
-    first_month: dict[int, str] = dict(
-        listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000)
+    first_month: dict[int, Month] = {
+        i: Month.parse(label)
+        for i, label in listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000)
         .join(others.select("i"), on="i", how="semi")
         .join(waiting, on=["path", "size_bytes", "mtime_us"])
         .select("i", "month")
         .unique("i")
         .iter_rows()
-    )
+    }
     # a known path with another size or time: hash it now; the same content is only a touched file
     touched = others.filter(
         pl.col("path").is_in(list(known_paths | set(waiting["path"].to_list()))) & ~pl.col("i").is_in(list(first_month))
@@ -201,13 +203,13 @@ def plan(
                 result.skipped += 1
                 others = others.filter(pl.col("i") != i)
             elif version in waiting_versions:
-                first_month[i] = waiting_versions[version]
+                first_month[i] = Month.parse(waiting_versions[version])
             elif listing["path"][i] in known_paths:
                 result.new_versions.append(listing["path"][i])
     candidates = []
-    looked: dict[int, tuple[str | None, CsvHead | None]] = {}
+    looked: dict[int, tuple[Month | None, CsvHead | None]] = {}
     for i in others["i"].to_list():
-        if first_month.get(i, "") > month:
+        if i in first_month and first_month[i] > month:
             looked[i] = (first_month[i], None)  # still waiting for its month: not opened
             result.not_opened += 1
         else:
@@ -282,7 +284,7 @@ def changed_while_read(p: Plan, indexes: list[int]) -> list[int]:
 def rows(
     p: Plan,
     per_month: pl.DataFrame,
-    unreadable: dict[int, tuple[str, str]],
+    unreadable: dict[int, tuple[Month, str]],
     hashes: dict[int | str, str],
     run_id: str,
     seen_at: datetime,
@@ -315,7 +317,7 @@ def rows(
     bad = pl.DataFrame(
         {
             "file": list(unreadable),
-            "month": [m for m, _ in unreadable.values()],
+            "month": [m.label for m, _ in unreadable.values()],
             "reason": [why for _, why in unreadable.values()],
         },
         schema={"file": pl.Int64, "month": pl.String, "reason": pl.String},
@@ -338,7 +340,7 @@ def rows(
         sha256=pl.lit(None, pl.String),
         size_bytes=pl.lit(None, pl.Int64),
         modified_at=pl.lit(None, pl.Datetime("us")),
-        month=pl.lit(p.month),
+        month=pl.lit(p.month.label),
         rows=pl.lit(None, pl.Int64),
         first_interval=pl.lit(None, pl.Datetime("us")),
         last_interval=pl.lit(None, pl.Datetime("us")),
@@ -353,7 +355,7 @@ def rows(
             "sha256": [hashes.get(w.label) for w in p.waiting],
             "size_bytes": [w.size for w in p.waiting],
             "mtime_ns": [w.mtime for w in p.waiting],
-            "month": [w.month for w in p.waiting],
+            "month": [w.month.label for w in p.waiting],
         },
         schema={
             "path": pl.String,

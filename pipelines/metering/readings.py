@@ -41,7 +41,7 @@ from pipelines import config
 from pipelines.errors import EnvironmentFault, environment_fault
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
-from pipelines.periods import GUATEMALA, month_bounds
+from pipelines.periods import GUATEMALA, Month
 
 COLUMNS = ("device_id", "interval_end", "channel", "value")
 CATEGORY = {"good": 0, "quarantine": 1, "other_month": 2, "unplaced": 3, "blank": 4}
@@ -232,7 +232,7 @@ def csv_head(path: Path) -> CsvHead:
 
 def first_lines(
     path: Path, floor: datetime | None = None, now: datetime | None = None
-) -> tuple[str | None, CsvHead | None]:
+) -> tuple[Month | None, CsvHead | None]:
     """(the month of the first readable interval_end in the file's first lines that lies between `floor`
     and `now`, or None when none does; the CSV's head, None for Parquet or a file that cannot be opened).
 
@@ -255,7 +255,7 @@ def first_lines(
     return _month_of(values, floor or DEFAULT_FLOOR, now or datetime.max), head
 
 
-def _month_of(values: list[str | None], floor: datetime, now: datetime) -> str | None:
+def _month_of(values: list[str | None], floor: datetime, now: datetime) -> Month | None:
     for value in values:
         text = (value or "").strip().strip('"').strip().replace("T", " ")
         if _TS_LOCAL_VARIANT.fullmatch(text):
@@ -264,19 +264,19 @@ def _month_of(values: list[str | None], floor: datetime, now: datetime) -> str |
             except ValueError:
                 continue
             if floor <= ts <= now:
-                return (ts - timedelta(minutes=15)).strftime("%Y-%m")
+                return Month.of_interval_end(ts)
     return None
 
 
 def first_months(
     files: list[Path], indexes: list[int], floor: datetime, now: datetime, heads: dict[int, CsvHead] | None = None
-) -> dict[int, str | None]:
+) -> dict[int, Month | None]:
     """The month of each file's earliest interval between `floor` and `now`, read from the whole file
     (its interval_end column only), None when no row of it has one (or it cannot be read: the run reads
     it and reports it). Which run reads a file is decided by this, never by its first row."""
     ts = pl.col("ts")
     earliest = ts.filter((ts >= pl.lit(floor)) & (ts <= pl.lit(now))).min()
-    found: dict[int, str | None] = {}
+    found: dict[int, Month | None] = {}
     for index in indexes:
         found[index] = None
         path, head = files[index], (heads or {}).get(index)
@@ -299,7 +299,7 @@ def first_months(
         except Exception:  # noqa: BLE001 - read (and reported) by the current run
             continue
         if first is not None:
-            found[index] = (first - timedelta(minutes=15)).strftime("%Y-%m")
+            found[index] = Month.of_interval_end(first)
     return found
 
 
@@ -481,22 +481,17 @@ def reasons() -> pl.Expr:
 
 
 def _classify(
-    lf: pl.LazyFrame,
-    month: str,
-    point_of: pl.Series,
-    devices: list[str],
-    days: int,
-    now: datetime,
-    floor: datetime = DEFAULT_FLOOR,
+    lf: pl.LazyFrame, month: Month, point_of: pl.Series, devices: list[str], accepted: Accepted
 ) -> pl.LazyFrame:
     """Category, sort key and quarantine flags of every row (see the module docstring).
 
     `point_of[device_index * days + day]` is the point index of a registered device on a day of the
     month (-1 when it is not registered that day): a gather, not a join, so the pass stays streaming.
-    `now` (local time): a reading of an interval that has not ended yet is quarantined, never ingested;
-    so is one before `floor`. Neither has a month of its own (`rel` null): no absurd year ever reaches
-    a month label."""
-    start, end = month_bounds(month)
+    `accepted.now` (local time): a reading of an interval that has not ended yet is quarantined, never
+    ingested; so is one before `accepted.floor`. Neither has a month of its own (`rel` null): no absurd
+    year ever reaches a month label."""
+    start, end, days = month.start, month.end, month.days
+    now, floor = accepted.now, accepted.floor
     span_us = int((end - start) / timedelta(microseconds=1))
     off = (pl.col("ts") - pl.lit(start)).dt.total_microseconds()
     in_month = (off >= INTERVAL_US) & (off < span_us + INTERVAL_US)
@@ -537,7 +532,7 @@ def _classify(
         .cast(pl.UInt8)
     )
     keep_raw = pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]])
-    shifted = pl.col("ts") - pl.duration(minutes=15)  # an interval belongs to the month it starts in
+    shifted = pl.col("ts") - pl.duration(minutes=keys.INTERVAL_MINUTES)  # an interval belongs to the month it starts in
     month_offset = (
         (shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (start.year * 12 + start.month))
         .clip(-30000, 30000)
@@ -574,16 +569,24 @@ def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl
     return pl.Series("point", table, dtype=pl.Int64)
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The interval_end values a run accepts: from `floor` (config/vee.toml) to `now`, the time of the
+    run (an interval that has not ended by then is quarantined)."""
+
+    now: datetime
+    floor: datetime = DEFAULT_FLOOR
+
+
 def stage(
-    month: str,
+    month: Month,
     files: list[Path],
     indexes: list[int],
     device_days: pl.DataFrame,
     known_devices: list[str],
     out_dir: Path,
-    now: datetime,
+    accepted: Accepted,
     heads: dict[int, CsvHead] | None = None,
-    floor: datetime = DEFAULT_FLOOR,
 ) -> Staged:
     """Read the files `files[i]` for i in `indexes` once, classified against `month`, and write the staged
     rows under `out_dir` (`file` = i: the run's numbering, in landing order). Files that cannot be read
@@ -593,8 +596,7 @@ def stage(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _scratch_fault(exc, out_dir) or exc
-    start, end = month_bounds(month)
-    days = (end - start).days
+    days = month.days
     devices = sorted(set(known_devices))
     point_of = point_lookup(device_days, devices, days)
     staged = Staged(out_dir, files, list(indexes))
@@ -624,7 +626,7 @@ def stage(
         tmp = out_dir / f".{name}.tmp"
         try:
             # uncompressed: a scratch file lives for seconds, and compressing it cost a CPU-second a month
-            _classify(lf, month, point_of, devices, days, now, floor).sink_parquet(tmp, compression="uncompressed")
+            _classify(lf, month, point_of, devices, accepted).sink_parquet(tmp, compression="uncompressed")
             tmp.rename(target)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)

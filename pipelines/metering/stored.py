@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import duckdb
 import polars as pl
 
 from pipelines.metering import keys
+from pipelines.periods import Month
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _has(con: duckdb.DuckDBPyConnection | None, table: str) -> bool:
 
 
 def _keyed(
-    con: duckdb.DuckDBPyConnection, table: str, month: str, start: datetime, points: pl.DataFrame, columns: str = ""
+    con: duckdb.DuckDBPyConnection, table: str, month: Month, points: pl.DataFrame, columns: str = ""
 ) -> pl.DataFrame:
     """`table`'s rows of the month as (k, v, ...) keyed by this month's point index (points no longer
     active in the registry drop out), computed in DuckDB: only integers and floats cross over."""
@@ -50,32 +51,28 @@ def _keyed(
                    r.value AS v{columns}
             FROM wh.{table} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
             WHERE r.month = ?""",
-            [start, month],
+            [month.start, month.label],
         ).pl()
     finally:
         con.unregister("_points")
         con.unregister("_channels")
 
 
-def month_readings(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame
-) -> pl.DataFrame:
+def month_readings(con: duckdb.DuckDBPyConnection | None, month: Month, points: pl.DataFrame) -> pl.DataFrame:
     """The month's stored current readings (k, v), sorted by k."""
     if not _has(con, "meter_readings"):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64})
-    return _keyed(con, "meter_readings", month, start, points).sort("k")
+    return _keyed(con, "meter_readings", month, points).sort("k")
 
 
-def month_superseded(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame
-) -> pl.DataFrame:
+def month_superseded(con: duckdb.DuckDBPyConnection | None, month: Month, points: pl.DataFrame) -> pl.DataFrame:
     """The month's superseded readings (k, v, superseded_at) kept by earlier runs."""
     if not _has(con, SUPERSEDED):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "superseded_at": pl.Datetime("us")})
-    return _keyed(con, SUPERSEDED, month, start, points, ", r.superseded_at")
+    return _keyed(con, SUPERSEDED, month, points, ", r.superseded_at")
 
 
-def provenance(con: duckdb.DuckDBPyConnection | None, month: str, wanted: pl.DataFrame) -> pl.DataFrame:
+def provenance(con: duckdb.DuckDBPyConnection | None, month: Month, wanted: pl.DataFrame) -> pl.DataFrame:
     """The stored rows (all of `meter_readings`' columns) of `wanted` (point_id, channel, interval_end)."""
     if con is None or wanted.is_empty():
         return pl.DataFrame()
@@ -86,7 +83,7 @@ def provenance(con: duckdb.DuckDBPyConnection | None, month: str, wanted: pl.Dat
             SELECT r.* FROM wh.meter_readings r JOIN _keys k
               ON r.point_id = k.point_id AND r.channel = k.channel AND r.interval_end = k.interval_end
             WHERE r.month = ?""",
-            [month],
+            [month.label],
         ).pl()
     finally:
         con.unregister("_keys")
@@ -153,7 +150,7 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
 
 
 def history_before(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame, days: int
+    con: duckdb.DuckDBPyConnection | None, month: Month, points: pl.DataFrame, days: int
 ) -> pl.DataFrame:
     """The real readings of the `days` days before the month (they lie in the month before: 28 days at
     most), in vee's history shape (series, interval_end, v, flagged), numbered with this month's points;
@@ -163,7 +160,7 @@ def history_before(
     )
     if days <= 0 or not _has(con, "meter_readings"):
         return empty
-    previous = (start - timedelta(days=1)).strftime("%Y-%m")
+    start, previous = month.start, month.previous.label
     findings = (
         "LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM wh.vee_findings WHERE month = ?) f "
         "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
@@ -192,7 +189,7 @@ def history_before(
 
 
 def standing_estimates(
-    con: duckdb.DuckDBPyConnection | None, month: str, start: datetime, points: pl.DataFrame, table: str
+    con: duckdb.DuckDBPyConnection | None, month: Month, points: pl.DataFrame, table: str
 ) -> pl.DataFrame:
     """The month's estimates not superseded yet: (k, v, method, run_id, estimated_at)."""
     if not _has(con, table):
@@ -209,7 +206,6 @@ def standing_estimates(
         con,
         table,
         month,
-        start,
         points,
         ", r.method, r.run_id, r.estimated_at, r.superseded_by_run IS NULL AS standing",
     )

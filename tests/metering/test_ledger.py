@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from pipelines.metering import job, readings
+from pipelines.periods import Month
 from tests.metering.fixtures import (
     landed,
     series,
@@ -240,7 +241,7 @@ def test_a_file_that_changes_while_read_is_not_recorded(tmp_path, workspace, mon
 
 def test_month_hint_reads_only_the_first_lines(tmp_path):
     path = write_lines(tmp_path, "x.csv", ["DEV1,2026-05-01 00:00,kwh_del,1", "DEV1,2026-05-01 00:15,kwh_del,1"])
-    assert readings.first_lines(path)[0] == "2026-04"  # the interval ending at midnight is April's
+    assert readings.first_lines(path)[0] == Month.parse("2026-04")  # the interval ending at midnight is April's
     bad = write_lines(tmp_path, "y.csv", ["DEV1,yesterday,kwh_del,1"])
     assert readings.first_lines(bad)[0] is None
 

@@ -49,8 +49,9 @@ from pipelines.manifest import Manifest
 from pipelines.metering import checks, ledger, registers, stored, vee
 from pipelines.metering import registry as reg
 from pipelines.metering import warehouse_rows as rows
+from pipelines.metering.landing import earliest_interval_end
 from pipelines.metering.month import MonthInputs, MonthState, compute
-from pipelines.metering.readings import Accepted, Staged, earliest_interval_end, stage
+from pipelines.metering.readings import Accepted, Staged, stage
 from pipelines.metering.result import IngestResult, summarize, totals
 from pipelines.periods import GUATEMALA, Month
 from pipelines.scheduling import Overlap

@@ -44,7 +44,8 @@ import duckdb
 import polars as pl
 
 from pipelines.manifest import file_sha256 as sha256  # the one sha256 helper
-from pipelines.metering.readings import CsvHead, earliest_interval_end, first_lines, first_months, landing
+from pipelines.metering.landing import CsvHead, earliest_interval_end, first_lines, landing
+from pipelines.metering.readings import first_months
 from pipelines.periods import Month
 
 logger = logging.getLogger(__name__)

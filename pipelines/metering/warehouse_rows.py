@@ -15,7 +15,8 @@ import polars as pl
 
 from pipelines.metering import keys, ledger, registers, stored
 from pipelines.metering.keys import CHANNELS
-from pipelines.metering.readings import CATEGORY, COLUMNS, EXCERPT_CHARS, Staged, reasons
+from pipelines.metering.landing import COLUMNS, EXCERPT_CHARS
+from pipelines.metering.readings import CATEGORY, Staged, reasons
 from pipelines.periods import Month
 from pipelines.warehouse import Write
 

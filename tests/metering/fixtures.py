@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.metering import readings
+from pipelines.metering import landing, readings
 from pipelines.metering import registry as reg
 from pipelines.metering.keys import CHANNELS, INTERVALS_PER_DAY
 from pipelines.periods import Month
@@ -79,7 +79,7 @@ def stage(root: Path, out: Path, label: str = "2026-04") -> readings.Staged:
     month = Month.parse(label)
     registry = reg.load_registry(root)
     points = reg.month_points(registry, month)
-    files = readings.find_files(root)
+    files = landing.find_files(root)
     return readings.stage(
         month,
         files,

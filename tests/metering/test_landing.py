@@ -8,7 +8,7 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines.metering import ledger, readings
+from pipelines.metering import landing, ledger, readings
 from pipelines.periods import Month
 from tests.metering.fixtures import stage, write_lines, write_registry
 
@@ -27,7 +27,7 @@ def test_links_outside_the_landing_folder_and_fifos_are_refused_links_inside_are
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", root / "readings" / "linked")
     (tmp_path / "elsewhere" / "x.csv").write_text("device_id,interval_end,channel,value\n")
-    files, refused = readings.landing(root)
+    files, refused = landing.landing(root)
     names = lambda paths: sorted(p.relative_to(root / "readings").as_posix() for p in paths)  # noqa: E731
     assert names(files) == ["2026-04/PA.csv", "alias.csv"]
     assert names(refused) == ["2026-04/passwd.csv", "dangling.csv", "pipe.csv"] + (
@@ -72,20 +72,20 @@ def test_rows_out_of_range_are_quarantined_without_a_month_of_their_own(tmp_path
 
 
 def test_echoed_text_is_an_excerpt(tmp_path):
-    assert readings.excerpt("x" * 10) == "x" * 10
-    cut = readings.excerpt("y" * 150_000)
+    assert landing.excerpt("x" * 10) == "x" * 10
+    cut = landing.excerpt("y" * 150_000)
     assert len(cut) < 250 and cut.endswith("(150,000 characters)")
     path = write_lines(tmp_path, "wide.csv", [])
     path.write_text("h" * 150_000 + "\nDEV1,2026-04-02 10:15,kwh_del,1.0\n")
-    _, _, problem = readings._header(path)
+    _, _, problem = landing.header(path)
     assert "header lacks" in problem and len(problem) < 400
 
 
 def test_the_floor_comes_from_the_config(tmp_path):
-    assert readings.earliest_interval_end() == datetime(2000, 1, 1)
+    assert landing.earliest_interval_end() == datetime(2000, 1, 1)
     conf = tmp_path / "vee.toml"
     conf.write_text("[readings]\nearliest_interval_end = 2010-06-01\n")
-    assert readings.earliest_interval_end(conf) == datetime(2010, 6, 1)
+    assert landing.earliest_interval_end(conf) == datetime(2010, 6, 1)
 
 
 NOTHING_READ = pl.DataFrame(

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.metering import job, readings
+from pipelines.metering import job, landing
 from pipelines.periods import Month
 from tests.metering.fixtures import (
     landed,
@@ -241,9 +241,9 @@ def test_a_file_that_changes_while_read_is_not_recorded(tmp_path, workspace, mon
 
 def test_month_hint_reads_only_the_first_lines(tmp_path):
     path = write_lines(tmp_path, "x.csv", ["DEV1,2026-05-01 00:00,kwh_del,1", "DEV1,2026-05-01 00:15,kwh_del,1"])
-    assert readings.first_lines(path)[0] == Month.parse("2026-04")  # the interval ending at midnight is April's
+    assert landing.first_lines(path)[0] == Month.parse("2026-04")  # the interval ending at midnight is April's
     bad = write_lines(tmp_path, "y.csv", ["DEV1,yesterday,kwh_del,1"])
-    assert readings.first_lines(bad)[0] is None
+    assert landing.first_lines(bad)[0] is None
 
 
 def test_a_known_file_is_not_even_hashed_again(tmp_path, workspace, monkeypatch):

@@ -77,7 +77,7 @@ WAREHOUSE_TABLES = (
 
 
 @dataclass(frozen=True)
-class Landing:
+class RunInputs:
     """What every attempt of a run reads alike: the landing folder and its registry, the thresholds,
     and which interval_end values are accepted (from the floor to the time of the run)."""
 
@@ -108,7 +108,7 @@ def ingest_month(
     now = now or datetime.now(GUATEMALA).replace(tzinfo=None)
     with runs.start(PIPELINE, month.label, run_id=run_id, warehouse=warehouse, lake_root=lake_root, warm=False) as r:
         pace = Overlap(r, SUITES)
-        land = Landing(
+        land = RunInputs(
             month, input_dir, _registry(r, input_dir), vee.load_thresholds(), Accepted(now, earliest_interval_end())
         )
         result = _attempts(r, pace, land)
@@ -126,7 +126,7 @@ def _registry(r: runs.Run, input_dir: Path) -> pl.DataFrame:
     return registry
 
 
-def _attempts(r: runs.Run, pace: Overlap, land: Landing) -> IngestResult:
+def _attempts(r: runs.Run, pace: Overlap, land: RunInputs) -> IngestResult:
     """The run, planned again (at most REPLANS times) when another run published first."""
     raced: list[str] = []
     inputs = len(r.manifest.inputs)
@@ -202,7 +202,7 @@ def _registry_name(input_dir: Path) -> str:
     return "metering_points.parquet" if (input_dir / "metering_points.parquet").exists() else "metering_points.csv"
 
 
-def _run(r: runs.Run, pace: Overlap, land: Landing, con: duckdb.DuckDBPyConnection | None) -> IngestResult:
+def _run(r: runs.Run, pace: Overlap, land: RunInputs, con: duckdb.DuckDBPyConnection | None) -> IngestResult:
     month, manifest = land.month, r.manifest
     seen_at = datetime.now()
     with manifest.step("plan"):
@@ -222,9 +222,19 @@ def _run(r: runs.Run, pace: Overlap, land: Landing, con: duckdb.DuckDBPyConnecti
     for one in staged.values():
         one.excluded.update(moved)
     base = MonthInputs(
-        month, None, con, land.registry, land.thresholds, plan, moved, land.accepted.now, reads, r.run_id,
-        r.scratch / "out", pace.background,
-    )  # fmt: skip
+        month=month,
+        staged=None,
+        reader=con,
+        registry=land.registry,
+        thresholds=land.thresholds,
+        plan=plan,
+        moved=moved,
+        now=land.accepted.now,
+        reads=reads,
+        run_id=r.run_id,
+        out=r.scratch / "out",
+        background=pace.background,
+    )
     states = _months(r, pace, base, staged)
     if con is not None:
         con.close()  # before the publish: an open reader would block the writer of a SQLite catalog
@@ -307,7 +317,7 @@ def _record_inputs(
 
 
 def _writes(
-    land: Landing,
+    land: RunInputs,
     plan: ledger.Plan,
     moved: list[int],
     states: list[MonthState],
@@ -432,7 +442,7 @@ def _not_raced(
         raise Raced([row[0] for row in others])
 
 
-def _stage_all(r: runs.Run, plan: ledger.Plan, land: Landing) -> dict[Month, Staged]:
+def _stage_all(r: runs.Run, plan: ledger.Plan, land: RunInputs) -> dict[Month, Staged]:
     """Stage every new file for each month it holds: first for the month its first lines hint at (the
     run's month when they hint at none), then for the other months its rows turn out to hold. Months
     come only from accepted intervals (the staged `rel` is null for any other)."""

@@ -178,15 +178,15 @@ def plan(
         .select("path", "sha256", "size_bytes", "mtime_us", "month")
         .unique()
     )
-    first_month: dict[int, Month] = {
-        i: Month.parse(label)
-        for i, label in listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000)
+    unchanged = (
+        listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000)
         .join(others.select("i"), on="i", how="semi")
         .join(waiting, on=["path", "size_bytes", "mtime_us"])
-        .select("i", "month")
+        .select("i", "month", "sha256")
         .unique("i")
-        .iter_rows()
-    }
+    )
+    first_month: dict[int, Month] = {i: Month.parse(label) for i, label, _ in unchanged.iter_rows()}
+    recorded_sha = {i: digest for i, _, digest in unchanged.iter_rows() if digest}  # not hashed again when read
     # a known path with another size or time: hash it now; the same content is only a touched file
     touched = others.filter(
         pl.col("path").is_in(list(known_paths | set(waiting["path"].to_list()))) & ~pl.col("i").is_in(list(first_month))
@@ -235,8 +235,8 @@ def plan(
     for mtime, path_label, i, hint, head in sorted(candidates, key=lambda c: c[:3]):
         if head is not None:
             result.heads[len(result.files)] = head
-        if i in hashes:
-            result.known_hashes[len(result.files)] = hashes[i]
+        if i in hashes or i in recorded_sha:
+            result.known_hashes[len(result.files)] = hashes.get(i) or recorded_sha[i]
         result.files.append(found[i])
         result.labels.append(path_label)
         result.sizes.append(int(listing["size_bytes"][i]))

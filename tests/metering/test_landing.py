@@ -130,6 +130,8 @@ def test_a_deferred_file_is_recorded_and_not_opened_again_until_its_month(tmp_pa
     # the run of May reads it, starting at the month the ledger recorded
     in_may = ledger.plan(root, Month.parse("2026-05"), recorded, now=NOW)
     assert "readings/may.csv" in in_may.labels and in_may.not_opened == 0 and in_may.deferred == []
+    # its sha256 is the one recorded when it was deferred: not hashed again
+    assert in_may.known_hashes == {in_may.labels.index("readings/may.csv"): recorded["sha256"][0]}
     assert ledger.undeferred(in_may, in_may.labels)["path"].to_list() == ["readings/apr.csv", "readings/may.csv"]
 
 

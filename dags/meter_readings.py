@@ -45,7 +45,7 @@ REPORT = Asset(assets.METER_REPORTS)
 def meter_readings():
     @task
     def period(params=None, data_interval_start=None) -> str:
-        return schedule.run_month(params["month"], params["day"], data_interval_start)
+        return schedule.run_month(params["month"], params["day"], data_interval_start).label  # XCom: text
 
     @task(outlets=METER_TABLES, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
     def ingest(month: str, **context) -> dict:

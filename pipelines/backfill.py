@@ -18,12 +18,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from pipelines import config
 from pipelines.errors import InputError, MayoristaError
-from pipelines.periods import Month, Quarter, add_months, month_label, parse_month
+from pipelines.periods import Day, Month, Quarter
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +52,17 @@ class BackfillResult:
         return "\n".join(lines)
 
 
-def _month_of(text: str, what: str) -> date:
+def _month_of(text: str, what: str) -> Month:
     """`YYYY-MM`, or a day `YYYY-MM-DD` standing for its month."""
     if len(text or "") == 10:
         try:
-            return date.fromisoformat(text).replace(day=1)
-        except ValueError as exc:
-            raise InputError(f"{what} must be YYYY-MM or YYYY-MM-DD, got {text!r}") from exc
-    return parse_month(text, what)
+            return Day.parse(text, what).month
+        except InputError:
+            raise InputError(f"{what} must be YYYY-MM or YYYY-MM-DD, got {text!r}") from None
+    return Month.parse(text, what)
 
 
-def periods(domain: str, start: str, end: str) -> list[str]:
+def period_range(domain: str, start: str, end: str) -> list[Month] | list[Quarter]:
     """The periods from `start` to `end` inclusive: quarters (every third month from `start`) for
     ncc11, months for meters and delivery. Days are accepted for meters and delivery and stand for
     their months: a daily meter run re-ingests its whole month, so each month needs one run."""
@@ -74,11 +73,12 @@ def periods(domain: str, start: str, end: str) -> list[str]:
         raise InputError(f"{domain} backfills take quarters as YYYY-MM (the first month of each quarter)")
     if last < first:
         raise InputError(f"--to {end} is before --from {start}")
-    span = (last.year - first.year) * 12 + last.month - first.month
+    span = (last.first_day.year - first.first_day.year) * 12 + last.first_day.month - first.first_day.month
     step = 3 if domain in QUARTERLY else 1
     if span % step:
         raise InputError(f"--to {end} is not a quarter start counted from --from {start} (quarters are 3 months)")
-    return [month_label(add_months(first, k)) for k in range(0, span + 1, step)]
+    months = [first.plus(k) for k in range(0, span + 1, step)]
+    return [Quarter(m) for m in months] if domain in QUARTERLY else months
 
 
 def input_dir(domain: str, period: str, landing: Path | None = None) -> Path:
@@ -127,18 +127,17 @@ def backfill(
     """Run every period of the range in order; never stops at a failed period."""
     from tqdm import tqdm
 
-    result = BackfillResult(domain, periods(domain, start, end))
+    values = period_range(domain, start, end)
+    result = BackfillResult(domain, [value.label for value in values])
     run = _job(domain)
     unit = "quarter" if domain in QUARTERLY else "month"
-    bar = tqdm(
-        result.periods, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress, dynamic_ncols=True
-    )
-    for period in bar:
+    bar = tqdm(values, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for value in bar:
+        period = value.label
         bar.set_postfix_str(f"{period} failed={len(result.failed)}")
         began = time.perf_counter()
         unexpected: Exception | None = None
         try:
-            value = Quarter.parse(period) if domain in QUARTERLY else Month.parse(period)
             inputs = None if domain == "expost" else input_dir(domain, period, landing)
             done = run(value, inputs, warehouse=warehouse, lake_root=lake_root)
             result.succeeded.append(period)

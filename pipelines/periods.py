@@ -20,6 +20,12 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INTERVAL = timedelta(minutes=15)  # the metering interval (NCC-14): 96 a day
 
 
+def intervals_between(start: datetime, moment: datetime) -> int:
+    """Whole 15-minute intervals from `start` to `moment` (floored): the index of the interval ending
+    at `moment` when it lies on the grid."""
+    return (moment - start) // INTERVAL
+
+
 class _Span:
     """What a period derives from its `start` and `end` (the midnights that bound it)."""
 
@@ -46,7 +52,7 @@ class _Span:
     @property
     def intervals(self) -> int:
         """15-minute intervals in the period (2,976 in a 31-day month)."""
-        return int((self.end - self.start) / INTERVAL)
+        return intervals_between(self.start, self.end)
 
 
 @dataclass(frozen=True, order=True)
@@ -69,6 +75,12 @@ class Month(_Span):
     def containing(cls, moment: date | datetime) -> Month:
         return cls(date(moment.year, moment.month, 1))
 
+    @classmethod
+    def of_interval_end(cls, interval_end: datetime) -> Month:
+        """The month an interval belongs to: the one its start (`interval_end` - 15 min) lies in, so
+        `2026-05-01 00:00` is April's last interval."""
+        return cls.containing(interval_end - INTERVAL)
+
     @property
     def label(self) -> str:
         return month_label(self.first_day)
@@ -87,6 +99,10 @@ class Month(_Span):
     @property
     def previous(self) -> Month:
         return Month(add_months(self.first_day, -1))
+
+    def plus(self, n: int) -> Month:
+        """The month `n` months after this one (before it when `n` is negative)."""
+        return Month(add_months(self.first_day, n))
 
     @property
     def next(self) -> Month:
@@ -173,7 +189,7 @@ class Day:
 
     @property
     def intervals(self) -> int:
-        return int(timedelta(days=1) / INTERVAL)
+        return intervals_between(self.start, self.end)
 
     @property
     def month(self) -> Month:

@@ -136,3 +136,14 @@ def test_month_quarter_and_day_values():
     assert Day.parse("2026-03-31").month == Month.parse("2026-03")
     with pytest.raises(Exception, match="YYYY-MM"):
         Month.parse("2026-13")
+
+
+def test_interval_arithmetic_in_one_place():
+    april = periods.Month.parse("2026-04")
+    Month = periods.Month  # noqa: N806
+    assert periods.intervals_between(april.start, april.end) == april.intervals == 2880
+    assert periods.intervals_between(april.start, datetime(2026, 4, 1, 0, 29)) == 1  # floored
+    # an interval belongs to the month it starts in: midnight closes the month before
+    assert Month.of_interval_end(datetime(2026, 5, 1, 0, 0)) == april
+    assert Month.of_interval_end(datetime(2026, 5, 1, 0, 15)) == april.next
+    assert april.plus(-4) == Month.parse("2025-12") and april.plus(9) == Month.parse("2027-01")

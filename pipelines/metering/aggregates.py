@@ -10,11 +10,12 @@ import polars as pl
 
 from pipelines.metering import keys
 from pipelines.metering.keys import INTERVALS_PER_DAY, INTERVALS_PER_HOUR
+from pipelines.periods import Month
 
 QUALITY = ("complete", "partial", "estimated")
 
 
-def completeness(stats: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.DataFrame:
+def completeness(stats: pl.DataFrame, points: pl.DataFrame, month: Month) -> pl.DataFrame:
     """meter_completeness: one row per active point and channel.
 
     expected = 96 intervals per active day (whole days of validity within the month); received =
@@ -28,7 +29,7 @@ def completeness(stats: pl.DataFrame, points: pl.DataFrame, month: str) -> pl.Da
             "point_id",
             "participant",
             "kind",
-            month=pl.lit(month),
+            month=pl.lit(month.label),
             channel="channel",
             expected_intervals=(pl.col("active_days") * INTERVALS_PER_DAY).cast(pl.Int64),
             received_intervals=pl.col("received_intervals").fill_null(0).cast(pl.Int64),

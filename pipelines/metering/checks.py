@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.metering import keys
-from pipelines.periods import month_bounds
+from pipelines.periods import Month
 from pipelines.quality import CheckResult, run_suite
 
 
@@ -50,17 +50,10 @@ def month_frame(
     )
 
 
-def month_checks(
-    stats: pl.DataFrame, completeness: pl.DataFrame, hourly: pl.DataFrame, points: pl.DataFrame, month: str
-) -> list[CheckResult]:
-    return check_month_frame(month_frame(stats, completeness, hourly, points), month)
-
-
-def check_month_frame(frame: pl.DataFrame, month: str) -> list[CheckResult]:
+def check_month_frame(frame: pl.DataFrame, month: Month) -> list[CheckResult]:
     """The `metering_month` suite on a month_frame (built while the month's frames are at hand; GX may
     run later, once its import is done)."""
-    start, end = month_bounds(month)
-    intervals = int((end - start).total_seconds() // 60 // keys.INTERVAL_MINUTES)
+    intervals = month.intervals
     return run_suite(
         "metering_month",
         f"readings {month} (per point and channel)",

@@ -15,14 +15,16 @@ use `*`, `+`, `//` and `%`); the ones that name a column default to the key colu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
+from pipelines.periods import INTERVAL
+
 CHANNELS = ("kwh_del", "kwh_rec", "kvarh_del", "kvarh_rec")  # the channel index is the position here
 N_CHANNELS = len(CHANNELS)
-INTERVAL_MINUTES = 15
+INTERVAL_MINUTES = INTERVAL // timedelta(minutes=1)  # 15: the one interval, periods.INTERVAL
 INTERVALS_PER_HOUR = 60 // INTERVAL_MINUTES  # 4
 INTERVALS_PER_DAY = 24 * INTERVALS_PER_HOUR  # 96
 INTERVAL_US = INTERVAL_MINUTES * 60 * 1_000_000

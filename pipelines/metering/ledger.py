@@ -7,7 +7,8 @@ landed later must win, whatever its name. So every file a run reads is recorded,
 transaction as its readings, with its path (under the landing folder), size, modification time,
 sha256, and per month it holds: rows, first and last interval, the run and time it was first seen,
 and its status (`ingested`, `quarantined`: all its rows of that month were quarantined, `unreadable`,
-`refused`: a link resolving outside the landing folder, or not a regular file, never opened).
+`refused`: a link resolving outside the landing folder, or not a regular file, never opened,
+`deferred`: every row is of a month after the run's; `month` is the first month it holds).
 
 Which files a run reads (`plan`):
   - known: the path is in the ledger with the same size and modification time, or with the same
@@ -20,7 +21,10 @@ Which files a run reads (`plan`):
     does not read December's files). Which month a file starts in is told by its earliest interval
     between the floor (`earliest_interval_end`, config/vee.toml) and the time of the run, found by
     reading its interval_end column whole when its first lines point past the run's month: one row
-    dated 2062 (or 0001) never decides for the file, it is quarantined with its line;
+    dated 2062 (or 0001) never decides for the file, it is quarantined with its line. The file is
+    recorded as `deferred` with that first month, so later runs do not open it again until their month
+    reaches it (the same path, size and modification time, or the same sha256); a changed file is
+    looked at again;
   - links resolving outside the landing folder, and anything that is not a regular file: refused,
     named in the run's summary and recorded as `refused`, never opened;
   - unreadable last time: read again (the participant may have fixed it);
@@ -29,7 +33,6 @@ Which files a run reads (`plan`):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -40,24 +43,25 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.metering.readings import CsvHead, earliest_interval_end, first_lines, first_months, landing
+from pipelines.manifest import file_sha256 as sha256  # the one sha256 helper
+from pipelines.metering.landing import CsvHead, earliest_interval_end, first_lines, landing
+from pipelines.metering.readings import first_months
+from pipelines.periods import Month
 from pipelines.warehouse import Reader, registry
 
 logger = logging.getLogger(__name__)
 
 TABLE = "landed_files"
-STATUSES = ("ingested", "quarantined", "unreadable", "refused")
+STATUSES = ("ingested", "quarantined", "unreadable", "refused", "deferred")
 READ = ("ingested", "quarantined")  # a version recorded with one of these is never read again
 SCHEMA = registry.table(TABLE).schema  # declared with the warehouse's tables
-_HASH_CHUNK = 1 << 20
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def hashes(p: Plan) -> dict[int | str, str]:
+    """The sha256 of the files the run reads (by index) and of the files it defers (by label)."""
+    found: dict[int | str, str] = {i: p.known_hashes.get(i) or sha256(f) for i, f in enumerate(p.files)}
+    found.update({w.label: w.sha256 or sha256(w.path) for w in p.waiting})
+    return found
 
 
 def label(path: Path, input_dir: Path) -> str:
@@ -65,26 +69,41 @@ def label(path: Path, input_dir: Path) -> str:
     return Path(path).relative_to(input_dir).as_posix()
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A landed file left for a later month's run, to record as `deferred` with its first month."""
+
+    path: Path
+    label: str
+    month: Month
+    size: int
+    mtime: int  # ns
+    sha256: str | None  # known when hashed while planning
+
+
 @dataclass
 class Plan:
     """What a run of `month` reads. `files` are in landing order (modification time, then path): the
     run's file index, by which a later file supersedes an earlier one."""
 
-    month: str
+    month: Month
     files: list[Path] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     mtimes: list[int] = field(default_factory=list)  # ns
-    hints: list[str | None] = field(default_factory=list)
+    hints: list[Month | None] = field(default_factory=list)
     heads: dict[int, CsvHead] = field(default_factory=dict)  # the CSVs' first lines, read once here
     known_hashes: dict[int, str] = field(default_factory=dict)  # hashed while planning (a changed path)
     skipped: int = 0  # already ingested, unchanged
     retried: list[str] = field(default_factory=list)  # unreadable last time
     new_versions: list[str] = field(default_factory=list)  # known paths whose content changed
     deferred: list[str] = field(default_factory=list)  # every row of a month after the run's
+    waiting: list[Waiting] = field(default_factory=list)  # the deferred files to (re)record in the ledger
+    not_opened: int = 0  # deferred files known from the ledger: not opened by this run
     missing: list[str] = field(default_factory=list)  # in the ledger, gone from the landing folder
     refused: dict[str, str] = field(default_factory=dict)  # label -> why it is not read (a link outside, ...)
     runs: set[str] = field(default_factory=set)  # the runs in the ledger when planned (the publish guard)
+    gone_waiting: list[str] = field(default_factory=list)  # deferred in the ledger, gone from the landing folder
 
 
 def load(source: Reader | duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
@@ -97,7 +116,7 @@ def load(source: Reader | duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
 
 
 def plan(
-    input_dir: Path, month: str, ledger: pl.DataFrame, now: datetime | None = None, floor: datetime | None = None
+    input_dir: Path, month: Month, ledger: pl.DataFrame, now: datetime | None = None, floor: datetime | None = None
 ) -> Plan:
     """Which landed files the run of `month` reads (see the module docstring). `now`: the time of the
     run (local); `floor`: the earliest interval_end accepted (default from config/vee.toml)."""
@@ -136,33 +155,63 @@ def plan(
     unreadable_paths = (
         set(ledger.filter(pl.col("status").is_in(["unreadable", "refused"]))["path"].to_list()) - known_paths
     )
+    # files recorded as deferred: their first month is known, unchanged files are not opened again
+    waiting = (
+        ledger.filter(pl.col("status") == "deferred")
+        .with_columns(mtime_us=pl.col("modified_at").dt.epoch("us"))
+        .select("path", "sha256", "size_bytes", "mtime_us", "month")
+        .unique()
+    )
+    unchanged = (
+        listing.with_columns(mtime_us=pl.col("mtime_ns") // 1000)
+        .join(others.select("i"), on="i", how="semi")
+        .join(waiting, on=["path", "size_bytes", "mtime_us"])
+        .select("i", "month", "sha256")
+        .unique("i")
+    )
+    first_month: dict[int, Month] = {i: Month.parse(label) for i, label, _ in unchanged.iter_rows()}
+    recorded_sha = {i: digest for i, _, digest in unchanged.iter_rows() if digest}  # not hashed again when read
     # a known path with another size or time: hash it now; the same content is only a touched file
-    touched = others.filter(pl.col("path").is_in(list(known_paths)))
+    touched = others.filter(
+        pl.col("path").is_in(list(known_paths | set(waiting["path"].to_list()))) & ~pl.col("i").is_in(list(first_month))
+    )
     hashes: dict[int, str] = {}
     if touched.height:
         with ThreadPoolExecutor(max_workers=2) as pool:
             digests = list(pool.map(lambda i: sha256(found[i]), touched["i"].to_list()))
         hashes = dict(zip(touched["i"].to_list(), digests))
         versions = set(done.select(pl.concat_str("path", "sha256", separator="\0")).to_series().to_list())
+        waiting_versions = dict(waiting.select(pl.concat_str("path", "sha256", separator="\0"), "month").iter_rows())
         for i, digest in hashes.items():
-            if f"{listing['path'][i]}\0{digest}" in versions:
+            version = f"{listing['path'][i]}\0{digest}"
+            if version in versions:
                 result.skipped += 1
                 others = others.filter(pl.col("i") != i)
-            else:
+            elif version in waiting_versions:
+                first_month[i] = Month.parse(waiting_versions[version])
+            elif listing["path"][i] in known_paths:
                 result.new_versions.append(listing["path"][i])
     candidates = []
-    looked: dict[int, tuple[str | None, CsvHead | None]] = {}
+    looked: dict[int, tuple[Month | None, CsvHead | None]] = {}
     for i in others["i"].to_list():
-        looked[i] = first_lines(found[i], floor, now)
+        if i in first_month and first_month[i] > month:
+            looked[i] = (first_month[i], None)  # still waiting for its month: not opened
+            result.not_opened += 1
+        else:
+            looked[i] = first_lines(found[i], floor, now)
     # a file whose first lines point past the run's month, or nowhere: its earliest valid interval decides
-    unsure = [i for i, (hint, _) in looked.items() if hint is None or hint > month]
+    unsure = [i for i, (hint, _) in looked.items() if (hint is None or hint > month) and i not in first_month]
     if unsure:
         earliest = first_months(found, unsure, floor, now, {i: looked[i][1] for i in unsure if looked[i][1]})
         looked.update({i: (earliest[i], looked[i][1]) for i in unsure})
+    looked.update({i: (m, looked[i][1]) for i, m in first_month.items() if m <= month})
     for i, path_label in zip(others["i"].to_list(), others["path"].to_list()):
         hint, head = looked[i]
         if hint is not None and hint > month:
             result.deferred.append(path_label)
+            if i not in first_month or i in hashes:  # new, or touched: (re)recorded with its time
+                size, mtime = int(listing["size_bytes"][i]), int(listing["mtime_ns"][i])
+                result.waiting.append(Waiting(found[i], path_label, hint, size, mtime, hashes.get(i)))
             continue
         if path_label in unreadable_paths:
             result.retried.append(path_label)
@@ -170,8 +219,8 @@ def plan(
     for mtime, path_label, i, hint, head in sorted(candidates, key=lambda c: c[:3]):
         if head is not None:
             result.heads[len(result.files)] = head
-        if i in hashes:
-            result.known_hashes[len(result.files)] = hashes[i]
+        if i in hashes or i in recorded_sha:
+            result.known_hashes[len(result.files)] = hashes.get(i) or recorded_sha[i]
         result.files.append(found[i])
         result.labels.append(path_label)
         result.sizes.append(int(listing["size_bytes"][i]))
@@ -179,17 +228,26 @@ def plan(
         result.hints.append(hint)
     listed = set(listing["path"].to_list())
     result.missing = sorted(p for p in known_paths if p not in listed)
+    result.gone_waiting = sorted(set(waiting["path"].to_list()) - listed)
     logger.info(
-        "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months, %d missing, %d refused",
+        "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months (%d of them not "
+        "opened: deferred in the ledger), %d missing, %d refused",
         month,
         len(found),
         len(result.files),
         result.skipped,
         len(result.deferred),
+        result.not_opened,
         len(result.missing),
         len(result.refused),
     )
     return result
+
+
+def undeferred(p: Plan, read: list[str]) -> pl.DataFrame:
+    """The paths whose `deferred` rows go: read now, recorded again (changed or touched), or gone."""
+    paths = sorted({*read, *(w.label for w in p.waiting), *p.gone_waiting})
+    return pl.DataFrame({"path": paths}, schema={"path": pl.String})
 
 
 def changed_while_read(p: Plan, indexes: list[int]) -> list[int]:
@@ -211,8 +269,8 @@ def changed_while_read(p: Plan, indexes: list[int]) -> list[int]:
 def rows(
     p: Plan,
     per_month: pl.DataFrame,
-    unreadable: dict[int, tuple[str, str]],
-    hashes: dict[int, str],
+    unreadable: dict[int, tuple[Month, str]],
+    hashes: dict[int | str, str],
     run_id: str,
     seen_at: datetime,
 ) -> pl.DataFrame:
@@ -244,7 +302,7 @@ def rows(
     bad = pl.DataFrame(
         {
             "file": list(unreadable),
-            "month": [m for m, _ in unreadable.values()],
+            "month": [m.label for m, _ in unreadable.values()],
             "reason": [why for _, why in unreadable.values()],
         },
         schema={"file": pl.Int64, "month": pl.String, "reason": pl.String},
@@ -267,7 +325,7 @@ def rows(
         sha256=pl.lit(None, pl.String),
         size_bytes=pl.lit(None, pl.Int64),
         modified_at=pl.lit(None, pl.Datetime("us")),
-        month=pl.lit(p.month),
+        month=pl.lit(p.month.label),
         rows=pl.lit(None, pl.Int64),
         first_interval=pl.lit(None, pl.Datetime("us")),
         last_interval=pl.lit(None, pl.Datetime("us")),
@@ -276,4 +334,34 @@ def rows(
         status=pl.lit("refused"),
         reason="reason",
     )
-    return pl.concat([read.cast(SCHEMA), failed.cast(SCHEMA), refused.cast(SCHEMA)]).sort("path", "month")
+    deferred = pl.DataFrame(
+        {
+            "path": [w.label for w in p.waiting],
+            "sha256": [hashes.get(w.label) for w in p.waiting],
+            "size_bytes": [w.size for w in p.waiting],
+            "mtime_ns": [w.mtime for w in p.waiting],
+            "month": [w.month.label for w in p.waiting],
+        },
+        schema={
+            "path": pl.String,
+            "sha256": pl.String,
+            "size_bytes": pl.Int64,
+            "mtime_ns": pl.Int64,
+            "month": pl.String,
+        },
+    ).select(
+        "path",
+        "sha256",
+        "size_bytes",
+        modified_at=pl.from_epoch("mtime_ns", "ns").cast(pl.Datetime("us")),
+        month="month",
+        rows=pl.lit(None, pl.Int64),
+        first_interval=pl.lit(None, pl.Datetime("us")),
+        last_interval=pl.lit(None, pl.Datetime("us")),
+        first_seen_at=pl.lit(seen_at, pl.Datetime("us")),
+        run_id=pl.lit(run_id),
+        status=pl.lit("deferred"),
+        reason=pl.format("every row is of {} or later: read by that month's run", "month"),
+    )
+    frames = [read, failed, refused, deferred]
+    return pl.concat([f.cast(SCHEMA) for f in frames]).sort("path", "month")

@@ -28,55 +28,30 @@ stages integer keys, see bench/meters_bench.py)."""
 
 from __future__ import annotations
 
-import re
-import stat
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from pipelines import config
 from pipelines.errors import EnvironmentFault, environment_fault
 from pipelines.metering import keys
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
-from pipelines.periods import GUATEMALA, month_bounds
+from pipelines.metering.landing import (
+    COLUMNS,
+    DEFAULT_FLOOR,
+    SNIFF_LINES,
+    TS_FORMAT,
+    CsvHead,
+    csv_head,
+    excerpt,
+    header,
+    sniff,
+)
+from pipelines.periods import GUATEMALA, Month
 
-COLUMNS = ("device_id", "interval_end", "channel", "value")
 CATEGORY = {"good": 0, "quarantine": 1, "other_month": 2, "unplaced": 3, "blank": 4}
-_TS_FORMAT = "%Y-%m-%d %H:%M"
-_SNIFF_LINES = 20
-_TS_CONTRACT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
-_TS_LOCAL_VARIANT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:00)?")
-_TS_ZONED = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?(Z|UTC|[+-]\d{2}(:?\d{2})?)", re.IGNORECASE)
 EXPECTED_TS = "local Guatemala time as YYYY-MM-DD HH:MM, with no zone or offset"
-EXCERPT_CHARS = 200  # raw text echoed in a reason or a message: a short excerpt, never a whole line
-DEFAULT_FLOOR = datetime(2000, 1, 1)
-
-
-def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
-    """At most `limit` characters of `text` (a header, a value, a library's message) for a reason or a
-    message: one hostile line must not become a 100 KB reason, nor a file's content end up on stderr."""
-    text = str(text)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
-
-
-def earliest_interval_end(path: Path | None = None) -> datetime:
-    """The floor of accepted interval_end values (`[readings] earliest_interval_end` of config/vee.toml,
-    default 2000-01-01): older readings are quarantined, never taken for a month of their own."""
-    path = Path(path or config.config_dir() / "vee.toml")
-    try:
-        with open(path, "rb") as fh:
-            value = tomllib.load(fh).get("readings", {}).get("earliest_interval_end")
-    except FileNotFoundError:
-        value = None
-    if value is None:
-        return DEFAULT_FLOOR
-    floor = datetime(value.year, value.month, value.day, *(getattr(value, a, 0) for a in ("hour", "minute")))
-    if floor.year < 1000:  # a month label is YYYY-MM: four digits
-        raise ValueError(f"{path}: [readings] earliest_interval_end must be in year 1000 or later, got {value}")
-    return floor
 
 
 STAGED_SCHEMA = {
@@ -119,171 +94,27 @@ class Staged:
         self.unreadable.update(other.unreadable)
 
 
-def find_files(input_dir: Path) -> list[Path]:
-    """All readings files under `<input>/readings/`, in path order (which of them a run reads, and in
-    which order they supersede each other, is the ledger's business: pipelines/metering/ledger.py)."""
-    return landing(input_dir)[0]
-
-
-def landing(input_dir: Path) -> tuple[list[Path], dict[Path, str]]:
-    """(the readings files a run may read, in path order; the ones it refuses, with why).
-
-    Only regular files whose real path lies inside the landing folder's real path are read: a link
-    (or a linked folder) that resolves outside it, a link to nothing, a FIFO or a device is refused and
-    named, never opened (`passwd.csv -> /etc/passwd` would otherwise put a line of it in a reason). A
-    link inside the landing folder to a file inside it is read under its own name."""
-    root = Path(input_dir) / "readings"
-    real_root = root.resolve()
-    files: list[Path] = []
-    refused: dict[Path, str] = {}
-    for p in root.rglob("*"):
-        if p.suffix not in (".csv", ".parquet") or any(
-            part.startswith((".", "_")) for part in p.relative_to(root).parts
-        ):
-            continue
-        real = p.resolve()
-        if not real.is_relative_to(real_root):
-            refused[p] = "a link that resolves outside the landing folder: not read"
-            continue
-        try:
-            mode = real.stat().st_mode
-        except OSError:
-            refused[p] = "a link to nothing: not read"
-            continue
-        if stat.S_ISDIR(mode):
-            continue  # a folder named like a file: rglob lists what is inside it
-        if not stat.S_ISREG(mode):
-            refused[p] = "not a regular file (a FIFO, socket or device): not read"
-            continue
-        files.append(p)
-    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
-    return sorted(files, key=order), dict(sorted(refused.items(), key=lambda kv: order(kv[0])))
-
-
-def _header(path: Path) -> tuple[list[str] | None, bool, str]:
-    """(column names, exact contract header without BOM, problem) from a CSV's first line."""
-    with open(path, "rb") as fh:
-        first = fh.readline(65536)
-    if not first.strip():
-        return None, False, "empty file (no header line)"
-    try:
-        text = first.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, False, "header line is not UTF-8 text"
-    exact = text.rstrip("\r\n") == ",".join(COLUMNS)
-    names = [c.strip().strip('"').strip().lower() for c in text.lstrip("\ufeff").rstrip("\r\n").split(",")]
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
-        return None, False, f"header lacks column(s) {', '.join(missing)} (found {excerpt(', '.join(names))})"
-    return names, exact, ""
-
-
 def _text(expr: pl.Expr) -> pl.Expr:
     text = expr.str.strip_chars()
     return pl.when(text == "").then(None).otherwise(text)
 
 
-def _sniff(values: list[str | None]) -> tuple[str, str | None]:
-    """How a file writes interval_end, from its first values: ("contract" | "local" | "zoned" |
-    "unknown", an example). "local" = `:00` seconds and/or a `T`: the same local time, read leniently."""
-    seen = [v.strip().strip('"').strip() for v in values if v is not None and v.strip().strip('"').strip()]
-    if not seen:
-        return "contract", None
-    if all(_TS_ZONED.fullmatch(v) for v in seen):
-        return "zoned", seen[0]
-    variant = next((v for v in seen if _TS_LOCAL_VARIANT.fullmatch(v) and not _TS_CONTRACT.fullmatch(v)), None)
-    if variant is not None:
-        return "local", variant
-    if any(_TS_CONTRACT.fullmatch(v) for v in seen):
-        return "contract", None
-    return "unknown", seen[0]
-
-
-def _first_interval_ends(path: Path, names: list[str]) -> list[str | None]:
-    """interval_end as written on a CSV's first lines after the header (None where a line lacks it)."""
-    column = names.index("interval_end")
-    values: list[str | None] = []
-    with open(path, "rb") as fh:
-        fh.readline(65536)
-        for _ in range(_SNIFF_LINES):
-            line = fh.readline(65536)
-            if not line:
-                break
-            fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
-            values.append(fields[column] if column < len(fields) else None)
-    return values
-
-
-@dataclass(frozen=True)
-class CsvHead:
-    """What a CSV's first lines say: its header (column names, exact contract header, problem) and the
-    interval_end values of the lines after it. Read once, by the plan; the parse uses it again."""
-
-    names: list[str] | None
-    exact: bool
-    problem: str
-    values: list[str | None]
-
-
-def csv_head(path: Path) -> CsvHead:
-    names, exact, problem = _header(path)
-    return CsvHead(names, exact, problem, _first_interval_ends(path, names) if names else [])
-
-
-def first_lines(
-    path: Path, floor: datetime | None = None, now: datetime | None = None
-) -> tuple[str | None, CsvHead | None]:
-    """(the month of the first readable interval_end in the file's first lines that lies between `floor`
-    and `now`, or None when none does; the CSV's head, None for Parquet or a file that cannot be opened).
-
-    The month is only a hint of which run should read a file not seen before: a file whose hint lies
-    after the run's month is looked at whole (`first_months`) before it is left for a later run, and a
-    file holding several months is staged for each of them."""
-    head = None
-    try:
-        if path.suffix == ".parquet":
-            first = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()["interval_end"]
-            if isinstance(first.dtype, pl.Datetime):
-                values = [v.strftime(_TS_FORMAT) for v in first.drop_nulls().to_list()]
-            else:
-                values = first.cast(pl.String).to_list()
-        else:
-            head = csv_head(path)
-            values = [] if head.problem else head.values
-    except Exception:  # noqa: BLE001 - an unreadable file is read (and reported) by the current run
-        return None, None
-    return _month_of(values, floor or DEFAULT_FLOOR, now or datetime.max), head
-
-
-def _month_of(values: list[str | None], floor: datetime, now: datetime) -> str | None:
-    for value in values:
-        text = (value or "").strip().strip('"').strip().replace("T", " ")
-        if _TS_LOCAL_VARIANT.fullmatch(text):
-            try:
-                ts = datetime.strptime(text[:16], _TS_FORMAT)
-            except ValueError:
-                continue
-            if floor <= ts <= now:
-                return (ts - timedelta(minutes=15)).strftime("%Y-%m")
-    return None
-
-
 def first_months(
     files: list[Path], indexes: list[int], floor: datetime, now: datetime, heads: dict[int, CsvHead] | None = None
-) -> dict[int, str | None]:
+) -> dict[int, Month | None]:
     """The month of each file's earliest interval between `floor` and `now`, read from the whole file
     (its interval_end column only), None when no row of it has one (or it cannot be read: the run reads
     it and reports it). Which run reads a file is decided by this, never by its first row."""
     ts = pl.col("ts")
     earliest = ts.filter((ts >= pl.lit(floor)) & (ts <= pl.lit(now))).min()
-    found: dict[int, str | None] = {}
+    found: dict[int, Month | None] = {}
     for index in indexes:
         found[index] = None
         path, head = files[index], (heads or {}).get(index)
         first = None
         try:
             head = head if head is not None or path.suffix == ".parquet" else csv_head(path)
-            if head is not None and head.exact and _sniff(head.values)[0] == "contract":
+            if head is not None and head.exact and sniff(head.values)[0] == "contract":
                 try:  # the plain scan of one column; a ragged line somewhere: the tolerant path below
                     plain = pl.scan_csv(path, schema={c: pl.String for c in COLUMNS}, has_header=True)
                     first = plain.select(_parse_ts(_text(pl.col("interval_end"))).alias("ts")).select(earliest)
@@ -299,7 +130,7 @@ def first_months(
         except Exception:  # noqa: BLE001 - read (and reported) by the current run
             continue
         if first is not None:
-            found[index] = (first - timedelta(minutes=15)).strftime("%Y-%m")
+            found[index] = Month.of_interval_end(first)
     return found
 
 
@@ -315,15 +146,15 @@ def _reader(path: Path, index: int, head: CsvHead | None = None) -> pl.LazyFrame
         if isinstance(schema["interval_end"], pl.Datetime):
             kind, example = "contract", None
         else:
-            first = pl.scan_parquet(path).select("interval_end").head(_SNIFF_LINES).collect()
-            kind, example = _sniff(first["interval_end"].cast(pl.String).to_list())
+            first = pl.scan_parquet(path).select("interval_end").head(SNIFF_LINES).collect()
+            kind, example = sniff(first["interval_end"].cast(pl.String).to_list())
         if kind == "zoned":
             return _zoned(example)
         return _parquet_scan(path, index, pl.Schema(schema), lenient=kind == "local")
     head = head or csv_head(path)
     if head.problem:
         return head.problem
-    kind, example = _sniff(head.values)
+    kind, example = sniff(head.values)
     if kind == "zoned":
         return _zoned(example)
     return _line_scan(path, index, head.names, lenient=kind == "local")
@@ -331,11 +162,11 @@ def _reader(path: Path, index: int, head: CsvHead | None = None) -> pl.LazyFrame
 
 def _parse_ts(text: pl.Expr, lenient: bool = False) -> pl.Expr:
     """The contract's format; `lenient` also takes `:00` seconds and a `T` separator (same local time)."""
-    exact = text.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+    exact = text.str.strptime(pl.Datetime("us"), TS_FORMAT, strict=False)
     if not lenient:
         return exact
     spaced = text.str.replace("T", " ", literal=True)
-    minutes = spaced.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+    minutes = spaced.str.strptime(pl.Datetime("us"), TS_FORMAT, strict=False)
     seconds = spaced.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
     return pl.coalesce(minutes, pl.when(seconds.dt.second() == 0).then(seconds))
 
@@ -481,22 +312,17 @@ def reasons() -> pl.Expr:
 
 
 def _classify(
-    lf: pl.LazyFrame,
-    month: str,
-    point_of: pl.Series,
-    devices: list[str],
-    days: int,
-    now: datetime,
-    floor: datetime = DEFAULT_FLOOR,
+    lf: pl.LazyFrame, month: Month, point_of: pl.Series, devices: list[str], accepted: Accepted
 ) -> pl.LazyFrame:
     """Category, sort key and quarantine flags of every row (see the module docstring).
 
     `point_of[device_index * days + day]` is the point index of a registered device on a day of the
     month (-1 when it is not registered that day): a gather, not a join, so the pass stays streaming.
-    `now` (local time): a reading of an interval that has not ended yet is quarantined, never ingested;
-    so is one before `floor`. Neither has a month of its own (`rel` null): no absurd year ever reaches
-    a month label."""
-    start, end = month_bounds(month)
+    `accepted.now` (local time): a reading of an interval that has not ended yet is quarantined, never
+    ingested; so is one before `accepted.floor`. Neither has a month of its own (`rel` null): no absurd
+    year ever reaches a month label."""
+    start, end, days = month.start, month.end, month.days
+    now, floor = accepted.now, accepted.floor
     span_us = int((end - start) / timedelta(microseconds=1))
     off = (pl.col("ts") - pl.lit(start)).dt.total_microseconds()
     in_month = (off >= INTERVAL_US) & (off < span_us + INTERVAL_US)
@@ -537,7 +363,7 @@ def _classify(
         .cast(pl.UInt8)
     )
     keep_raw = pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]])
-    shifted = pl.col("ts") - pl.duration(minutes=15)  # an interval belongs to the month it starts in
+    shifted = pl.col("ts") - pl.duration(minutes=keys.INTERVAL_MINUTES)  # an interval belongs to the month it starts in
     month_offset = (
         (shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (start.year * 12 + start.month))
         .clip(-30000, 30000)
@@ -574,16 +400,24 @@ def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl
     return pl.Series("point", table, dtype=pl.Int64)
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The interval_end values a run accepts: from `floor` (config/vee.toml) to `now`, the time of the
+    run (an interval that has not ended by then is quarantined)."""
+
+    now: datetime
+    floor: datetime = DEFAULT_FLOOR
+
+
 def stage(
-    month: str,
+    month: Month,
     files: list[Path],
     indexes: list[int],
     device_days: pl.DataFrame,
     known_devices: list[str],
     out_dir: Path,
-    now: datetime,
+    accepted: Accepted,
     heads: dict[int, CsvHead] | None = None,
-    floor: datetime = DEFAULT_FLOOR,
 ) -> Staged:
     """Read the files `files[i]` for i in `indexes` once, classified against `month`, and write the staged
     rows under `out_dir` (`file` = i: the run's numbering, in landing order). Files that cannot be read
@@ -593,8 +427,7 @@ def stage(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _scratch_fault(exc, out_dir) or exc
-    start, end = month_bounds(month)
-    days = (end - start).days
+    days = month.days
     devices = sorted(set(known_devices))
     point_of = point_lookup(device_days, devices, days)
     staged = Staged(out_dir, files, list(indexes))
@@ -604,7 +437,7 @@ def stage(
         path = files[index]
         try:
             head = None if path.suffix == ".parquet" else (heads or {}).get(index) or csv_head(path)
-            if head is not None and not head.problem and head.exact and _sniff(head.values)[0] == "contract":
+            if head is not None and not head.problem and head.exact and sniff(head.values)[0] == "contract":
                 fast.append(index)  # the contract's exact header and timestamps: the multi-file scan
                 continue
             lf = _reader(path, index, head)
@@ -624,7 +457,7 @@ def stage(
         tmp = out_dir / f".{name}.tmp"
         try:
             # uncompressed: a scratch file lives for seconds, and compressing it cost a CPU-second a month
-            _classify(lf, month, point_of, devices, days, now, floor).sink_parquet(tmp, compression="uncompressed")
+            _classify(lf, month, point_of, devices, accepted).sink_parquet(tmp, compression="uncompressed")
             tmp.rename(target)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
@@ -639,7 +472,7 @@ def stage(
         except pl.exceptions.PolarsError:
             # a ragged line or broken encoding somewhere: read those files one by one, tolerantly
             for index in fast:
-                names, _, _ = _header(files[index])
+                names, _, _ = header(files[index])
                 others.append((index, _line_scan(files[index], index, names or list(COLUMNS))))
     for index, lf in others:
         try:

@@ -33,7 +33,7 @@ from pipelines.errors import InputError
 from pipelines.inputs import Schema, check_csv_shape, find_input, parse_columns, scan_file
 from pipelines.metering import keys, vee
 from pipelines.metering.keys import CHANNELS, DAY_US, INTERVAL_US
-from pipelines.periods import month_bounds
+from pipelines.periods import Month
 
 STEM = "register_reads"
 SCHEMA: Schema = {"device_id": "str", "read_at": "minute", "channel": "str", "value": "float"}
@@ -158,7 +158,7 @@ def quarantined(reads: pl.DataFrame) -> pl.DataFrame:
     return reads.filter(pl.col("reason").is_not_null())
 
 
-def to_series(reads: pl.DataFrame, device_days: pl.DataFrame, month: str) -> pl.DataFrame:
+def to_series(reads: pl.DataFrame, device_days: pl.DataFrame, month: Month) -> pl.DataFrame:
     """The good reads of `month`'s span [month start, month end] (both ends inclusive: a read at the
     first midnight opens the month, one at the last closes it) as (series, i, read_at, value, line):
     i = interval index of read_at, floored (interval i ends at month start + 15 min * i; i = 0 is the
@@ -167,7 +167,7 @@ def to_series(reads: pl.DataFrame, device_days: pl.DataFrame, month: str) -> pl.
     `device_days` is registry.device_days(registry, month, points): the point of a device on each day
     of the month (day = 0-based day of the interval's start). A read at midnight takes the device's
     point of the day it closes when the day it opens is not in the month or not the device's."""
-    start, end = month_bounds(month)
+    start, end = month.bounds
     us = (pl.col("read_at") - pl.lit(start, pl.Datetime("us"))).dt.total_microseconds()
     good = reads.filter(pl.col("reason").is_null() & pl.col("read_at").is_between(start, end)).with_columns(
         i=us // INTERVAL_US, day=(us // DAY_US).cast(pl.Int32), day_before=((us - 1) // DAY_US).cast(pl.Int32)
@@ -262,13 +262,13 @@ def sum_check(reads: pl.DataFrame, readings: pl.DataFrame, t: vee.Thresholds) ->
 
 
 def month_sum_check(
-    reads: pl.DataFrame, device_days: pl.DataFrame, month: str, readings: pl.DataFrame, t: vee.Thresholds
+    reads: pl.DataFrame, device_days: pl.DataFrame, month: Month, readings: pl.DataFrame, t: vee.Thresholds
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """to_series + sum_check for one month, from validated reads (`validate`) and
     registry.device_days(registry, month, points). Pairs of consecutive good reads of a device and
     channel that reach outside the month (one read in it and the other not, or both around it) cannot
     be checked with one month's intervals: they are reported as skipped too."""
-    start, end = month_bounds(month)
+    start, end = month.bounds
     mapped = to_series(reads, device_days, month)
     findings, skipped = sum_check(mapped, readings, t)
     inside = pl.col("read_at").is_between(start, end)
@@ -302,7 +302,7 @@ def month_sum_check(
                 "read_at",
                 "device_id",
                 "channel",
-                pl.lit(month),
+                pl.lit(month.label),
             ),
         )
         .cast(SKIPPED_SCHEMA)

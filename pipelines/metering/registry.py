@@ -169,13 +169,12 @@ def validate(registry: pl.DataFrame, source: str = "metering_points") -> list:
 # --- the registry as the ingest of one month sees it ---------------------------------------------
 
 
-def month_points(registry: pl.DataFrame, month: str) -> pl.DataFrame:
+def month_points(registry: pl.DataFrame, month: Month) -> pl.DataFrame:
     """One row per point active in the month: point_idx (grouped by participant, so a participant's
     readings are contiguous once sorted by point), point_id, participant, kind, active_days.
 
     A point's participant and kind are taken from its latest row active in the month."""
-    m = Month.of(month)
-    first, last = m.first_day, m.last_day
+    first, last = month.first_day, month.last_day
     rows = active_in(registry, first, last)
     days = _active_days(rows, first, last)
     latest = rows.sort("valid_from").group_by("point_id", maintain_order=True).last()
@@ -205,12 +204,11 @@ def _active_days(rows: pl.DataFrame, first: date, last: date) -> pl.DataFrame:
     )
 
 
-def device_days(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.DataFrame:
+def device_days(registry: pl.DataFrame, month: Month, points: pl.DataFrame) -> pl.DataFrame:
     """(device_id, day, point_idx): which point a device's readings belong to on each day of the month
     (day = 0-based day of the interval's start). Unique per (device_id, day) once the registry passed
     its checks (no device on two rows at the same time)."""
-    m = Month.of(month)
-    first, last = m.first_day, m.last_day
+    first, last = month.first_day, month.last_day
     rows = active_in(registry, first, last)
     return (
         _active_days(rows, first, last)
@@ -220,11 +218,10 @@ def device_days(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.
     )
 
 
-def point_day_ranges(registry: pl.DataFrame, month: str, points: pl.DataFrame) -> pl.DataFrame:
+def point_day_ranges(registry: pl.DataFrame, month: Month, points: pl.DataFrame) -> pl.DataFrame:
     """(point_idx, first_i, last_i): each maximal run of active days of a point as a range of interval
     indexes (interval i of the month ends at month start + 15 min * i; day d holds i = 96d+1 .. 96d+96)."""
-    m = Month.of(month)
-    first, last = m.first_day, m.last_day
+    first, last = month.first_day, month.last_day
     days = (
         _active_days(active_in(registry, first, last), first, last)
         .join(points.select("point_id", "point_idx"), on="point_id")

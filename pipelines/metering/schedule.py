@@ -10,22 +10,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pipelines.errors import InputError
-from pipelines.periods import GUATEMALA, local_month_of, parse_month
+from pipelines.periods import Day, Month, local_time
 
 
-def run_month(month: str | None, day: str | None, interval_start: datetime | None) -> str:
+def run_month(month: str | None, day: str | None, interval_start: datetime | None) -> Month:
     """`month` param wins, then `day` (YYYY-MM-DD), else the local day the run's data interval starts."""
     if month:
-        parse_month(month)
-        return month
+        return Month.parse(month)
     if day:
-        try:
-            return datetime.strptime(day, "%Y-%m-%d").strftime("%Y-%m")
-        except ValueError as exc:
-            raise InputError(f"day must be YYYY-MM-DD, got {day!r}") from exc
+        return Day.parse(day).month
     if interval_start is None:
         raise InputError("no month or day given and the run has no data interval")
-    return local_month_of(interval_start)
+    return Month.containing(local_time(interval_start))
 
 
 def closes_month(month: str | None, interval_start: datetime | None) -> bool:
@@ -35,5 +31,5 @@ def closes_month(month: str | None, interval_start: datetime | None) -> bool:
         return True
     if interval_start is None:
         return False
-    day = interval_start.astimezone(GUATEMALA) if interval_start.tzinfo else interval_start
+    day = local_time(interval_start)
     return (day + timedelta(days=1)).month != day.month

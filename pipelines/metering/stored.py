@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import duckdb
 import polars as pl
 
 from pipelines.metering import keys
+from pipelines.periods import Month
 from pipelines.warehouse import Reader
 
 logger = logging.getLogger(__name__)
@@ -40,9 +41,7 @@ def _has(source: Stored, table: str) -> bool:
     return _reader(source).has(table)
 
 
-def _keyed(
-    source: Stored, table: str, month: str, start: datetime, points: pl.DataFrame, columns: str = ""
-) -> pl.DataFrame:
+def _keyed(source: Stored, table: str, month: Month, points: pl.DataFrame, columns: str = "") -> pl.DataFrame:
     """`table`'s rows of the month as (k, v, ...) keyed by this month's point index (points no longer
     active in the registry drop out), computed in DuckDB: only integers and floats cross over."""
     key = keys.sql_key("p.point_idx", "c.ch", keys.sql_interval("?::TIMESTAMP", "r.interval_end"))
@@ -51,27 +50,27 @@ def _keyed(
         SELECT {key} AS k, r.value AS v{columns}
         FROM {{t}} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
         WHERE r.month = ?""",
-        [start, month],
+        [month.start, month.label],
         frames={"_points": points.select("point_id", "point_idx"), "_channels": keys.channel_table()},
         t=table,
     )
 
 
-def month_readings(source: Stored, month: str, start: datetime, points: pl.DataFrame) -> pl.DataFrame:
+def month_readings(source: Stored, month: Month, points: pl.DataFrame) -> pl.DataFrame:
     """The month's stored current readings (k, v), sorted by k."""
     if not _has(source, "meter_readings"):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64})
-    return _keyed(source, "meter_readings", month, start, points).sort("k")
+    return _keyed(source, "meter_readings", month, points).sort("k")
 
 
-def month_superseded(source: Stored, month: str, start: datetime, points: pl.DataFrame) -> pl.DataFrame:
+def month_superseded(source: Stored, month: Month, points: pl.DataFrame) -> pl.DataFrame:
     """The month's superseded readings (k, v, superseded_at) kept by earlier runs."""
     if not _has(source, SUPERSEDED):
         return pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "superseded_at": pl.Datetime("us")})
-    return _keyed(source, SUPERSEDED, month, start, points, ", r.superseded_at")
+    return _keyed(source, SUPERSEDED, month, points, ", r.superseded_at")
 
 
-def provenance(source: Stored, month: str, wanted: pl.DataFrame) -> pl.DataFrame:
+def provenance(source: Stored, month: Month, wanted: pl.DataFrame) -> pl.DataFrame:
     """The stored rows (all of `meter_readings`' columns) of `wanted` (point_id, channel, interval_end)."""
     src = _reader(source)
     if not src.found or wanted.is_empty():
@@ -81,7 +80,7 @@ def provenance(source: Stored, month: str, wanted: pl.DataFrame) -> pl.DataFrame
         SELECT r.* FROM {t} r JOIN _keys k
           ON r.point_id = k.point_id AND r.channel = k.channel AND r.interval_end = k.interval_end
         WHERE r.month = ?""",
-        [month],
+        [month.label],
         frames={"_keys": wanted},
         t="meter_readings",
     )
@@ -147,7 +146,7 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     return Merged(current, appended, replaced, lost, duplicates + same.height)
 
 
-def history_before(source: Stored, month: str, start: datetime, points: pl.DataFrame, days: int) -> pl.DataFrame:
+def history_before(source: Stored, month: Month, points: pl.DataFrame, days: int) -> pl.DataFrame:
     """The real readings of the `days` days before the month (they lie in the month before: 28 days at
     most), in vee's history shape (series, interval_end, v, flagged), numbered with this month's points;
     flagged = the reading has a VEE finding there."""
@@ -157,7 +156,7 @@ def history_before(source: Stored, month: str, start: datetime, points: pl.DataF
     src = _reader(source)
     if days <= 0 or not src.has("meter_readings"):
         return empty
-    previous = (start - timedelta(days=1)).strftime("%Y-%m")
+    start, previous = month.start, month.previous.label
     findings = (
         "LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM {f} WHERE month = ?) f "
         "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
@@ -178,7 +177,7 @@ def history_before(source: Stored, month: str, start: datetime, points: pl.DataF
     ).cast(empty.schema)
 
 
-def standing_estimates(source: Stored, month: str, start: datetime, points: pl.DataFrame, table: str) -> pl.DataFrame:
+def standing_estimates(source: Stored, month: Month, points: pl.DataFrame, table: str) -> pl.DataFrame:
     """The month's estimates not superseded yet: (k, v, method, run_id, estimated_at)."""
     if not _has(source, table):
         return pl.DataFrame(
@@ -194,7 +193,6 @@ def standing_estimates(source: Stored, month: str, start: datetime, points: pl.D
         source,
         table,
         month,
-        start,
         points,
         ", r.method, r.run_id, r.estimated_at, r.superseded_by_run IS NULL AS standing",
     )

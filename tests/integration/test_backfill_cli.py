@@ -28,7 +28,7 @@ SAMPLE = ROOT / "data" / "sample"
     ],
 )
 def test_periods_of_a_range(domain, start, end, expected):
-    assert backfill.periods(domain, start, end) == expected
+    assert [p.label for p in backfill.period_range(domain, start, end)] == expected
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_periods_of_a_range(domain, start, end, expected):
 )
 def test_bad_ranges_are_refused_before_anything_runs(domain, start, end, message):
     with pytest.raises(InputError, match=message):
-        backfill.periods(domain, start, end)
+        backfill.period_range(domain, start, end)
 
 
 def test_inputs_are_where_the_dags_read_them(tmp_path):

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.metering import readings
+from pipelines.metering import landing, readings
 from pipelines.metering import registry as reg
 from pipelines.metering.keys import CHANNELS, INTERVALS_PER_DAY
+from pipelines.periods import Month
 
 APRIL = datetime(2026, 4, 1)
 HEADER = "point_id,participant,kind,node,device_id,serial,connectivity,vpn_id,public_ip,public_port,private_ip,private_port,valid_from,valid_to"
@@ -73,11 +74,12 @@ def landed(path: Path, second: int) -> None:
     os.utime(path, ns=(second * 10**9, second * 10**9))
 
 
-def stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
-    """Stage every readings file under root for `month` into `out` (the ingest's first step, alone)."""
+def stage(root: Path, out: Path, label: str = "2026-04") -> readings.Staged:
+    """Stage every readings file under root for the month `label` into `out` (the ingest's first step, alone)."""
+    month = Month.parse(label)
     registry = reg.load_registry(root)
     points = reg.month_points(registry, month)
-    files = readings.find_files(root)
+    files = landing.find_files(root)
     return readings.stage(
         month,
         files,
@@ -85,7 +87,7 @@ def stage(root: Path, out: Path, month: str = "2026-04") -> readings.Staged:
         reg.device_days(registry, month, points),
         registry["device_id"].unique().to_list(),
         out,
-        datetime(2026, 11, 1),
+        readings.Accepted(datetime(2026, 11, 1)),
     )
 
 

@@ -59,11 +59,13 @@ def test_dag_is_daily_backfillable_and_single_writer(dag):
 
 
 def test_period_resolution():
-    assert run_month("2026-04", "2026-03-31", None) == "2026-04"  # month param wins
-    assert run_month(None, "2026-03-31", None) == "2026-03"
+    assert run_month("2026-04", "2026-03-31", None).label == "2026-04"  # month param wins
+    assert run_month(None, "2026-03-31", None).label == "2026-03"
     # the run covering 31 March: data interval [2026-03-31 01:00, 2026-04-01 01:00) local
-    assert run_month(None, None, datetime(2026, 3, 31, 1, tzinfo=GT)) == "2026-03"
-    assert run_month(None, None, datetime(2026, 4, 1, 5, 59, tzinfo=pendulum.UTC)) == "2026-03"  # 23:59 local, 31 March
+    assert run_month(None, None, datetime(2026, 3, 31, 1, tzinfo=GT)).label == "2026-03"
+    assert (
+        run_month(None, None, datetime(2026, 4, 1, 5, 59, tzinfo=pendulum.UTC)).label == "2026-03"
+    )  # 23:59 local, 31 March
     with pytest.raises(InputError):
         run_month(None, "31/03/2026", None)
 

@@ -8,7 +8,8 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines.metering import ledger, readings
+from pipelines.metering import landing, ledger, readings
+from pipelines.periods import Month
 from tests.metering.fixtures import stage, write_lines, write_registry
 
 NOW = datetime(2026, 12, 6, 12, 0)
@@ -26,14 +27,14 @@ def test_links_outside_the_landing_folder_and_fifos_are_refused_links_inside_are
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", root / "readings" / "linked")
     (tmp_path / "elsewhere" / "x.csv").write_text("device_id,interval_end,channel,value\n")
-    files, refused = readings.landing(root)
+    files, refused = landing.landing(root)
     names = lambda paths: sorted(p.relative_to(root / "readings").as_posix() for p in paths)  # noqa: E731
     assert names(files) == ["2026-04/PA.csv", "alias.csv"]
     assert names(refused) == ["2026-04/passwd.csv", "dangling.csv", "pipe.csv"] + (
         ["linked/x.csv"] if any("linked" in str(p) for p in refused) else []
     )
     assert "outside the landing folder" in refused[root / "readings" / "2026-04" / "passwd.csv"]
-    plan = ledger.plan(root, "2026-04", pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
+    plan = ledger.plan(root, Month.parse("2026-04"), pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
     assert "readings/2026-04/passwd.csv" in plan.refused and len(plan.files) == 2
 
 
@@ -46,10 +47,10 @@ def test_a_file_is_left_for_a_later_month_only_when_all_its_valid_rows_are_later
     with open(root / "readings" / "deep.csv", "a") as fh:
         fh.write("DEV1,2026-04-30 10:15,kwh_del,1.0\n")
     write_lines(root, "may.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0"])
-    plan = ledger.plan(root, "2026-04", pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
+    plan = ledger.plan(root, Month.parse("2026-04"), pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
     assert sorted(plan.labels) == ["readings/deep.csv", "readings/far.csv", "readings/old.csv"]
     assert plan.deferred == ["readings/may.csv"]
-    assert set(plan.hints) == {"2026-04"}
+    assert set(plan.hints) == {Month.parse("2026-04")}
 
 
 def test_rows_out_of_range_are_quarantined_without_a_month_of_their_own(tmp_path):
@@ -71,17 +72,80 @@ def test_rows_out_of_range_are_quarantined_without_a_month_of_their_own(tmp_path
 
 
 def test_echoed_text_is_an_excerpt(tmp_path):
-    assert readings.excerpt("x" * 10) == "x" * 10
-    cut = readings.excerpt("y" * 150_000)
+    assert landing.excerpt("x" * 10) == "x" * 10
+    cut = landing.excerpt("y" * 150_000)
     assert len(cut) < 250 and cut.endswith("(150,000 characters)")
     path = write_lines(tmp_path, "wide.csv", [])
     path.write_text("h" * 150_000 + "\nDEV1,2026-04-02 10:15,kwh_del,1.0\n")
-    _, _, problem = readings._header(path)
+    _, _, problem = landing.header(path)
     assert "header lacks" in problem and len(problem) < 400
 
 
 def test_the_floor_comes_from_the_config(tmp_path):
-    assert readings.earliest_interval_end() == datetime(2000, 1, 1)
+    assert landing.earliest_interval_end() == datetime(2000, 1, 1)
     conf = tmp_path / "vee.toml"
     conf.write_text("[readings]\nearliest_interval_end = 2010-06-01\n")
-    assert readings.earliest_interval_end(conf) == datetime(2010, 6, 1)
+    assert landing.earliest_interval_end(conf) == datetime(2010, 6, 1)
+
+
+NOTHING_READ = pl.DataFrame(
+    schema={
+        "file": pl.Int64,
+        "month": pl.String,
+        "rows": pl.Int64,
+        "good": pl.Int64,
+        "first_interval": pl.Datetime("us"),
+        "last_interval": pl.Datetime("us"),
+    }
+)
+
+
+def _swap_keeping_size_and_time(path, text: str) -> None:
+    """New content of the same size and modification time: only a run that opens the file sees it."""
+    before = path.stat()
+    assert len(text.encode()) == before.st_size
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_deferred_file_is_recorded_and_not_opened_again_until_its_month(tmp_path):
+    root = tmp_path / "in"
+    write_lines(root, "apr.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0"])
+    may = write_lines(root, "may.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0"])
+    first = ledger.plan(root, Month.parse("2026-04"), pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
+    assert first.deferred == ["readings/may.csv"] and first.not_opened == 0
+    rows = ledger.rows(first, NOTHING_READ, {}, ledger.hashes(first), "run-1", NOW)
+    recorded = rows.filter(pl.col("status") == "deferred")
+    assert recorded.select("path", "month", "size_bytes").rows() == [
+        ("readings/may.csv", "2026-05", may.stat().st_size)
+    ]
+    assert recorded["sha256"].to_list() == [ledger.sha256(may)]
+
+    # April's rows now, same size and time: a run that opened the file would read it for April
+    _swap_keeping_size_and_time(may, may.read_text().replace("2026-05-02", "2026-04-02"))
+    again = ledger.plan(root, Month.parse("2026-04"), recorded, now=NOW)
+    assert again.deferred == ["readings/may.csv"] and again.not_opened == 1
+    assert again.labels == ["readings/apr.csv"] and again.waiting == []  # nothing to record again
+
+    # the run of May reads it, starting at the month the ledger recorded
+    in_may = ledger.plan(root, Month.parse("2026-05"), recorded, now=NOW)
+    assert "readings/may.csv" in in_may.labels and in_may.not_opened == 0 and in_may.deferred == []
+    # its sha256 is the one recorded when it was deferred: not hashed again
+    assert in_may.known_hashes == {in_may.labels.index("readings/may.csv"): recorded["sha256"][0]}
+    assert ledger.undeferred(in_may, in_may.labels)["path"].to_list() == ["readings/apr.csv", "readings/may.csv"]
+
+
+def test_a_changed_deferred_file_is_looked_at_again(tmp_path):
+    root = tmp_path / "in"
+    may = write_lines(root, "may.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0"])
+    first = ledger.plan(root, Month.parse("2026-04"), pl.DataFrame(schema=ledger.SCHEMA), now=NOW)
+    recorded = ledger.rows(first, NOTHING_READ, {}, ledger.hashes(first), "run-1", NOW)
+    may.write_text(may.read_text() + "DEV1,2026-04-30 10:15,kwh_del,1.0\n")  # a resend with an April row
+    changed = ledger.plan(root, Month.parse("2026-04"), recorded, now=NOW)
+    assert changed.labels == ["readings/may.csv"] and changed.deferred == [] and changed.not_opened == 0
+    # touched only (same content, new time): its month is known from the sha256, it is recorded again
+    may.write_text("device_id,interval_end,channel,value\nDEV1,2026-05-02 10:15,kwh_del,1.0\n")
+    os.utime(may, ns=(10**18, 10**18))
+    touched = ledger.plan(root, Month.parse("2026-04"), recorded, now=NOW)
+    assert touched.deferred == ["readings/may.csv"] and touched.not_opened == 1
+    assert [(w.label, w.month) for w in touched.waiting] == [("readings/may.csv", Month.parse("2026-05"))]

@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.metering import job, readings
+from pipelines.metering import job, landing
+from pipelines.periods import Month
 from tests.metering.fixtures import (
     landed,
     series,
@@ -240,9 +241,9 @@ def test_a_file_that_changes_while_read_is_not_recorded(tmp_path, workspace, mon
 
 def test_month_hint_reads_only_the_first_lines(tmp_path):
     path = write_lines(tmp_path, "x.csv", ["DEV1,2026-05-01 00:00,kwh_del,1", "DEV1,2026-05-01 00:15,kwh_del,1"])
-    assert readings.first_lines(path)[0] == "2026-04"  # the interval ending at midnight is April's
+    assert landing.first_lines(path)[0] == Month.parse("2026-04")  # the interval ending at midnight is April's
     bad = write_lines(tmp_path, "y.csv", ["DEV1,yesterday,kwh_del,1"])
-    assert readings.first_lines(bad)[0] is None
+    assert landing.first_lines(bad)[0] is None
 
 
 def test_a_known_file_is_not_even_hashed_again(tmp_path, workspace, monkeypatch):
@@ -258,3 +259,21 @@ def test_a_known_file_is_not_even_hashed_again(tmp_path, workspace, monkeypatch)
     monkeypatch.setattr(ledger, "sha256", lambda p: hashed.append(p) or real(p))
     again = job.ingest_month("2026-04", root)
     assert hashed == [] and again.counts["files_skipped"] == 2
+
+
+def test_a_file_of_a_later_month_is_deferred_in_the_ledger_then_read_by_its_month(tmp_path, workspace, parses):
+    root = tmp_path / "in"
+    standard_month(root)
+    write_lines(root, "2026-05/PA.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0"])
+    april = job.ingest_month("2026-04", root)
+    assert april.counts["files_left_for_later_months"] == 1 and "PA.csv" in parses
+    deferred = "SELECT path, month, status FROM landed_files WHERE status = 'deferred'"
+    assert _q(workspace, deferred) == [("readings/2026-05/PA.csv", "2026-05", "deferred")]
+    parses.clear()
+    job.ingest_month("2026-04", root)  # nothing new: the deferred row stays, once
+    assert parses == [] and _q(workspace, deferred) == [("readings/2026-05/PA.csv", "2026-05", "deferred")]
+    may = job.ingest_month("2026-05", root)
+    assert parses == ["PA.csv"] and may.counts["files_read"] == 1
+    assert _q(workspace, "SELECT path, month, status FROM landed_files WHERE path LIKE '%2026-05%'") == [
+        ("readings/2026-05/PA.csv", "2026-05", "ingested")
+    ]

@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.errors import InputError
 from pipelines.metering import keys, registers, registry, vee
+from pipelines.periods import Month
 
 REGISTRY = pl.DataFrame(
     {
@@ -23,7 +24,7 @@ REGISTRY = pl.DataFrame(
     },
     schema_overrides={"valid_to": pl.Date},
 )
-MONTH = "2026-04"
+MONTH = Month.parse("2026-04")
 POINTS = registry.month_points(REGISTRY, MONTH)  # P1 -> 0, P2 -> 1
 DEVICE_DAYS = registry.device_days(REGISTRY, MONTH, POINTS)
 T = vee.Thresholds()
@@ -176,8 +177,8 @@ def test_month_sum_check_maps_devices_and_reports_pairs_reaching_outside_the_mon
     assert (
         registers.month_sum_check(
             checked,
-            registry.device_days(REGISTRY, "2026-03", registry.month_points(REGISTRY, "2026-03")),
-            "2026-03",
+            registry.device_days(REGISTRY, MONTH.previous, registry.month_points(REGISTRY, MONTH.previous)),
+            MONTH.previous,
             readings,
             T,
         )[1].height

@@ -8,7 +8,10 @@ import polars as pl
 import pytest
 
 from pipelines.metering import registry as reg
+from pipelines.periods import Month
 from tests.metering.fixtures import REGISTRY, write_registry
+
+APRIL = Month.parse("2026-04")
 
 CHECKS = [
     "_point_overlap",
@@ -123,17 +126,17 @@ def test_gx_suite_reports_every_failing_rule(tmp_path):
 
 def test_month_view(tmp_path):
     registry = load(tmp_path, [*REGISTRY, "P4,PB,consumption,N2,DEV4,S4,vpn_direct,VPN-B,,,10.2.1.4,7701,2026-05-01,"])
-    points = reg.month_points(registry, "2026-04")
+    points = reg.month_points(registry, APRIL)
     # P4 starts in May: not part of April; points numbered participant by participant
     assert points.select("point_idx", "point_id", "participant", "active_days").rows() == [
         (0, "P1", "PA", 30),
         (1, "P2", "PA", 15),
         (2, "P3", "PB", 10),
     ]
-    days = reg.device_days(registry, "2026-04", points)
+    days = reg.device_days(registry, APRIL, points)
     assert days.filter(pl.col("device_id") == "DEV2")["day"].min() == 15  # 0-based: the 16th
     assert days.filter(pl.col("device_id") == "DEV3")["day"].max() == 9  # the 10th
-    ranges = reg.point_day_ranges(registry, "2026-04", points)
+    ranges = reg.point_day_ranges(registry, APRIL, points)
     assert ranges.sort("point_idx").rows() == [(0, 1, 2880), (1, 15 * 96 + 1, 2880), (2, 1, 960)]
 
 

@@ -45,11 +45,12 @@ def ncc11_expost():
 
     @task(outlets=OUTLETS, max_active_tis_per_dag=1)  # one at a time across all runs, backfills included
     def run_quarter(quarter: str, **context) -> str:
-        result = expost.run(periods.Quarter.parse(quarter), run_id=airflow_run_id(context, quarter))
+        q = periods.Quarter.parse(quarter)  # XCom carries text: the one parse on this side of it
+        result = expost.run(q, run_id=airflow_run_id(context, quarter))
         print(result.summary)
         from pipelines.reports import ncc11 as reports
 
-        for files in reports.render_after_publish(quarter, result.snapshot_id):
+        for files in reports.render(q, snapshot=result.snapshot_id):
             print("report:", files.describe())
         return result.summary
 

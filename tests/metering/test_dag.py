@@ -95,5 +95,6 @@ def test_dag_run_ingests_the_sample_month(airflow_home, workspace, dag):
         ("2026-03",),
         ("2026-04",),
     ]
-    assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(50,)]
+    # the sample's 50 points and the 5 frontier points of distributors DIST01-DIST03 (the ex-post's)
+    assert con.sql("SELECT count(DISTINCT point_id) FROM meter_completeness").fetchall() == [(55,)]
     assert con.sql("SELECT count(*) FROM run_manifests WHERE pipeline = 'meters'").fetchall() == [(1,)]

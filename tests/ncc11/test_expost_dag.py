@@ -62,7 +62,7 @@ def test_a_run_for_a_metered_months_interval_publishes_its_quarter(dag, airflow_
 
 
 def test_backfill_of_expost_quarters(metered_march):
-    assert backfill.periods("expost", "2026-03", "2026-09") == ["2026-03", "2026-06", "2026-09"]
+    assert [q.label for q in backfill.period_range("expost", "2026-03", "2026-09")] == ["2026-03", "2026-06", "2026-09"]
     done = backfill.backfill("expost", "2026-03", "2026-03", progress=False)
     assert done.succeeded == ["2026-03"] and not done.failed
     assert warehouse.query("SELECT count(*) AS n FROM ncc11_expost")["n"][0] == 6

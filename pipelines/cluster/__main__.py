@@ -41,8 +41,7 @@ BUCKET = "mayorista-lake"
 # March 2026 as daily meter runs (a backfill), March's delivery check
 QUARTERS = (("2026-02", "2026-05-01T00:00:00-06:00"), ("2026-05", "2026-08-01T00:00:00-06:00"))
 MONTH = "2026-03"
-BACKFILL = ("2026-03-01", "2026-03-31T12:00:00")  # data intervals start at 01:00 local, 07:00 UTC
-DAYS = 31
+DAYS = 31  # March 2026, one daily run per day; each run's data interval starts at 01:00 local, 07:00 UTC
 DELIVERY_DATE = "2026-04-01T06:00:00-06:00"
 
 
@@ -94,7 +93,7 @@ class Cluster:
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url.replace("postgresql+psycopg2://", "postgresql://"),
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url,  # postgresql+psycopg2: SQLAlchemy would pick psycopg 3
             "AIRFLOW__CORE__DAGS_FOLDER": str(config.ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -231,7 +230,7 @@ class Cluster:
 
     # -- runs -------------------------------------------------------------------------------------
 
-    def backfill(self, reprocess: bool) -> float:
+    def backfill(self, days: int, reprocess: bool) -> float:
         """The month of daily meter runs as an Airflow backfill; its wall time in seconds, from the
         command to the last run's end."""
         began = datetime.now(UTC)
@@ -242,9 +241,9 @@ class Cluster:
             "--dag-id",
             "meter_readings",
             "--from-date",
-            BACKFILL[0],
+            f"{MONTH}-01",
             "--to-date",
-            BACKFILL[1],
+            f"{MONTH}-{days:02d}T12:00:00",
         ]
         if reprocess:
             argv += ["--reprocess-behavior", "completed"]
@@ -256,9 +255,9 @@ class Cluster:
         def finished() -> bool:
             runs = [r for r in self.api.runs("meter_readings") if r["run_type"] == "backfill"]
             fresh = [r for r in runs if r["start_date"] and datetime.fromisoformat(r["start_date"]) >= began]
-            return len(fresh) >= DAYS and all(r["state"] in ("success", "failed") for r in fresh)
+            return len(fresh) >= days and all(r["state"] in ("success", "failed") for r in fresh)
 
-        wait_for(f"the backfill of {DAYS} days of meter_readings", finished, 3600, 3)
+        wait_for(f"the backfill of {days} days of meter_readings", finished, 3600, 3)
         return time.monotonic() - start
 
 
@@ -332,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the month's backfill with worker-b stopped first, to compare wall times",
     )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=DAYS,
+        choices=range(1, DAYS + 1),
+        metavar="1-31",
+        help="backfill March 1 to this day",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     server = os.environ.get("MAYORISTA_CLUSTER_POSTGRES_URL", "")
@@ -387,9 +394,9 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> int:
     figures = {}
     if args.one_worker_too:
         cluster.services["worker-b"].stop()
-        figures["1 worker"] = cluster.backfill(reprocess=False)
+        figures["1 worker"] = cluster.backfill(args.days, reprocess=False)
         cluster.start_worker("worker-b")
-    figures["2 workers"] = cluster.backfill(reprocess=args.one_worker_too)
+    figures["2 workers"] = cluster.backfill(args.days, reprocess=args.one_worker_too)
 
     api.unpause("vpn_delivery_monthly")
     run = api.trigger("vpn_delivery_monthly", DELIVERY_DATE, {"month": MONTH}, f"cluster__{MONTH}")
@@ -402,7 +409,9 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> int:
         + f"; {skipped} skipped (short-circuited); {len(failures)} failed"
     )
     for what, seconds in figures.items():
-        print(f"backfill of {DAYS} daily meter runs ({BACKFILL[0]}..{MONTH}-31) with {what}: {seconds:.0f} s")
+        print(
+            f"backfill of {args.days} daily meter runs ({MONTH}-01..{MONTH}-{args.days:02d}) with {what}: {seconds:.0f} s"
+        )
     for line in failures:
         print(f"FAILED {line}")
     cluster.stop()

@@ -16,7 +16,8 @@ from pipelines import warehouse
 
 log = logging.getLogger(__name__)
 
-PER_RUN = ("run_id",)  # differs between runs by design
+# differ between runs by design: which run, and when it saw a file or made an estimate
+PER_RUN = ("run_id", "superseded_by_run", "first_seen_at", "estimated_at", "superseded_at")
 # one row (or one set of rows) per run: a month of daily runs against one run of the month
 RUN_HISTORY = ("run_manifests", "validation_results")
 

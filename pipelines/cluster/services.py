@@ -107,8 +107,8 @@ class Service:
     def stop(self, grace: float = 20) -> None:
         """SIGTERM to this service's process group (a Celery worker lets its running tasks finish), then
         SIGKILL whatever is left after `grace` seconds. Only this group: its id is this service's pid."""
-        if self.proc is None:
-            return
+        if self.proc is None or (self.proc.poll() is not None and not self.group_pids()):
+            return  # never started, or already stopped
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
             try:
                 os.killpg(self.proc.pid, sig)

@@ -13,7 +13,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test test-all env airflow-db bench sample airflow test-unit test-integration lint
+.PHONY: cluster demo test test-all env airflow-db bench sample airflow test-unit test-integration lint
 
 $(TOOLS)/bin/uv:
 	@echo "make: installing uv $(UV_VERSION) into .tools/ (a virtual environment of its own)"
@@ -66,6 +66,14 @@ lint: env
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
 	$(UV) run --locked sqlfluff lint sql/
+
+# `make cluster`: a multi-machine deployment on this machine (docs/scale-out.md): Redis, PostgreSQL, an S3
+# endpoint, Airflow's scheduler, DAG processor, triggerer and API server, two Celery workers, each its own
+# process and folder under .cluster/; runs two NCC-11 quarters, March 2026 as a backfill of daily meter runs
+# and March's delivery check, prints where each task ran, compares the warehouse with a single-machine run,
+# and stops all it started. CLUSTER_ARGS=--one-worker-too also times the backfill with one worker.
+cluster: env
+	UV=$(UV) .ci/cluster $(CLUSTER_ARGS)
 
 sample: env
 	$(UV) run --locked mayorista sample

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from pipelines.cluster.services import ClusterFault, free_port
+from pipelines.cluster.services import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -28,24 +29,15 @@ class StackError(AssertionError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(
     what: str, check: Callable[[], Any], timeout: float, every: float = 0.5, on_timeout: Callable[[], str] = lambda: ""
 ) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds saying what."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise StackError(f"timed out after {timeout:.0f} s waiting for {what}\n{on_timeout()}")
-        time.sleep(every)
+    """Poll `check` until it returns something truthy; fail the test after `timeout` seconds saying what
+    (the polling is `make cluster`'s, pipelines/cluster/services.py)."""
+    try:
+        return _wait_for(what, check, timeout, every, on_timeout)
+    except ClusterFault as exc:
+        raise StackError(str(exc)) from None
 
 
 def airflow_env(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:

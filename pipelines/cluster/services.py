@@ -1,0 +1,125 @@
+"""Processes of the cluster: start each in a session of its own, stop each by its process id.
+
+Every wait polls with a deadline; nothing sleeps for a fixed time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import EnvironmentFault
+
+log = logging.getLogger(__name__)
+
+
+class ClusterFault(EnvironmentFault):
+    """A component did not start or answer in time (the machine, not the data)."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, every: float = 0.5, on_timeout: Callable[[], str] = lambda: ""
+) -> Any:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds saying what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = on_timeout()
+            raise ClusterFault(
+                f"timed out after {timeout:.0f} s waiting for {what}" + (f"\n{detail}" if detail else "")
+            )
+        time.sleep(every)
+
+
+@dataclass
+class Service:
+    """One component: its command, environment and working folder (its "host"), and its process."""
+
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str]
+    home: Path
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    def start(self) -> Service:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            # a session of its own: its leader's pid is also the id of the group its children join
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                env=self.env,
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        log.info("started %s, pid %d: %s", self.name, self.proc.pid, " ".join(self.argv))
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ClusterFault(f"{self.name} exited with {self.proc.returncode}; its log {self.log}:\n{self.tail()}")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def group_pids(self) -> set[int]:
+        """Live processes of this service's process group (the service and what it started)."""
+        if self.proc is None:
+            return set()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getpgid(int(entry.name)) == self.proc.pid:
+                        found.add(int(entry.name))
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return found
+
+    def stop(self, grace: float = 20) -> None:
+        """SIGTERM to this service's process group (a Celery worker lets its running tasks finish), then
+        SIGKILL whatever is left after `grace` seconds. Only this group: its id is this service's pid."""
+        if self.proc is None or (self.proc.poll() is not None and not self.group_pids()):
+            return  # never started, or already stopped
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                wait_for(
+                    f"{self.name} to stop", lambda: self.proc.poll() is not None and not self.group_pids(), wait, 0.2
+                )
+                break
+            except ClusterFault:
+                continue
+        self.proc.wait(timeout=10)
+        log.info("stopped %s (pid %d)", self.name, self.proc.pid)

@@ -1,8 +1,10 @@
 """`make cluster`, shortened (March 1-2): the whole cluster starts, every task lands on one of the two
 Celery workers, the warehouse equals a single-machine run's, and nothing is left running.
 
-Needs redis-server and a PostgreSQL server (MAYORISTA_TEST_POSTGRES_URL, as .ci/run sets it); skips
-otherwise. About 8 minutes on 2 cores: not in `make test`."""
+Needs redis-server and a PostgreSQL server (MAYORISTA_TEST_POSTGRES_URL, as .ci/run sets it), and
+MAYORISTA_TEST_CLUSTER=1: about 8 minutes on 2 cores, more than CI's 25-minute budget has left, so
+it runs on demand (`MAYORISTA_TEST_CLUSTER=1 make test-integration`) until the scheduler tests are
+cut further (issue #22)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ POSTGRES_URL = os.environ.get("MAYORISTA_TEST_POSTGRES_URL", "")
 LINE = re.compile(r"^task (\w+)\.(\w+) (\S+) ran on (\S+)$", re.M)
 
 pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("MAYORISTA_TEST_CLUSTER") != "1", reason="on demand: MAYORISTA_TEST_CLUSTER=1 (about 8 min)"
+    ),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (apt-get install redis-server)"),
     pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL not configured: set MAYORISTA_TEST_POSTGRES_URL"),
 ]

@@ -131,9 +131,9 @@ def _attempts(r: runs.Run, pace: Overlap, land: RunInputs) -> IngestResult:
     raced: list[str] = []
     inputs = len(r.manifest.inputs)
     for attempt in range(REPLANS + 1):
-        con = store.connect(r.warehouse, read_only=True) if store.exists(r.warehouse) else None
+        src = store.open_reader(r.settings, missing_ok=True)  # the warehouse as this attempt plans against it
         try:
-            result = _run(r, pace, land, con)
+            result = _run(r, pace, land, src)
             break
         except Raced as exc:
             raced += [run for run in exc.runs if run not in raced]
@@ -147,8 +147,7 @@ def _attempts(r: runs.Run, pace: Overlap, land: RunInputs) -> IngestResult:
             _reset(r, inputs)
             pace.restart()
         finally:
-            if con is not None:
-                con.close()  # closed by _run before its publish already (an open reader blocks a SQLite catalog's writer)
+            src.close()  # closed by _run before its publish already (an open reader blocks a SQLite catalog's writer)
     if raced:
         result.raced = raced
         result.summary += (
@@ -202,11 +201,11 @@ def _registry_name(input_dir: Path) -> str:
     return "metering_points.parquet" if (input_dir / "metering_points.parquet").exists() else "metering_points.csv"
 
 
-def _run(r: runs.Run, pace: Overlap, land: RunInputs, con: duckdb.DuckDBPyConnection | None) -> IngestResult:
+def _run(r: runs.Run, pace: Overlap, land: RunInputs, src: store.Reader) -> IngestResult:
     month, manifest = land.month, r.manifest
     seen_at = datetime.now()
     with manifest.step("plan"):
-        plan = ledger.plan(land.input_dir, month, ledger.load(con), now=land.accepted.now, floor=land.accepted.floor)
+        plan = ledger.plan(land.input_dir, month, ledger.load(src), now=land.accepted.now, floor=land.accepted.floor)
         if not plan.files and plan.skipped == 0 and not plan.deferred and not plan.refused:
             raise InputError(f"no readings files (*.csv or *.parquet) under {land.input_dir / 'readings'}")
     pace.after_plan()
@@ -224,7 +223,7 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, con: duckdb.DuckDBPyConnec
     base = MonthInputs(
         month=month,
         staged=None,
-        reader=con,
+        reader=src,
         registry=land.registry,
         thresholds=land.thresholds,
         plan=plan,
@@ -236,8 +235,7 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, con: duckdb.DuckDBPyConnec
         background=pace.background,
     )
     states = _months(r, pace, base, staged)
-    if con is not None:
-        con.close()  # before the publish: an open reader would block the writer of a SQLite catalog
+    src.close()  # before the publish: an open reader would block the writer of a SQLite catalog
 
     unreadable = {i: (m, why) for m, one in staged.items() for i, why in one.unreadable.items() if i not in moved}
     per_file = pl.concat([s.ledger for s in states]) if states else pl.DataFrame()
@@ -334,7 +332,6 @@ def _writes(
             "quarantine",
             pl.concat([*[s.quarantine for s in states], rejected]),
             {},
-            ("month",),
             delete_keys=pl.concat([labels, pl.DataFrame({"path": register_file}, schema={"path": pl.String})]).rename(
                 {"path": "source_file"}
             ),
@@ -381,65 +378,31 @@ def _publish_lock(warehouse: str) -> Iterator[None]:
 
 
 def _not_raced(
-    con: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame, plan: ledger.Plan, months: list[str], run_id: str
-) -> None:
-    """Inside the publish: no run unknown when this one planned has recorded, since, one of the file
-    versions this run read (their readings would be stored twice) or a month this run publishes (its
-    derived tables would be replaced by ones computed without that run's rows). Raises `Raced`: the run
-    plans again against the ledger as it now is."""
-    if ledger.TABLE not in store.tables(con):
-        return
-    read = ledger_rows.filter(pl.col("status").is_in(ledger.READ)).select("path", "sha256").unique()
-    con.register("_read", read.to_arrow())
-    con.register(
-        "_known", pl.DataFrame({"run_id": sorted(plan.runs | {run_id})}, schema={"run_id": pl.String}).to_arrow()
-    )
-    con.register("_months", pl.DataFrame({"month": months}, schema={"month": pl.String}).to_arrow())
-    try:
-        others = con.execute(
-            f"""SELECT DISTINCT l.run_id FROM {store.ALIAS}.{ledger.TABLE} l
-                WHERE l.status IN ('ingested', 'quarantined')
-                  AND l.run_id NOT IN (SELECT run_id FROM _known)
-                  AND (EXISTS (SELECT 1 FROM _read r WHERE r.path = l.path AND r.sha256 = l.sha256)
-                       OR l.month IN (SELECT month FROM _months))
-                ORDER BY 1"""
-        ).fetchall()
-    finally:
-        for name in ("_read", "_known", "_months"):
-            con.unregister(name)
-    if others:
-        raise Raced([row[0] for row in others])
-
-
-def _not_raced(
     con: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame, plan: ledger.Plan, months: list[Month], run_id: str
 ) -> None:
-    """Inside the publish: no run unknown when this one planned has recorded, since, one of the file
-    versions this run read (their readings would be stored twice) or a month this run publishes (its
-    derived tables would be replaced by ones computed without that run's rows). Raises `Raced`: the run
-    plans again against the ledger as it now is."""
-    if ledger.TABLE not in store.tables(con):
+    """Inside the publish (`con`: its transaction): no run unknown when this one planned has recorded,
+    since, one of the file versions this run read (their readings would be stored twice) or a month this
+    run publishes (its derived tables would be replaced by ones computed without that run's rows).
+    Raises `Raced`: the run plans again against the ledger as it now is."""
+    src = store.Reader.over(con)
+    if not src.has(ledger.TABLE):
         return
-    read = ledger_rows.filter(pl.col("status").is_in(ledger.READ)).select("path", "sha256").unique()
-    con.register("_read", read.to_arrow())
-    con.register(
-        "_known", pl.DataFrame({"run_id": sorted(plan.runs | {run_id})}, schema={"run_id": pl.String}).to_arrow()
+    others = src.frame(
+        """SELECT DISTINCT l.run_id FROM {l} l
+           WHERE l.status IN ('ingested', 'quarantined')
+             AND l.run_id NOT IN (SELECT run_id FROM _known)
+             AND (EXISTS (SELECT 1 FROM _read r WHERE r.path = l.path AND r.sha256 = l.sha256)
+                  OR l.month IN (SELECT month FROM _months))
+           ORDER BY 1""",
+        frames={
+            "_read": ledger_rows.filter(pl.col("status").is_in(ledger.READ)).select("path", "sha256").unique(),
+            "_known": pl.DataFrame({"run_id": sorted(plan.runs | {run_id})}, schema={"run_id": pl.String}),
+            "_months": pl.DataFrame({"month": [m.label for m in months]}, schema={"month": pl.String}),
+        },
+        l=ledger.TABLE,
     )
-    con.register("_months", pl.DataFrame({"month": [m.label for m in months]}, schema={"month": pl.String}).to_arrow())
-    try:
-        others = con.execute(
-            f"""SELECT DISTINCT l.run_id FROM {store.ALIAS}.{ledger.TABLE} l
-                WHERE l.status IN ('ingested', 'quarantined')
-                  AND l.run_id NOT IN (SELECT run_id FROM _known)
-                  AND (EXISTS (SELECT 1 FROM _read r WHERE r.path = l.path AND r.sha256 = l.sha256)
-                       OR l.month IN (SELECT month FROM _months))
-                ORDER BY 1"""
-        ).fetchall()
-    finally:
-        for name in ("_read", "_known", "_months"):
-            con.unregister(name)
-    if others:
-        raise Raced([row[0] for row in others])
+    if others.height:
+        raise Raced(others["run_id"].to_list())
 
 
 def _stage_all(r: runs.Run, plan: ledger.Plan, land: RunInputs) -> dict[Month, Staged]:

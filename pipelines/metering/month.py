@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from pipelines.errors import MayoristaError
@@ -24,7 +23,7 @@ from pipelines.metering import registry as reg
 from pipelines.metering import warehouse_rows as rows
 from pipelines.metering.readings import CATEGORY, Staged
 from pipelines.periods import Month, intervals_between
-from pipelines.warehouse import Write
+from pipelines.warehouse import Reader, Write
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class MonthInputs:
 
     month: Month
     staged: Staged | None  # the rows this run read for the month (None: none)
-    reader: duckdb.DuckDBPyConnection | None  # the warehouse as the run planned: stored readings, history
+    reader: Reader  # the warehouse as the run planned (pinned to its snapshot): stored readings, history
     registry: pl.DataFrame
     thresholds: vee.Thresholds
     plan: ledger.Plan
@@ -115,14 +114,13 @@ def compute(inp: MonthInputs) -> MonthState:
                 "meter_readings",
                 str(readings_file.result()),
                 {"month": m.label},
-                ("month",),
                 adopt=True,
                 append=True,
                 delete_keys=stored_keys if stored_keys.height else None,
             ),
         )
     if replaced.height:
-        writes.append(Write(stored.SUPERSEDED, replaced, {}, ("month",), append=True))
+        writes.append(Write(stored.SUPERSEDED, replaced, {}, append=True))
     counts = _counts(cats, m, good_rows, merged, quarantined, derived.estimated.height, derived.findings)
     per_file = rows.ledger_months(cats, inp.staged, m, inp.moved)
     logger.info("%s: %s", m, counts)
@@ -183,9 +181,9 @@ def _derive(inp: MonthInputs, merged: stored.Merged, points: pl.DataFrame) -> _D
     hourly.write_parquet(inp.out / "meter_hourly.parquet", compression="zstd", compression_level=1)
     del hourly
     writes = [
-        Write("meter_hourly", str(inp.out / "meter_hourly.parquet"), {"month": m.label}, ("month",), adopt=True),
-        Write("meter_completeness", completeness, {"month": m.label}, ("month",)),
-        Write("vee_findings", findings, {"month": m.label}, ("month",)),
+        Write("meter_hourly", str(inp.out / "meter_hourly.parquet"), {"month": m.label}, adopt=True),
+        Write("meter_completeness", completeness, {"month": m.label}),
+        Write("vee_findings", findings, {"month": m.label}),
         *rows.estimate_versions(inp.reader, inp.run_id, m, points, estimated, readings),
     ]
     return _Derived(writes, estimated, findings, completeness, check_frame, carry)
@@ -227,9 +225,9 @@ def validate(
 ) -> Validated:
     """Every validation rule on the month's current readings (config/vee.toml). The history rules
     compare with the point's own real readings of the previous weeks, read from the warehouse."""
-    m, t, con = inp.month, inp.thresholds, inp.reader
+    m, t, src = inp.month, inp.thresholds, inp.reader
     maximum = vee.series_max(points["point_id"].to_list(), t)
-    conflicts = _conflicts(merged, stored.month_superseded(con, m, points), readings)
+    conflicts = _conflicts(merged, stored.month_superseded(src, m, points), readings)
     own = pl.concat(
         [
             vee.interval_findings(readings, maximum, t),
@@ -244,7 +242,7 @@ def validate(
     before = (
         _uncarry(inp.earlier, points)
         if inp.earlier is not None
-        else stored.history_before(con, m, points, _history_days(t))
+        else stored.history_before(src, m, points, _history_days(t))
     )
     flagged = pl.concat([own.select("k"), conflicts.select("k")])
     compared = vee.vs_history_of(readings, before, flagged, m.start, t)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from pipelines.metering import keys, ledger, registers, stored
@@ -91,7 +90,7 @@ def stored_keys(replaced: pl.DataFrame, points: pl.DataFrame, month: Month) -> p
 
 
 def superseded(
-    con: duckdb.DuckDBPyConnection | None,
+    src: stored.Stored,
     run_id: str,
     month: Month,
     merged: stored.Merged,
@@ -119,7 +118,7 @@ def superseded(
     frames = [lost]
     if merged.replaced.height:
         keyed = merged.replaced.with_columns(**columns)
-        origin = stored.provenance(con, month, keyed.select("point_id", "channel", "interval_end"))
+        origin = stored.provenance(src, month, keyed.select("point_id", "channel", "interval_end"))
         frames.append(
             keyed.join(
                 origin.select(
@@ -168,7 +167,7 @@ def readings_file(
 
 
 def estimate_versions(
-    con: duckdb.DuckDBPyConnection | None,
+    src: stored.Stored,
     run_id: str,
     month: Month,
     points: pl.DataFrame,
@@ -180,7 +179,7 @@ def estimate_versions(
     `superseded_by_run`, `superseded_at` and the reason. An unchanged estimate stays as it is."""
     columns = _series_columns(points, month)
     now = datetime.now()
-    standing = stored.standing_estimates(con, month, points, ESTIMATES)
+    standing = stored.standing_estimates(src, month, points, ESTIMATES)
     new = estimated.select("k", "v", "method")
     if standing.height:
         joined = standing.join(new, on="k", how="left", suffix="_new")
@@ -202,7 +201,7 @@ def estimate_versions(
         superseded_at=pl.lit(None, pl.Datetime("us")),
         superseded_reason=pl.lit(None, pl.String),
     )
-    writes = [Write(ESTIMATES, rows, {"month": month.label}, ("month",), append=True)]
+    writes = [Write(ESTIMATES, rows, {"month": month.label}, append=True)]
     if gone.height:
         old = gone.select(
             month=pl.lit(month.label),
@@ -225,7 +224,6 @@ def estimate_versions(
                 ESTIMATES,
                 old,
                 {"month": month.label},
-                ("month",),
                 delete_keys=old.select("point_id", "channel", "interval_end", "run_id"),
             )
         )

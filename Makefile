@@ -44,9 +44,9 @@ test: env
 	@$(UV) run --locked pytest -q -n 2 --durations=10 -m "not slow" $(addprefix --ignore=,$(SCHEDULER_TESTS)); status=$$?; \
 	echo; \
 	echo "make test left out (to run everything, as CI does: make test-all):"; \
-	echo "  - the slow fault cases (the 'deselected' count above; listed in tests/conftest.py SLOW): SIGKILL at every"; \
-	echo "    point of each pipeline, full and read-only disks, damaged files, concurrent ingests, determinism at scale;"; \
-	echo "    make test runs one case of each fault family. About 5 minutes on 2 cores: pytest -n 2 -m slow"; \
+	echo "  - 26 slow fault cases (tests/conftest.py SLOW; pytest --collect-only -q -m slow lists them): SIGKILL in"; \
+	echo "    meters and delivery, the catalog's full and read-only disks, damaged files, racing maintenance, concurrent"; \
+	echo "    ingests, 14 of the 19 analyst escapes, determinism at scale; make test ran one case of each fault family"; \
 	echo "  - the end-to-end scheduler tests, tests/integration/{test_scheduler,test_meter_days,test_assets}.py:"; \
 	echo "    real Airflow deployments on SQLite, and on PostgreSQL + LocalExecutor when MAYORISTA_TEST_POSTGRES_URL"; \
 	echo "    is set (.ci/run starts PostgreSQL and sets it); about 11 minutes on 2 cores"; \

@@ -40,6 +40,9 @@ demo: env airflow-db
 # runs after starting PostgreSQL and installing Chromium (the end-to-end scheduler tests start real
 # Airflow deployments one after another, about 11 minutes on 2 cores).
 SCHEDULER_TESTS := tests/integration/test_scheduler.py tests/integration/test_meter_days.py tests/integration/test_assets.py
+# what runs one module at a time in make test-all: each starts its own Airflow deployment (the backfill
+# CLI's tests need none: they run on both cores with the unit tests)
+DEPLOYMENT_TESTS := $(SCHEDULER_TESTS) tests/integration/test_cluster.py
 test: env
 	@$(UV) run --locked pytest -q -n 2 --durations=10 -m "not slow" $(addprefix --ignore=,$(SCHEDULER_TESTS)); status=$$?; \
 	echo; \
@@ -54,11 +57,11 @@ test: env
 	echo "  - the tests listed as SKIPPED above, for what this machine lacks (e.g. Chromium for the report tests)"; \
 	exit $$status
 
-# `make test-all`: lint, then every test: the same unit and fault tests, then the scheduler tests one
-# module at a time (each starts its own Airflow; on PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set)
+# `make test-all`: lint, then every test: the unit and fault tests (the slow cases too) and the backfill
+# CLI on both cores, then the scheduler tests one module at a time (each starts its own Airflow; on PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set)
 test-all: lint env
-	$(UV) run --locked pytest -q -n 2 --durations=10 --ignore=tests/integration
-	$(UV) run --locked pytest -q tests/integration --durations=10
+	$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS))
+	$(UV) run --locked pytest -q $(DEPLOYMENT_TESTS) --durations=10
 
 # ruff: lint and formatting of the Python (configured in pyproject.toml); sqlfluff: the same for the
 # SQL in sql/ (configured in .sqlfluff; `uv run sqlfluff fix sql/` formats it). .ci/run runs it first.

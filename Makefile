@@ -40,9 +40,10 @@ demo: env airflow-db
 # runs after starting PostgreSQL and installing Chromium (the end-to-end scheduler tests start real
 # Airflow deployments one after another, about 11 minutes on 2 cores).
 SCHEDULER_TESTS := tests/integration/test_scheduler.py tests/integration/test_meter_days.py tests/integration/test_assets.py
-# what runs one module at a time in make test-all: each starts its own Airflow deployment (the backfill
+# what make test-all runs after the unit tests: each module starts its own Airflow deployment (the backfill
 # CLI's tests need none: they run on both cores with the unit tests)
-DEPLOYMENT_TESTS := $(SCHEDULER_TESTS) tests/integration/test_cluster.py
+CLUSTER_TESTS := tests/integration/test_cluster.py
+DEPLOYMENT_TESTS := $(SCHEDULER_TESTS) $(CLUSTER_TESTS)
 test: env
 	@$(UV) run --locked pytest -q -n 2 --durations=10 -m "not slow" $(addprefix --ignore=,$(SCHEDULER_TESTS)); status=$$?; \
 	echo; \
@@ -58,10 +59,13 @@ test: env
 	exit $$status
 
 # `make test-all`: lint, then every test: the unit and fault tests (the slow cases too) and the backfill
-# CLI on both cores, then the scheduler tests one module at a time (each starts its own Airflow; on PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set)
+# CLI on both cores; then the scheduler tests, two deployments at a time (one per core; --dist loadgroup
+# keeps each deployment's tests on one worker: tests/integration/conftest.py), on PostgreSQL too when
+# MAYORISTA_TEST_POSTGRES_URL is set; then the cluster test alone (it starts two Celery workers).
 test-all: lint env
 	$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS))
-	$(UV) run --locked pytest -q $(DEPLOYMENT_TESTS) --durations=10
+	$(UV) run --locked pytest -q -n 2 --dist loadgroup --durations=10 $(SCHEDULER_TESTS)
+	$(UV) run --locked pytest -q --durations=5 $(CLUSTER_TESTS)
 
 # ruff: lint and formatting of the Python (configured in pyproject.toml); sqlfluff: the same for the
 # SQL in sql/ (configured in .sqlfluff; `uv run sqlfluff fix sql/` formats it). .ci/run runs it first.

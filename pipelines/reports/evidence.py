@@ -89,6 +89,9 @@ def _value(t: Words, name: str, value: Any, fields: dict[str, Any]) -> str:
 def phrase(t: Words, key: str, fields: dict[str, Any]) -> str:
     """`evidence.<key>` filled with `fields`, each written as the module says."""
     values = {name: _value(t, name, value, fields) for name, value in fields.items() if name != "key"}
+    # a value the row does not hold is a value that does not exist (or an empty list): never a KeyError
+    for name in re.findall(r"{(\w+)}", t(f"evidence.{key}")):
+        values.setdefault(name, _value(t, name, None, fields))
     return t(f"evidence.{key}", **values)
 
 

@@ -180,7 +180,8 @@ def check_month(
                 behind, registry, month, meter_hourly=hourly, meter_hourly_note=note, dispatch=dispatch
             )
             points = judged.points.join(notes, on="point_id", how="left").with_columns(
-                estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation"))
+                pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col(c)).alias(c)
+                for c in ("estimation", "estimation_key", "estimation_args")
             )
 
         unreadable = _unreadable(month, changes, deliveries, judged.unplaced)

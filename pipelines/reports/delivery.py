@@ -189,7 +189,17 @@ def letter_view(
                 "rules": rules,
                 "verdict": verdict,
                 "compliance": summary[0] if summary else None,
-                "behind": [{**p, "status_text": t(f"status.{p['status']}")} for p in points if p["status"] in BEHIND],
+                "behind": [
+                    {
+                        **p,
+                        "status_text": t(f"status.{p['status']}"),
+                        "estimation_text": evidence.words(
+                            t, p.get("estimation_key"), p.get("estimation_args"), p.get("estimation")
+                        ),
+                    }
+                    for p in points
+                    if p["status"] in BEHIND
+                ],
                 "extra": [{**p, "status_text": t(f"status.{p['status']}")} for p in points if p["status"] in EXTRA],
             }
         )

@@ -37,6 +37,8 @@ from pipelines.reports.i18n import Words
 
 logger = logging.getLogger(__name__)
 
+# nested facts that are there only sometimes: null is nothing to say, not a missing value ("—")
+_OPTIONAL = frozenset({"moved"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # the holidays package's names for the languages of the catalogues
 _HOLIDAY_LANGUAGE = {"es": "es", "en": "en_US"}
@@ -67,7 +69,8 @@ def _value(t: Words, name: str, value: Any, fields: dict[str, Any]) -> str:
             return t(f"evidence.list.{name}", items=items) if items else ""
         return items
     if value is None:
-        return fmt.MISSING
+        # an optional part of a sentence (the notice moved off a closed day) says nothing when absent
+        return "" if name in _OPTIONAL else fmt.MISSING
     if name == "column":
         return t(f"evidence.column.{value}") if t.has(f"evidence.column.{value}") else str(value)
     if name == "kind":
@@ -88,11 +91,10 @@ def _value(t: Words, name: str, value: Any, fields: dict[str, Any]) -> str:
 
 def phrase(t: Words, key: str, fields: dict[str, Any]) -> str:
     """`evidence.<key>` filled with `fields`, each written as the module says."""
-    values = {name: _value(t, name, value, fields) for name, value in fields.items() if name != "key"}
-    # a value the row does not hold is a value that does not exist (or an empty list): never a KeyError
-    for name in re.findall(r"{(\w+)}", t(f"evidence.{key}")):
-        values.setdefault(name, _value(t, name, None, fields))
-    return t(f"evidence.{key}", **values)
+    # only the values the sentence names are written (a value the row does not hold is one that does
+    # not exist, or an empty list: never a KeyError)
+    names = set(re.findall(r"{(\w+)}", t(f"evidence.{key}")))
+    return t(f"evidence.{key}", **{name: _value(t, name, fields.get(name), fields) for name in names})
 
 
 def words(t: Words, key: str | None, args: str | None, fallback: str | None) -> str:

@@ -165,7 +165,7 @@ TABLES = (
     _t(
         "delivery_points", "delivery", "month", "each required point's delivery status",
         month=_S, change_id=_S, participant=_S, point_id=_S, kind=_S, status=_S, received_at=_TS, deliveries=_I,
-        deadline=_D, estimation=_S,
+        deadline=_D, estimation=_S, estimation_key=_S, estimation_args=_S,
     ),
     _t(
         "estimated_hourly", "delivery", "month", "hourly estimates for points not delivered",

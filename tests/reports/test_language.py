@@ -335,8 +335,8 @@ def test_spanish_letter_words_the_evidence_in_spanish(letters):
     )
     assert _evidence(html, "CHG-1", "interrogation").startswith("Los 1,234 punto(s) de medición activos en 2026-04")
     assert _evidence(html, "CHG-1", "delivery") == (
-        "Notificado el 03/04/2026, plazo hasta el fin del 05/04/2026: 1,234 puntos requeridos, 1,234 a tiempo, "
-        "0 tarde, 0 no entregados"
+        "Notificado el 03/04/2026, plazo hasta el fin del 05/04/2026; puntos requeridos: 1,234, a tiempo: 1,234, "
+        "tarde: 0, no entregados: 0"
     )
     # the change never executed: 'no evaluable', the reason, then the evidence in Spanish
     assert _evidence(html, "CHG-2", "interrogation") == (
@@ -382,7 +382,7 @@ def test_every_evidence_key_the_pipeline_publishes_is_in_both_catalogues():
     """The keys are literals in the delivery pipeline (pl.lit("notice.met"), fact("no_date", ...)):
     each must be worded in both languages, or a letter would fail to render."""
     root = Path(delivery.__file__).parents[1] / "delivery"
-    source = "".join((root / name).read_text() for name in ("rules.py", "compliance.py", "job.py"))
+    source = "".join((root / name).read_text() for name in ("rules.py", "compliance.py", "job.py", "estimation.py"))
     keys = set(
         re.findall(
             r'pl\.lit\("((?:notice|metering_period|approvals|interrogation|delivery|unreadable)\.\w+)"\)', source
@@ -390,7 +390,9 @@ def test_every_evidence_key_the_pipeline_publishes_is_in_both_catalogues():
     )
     keys |= set(re.findall(r'\bfact\(\s*"(\w+)"', source))
     keys |= set(re.findall(r'pl\.lit\("(point_below|point_unknown)"\)', source))
-    assert len(keys) >= 30, sorted(keys)
+    keys |= {k for k in re.findall(r'"(estimation\.\w+)"', source) if not k.endswith("_")}
+    keys |= {f"estimation.basis_{kind}" for kind in ("consumption", "generation")}  # basis_ + the point's kind
+    assert len(keys) >= 40, sorted(keys)
     for lang in LANGUAGES:
         missing = [k for k in keys if not words(lang).has(f"evidence.{k}")]
         assert not missing, (lang, missing)

@@ -237,7 +237,10 @@ def test_delivery_letters_current_and_as_of(tmp_path, open_report):
     assert "notificado el 20/04/2026; plazo: fin del día 22/04/2026" in body  # prose dates DD/MM/AAAA
     # the unreadable row's reason and the rule's evidence in Spanish, never the analysts' English
     assert "Falta la fecha y hora de recepción en la fila «A/B,PM-2,2026-04,»; no se cuenta" in body
-    assert "Notificado el 20/04/2026, plazo hasta el fin del 22/04/2026; puntos requeridos: 2, a tiempo: 1, tarde: 0" in body
+    assert (
+        "Notificado el 20/04/2026, plazo hasta el fin del 22/04/2026; puntos requeridos: 2, a tiempo: 1, tarde: 0"
+        in body
+    )
     assert "not counted" not in body and "deadline end" not in body
     # a letter: addressee, reference, letter date, signatory; the run id only in the footer
     assert seen.page.inner_text("#addressee") == "A/B"

@@ -186,7 +186,18 @@ def _delivery_tables(ok: bool) -> dict[str, pl.DataFrame]:
             "received_at": [None],
             "deliveries": [0],
             "deadline": [date(2026, 4, 22)],
-            "estimation": [None if ok else "previous month's consumption +10%"],
+            "estimation": [None if ok else "estimated all 720 hours (previous-month kwh_del +10%)"],
+            "estimation_key": [None if ok else "estimation.all"],
+            "estimation_args": [
+                None
+                if ok
+                else json.dumps(
+                    {
+                        "hours": 720,
+                        "basis": {"key": "estimation.basis_consumption", "previous": "2026-03", "channel": "kwh_del"},
+                    }
+                )
+            ],
         }
     )
     unreadable = pl.DataFrame(
@@ -241,7 +252,8 @@ def test_delivery_letters_current_and_as_of(tmp_path, open_report):
         "Notificado el 20/04/2026, plazo hasta el fin del 22/04/2026; puntos requeridos: 2, a tiempo: 1, tarde: 0"
         in body
     )
-    assert "not counted" not in body and "deadline end" not in body
+    assert "Estimadas las 720 horas (kwh_del de 2026-03 +10 %)" in body
+    assert "not counted" not in body and "deadline end" not in body and "estimated all" not in body
     # a letter: addressee, reference, letter date, signatory; the run id only in the footer
     assert seen.page.inner_text("#addressee") == "A/B"
     assert seen.page.inner_text("#reference").startswith("AMM-SMEC-202604-P")

@@ -50,7 +50,8 @@ FACT_FIELDS = ("column", "value", "date", "kind", "first", "last")
 def fact(key: str | pl.Expr, **fields: pl.Expr | str) -> pl.Expr:
     """A fact's struct: `key` plus FACT_FIELDS (missing ones null; dates cast to ISO text)."""
     unknown = set(fields) - set(FACT_FIELDS)
-    assert not unknown, unknown
+    if unknown:
+        raise ValueError(f"a fact has no field {', '.join(sorted(unknown))} (fields: {', '.join(FACT_FIELDS)})")
     values = {
         name: (pl.lit(fields[name]) if isinstance(fields[name], str) else fields[name]).cast(pl.String)
         if name in fields
@@ -291,7 +292,13 @@ def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.Dat
     moved_fact = pl.when(pl.col("proposed_closed").is_not_null()).then(
         fact("moved", date=pl.col("proposed_date"), kind=pl.col("_proposed_kind"))
     )
-    key = pl.when(problem.is_not_null()).then(pl.lit("metering_period.unknown")).when(ok)
+    key = (
+        pl.when(problem.is_not_null())
+        .then(pl.lit("metering_period.unknown"))
+        .when(ok)
+        .then(pl.lit("metering_period.met"))
+        .otherwise(pl.lit("metering_period.not_met"))
+    )
     values = args(
         problem=problem_fact,
         moved=moved_fact,
@@ -306,7 +313,6 @@ def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.Dat
         on="proposed_date",
         how="left",
     )
-    key = key.then(pl.lit("metering_period.met")).otherwise(pl.lit("metering_period.not_met"))
     return _rows(frame, "metering_period", ok, detail, key, values)
 
 
@@ -373,6 +379,8 @@ def approvals(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame
         problem=pl.coalesce(
             date_fact("proposed_date"), outside_calendar_fact("proposed_date", "effective_date", calendar)
         ),
+        # the same list twice: `issues` is the whole sentence of approvals.not_met, `also` follows the
+        # unknown effective date ("; ..." through evidence.list.also, nothing when empty)
         also=issue_facts.list.drop_nulls(),
         issues=issue_facts.list.drop_nulls(),
         medicion=_iso("medicion_approved_on"),

@@ -49,9 +49,11 @@ def public_holidays(first_year: int, last_year: int) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class BusinessCalendar:
-    """One row per day: date, business, reason (why not a business day), seq (business days up to and
-    including the date since the calendar's start), month_rank (ordinal of a business day within its
-    month), on_or_after (the first business day on or after the date)."""
+    """One row per day: date, business, reason (why not a business day, in English), closed_kind (the
+    same without words: saturday | sunday | holiday | nonworking, for the reports to word in their
+    reader's language), seq (business days up to and including the date since the calendar's start),
+    month_rank (ordinal of a business day within its month), on_or_after (the first business day on
+    or after the date)."""
 
     days: pl.DataFrame
 
@@ -68,8 +70,9 @@ class BusinessCalendar:
             public.height,
             own.height,
         )
-        closed = pl.concat([public, own])
-        closed = closed.group_by("date").agg(pl.col("reason").str.join("; "))
+        closed = pl.concat([public.with_columns(_kind=pl.lit("holiday")), own.with_columns(_kind=pl.lit("nonworking"))])
+        # a public holiday that is also one of the administrator's days is named as the holiday
+        closed = closed.group_by("date").agg(pl.col("reason").str.join("; "), pl.col("_kind").min())
         days = (
             pl.DataFrame({"date": pl.date_range(date(first_year, 1, 1), date(last_year, 12, 31), eager=True)})
             .join(closed, on="date", how="left")
@@ -78,8 +81,14 @@ class BusinessCalendar:
                 .then(pl.lit("Saturday"))
                 .when(pl.col("date").dt.weekday() == 7)
                 .then(pl.lit("Sunday"))
-                .otherwise(pl.col("reason"))
+                .otherwise(pl.col("reason")),
+                closed_kind=pl.when(pl.col("date").dt.weekday() == 6)
+                .then(pl.lit("saturday"))
+                .when(pl.col("date").dt.weekday() == 7)
+                .then(pl.lit("sunday"))
+                .otherwise(pl.col("_kind")),
             )
+            .drop("_kind")
             .with_columns(business=pl.col("reason").is_null())
             .with_columns(
                 seq=pl.col("business").cast(pl.Int64).cum_sum(),

@@ -81,3 +81,34 @@ def test_bad_config_is_an_error_naming_the_line(tmp_path: Path) -> None:
         BusinessCalendar.for_years(2026, 2026, tmp_path)
     with pytest.raises(InputError, match="missing nonworking_days.csv"):
         BusinessCalendar.for_years(2026, 2026, tmp_path / "nowhere")
+
+
+def test_each_closed_day_says_its_kind_without_words(cal: BusinessCalendar) -> None:
+    """closed_kind: what the letters word in their reader's language (a holiday on the administrator's
+    list too is named as the holiday); null on a business day."""
+    import polars as pl
+
+    kinds = dict(
+        cal.days.filter(
+            pl.col("date").is_in(
+                [
+                    date(2026, 4, 1),
+                    date(2026, 4, 3),
+                    date(2026, 4, 4),
+                    date(2026, 4, 5),
+                    date(2026, 12, 24),
+                    date(2026, 12, 25),
+                ]
+            )
+        )
+        .select("date", "closed_kind")
+        .rows()
+    )
+    assert kinds == {
+        date(2026, 4, 1): None,
+        date(2026, 4, 3): "holiday",  # Good Friday
+        date(2026, 4, 4): "saturday",  # Holy Saturday is a holiday too, but a Saturday first
+        date(2026, 4, 5): "sunday",
+        date(2026, 12, 24): "nonworking",  # config/nonworking_days.csv: Christmas Eve
+        date(2026, 12, 25): "holiday",
+    }

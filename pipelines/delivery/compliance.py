@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.delivery.rules import date_problem
+from pipelines.delivery.rules import args, date_fact, date_problem, fact
 from pipelines.metering.registry import active_in
 from pipelines.periods import Month
 
@@ -93,6 +93,32 @@ def _judgeable(changes: pl.DataFrame, participants: list[str]) -> pl.Expr:
     )
 
 
+def _judgeable_words(participants: list[str]) -> tuple[pl.Expr, pl.Expr]:
+    """_judgeable without words: (detail_key, the problem's fact), null when the change can be judged."""
+    unknown = pl.col("participant").is_null() | ~pl.col("participant").is_in(participants)
+    key = (
+        pl.when(unknown)
+        .then(pl.lit("delivery.unjudged"))
+        .when(pl.col("executed_on").is_null())
+        .then(pl.lit("delivery.not_executed"))
+        .when(pl.col("notified_on").is_null())
+        .then(pl.lit("delivery.not_notified"))
+        .when(pl.col("notified_on") < pl.col("executed_on"))
+        .then(pl.lit("delivery.inconsistent"))
+    )
+    problem = (
+        pl.when(pl.col("participant").is_null())
+        .then(fact("no_participant"))
+        .when(~pl.col("participant").is_in(participants))
+        .then(fact("unknown_participant", value=pl.col("participant")))
+        .when(pl.col("executed_on").is_null())
+        .then(date_fact("executed_on"))
+        .when(pl.col("notified_on").is_null())
+        .then(date_fact("notified_on"))
+    )
+    return key, problem
+
+
 def assess(
     changes: pl.DataFrame, registry: pl.DataFrame, deliveries: pl.DataFrame, month: Month
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -100,8 +126,11 @@ def assess(
     participants = registry["participant"].unique().to_list()
     required = required_points(registry, month)
     delivered = first_deliveries(deliveries, month)
+    problem_key, problem_fact = _judgeable_words(participants)
     judged = changes.with_columns(
         _problem=_judgeable(changes, participants),
+        _problem_key=problem_key,
+        _problem_fact=problem_fact,
         deadline=(pl.col("notified_on") + pl.duration(days=DEADLINE_CALENDAR_DAYS)),
         supply_month=pl.col("executed_on").dt.strftime("%Y-%m"),
     ).with_columns(deadline=pl.when(pl.col("_problem").is_null()).then(pl.col("deadline")))
@@ -193,6 +222,24 @@ def assess(
             )
         )
         .alias("detail"),
+        pl.when(pl.col("_problem").is_not_null())
+        .then(pl.col("_problem_key"))
+        .when(pl.col("_no_points"))
+        .then(pl.lit("delivery.no_points"))
+        .otherwise(pl.lit("delivery.counted"))
+        .alias("detail_key"),
+        args(
+            problem=pl.col("_problem_fact"),
+            participant=pl.col("participant"),
+            month=pl.col("supply_month"),
+            notified=pl.col("notified_on").cast(pl.String),
+            executed=pl.col("executed_on").cast(pl.String),
+            deadline=pl.col("deadline").cast(pl.String),
+            required=pl.col("required_points"),
+            on_time=pl.col("on_time_points"),
+            late=pl.col("late_points"),
+            missing=pl.col("missing_points"),
+        ).alias("detail_args"),
         pl.col("_line").alias("line"),
     )
     compliance = (

@@ -188,7 +188,40 @@ def estimate(
                 )
             )
         )
-        .select("point_id", "estimation")
+        .with_columns(
+            # the same note without words, for the letters (pipelines/reports/evidence.py): why an hour
+            # could not be estimated is said by its kind (the operational detail, such as a warehouse
+            # path, stays in the English `estimation` text)
+            estimation_key=pl.when(~pl.col("kind").is_in(["consumption", "generation"]))
+            .then(pl.lit("estimation.not_a_kind"))
+            .when(pl.col("hours") == 0)
+            .then(pl.lit("estimation.no_hours"))
+            .when(pl.col("estimated") == pl.col("hours"))
+            .then(pl.lit("estimation.all"))
+            .otherwise(pl.lit("estimation.partial")),
+            estimation_args=pl.struct(
+                point_kind="kind",
+                hours="hours",
+                estimated="estimated",
+                unestimable=pl.col("hours") - pl.col("estimated"),
+                basis=pl.struct(
+                    key=pl.concat_str(pl.lit("estimation.basis_"), pl.col("kind")),
+                    previous=pl.lit(previous.label),
+                    channel=pl.lit(CONSUMPTION_CHANNEL),
+                ),
+                why=pl.struct(
+                    key=pl.when(pl.col("kind") == "consumption")
+                    .then(pl.lit("estimation.why_consumption"))
+                    .otherwise(
+                        pl.lit("estimation.why_no_dispatch" if dispatch is None else "estimation.why_generation")
+                    ),
+                    previous=pl.lit(previous.label),
+                    month=pl.lit(month.label),
+                    channel=pl.lit(CONSUMPTION_CHANNEL),
+                ),
+            ).struct.json_encode(),
+        )
+        .select("point_id", "estimation", "estimation_key", "estimation_args")
     )
     logger.info(
         "estimated %d of %d hour(s) of %d late or missing point(s) (%d consumption, %d generation)",

@@ -180,7 +180,8 @@ def check_month(
                 behind, registry, month, meter_hourly=hourly, meter_hourly_note=note, dispatch=dispatch
             )
             points = judged.points.join(notes, on="point_id", how="left").with_columns(
-                estimation=pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col("estimation"))
+                pl.when(pl.col("status").is_in(["late", "missing"])).then(pl.col(c)).alias(c)
+                for c in ("estimation", "estimation_key", "estimation_args")
             )
 
         unreadable = _unreadable(month, changes, deliveries, judged.unplaced)
@@ -247,8 +248,20 @@ def read_completeness(
 
 def _unreadable(month: Month, changes: Source, deliveries: Source, unplaced: pl.DataFrame) -> pl.DataFrame:
     """Rows this month's run could not use, with the reason: change rows no month can claim, and
-    delivery rows for this month (or for an unreadable month) that did not parse."""
+    delivery rows for this month (or for an unreadable month) that did not parse. The reason twice,
+    as the review's evidence (rules.py): `reason` in English for analysts, `reason_key` +
+    `reason_args` for the letters to word in their reader's language."""
     bad_deliveries = deliveries.bad().filter(pl.col("supply_month").is_null() | (pl.col("supply_month") == month.label))
+    # what is wrong with each column of a delivery row, as facts (inputs.read_rows says the same in words)
+    problems = pl.concat_list(
+        [
+            pl.when(pl.col(f"_raw_{c}").is_null() | (pl.col(f"_raw_{c}") == ""))
+            .then(rules.fact("blank", column=c))
+            .when(pl.col(c).is_null())
+            .then(rules.fact("unparsable", column=c, value=pl.col(f"_raw_{c}")))
+            for c in sources.DELIVERIES_SCHEMA
+        ]
+    ).list.drop_nulls()
     return pl.concat(
         [
             unplaced.select(
@@ -258,10 +271,16 @@ def _unreadable(month: Month, changes: Source, deliveries: Source, unplaced: pl.
                 pl.format(
                     "change {}: {}; no month can be reviewed for it", pl.col("change_id"), pl.col("reason")
                 ).alias("reason"),
+                pl.lit("unreadable.change").alias("reason_key"),
+                rules.args(change_id=pl.col("change_id"), problem=pl.col("problem")).alias("reason_args"),
             ),
             sources.quarantine(deliveries)
             .join(
-                bad_deliveries.select(pl.col("_line").alias("line"), pl.col("_raw_participant").alias("participant")),
+                bad_deliveries.select(
+                    pl.col("_line").alias("line"),
+                    pl.col("_raw_participant").alias("participant"),
+                    problems.alias("_problems"),
+                ),
                 on="line",
             )
             .select(
@@ -269,6 +288,8 @@ def _unreadable(month: Month, changes: Source, deliveries: Source, unplaced: pl.
                 "line",
                 "participant",
                 pl.format("{} in row '{}'; not counted", pl.col("reason"), pl.col("row")).alias("reason"),
+                pl.lit("unreadable.delivery").alias("reason_key"),
+                rules.args(problems=pl.col("_problems"), row=pl.col("row")).alias("reason_args"),
             ),
         ]
     )

@@ -11,7 +11,12 @@ contract: ../shared/contracts/metering.md), one verdict per change and rule, wit
 The `delivery` rule (numeral 14.10, rule 6(b)) lives in compliance.py.
 
 A date that is missing or does not parse makes the rules that need it ok = false with the reason:
-a change that cannot be judged never passes."""
+a change that cannot be judged never passes.
+
+Each row's evidence is published twice: `detail`, an English sentence for analysts (the contract's
+column), and `detail_key` + `detail_args`, the same evidence without words (a key of the reports'
+catalogues under [evidence] and a JSON object of its values: ISO dates, integers, nested facts), so
+a letter words it in its reader's language (pipelines/reports/evidence.py, docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -34,7 +39,54 @@ _LABELS = {
     "tecnologia_approved_on": "Tecnología approval",
 }
 
-REVIEW_COLUMNS = ["month", "change_id", "participant", "rule", "ok", "detail", "line"]
+REVIEW_COLUMNS = ["month", "change_id", "participant", "rule", "ok", "detail", "detail_key", "detail_args", "line"]
+
+# A fact nested in a rule's evidence (why a date cannot be used, a closed day, an approval that came
+# late...): one struct type for all of them, so when/then and lists can mix them. `key` names the
+# catalogue entry evidence.<key>; the other fields are text (dates as ISO) or null.
+FACT_FIELDS = ("column", "value", "date", "kind", "first", "last")
+
+
+def fact(key: str | pl.Expr, **fields: pl.Expr | str) -> pl.Expr:
+    """A fact's struct: `key` plus FACT_FIELDS (missing ones null; dates cast to ISO text)."""
+    unknown = set(fields) - set(FACT_FIELDS)
+    if unknown:
+        raise ValueError(f"a fact has no field {', '.join(sorted(unknown))} (fields: {', '.join(FACT_FIELDS)})")
+    values = {
+        name: (pl.lit(fields[name]) if isinstance(fields[name], str) else fields[name]).cast(pl.String)
+        if name in fields
+        else pl.lit(None, pl.String)
+        for name in FACT_FIELDS
+    }
+    return pl.struct(key=pl.lit(key) if isinstance(key, str) else key, **values)
+
+
+def args(**values: pl.Expr) -> pl.Expr:
+    """`detail_args`: the evidence's values as one JSON object per row."""
+    return pl.struct(**values).struct.json_encode()
+
+
+def date_fact(column: str) -> pl.Expr:
+    """date_problem as a fact (no_date | not_a_date), else null."""
+    raw = pl.col(f"_raw_{column}")
+    return (
+        pl.when(raw.is_null() | (raw == ""))
+        .then(fact("no_date", column=column))
+        .when(pl.col(column).is_null())
+        .then(fact("not_a_date", column=column, value=raw))
+    )
+
+
+def outside_calendar_fact(column: str, derived: str, calendar: BusinessCalendar) -> pl.Expr:
+    """outside_calendar as a fact, else null."""
+    first, last = calendar.days["date"].min(), calendar.days["date"].max()
+    return pl.when(pl.col(column).is_not_null() & pl.col(derived).is_null()).then(
+        fact("outside_calendar", column=column, value=pl.col(column), first=str(first), last=str(last))
+    )
+
+
+def _iso(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String)
 
 
 def date_problem(column: str) -> pl.Expr:
@@ -79,6 +131,7 @@ def place(changes: pl.DataFrame, month: Month) -> tuple[pl.DataFrame, pl.DataFra
         "participant",
         pl.col("_line").alias("line"),
         pl.coalesce(date_problem("executed_on"), date_problem("proposed_date")).alias("reason"),
+        pl.coalesce(date_fact("executed_on"), date_fact("proposed_date")).alias("problem"),
     )
     return placed.filter(pl.col("_month") == month.label).drop("_month"), unplaced
 
@@ -121,13 +174,18 @@ def with_calendar_dates(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl
 
 def _closed_in_notice_window(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
     """Holidays and administrator's days (weekdays) between the letter and the notice due date."""
-    closed = calendar.days.filter(~pl.col("business") & (pl.col("date").dt.weekday() <= 5)).select("date", "reason")
+    closed = calendar.days.filter(~pl.col("business") & (pl.col("date").dt.weekday() <= 5)).select(
+        "date", "reason", "closed_kind"
+    )
     window = changes.filter(pl.col("notice_due").is_not_null()).select("change_id", "letter_date", "notice_due")
     return (
         window.join_where(closed, pl.col("date") > pl.col("letter_date"), pl.col("date") <= pl.col("notice_due"))
         .sort("date")
         .group_by("change_id")
-        .agg(pl.format("{} {}", pl.col("date"), pl.col("reason")).str.join(", ").alias("closed_days"))
+        .agg(
+            pl.format("{} {}", pl.col("date"), pl.col("reason")).str.join(", ").alias("closed_days"),
+            fact("closed", date=pl.col("date"), kind=pl.col("closed_kind")).alias("closed_facts"),
+        )
     )
 
 
@@ -169,7 +227,21 @@ def notice(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
             )
         )
     )
-    return _rows(frame, "notice", ok, detail)
+    problem_fact = pl.coalesce(
+        date_fact("letter_date"),
+        date_fact("proposed_date"),
+        outside_calendar_fact("letter_date", "notice_due", calendar),
+    )
+    key = pl.when(problem.is_not_null()).then(pl.lit("notice.unchecked")).when(ok).then(pl.lit("notice.met"))
+    values = args(
+        problem=problem_fact,
+        letter=_iso("letter_date"),
+        proposed=_iso("proposed_date"),
+        days=pl.lit(NOTICE_BUSINESS_DAYS),
+        due=_iso("notice_due"),
+        closed=pl.col("closed_facts"),
+    )
+    return _rows(frame, "notice", ok, detail, key.otherwise(pl.lit("notice.not_met")), values)
 
 
 def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
@@ -214,7 +286,34 @@ def metering_period(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.Dat
             )
         )
     )
-    return _rows(changes, "metering_period", ok, detail)
+    problem_fact = pl.coalesce(
+        date_fact("proposed_date"), outside_calendar_fact("proposed_date", "effective_date", calendar)
+    )
+    moved_fact = pl.when(pl.col("proposed_closed").is_not_null()).then(
+        fact("moved", date=pl.col("proposed_date"), kind=pl.col("_proposed_kind"))
+    )
+    key = (
+        pl.when(problem.is_not_null())
+        .then(pl.lit("metering_period.unknown"))
+        .when(ok)
+        .then(pl.lit("metering_period.met"))
+        .otherwise(pl.lit("metering_period.not_met"))
+    )
+    values = args(
+        problem=problem_fact,
+        moved=moved_fact,
+        effective=_iso("effective_date"),
+        rank=pl.col("effective_rank"),
+        month=pl.col("effective_date").dt.strftime("%Y-%m"),
+        days=pl.lit(METERING_PERIOD_BUSINESS_DAYS),
+        end=_iso("metering_period_end"),
+    )
+    frame = changes.join(
+        calendar.days.select(pl.col("date").alias("proposed_date"), pl.col("closed_kind").alias("_proposed_kind")),
+        on="proposed_date",
+        how="left",
+    )
+    return _rows(frame, "metering_period", ok, detail, key, values)
 
 
 def approvals(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame:
@@ -259,7 +358,36 @@ def approvals(changes: pl.DataFrame, calendar: BusinessCalendar) -> pl.DataFrame
         )
         .otherwise(issues)
     )
-    return _rows(changes, "approvals", ok, detail)
+
+    def issue_fact(column: str) -> pl.Expr:
+        return (
+            pl.when(date_fact(column).is_not_null())
+            .then(date_fact(column))
+            .when(pl.col("effective_date").is_not_null() & (pl.col(column) > pl.col("effective_date")))
+            .then(fact("approval_after", column=column, value=pl.col(column), last=pl.col("effective_date")))
+        )
+
+    issue_facts = pl.concat_list([issue_fact("medicion_approved_on"), issue_fact("tecnologia_approved_on")])
+    key = (
+        pl.when(no_effective.is_not_null())
+        .then(pl.lit("approvals.unknown"))
+        .when(ok)
+        .then(pl.lit("approvals.met"))
+        .otherwise(pl.lit("approvals.not_met"))
+    )
+    values = args(
+        problem=pl.coalesce(
+            date_fact("proposed_date"), outside_calendar_fact("proposed_date", "effective_date", calendar)
+        ),
+        # the same list twice: `issues` is the whole sentence of approvals.not_met, `also` follows the
+        # unknown effective date ("; ..." through evidence.list.also, nothing when empty)
+        also=issue_facts.list.drop_nulls(),
+        issues=issue_facts.list.drop_nulls(),
+        medicion=_iso("medicion_approved_on"),
+        tecnologia=_iso("tecnologia_approved_on"),
+        effective=_iso("effective_date"),
+    )
+    return _rows(changes, "approvals", ok, detail, key, values)
 
 
 COMPLETENESS_COLUMNS = {
@@ -305,6 +433,16 @@ def interrogation(
         .then(
             pl.format("{}: the change was not carried out, so there is no supply month", date_problem("executed_on"))
         ),
+        _problem_key=pl.when(pl.col("participant").is_null() | ~pl.col("participant").is_in(participants))
+        .then(pl.lit("interrogation.unjudged"))
+        .when(pl.col("executed_on").is_null())
+        .then(pl.lit("interrogation.not_executed")),
+        _problem_fact=pl.when(pl.col("participant").is_null())
+        .then(fact("no_participant"))
+        .when(~pl.col("participant").is_in(participants))
+        .then(fact("unknown_participant", value=pl.col("participant")))
+        .when(pl.col("executed_on").is_null())
+        .then(date_fact("executed_on")),
     )
     months = heads.filter(pl.col("_problem").is_null())["supply_month"].unique().sort().to_list()
     required = pl.concat(
@@ -344,13 +482,24 @@ def interrogation(
                 "point_id",
                 _pct_text(pl.col("pct")),
                 pl.when("known").then("channels").otherwise(pl.lit("not in meter_completeness")),
-            )
+            ),
+            item=pl.struct(
+                key=pl.when("known").then(pl.lit("point_below")).otherwise(pl.lit("point_unknown")),
+                point="point_id",
+                pct=_pct_text(pl.col("pct")),
+                channels="channels",
+            ),
         )
     )
     summary = (
         per_point.sort("point_id")
         .group_by("participant", "supply_month")
-        .agg(points=pl.len(), below=pl.col("short").sum(), listed=pl.col("text").filter("short").str.join(", "))
+        .agg(
+            points=pl.len(),
+            below=pl.col("short").sum(),
+            listed=pl.col("text").filter("short").str.join(", "),
+            items=pl.col("item").filter("short"),
+        )
     )
     frame = (
         heads.join(summary, on=["participant", "supply_month"], how="left")
@@ -397,16 +546,39 @@ def interrogation(
         & pl.col("_ingested").is_not_null()
         & (pl.col("below") == 0)
     )
-    return _rows(frame, "interrogation", ok, detail)
+    key = (
+        pl.when(pl.col("_problem").is_not_null())
+        .then(pl.col("_problem_key"))
+        .when(pl.col("points") == 0)
+        .then(pl.lit("interrogation.no_points"))
+        .when(pl.col("_ingested").is_null())
+        .then(pl.lit("interrogation.never_ingested"))
+        .when(pl.col("below") == 0)
+        .then(pl.lit("interrogation.met"))
+        .otherwise(pl.lit("interrogation.not_met"))
+    )
+    # the note (why meter_completeness could not be read: a warehouse path, a missing table) stays in
+    # the analysts' `detail`: it is about the administrator's systems, not the participant's readings
+    values = args(
+        problem=pl.col("_problem_fact"),
+        participant=pl.col("participant"),
+        month=pl.col("supply_month"),
+        points=pl.col("points").cast(pl.Int64),
+        below=pl.col("below").cast(pl.Int64),
+        listed=pl.col("items"),
+    )
+    return _rows(frame, "interrogation", ok, detail, key, values)
 
 
-def _rows(frame: pl.DataFrame, rule: str, ok: pl.Expr, detail: pl.Expr) -> pl.DataFrame:
+def _rows(frame: pl.DataFrame, rule: str, ok: pl.Expr, detail: pl.Expr, key: pl.Expr, values: pl.Expr) -> pl.DataFrame:
     return frame.select(
         "change_id",
         "participant",
         pl.lit(rule).alias("rule"),
         ok.fill_null(False).alias("ok"),
         detail.alias("detail"),
+        key.alias("detail_key"),
+        values.alias("detail_args"),
         pl.col("_line").alias("line"),
     )
 

@@ -32,7 +32,7 @@ from upath import UPath
 from pipelines import config, lake
 from pipelines.errors import InputError, MayoristaError
 from pipelines.periods import Month
-from pipelines.reports import verdicts
+from pipelines.reports import evidence, verdicts
 from pipelines.reports.document import MISSING, ReportFiles, as_of_folder, render_html, write_many
 from pipelines.reports.i18n import Words, words
 from pipelines.reports.source import Source, open_source
@@ -170,6 +170,8 @@ def letter_view(
         for r in rules:
             r["title"] = t(f"rule.{r['rule']}") if t.has(f"rule.{r['rule']}") else r["rule"]
             r["reason"] = t("verdict.reason_not_executed") if r["verdict"] == "not_evaluable" else ""
+            # the evidence in the reader's language (evidence.py); `detail` stays the analysts' English
+            r["evidence"] = evidence.words(t, r.get("detail_key"), r.get("detail_args"), r.get("detail"))
         summary = [s for s in _rows(tables["compliance"], change_id=cid) if s["deadline"] is not None]
         points = _rows(tables["points"], change_id=cid)
         verdict = (
@@ -187,7 +189,17 @@ def letter_view(
                 "rules": rules,
                 "verdict": verdict,
                 "compliance": summary[0] if summary else None,
-                "behind": [{**p, "status_text": t(f"status.{p['status']}")} for p in points if p["status"] in BEHIND],
+                "behind": [
+                    {
+                        **p,
+                        "status_text": t(f"status.{p['status']}"),
+                        "estimation_text": evidence.words(
+                            t, p.get("estimation_key"), p.get("estimation_args"), p.get("estimation")
+                        ),
+                    }
+                    for p in points
+                    if p["status"] in BEHIND
+                ],
                 "extra": [{**p, "status_text": t(f"status.{p['status']}")} for p in points if p["status"] in EXTRA],
             }
         )
@@ -202,7 +214,10 @@ def letter_view(
         "letter_date": letter_date,
         "sender": conf["sender"],
         "signatory": conf["signatory"],
-        "unreadable": _rows(tables["unreadable"], participant=participant),
+        "unreadable": [
+            {**u, "reason": evidence.words(t, u.get("reason_key"), u.get("reason_args"), u.get("reason"))}
+            for u in _rows(tables["unreadable"], participant=participant)
+        ],
     }
 
 

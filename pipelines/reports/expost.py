@@ -4,8 +4,8 @@ deviation in MWh, % and USD (at the quarter's PMCE), and the metering's coverage
 estimated), with months not yet metered and months below 100 % completeness clearly marked.
 
 Read from `ncc11_expost` (pipelines.ncc11.expost) and `ncc11_energy_month` as of the report's
-snapshot; rendered by the macro in templates/expost.html.j2. Every visible string is in TEXT below
-(Spanish, the documents' language), so the section can be translated in one place."""
+snapshot; rendered by the macro in templates/expost.html.j2. Its words are the catalogue's [expost]
+table (strings/es.toml, strings/en.toml), in the language of the report it is part of."""
 
 from __future__ import annotations
 
@@ -16,50 +16,11 @@ import polars as pl
 
 from pipelines import periods
 from pipelines.reports import charts
+from pipelines.reports.i18n import Words
 from pipelines.reports.source import Source
 
 logger = logging.getLogger(__name__)
 
-TEXT = {
-    "title": "Ex-post: energía proyectada y medida",
-    "intro": (
-        "Energía proyectada por la programación de largo plazo (NCC-11) frente a la energía medida por el "
-        "SMEC en los puntos de consumo de la distribuidora (kWh entregados menos recibidos, lecturas reales "
-        "y estimadas), por mes y banda horaria. La desviación se valora al PMCE del trimestre."
-    ),
-    "not_run": "El ex-post de este trimestre aún no se ha calculado (mayorista expost --quarter {quarter}).",
-    "distributor": "distribuidora",
-    "month": "mes",
-    "band": "banda",
-    "bands": {"punta": "punta", "intermedia": "intermedia", "valle": "valle"},
-    "projected": "proyectada MWh",
-    "metered": "medida MWh",
-    "deviation_mwh": "desviación MWh",
-    "deviation_pct": "desviación %",
-    "deviation_usd": "desviación USD",
-    "pmce": "PMCE USD/MWh",
-    "points": "puntos",
-    "completeness": "completitud %",
-    "estimated": "estimada %",
-    "month_total": "total del mes",
-    "not_metered": "mes no medido aún",
-    "not_metered_note": "Meses no medidos aún (sin lecturas ingresadas): {months}.",
-    "below_complete": "completitud menor al 100 %",
-    "below_note": "Meses con completitud menor al 100 %: la energía medida puede estar incompleta.",
-    "no_points": (
-        "La distribuidora no tiene puntos de medición de consumo registrados: no hay energía medida que comparar."
-    ),
-    "chart_title": "{name}: energía proyectada y medida por mes y banda",
-    "chart_caption": (
-        "Por mes, cada banda: barra clara la energía proyectada (NCC-11), barra oscura la medida (SMEC). Los "
-        "meses no medidos aún solo muestran la proyección."
-    ),
-    "series_projected": "proyectada",
-    "series_metered": "medida",
-    "series": "{band} {what}",
-    "ylabel": "MWh",
-    "quarter": "trimestre {quarter}",
-}
 # a band's projection in a light tint of the band's colour, its metered energy in the colour itself
 LIGHT = {"punta": "#f2bf99", "intermedia": "#f5d899", "valle": "#99c7e0"}
 BANDS = ("punta", "intermedia", "valle")
@@ -94,8 +55,8 @@ def _month_total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def quarter_view(src: Source, quarter: str) -> dict[str, Any]:
-    """The ex-post of `quarter` as the macro `expost.section` shows it, per distributor."""
+def quarter_view(t: Words, src: Source, quarter: str) -> dict[str, Any]:
+    """The ex-post of `quarter` as the macro `expost.section` shows it, per distributor, in `t`'s language."""
     months = periods.quarter_months(quarter)
     rows = _table(src, "ncc11_expost", quarter)
     projection = _table(src, "ncc11_energy_month", quarter)
@@ -103,7 +64,7 @@ def quarter_view(src: Source, quarter: str) -> dict[str, Any]:
     metered = sorted(set(rows["month"])) if rows.height else []
     view: dict[str, Any] = {
         "quarter": quarter,
-        "t": TEXT,
+        "t": t,
         "ran": ran,
         "metered": metered,
         "not_metered": [m for m in months if m not in metered],
@@ -137,20 +98,21 @@ def quarter_view(src: Source, quarter: str) -> dict[str, Any]:
         view["dists"][name] = {
             "months": by_month,
             "no_points": no_points,
-            "chart": _chart(name, months, projection, by_month) if ran else None,
+            "chart": _chart(t, name, months, projection, by_month) if ran else None,
         }
     return view
 
 
-def _chart(name: str, months: list[str], projection: pl.DataFrame, by_month: list[dict[str, Any]]) -> str:
+def _chart(t: Words, name: str, months: list[str], projection: pl.DataFrame, by_month: list[dict[str, Any]]) -> str:
     """Per month, each band's projected (light) and metered (dark) energy side by side; metered left
     out of a month not metered yet."""
     planned = projection.filter(pl.col("distributor") == name) if projection.height else projection
     series: dict[str, list[float | None]] = {}
     colors = {}
     for band in BANDS:
-        projected_label = TEXT["series"].format(band=band, what=TEXT["series_projected"])
-        metered_label = TEXT["series"].format(band=band, what=TEXT["series_metered"])
+        word = t(f"expost.bands.{band}")
+        projected_label = t("expost.series", band=word, what=t("expost.series_projected"))
+        metered_label = t("expost.series", band=word, what=t("expost.series_metered"))
         series[projected_label], series[metered_label] = [], []
         colors[projected_label], colors[metered_label] = LIGHT[band], charts.BANDS[band]
         for month, m in zip(months, by_month):
@@ -159,5 +121,5 @@ def _chart(name: str, months: list[str], projection: pl.DataFrame, by_month: lis
             row = next((r for r in m["rows"] if r["band"] == band), None)
             series[metered_label].append(row["metered_mwh"] if row else None)
     return charts.grouped_bars(
-        months, series, title=TEXT["chart_title"].format(name=name), ylabel=TEXT["ylabel"], colors=colors
+        months, series, title=t("expost.chart_title", name=name), ylabel=t("expost.ylabel"), colors=colors
     )

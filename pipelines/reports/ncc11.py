@@ -332,7 +332,7 @@ def quarter_html(src: Source, quarter: str, lang: str | None = None) -> str:
         as_of_run=src.as_of_run,
         missing=MISSING,
         bands=BANDS,
-        expost=expost_section.quarter_view(src, quarter),
+        expost=expost_section.quarter_view(t, src, quarter),
     )
 
 
@@ -457,7 +457,7 @@ def year_html(src: Source, year: int, lang: str | None = None) -> str:
         as_of_run=src.as_of_run,
         missing=MISSING,
         bands=BANDS,
-        expost={q: expost_section.quarter_view(src, q) for q in published},
+        expost={q: expost_section.quarter_view(t, src, q) for q in published},
     )
 
 

@@ -22,15 +22,16 @@ VERDICTS = ("met", "not_met", "not_evaluable")  # keys of verdict.<key> in the s
 
 
 def rule_sql(with_changes: bool) -> str:
-    """Each review row with its verdict key (`{r}`: vpn_change_review; `{c}`: vpn_changes, the
-    month's changes with their dates, when the warehouse has it)."""
+    """Each review row, all its columns (the evidence's detail_key and detail_args where the snapshot
+    has them), with its verdict key (`{r}`: vpn_change_review; `{c}`: vpn_changes, the month's changes
+    with their dates, when the warehouse has it)."""
     never_executed = "coalesce(trim(c.executed_on), '') = ''" if with_changes else "false"
     join = (
         "LEFT JOIN (SELECT * FROM {c}) AS c ON c.month = r.month AND c.change_id = r.change_id" if with_changes else ""
     )
     rules = ", ".join(f"'{rule}'" for rule in NEEDS_EXECUTION)
     return (
-        "SELECT r.month, r.change_id, r.participant, r.rule, r.ok, r.detail, "
+        "SELECT r.*, "
         f"CASE WHEN r.ok THEN 'met' WHEN r.rule IN ({rules}) AND {never_executed} THEN 'not_evaluable' "
         "ELSE 'not_met' END AS verdict "
         f"FROM (SELECT * FROM {{r}}) AS r {join}"

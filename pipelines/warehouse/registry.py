@@ -150,9 +150,12 @@ TABLES = (
         last_interval=_TS, first_seen_at=_TS, run_id=_S, status=_S, reason=_S,
     ),
     # --- VPN delivery (monthly) ---------------------------------------------------------------------
+    # `detail` / `reason`: the evidence in English for analysts (the contract's columns); `detail_key`
+    # + `detail_args` / `reason_key` + `reason_args`: the same without words (a key of the reports'
+    # [evidence] catalogue and a JSON object of its values), which the letters word in their language
     _t(
         "vpn_change_review", "delivery", "month", "each VPN change against each rule (NCC-14)",
-        month=_S, change_id=_S, participant=_S, rule=_S, ok=_B, detail=_S, line=_I,
+        month=_S, change_id=_S, participant=_S, rule=_S, ok=_B, detail=_S, detail_key=_S, detail_args=_S, line=_I,
     ),
     _t(
         "delivery_compliance", "delivery", "month", "Direct@mm delivery within 2 calendar days, per change",
@@ -162,7 +165,7 @@ TABLES = (
     _t(
         "delivery_points", "delivery", "month", "each required point's delivery status",
         month=_S, change_id=_S, participant=_S, point_id=_S, kind=_S, status=_S, received_at=_TS, deliveries=_I,
-        deadline=_D, estimation=_S,
+        deadline=_D, estimation=_S, estimation_key=_S, estimation_args=_S,
     ),
     _t(
         "estimated_hourly", "delivery", "month", "hourly estimates for points not delivered",
@@ -170,7 +173,7 @@ TABLES = (
     ),
     _t(
         "delivery_unreadable_rows", "delivery", "month", "input rows that could not be read, with line and reason",
-        month=_S, source=_S, line=_I, participant=_S, reason=_S,
+        month=_S, source=_S, line=_I, participant=_S, reason=_S, reason_key=_S, reason_args=_S,
     ),
     # the month's changes with their dates as given (text: a date that does not parse is shown as
     # written) and the effective date the rules used: what a letter's table of dates shows, so a

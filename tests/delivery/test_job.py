@@ -3,6 +3,9 @@ tiny registry, and the bad inputs that must stop the run or be reported."""
 
 from __future__ import annotations
 
+import html as htmllib
+import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from pipelines import cli, warehouse
 from pipelines.delivery import sample
 from pipelines.delivery.job import check_month
 from pipelines.errors import InputError, ValidationFailed
+from pipelines.periods import Month
 from pipelines.warehouse import Write
 from tests.delivery.fixtures import write_sample_registry
 
@@ -185,7 +189,88 @@ def test_delivery_rows_with_blanks_are_reported_not_counted(inputs: Path, worksp
     assert (row["on_time_points"], row["late_points"], row["missing_points"]) == (1, 1, 2)
     reasons = result.unreadable.filter(pl.col("participant") == "ALFA")["reason"].to_list()
     assert reasons == ["missing received_at in row 'ALFA,PM-ALFA-2,2026-04,'; not counted"]
-    assert "missing received_at" in Path(result.reports["ALFA"]).read_text()
+    # the letter words the reason in Spanish (the English `reason` stays in the warehouse for analysts)
+    letter = _text(Path(result.reports["ALFA"]).read_text())
+    assert "Falta la fecha y hora de recepción en la fila «ALFA,PM-ALFA-2,2026-04,»; no se cuenta" in letter
+    assert "not counted" not in letter
+
+
+def _text(html: str) -> str:
+    return htmllib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)))
+
+
+def test_letters_word_the_evidence_in_the_readers_language(inputs: Path, workspace: Path) -> None:
+    """End to end: the run publishes each evidence with its key and values, and the letters word them.
+    ALFA: CHG-2604-02's notice is too short (letter Tue 14 April + 5 business days = Tue 21 April; the
+    change was proposed for Fri 17 April), a change row whose execution date is no date. BETA:
+    CHG-2604-05 was never executed (no evaluable)."""
+    changes = pl.read_csv(inputs / "vpn_changes.csv", infer_schema=False)
+    extra = changes.filter(pl.col("change_id") == "CHG-2604-02").with_columns(
+        change_id=pl.lit("CHG-2604-09"), executed_on=pl.lit("2026-04-31")
+    )
+    pl.concat([changes, extra]).write_csv(inputs / "vpn_changes.csv")
+    result = check_month("2026-04", inputs)
+    db = workspace / "warehouse.sqlite"
+    stored = warehouse.query(
+        "SELECT detail, detail_key, detail_args FROM vpn_change_review "
+        "WHERE change_id = 'CHG-2604-02' AND rule = 'notice'",
+        db,
+    ).row(0, named=True)
+    assert stored["detail"].startswith("letter 2026-04-14, proposed 2026-04-17: less than 5 business days")
+    assert stored["detail_key"] == "notice.not_met"
+    assert json.loads(stored["detail_args"]) == {
+        "problem": None,
+        "letter": "2026-04-14",
+        "proposed": "2026-04-17",
+        "days": 5,
+        "due": "2026-04-21",
+        "closed": None,
+    }
+    unplaced = warehouse.query(
+        "SELECT reason, reason_key, reason_args FROM delivery_unreadable_rows WHERE source LIKE 'vpn_changes%'", db
+    ).row(0, named=True)
+    assert unplaced["reason"] == (
+        "change CHG-2604-09: executed_on '2026-04-31' is not a date (YYYY-MM-DD); no month can be reviewed for it"
+    )
+    assert unplaced["reason_key"] == "unreadable.change"
+    assert json.loads(unplaced["reason_args"])["problem"]["key"] == "not_a_date"
+
+    alfa = _text(Path(result.reports["ALFA"]).read_text())
+    assert (
+        "Carta del 14/04/2026, fecha propuesta 17/04/2026: menos de 5 días hábiles de anticipación; "
+        "la fecha más temprana permitida era 21/04/2026"
+    ) in alfa
+    assert (
+        "Cambio CHG-2604-09: la fecha de ejecución «2026-04-31» no es una fecha (AAAA-MM-DD); "
+        "no se puede revisar en ningún mes"
+    ) in alfa
+    beta = _text(Path(result.reports["BETA"]).read_text())
+    assert (
+        "No consta la fecha de ejecución: el cambio no se ejecutó, así que no hay mes de suministro que entregar; "
+        "no se puede evaluar la entrega"
+    ) in beta
+    for letter in (alfa, beta):
+        for english in (
+            "business days",
+            "earliest allowed",
+            "no month can be reviewed",
+            "not counted",
+            "cannot be judged",
+            "was not carried out",
+            "metering point(s)",
+            "is not a date",
+        ):
+            assert english not in letter, english
+
+    # --lang en: the same evidence in English, beside the Spanish letters
+    from pipelines.reports import delivery as letters
+
+    files = letters.render(Month.parse("2026-04"), lang="en")
+    english = _text(files["ALFA"].html.read_text())
+    assert (
+        "Letter 14/04/2026, proposed 17/04/2026: less than 5 business days' notice; earliest allowed 21/04/2026"
+    ) in english
+    assert "menos de 5 días hábiles" not in english
 
 
 def test_interrogation_reads_meter_completeness_from_the_warehouse(inputs: Path, workspace: Path) -> None:

@@ -442,3 +442,53 @@ def test_interrogation_cannot_be_judged_without_a_supply_month_or_points(tmp_pat
     assert not ok and detail == "participant ALFA has no metering point active in 2026-04: nothing to judge"
     # the rules come in the guide's order
     assert j.review["rule"].to_list() == ["notice", "metering_period", "approvals", "interrogation", "delivery"]
+
+
+# --- the evidence without words: key + values, worded by the reports' catalogues -------------------------
+
+
+def worded(j: Judgement, rule: str, change_id: str, lang: str) -> str:
+    from pipelines.reports import evidence
+    from pipelines.reports.i18n import words
+
+    row = j.review.filter((pl.col("change_id") == change_id) & (pl.col("rule") == rule)).row(0, named=True)
+    return evidence.words(words(lang), row["detail_key"], row["detail_args"], None)
+
+
+def test_every_rule_publishes_its_evidence_as_a_key_and_values(tmp_path: Path) -> None:
+    """The same facts as `detail`, worded by the catalogue: Spanish and English, dates DD/MM/AAAA, numbers
+    with comma thousands, the closed day named (a Saturday), the points below 100 % with their floored
+    percentage (2879 of 2880 intervals = 99.96 %)."""
+    j = run(
+        tmp_path,
+        [
+            # Saturday 11 Apr -> Monday 13 Apr, the 7th business day (1, 6-10, 13): inside the metering period
+            {"change_id": "C1", "letter_date": "2026-03-20", "proposed_date": "2026-04-11"},
+            {"change_id": "C2", "medicion_approved_on": "2026-04-22", "tecnologia_approved_on": "abc"},
+            {"change_id": "C3", "executed_on": "", "notified_on": ""},
+        ],
+        completeness=completeness({("P1", "kwh_del"): 2879}),
+    )
+    assert worded(j, "metering_period", "C1", "es") == (
+        "La fecha propuesta 11/04/2026 no es día hábil (sábado), por lo que el cambio rige desde el siguiente día "
+        "hábil; la fecha efectiva 13/04/2026 es el día hábil 7 de 2026-04, dentro del periodo de medición (los "
+        "primeros 7 días hábiles terminan el 13/04/2026)"
+    )
+    assert worded(j, "metering_period", "C1", "en").startswith(
+        "Proposed 11/04/2026 is not a business day (Saturday), so the change takes effect on the next business day; "
+        "effective 13/04/2026 is business day 7 of 2026-04, inside"
+    )
+    assert worded(j, "approvals", "C2", "es") == (
+        "La aprobación de Medición del 22/04/2026 es posterior a la fecha efectiva 21/04/2026; "
+        "la aprobación de Tecnología «abc» no es una fecha (AAAA-MM-DD)"
+    )
+    assert worded(j, "interrogation", "C1", "es") == (
+        "1 de 2 punto(s) de medición por debajo de 100 % en 2026-04 (lecturas reales; canales incompletos entre "
+        "paréntesis): P1 99.96 % (kwh_del)"
+    )
+    assert worded(j, "delivery", "C3", "en") == (
+        "No execution date recorded: the change was not carried out, so there is no supply month to deliver; "
+        "delivery cannot be judged"
+    )
+    # a key for every row, and the English detail kept for analysts
+    assert j.review["detail_key"].null_count() == 0 and j.review["detail"].null_count() == 0

@@ -5,6 +5,7 @@ a letter (date, reference, sender, addressee, signatory; the run id only in the 
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, timedelta
 
@@ -143,6 +144,20 @@ def _delivery_tables(ok: bool) -> dict[str, pl.DataFrame]:
             "ok": [True, ok],
             "line": [2, 2],
             "detail": ["letter 2026-04-06, proposed 2026-04-21", "notified 2026-04-20, deadline end of 2026-04-22"],
+            "detail_key": ["notice.met", "delivery.counted"],
+            "detail_args": [
+                json.dumps({"letter": "2026-04-06", "proposed": "2026-04-21", "days": 5, "due": "2026-04-13"}),
+                json.dumps(
+                    {
+                        "notified": "2026-04-20",
+                        "deadline": "2026-04-22",
+                        "required": 2,
+                        "on_time": 2 if ok else 1,
+                        "late": 0,
+                        "missing": 0 if ok else 1,
+                    }
+                ),
+            ],
         }
     )
     compliance = pl.DataFrame(
@@ -171,7 +186,18 @@ def _delivery_tables(ok: bool) -> dict[str, pl.DataFrame]:
             "received_at": [None],
             "deliveries": [0],
             "deadline": [date(2026, 4, 22)],
-            "estimation": [None if ok else "previous month's consumption +10%"],
+            "estimation": [None if ok else "estimated all 720 hours (previous-month kwh_del +10%)"],
+            "estimation_key": [None if ok else "estimation.all"],
+            "estimation_args": [
+                None
+                if ok
+                else json.dumps(
+                    {
+                        "hours": 720,
+                        "basis": {"key": "estimation.basis_consumption", "previous": "2026-03", "channel": "kwh_del"},
+                    }
+                )
+            ],
         }
     )
     unreadable = pl.DataFrame(
@@ -180,7 +206,11 @@ def _delivery_tables(ok: bool) -> dict[str, pl.DataFrame]:
             "source": ["directamm_deliveries.csv"],
             "line": [7],
             "participant": ["A/B"],
-            "reason": ["missing received_at; not counted"],
+            "reason": ["missing received_at in row 'A/B,PM-2,2026-04,'; not counted"],
+            "reason_key": ["unreadable.delivery"],
+            "reason_args": [
+                json.dumps({"problems": [{"key": "blank", "column": "received_at"}], "row": "A/B,PM-2,2026-04,"})
+            ],
         }
     )
     frames = {
@@ -216,7 +246,14 @@ def test_delivery_letters_current_and_as_of(tmp_path, open_report):
     body = seen.page.inner_text("body")
     assert "Puntos requeridos: 2; a tiempo: 1; tarde: 0; no entregados: 1." in body and "no entregado" in body
     assert "notificado el 20/04/2026; plazo: fin del día 22/04/2026" in body  # prose dates DD/MM/AAAA
-    assert "missing received_at; not counted" in body
+    # the unreadable row's reason and the rule's evidence in Spanish, never the analysts' English
+    assert "Falta la fecha y hora de recepción en la fila «A/B,PM-2,2026-04,»; no se cuenta" in body
+    assert (
+        "Notificado el 20/04/2026, plazo hasta el fin del 22/04/2026; puntos requeridos: 2, a tiempo: 1, tarde: 0"
+        in body
+    )
+    assert "Estimadas las 720 horas (kwh_del de 2026-03 +10 %)" in body
+    assert "not counted" not in body and "deadline end" not in body and "estimated all" not in body
     # a letter: addressee, reference, letter date, signatory; the run id only in the footer
     assert seen.page.inner_text("#addressee") == "A/B"
     assert seen.page.inner_text("#reference").startswith("AMM-SMEC-202604-P")

@@ -13,12 +13,16 @@ once per round, so that all of them see the same machine state on a shared 2-cor
   handler imports (`run()` in pipelines/cli.py imports them per command, so `mayorista X --help`
   alone would not show them).
 
-Prints a table and the ratio `mayorista sql --csv` / floor (target <= 1.5)."""
+Prints a table and the ratio `mayorista sql --csv` / floor (target <= 1.5). `--baseline DIR` (a copy
+of another commit's tree, e.g. `git archive main | tar -x -C DIR`) adds every `mayorista` and import
+case again, run with that tree's `pipelines` (PYTHONPATH), in the same rounds: a before/after
+comparison that sees the same machine load."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -72,9 +76,9 @@ def _install_extensions() -> None:
     con.close()
 
 
-def _timed(cmd: list[str], stdin: str | None) -> tuple[float, str]:
+def _timed(cmd: list[str], stdin: str | None, env: dict[str, str] | None) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{done.stderr}")
@@ -110,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="rounds (each figure is their median)")
     parser.add_argument("--no-imports", action="store_true", help="skip the subcommands' import times")
+    parser.add_argument("--baseline", type=Path, default=None, help="another tree to compare with (see above)")
     options = parser.parse_args()
 
     python = sys.executable
@@ -137,14 +142,22 @@ def main() -> None:
         ]
         if not options.no_imports:
             cases += [
-                (f"import: {command}", [python, "-c", f"import pipelines.cli, {modules}"], None)
+                # -P: the current folder does not come first on sys.path, so --baseline's PYTHONPATH wins
+                (f"import: {command}", [python, "-P", "-c", f"import pipelines.cli, {modules}"], None)
                 for command, modules in HANDLER_IMPORTS.items()
             ]
+        envs = {label: None for label, _, _ in cases}
+        if options.baseline is not None:
+            baseline_env = {**os.environ, "PYTHONPATH": str(options.baseline.resolve())}
+            for label, cmd, stdin in list(cases):
+                if label.startswith(("mayorista", "import")):
+                    cases.append((f"baseline: {label}", cmd, stdin))
+                    envs[f"baseline: {label}"] = baseline_env
         times: dict[str, list[float]] = {label: [] for label, _, _ in cases}
         outputs: dict[str, str] = {}
         for _ in range(options.repeat):
             for label, cmd, stdin in cases:
-                wall, out = _timed(cmd, stdin)
+                wall, out = _timed(cmd, stdin, envs[label])
                 times[label].append(wall)
                 outputs[label] = out
         assert outputs["floor: bare DuckDB, one query"].split() == outputs["mayorista sql --csv QUERY"].split(), outputs
@@ -157,6 +170,8 @@ def main() -> None:
         print(f"{label:<{width}}  {medians[label]:8.3f}  {min(values):5.3f}  {medians[label] / floor:6.2f}")
     ratio = medians["mayorista sql --csv QUERY"] / floor
     print(f"\nratio mayorista sql --csv / bare DuckDB: {ratio:.2f} (target <= 1.5)")
+    if "baseline: mayorista sql --csv QUERY" in medians:
+        print(f"baseline's ratio: {medians['baseline: mayorista sql --csv QUERY'] / floor:.2f}")
 
 
 if __name__ == "__main__":

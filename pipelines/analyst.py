@@ -100,8 +100,9 @@ def _parse_tree(text: str) -> dict:
     fails, and is then misreported, when the catalog's server is down).
 
     The text goes in as an escaped literal, not a bound parameter: DuckDB's Python client imports pandas
-    (about a second) the first time it binds one (duckdb/duckdb-python#300). The parser connection is
-    locked down like the analyst's, so it could do nothing with the text even if it were SQL."""
+    (seconds, most of the command's start-up) the first time it binds one (docs/performance.md). The
+    parser connection is locked down like the analyst's, so it could do nothing with the text even if
+    it were SQL."""
     global _parser
     with _parser_lock:
         if _parser is None:

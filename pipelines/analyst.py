@@ -23,6 +23,7 @@ neither alone is enough:
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import logging
@@ -33,7 +34,6 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 import duckdb
-import polars as pl
 
 from pipelines import config, warehouse
 from pipelines.errors import MayoristaError
@@ -97,12 +97,24 @@ _parser_lock = threading.Lock()
 def _parse_tree(text: str) -> dict:
     """DuckDB's parse tree of a query, from a connection of its own with nothing attached: parsing must
     not touch the catalog (a statement on the analyst's connection starts a DuckLake transaction, which
-    fails, and is then misreported, when the catalog's server is down)."""
+    fails, and is then misreported, when the catalog's server is down).
+
+    The text goes in as an escaped literal, not a bound parameter: DuckDB's Python client imports pandas
+    (seconds, most of the command's start-up) the first time it binds one (docs/performance.md). The
+    parser connection is locked down like the analyst's, so it could do nothing with the text even if
+    it were SQL."""
     global _parser
     with _parser_lock:
         if _parser is None:
-            _parser = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-        return json.loads(_parser.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+            _parser = duckdb.connect(
+                config={
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                    "enable_external_access": False,
+                    "lock_configuration": True,
+                }
+            )
+        return json.loads(_parser.execute(f"SELECT json_serialize_sql({warehouse.literal(text)})").fetchone()[0])
 
 
 def _check_query(text: str) -> None:
@@ -163,8 +175,8 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
     data folder is allowed by name; a lake on a registered filesystem (s3:// through fsspec, memory://)
     is reached through that filesystem, which the lock leaves in place."""
     data_path = warehouse.data_path(con)
-    if data_path:
-        con.execute("SET allowed_directories = ?", [[str(data_path).rstrip("/") + "/"]])
+    if data_path:  # a literal, not a bound parameter: binding one imports pandas (see `_parse_tree`)
+        con.execute(f"SET allowed_directories = [{warehouse.literal(str(data_path).rstrip('/') + '/')}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET allow_unredacted_secrets = false")
     con.execute("SET lock_configuration = true")
@@ -268,6 +280,8 @@ def _render(rel: duckdb.DuckDBPyRelation | None, *, as_csv: bool) -> str:
         while batch := rel.fetchmany(10_000):
             writer.writerows(["" if v is None else v for v in row] for row in batch)
         return out.getvalue().rstrip("\n")
+    import polars as pl  # the table view only: CSV output and the session's start do without it
+
     frame = rel.pl()
     with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_hide_dataframe_shape=False, tbl_width_chars=250, fmt_str_lengths=80):
         return str(frame)
@@ -318,6 +332,9 @@ def session(stdin: TextIO, stdout: TextIO, where: warehouse.Where = None, *, csv
     settings = warehouse.settings(where)
     con = _open(settings)
     interactive = stdin.isatty()
+    if interactive and not csv:
+        # the table view's polars, imported while the person types the first statement (issue #25)
+        threading.Thread(target=importlib.import_module, args=("polars",), name="import-polars", daemon=True).start()
     buffer = ""
     try:
         while True:

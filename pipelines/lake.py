@@ -12,22 +12,27 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlparse
 
-import fsspec
-from upath import UPath
-
 from pipelines.errors import MayoristaError, environment_fault
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 
 def location(value: str | os.PathLike[str]) -> UPath:
     """A lake location from a path or URI; `file://` URIs become plain local paths."""
+    import fsspec  # these two take a fifth of a second: imported only where a location is built (issue #25)
+    from upath import UPath
+
     if isinstance(value, UPath):
         return value
+    local = local_path(value)
+    if local is not None:
+        return UPath(local)
     text = os.fspath(value)
     parsed = urlparse(text)
-    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # one letter: a Windows drive
-        return UPath(unquote(parsed.path) if parsed.scheme == "file" else text)
     try:
         fsspec.get_filesystem_class(parsed.scheme)
     except (ImportError, ValueError) as exc:
@@ -37,6 +42,18 @@ def location(value: str | os.PathLike[str]) -> UPath:
 
 def is_local(path: UPath | Path) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def local_path(value: str | os.PathLike[str]) -> Path | None:
+    """The local path a lake location names (a path, a `file://` URI, a local UPath), None for any
+    other URI (s3://, memory://...): what `location` decides first, without importing fsspec."""
+    if hasattr(value, "protocol"):  # a UPath
+        return Path(value) if is_local(value) else None
+    text = os.fspath(value)
+    parsed = urlparse(text)
+    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # one letter: a Windows drive
+        return Path(unquote(parsed.path) if parsed.scheme == "file" else text)
+    return None
 
 
 def safe_name(text: str) -> str:

@@ -25,67 +25,45 @@ names the attached catalog (`ALIAS`).
 
 from __future__ import annotations
 
-from pipelines.warehouse import registry
-from pipelines.warehouse.catalog import (
-    ALIAS,
-    CatalogLocked,
-    NoWarehouse,
-    Where,
-    attach,
-    connect,
-    describe,
-    exists,
-    identifier,
-    is_catalog_file,
-    is_postgres,
-    literal,
-    lock_budget,
-    settings,
-    warm,
-)
-from pipelines.warehouse.faults import catalog_lost, fault_of
-from pipelines.warehouse.reader import (
-    Reader,
-    current_snapshot,
-    data_path,
-    open_reader,
-    query,
-    reading,
-    table_names,
-    tables,
-)
-from pipelines.warehouse.writes import Rows, Write, publish, transaction
+import importlib
+from typing import Any
 
-__all__ = [
-    "ALIAS",
-    "CatalogLocked",
-    "NoWarehouse",
-    "Reader",
-    "Rows",
-    "Where",
-    "Write",
-    "attach",
-    "catalog_lost",
-    "connect",
-    "current_snapshot",
-    "data_path",
-    "describe",
-    "exists",
-    "fault_of",
-    "fault_of",
-    "identifier",
-    "is_catalog_file",
-    "is_postgres",
-    "literal",
-    "lock_budget",
-    "open_reader",
-    "publish",
-    "query",
-    "reading",
-    "registry",
-    "settings",
-    "table_names",
-    "tables",
-    "transaction",
-    "warm",
-]
+# Each name and the module that defines it, imported on first use (PEP 562): `mayorista sql` needs
+# the catalog and the reader's few functions, not the writes' and the registry's polars (issue #25).
+_WHERE = {
+    "catalog": (
+        "ALIAS",
+        "CatalogLocked",
+        "NoWarehouse",
+        "Where",
+        "attach",
+        "connect",
+        "describe",
+        "exists",
+        "identifier",
+        "is_catalog_file",
+        "is_postgres",
+        "literal",
+        "lock_budget",
+        "settings",
+        "warm",
+    ),
+    "faults": ("catalog_lost", "fault_of"),
+    "reader": ("Reader", "current_snapshot", "data_path", "open_reader", "query", "reading", "table_names", "tables"),
+    "writes": ("Rows", "Write", "publish", "transaction"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = sorted([*_MODULE_OF, "registry"])
+
+
+def __getattr__(name: str) -> Any:
+    """`warehouse.connect`, `from pipelines.warehouse import Write`, `warehouse.registry`: the
+    defining module is imported then (once), as an eager import would have done at start-up."""
+    module = _MODULE_OF.get(name, name if name in ("registry", "upkeep", *_WHERE) else None)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    imported = importlib.import_module(f"{__name__}.{module}")
+    value = imported if module == name else getattr(imported, name)
+    globals()[name] = value  # the next use is a plain attribute
+    return value

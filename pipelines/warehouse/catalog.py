@@ -88,7 +88,24 @@ def describe(where: Where = None) -> str:
 
 
 def _install(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    package, file_name, loaded_as = _EXTENSIONS[kind]
+    """LOAD an extension. It is installed once (into DuckDB's extension directory, by default
+    ~/.duckdb/extensions/v<version>/<platform>/), by the first command that finds it missing or
+    damaged, from the file inside its wheel; every later start-up costs only the LOAD, with no look
+    at the wheel or at the installed extensions (issue #25). Nothing is downloaded."""
+    loaded_as = _EXTENSIONS[kind][2]
+    try:
+        con.execute(f"LOAD {loaded_as}")
+        return
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:  # not installed yet; a damaged file
+        logger.info("installing the DuckDB extension %s from its wheel (%s)", kind, str(exc).splitlines()[0])
+    # FORCE: a damaged or foreign file in the extension directory is replaced by the wheel's
+    con.execute(f"FORCE INSTALL {literal(str(_wheel_file(kind)))}")
+    con.execute(f"LOAD {loaded_as}")
+
+
+def _wheel_file(kind: str) -> Path:
+    """The extension's file inside its wheel (duckdb-extension-<kind>, built for this DuckDB)."""
+    package, file_name, _ = _EXTENSIONS[kind]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise EnvironmentFault(
@@ -101,12 +118,7 @@ def _install(con: duckdb.DuckDBPyConnection, kind: str) -> None:
             f"the package {package.replace('_', '-')} has no extension for DuckDB {duckdb.__version__} "
             f"({path} is missing): install {package.replace('_', '-')}=={duckdb.__version__}"
         )
-    installed = con.execute(
-        "SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [loaded_as]
-    ).fetchone()
-    if not (installed and installed[0]):
-        con.execute(f"INSTALL {literal(str(path))}")
-    con.execute(f"LOAD {loaded_as}")
+    return path
 
 
 def _catalog_uri(warehouse: str) -> tuple[str, str]:
@@ -198,8 +210,8 @@ def _locked_fault(target: str) -> CatalogLocked:
 
 
 def _data_path(s: config.Settings) -> str:
-    root = s.lake_root
-    text = str(Path(root).resolve()) if lake.is_local(root) else str(root)
+    local = lake.local_path(s.lake)  # a local lake is told from its text, without fsspec (issue #25)
+    text = str(local.resolve()) if local is not None else str(s.lake_root)
     return text.rstrip("/") + "/"
 
 
@@ -253,7 +265,7 @@ def attach(
     _install(con, backend)
     if backend == "postgres":
         _postgres_secret(con, target, alias)
-    _register_lake(con, str(s.lake_root))
+    _register_lake(con, s.lake)
     with lock_budget():  # this attach's own wait, unless a publish's budget already runs
         _attach_waiting(con, uri, s, alias, read_only=read_only)
     stored = con.execute(
@@ -293,13 +305,13 @@ def _attach_waiting(
             time.sleep(1.0)
 
 
-def _register_lake(con: duckdb.DuckDBPyConnection, root: str) -> None:
+def _register_lake(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str]) -> None:
     """DuckDB reads and writes the lake through its own fsspec filesystem when it is not a local disk
     (memory:// in tests, s3://... with that filesystem installed): the same credentials as the rest."""
+    if lake.local_path(root) is not None:  # a local disk: DuckDB's own, no fsspec to import (issue #25)
+        return
     where = lake.location(root)
-    if not lake.is_local(where) and not con.filesystem_is_registered(
-        where.protocol if isinstance(where.protocol, str) else where.protocol[0]
-    ):
+    if not con.filesystem_is_registered(where.protocol if isinstance(where.protocol, str) else where.protocol[0]):
         con.register_filesystem(where.fs)
 
 

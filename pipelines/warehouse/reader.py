@@ -19,10 +19,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from pipelines.errors import MayoristaError
 from pipelines.warehouse.catalog import (
@@ -36,6 +35,9 @@ from pipelines.warehouse.catalog import (
     literal,
     settings,
 )
+
+if TYPE_CHECKING:  # DuckDB's .pl() imports polars itself: `mayorista sql --csv` never needs it (issue #25)
+    import polars as pl
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ class Reader:
     def checks(self, run_id: str) -> pl.DataFrame:
         """That run's validation results, warnings and failures first."""
         if not self.has("validation_results"):
+            import polars as pl
+
             return pl.DataFrame(schema={c: pl.String for c in ("source", "check", "column", "severity", "detail")})
         return self.frame(
             'SELECT source, "check", "column", severity, success, unexpected_count, detail FROM {v} '

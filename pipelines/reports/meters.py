@@ -107,12 +107,16 @@ def _example(t: Words, row: dict) -> str:
     """A VEE finding as an example: point, interval, channel with its unit, and the finding's detail."""
     channel = row.get("channel")
     unit = UNITS.get(channel or "", "")
+    stored = row.get("detail") or ""
+    key = f"vee_example.{row.get('rule')}"
+    # a rule the catalogue does not know yet (a new VEE rule) shows its stored detail rather than nothing
+    detail = t(key, value=fmt_num(row.get("value"), 2)) if t.has(key) else stored
     return t(
         "meters.example_text",
         point=row.get("point_id"),
         at=iso(row.get("interval_end")),
         channel=f"{channel} [{unit}]" if unit else (channel or MISSING),
-        detail=row.get("detail") or "",
+        detail=detail,
     )
 
 

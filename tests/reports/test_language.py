@@ -403,3 +403,27 @@ def test_every_evidence_key_the_pipeline_publishes_is_in_both_catalogues():
         for column in set(re.findall(r'column="(\w+)"', source)) | set(re.findall(r'\w_fact\(\s*"(\w+)"', source)):
             if column.endswith(("_date", "_on")):
                 assert words(lang).has(f"evidence.column.{column}"), column
+
+
+def test_a_vee_example_is_worded_in_the_readers_language():
+    from datetime import datetime
+
+    from pipelines.reports.i18n import words
+    from pipelines.reports.meters import _example
+
+    row = {
+        "point_id": "PM-001",
+        "interval_end": datetime(2026, 4, 2, 12, 0),
+        "channel": "kwh_del",
+        "rule": "above_max",
+        "detail": "6250.5 above the plausible maximum 5000.0",
+        "value": 6250.5,
+    }
+    assert _example(words("es"), row) == (
+        "PM-001, 2026-04-02 12:00, kwh_del [kWh]: 6,250.50, por encima del máximo plausible del punto por intervalo"
+    )
+    assert _example(words("en"), row) == (
+        "PM-001, 2026-04-02 12:00, kwh_del [kWh]: 6,250.50, above the point's plausible maximum per interval"
+    )
+    # a rule the catalogue does not know yet keeps its stored detail
+    assert _example(words("es"), {**row, "rule": "new_rule"}).endswith(": 6250.5 above the plausible maximum 5000.0")

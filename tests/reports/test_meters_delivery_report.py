@@ -117,7 +117,8 @@ def test_meters_report(tmp_path, open_report):
     assert page.locator("figure svg").count() == 2 and run_id in page.inner_text("body")
     # the VEE example names its point, interval and channel with its unit
     spike = {r[0]: r[3] for r in cells(page, "#rules tr[data-rule]")}["spike"]
-    assert spike == "P1, 2026-04-02 12:00, kwh_del [kWh]: 2377.0 against neighbours"
+    # in words of the reader's language, the value as the documents write numbers
+    assert spike == "P1, 2026-04-02 12:00, kwh_del [kWh]: 2,377.00, pico frente a los intervalos vecinos"
     assert page.evaluate("document.documentElement.lang") == "es"
 
 

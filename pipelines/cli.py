@@ -22,9 +22,16 @@ def _warehouse(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warehouse", default=None, help=_WAREHOUSE_HELP)
 
 
+def _location(text: str) -> Path | str:
+    """A folder, or an s3:// landing zone kept as text (a Path would fold its `//`)."""
+    return text if text.startswith(("s3://", "s3a://")) else Path(text)
+
+
 def _common(parser: argparse.ArgumentParser, period: str) -> None:
     parser.add_argument(f"--{period}", required=True, help="YYYY-MM")
-    parser.add_argument("--input", required=True, type=Path, help="directory with the input files")
+    parser.add_argument(
+        "--input", required=True, type=_location, help="directory with the input files, or s3://bucket/prefix"
+    )
     _warehouse(parser)
     parser.add_argument(
         "--lake",
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
     backfill.add_argument(
-        "--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)"
+        "--landing", type=_location, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)"
     )
     _warehouse(backfill)
     backfill.add_argument("--lake", default=None)

@@ -85,13 +85,13 @@ def test_a_month_from_an_s3_landing_zone_equals_a_local_run(zone, s3, tmp_path):
     ingest_month("2026-04", local, warehouse=tmp_path / "local.sqlite", lake_root=tmp_path / "lake", now=NOW)
     got, want = _tables(tmp_path / "s3.sqlite"), _tables(tmp_path / "local.sqlite")
     for table in TABLES:
-        assert got[table].height > 0, table
+        assert got[table].height > 0 or table == "vee_findings", table  # a clean month has no findings
         assert_frame_equal(got[table], want[table], check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
     assert "2 new file(s) read" in remote.summary
     # each readings object was fetched once; the registry copied once; nothing written to a folder "s3:"
     for name in ("PA.csv", "PB.csv"):
         assert s3.requests("GET", f"/{bucket}/landing/smec/readings/2026-04/{name}") == 1
-    assert not any(tmp_path.glob("s3*"))
+    assert not any(tmp_path.glob("s3:*"))
 
 
 def test_the_ledger_keys_an_object_by_key_size_last_modified_and_sha256(zone, s3, tmp_path):

@@ -136,7 +136,19 @@ _FAULTS = (
 )
 # only errors that come from the S3 clients are looked at (a PostgreSQL catalog's "could not connect
 # to server" is that catalog's fault: pipelines/warehouse/faults.py)
-_MARKERS = ("s3://", "http ", "http error", "http code", "endpoint", "bucket", "botocore", "credentials", "s3 ")
+_MARKERS = (
+    "s3://",
+    "http ",
+    "http error",
+    "http code",
+    "endpoint",
+    "bucket",
+    "botocore",
+    "clienterror",
+    "an error occurred (",  # botocore's ClientError: "An error occurred (Code) when calling the X operation"
+    "credentials",
+    "s3 ",
+)
 
 
 def fault(exc: BaseException, where: object, doing: str) -> EnvironmentFault | None:

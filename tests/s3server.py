@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -76,6 +77,8 @@ def start(log: Path, port: int | None = None) -> S3Server:
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{server.url}/", timeout=1).close()
+            return server
+        except urllib.error.HTTPError:  # it answers (an endpoint checking credentials refuses this request)
             return server
         except OSError:
             if proc.poll() is not None:

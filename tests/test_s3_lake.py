@@ -1,15 +1,16 @@
 """The lake on s3:// (issue #22, item 2), against a real S3 endpoint: moto's server in its own process
 (tests/s3server.py). The catalog stays a local SQLite file; DuckLake writes its data files to the
-bucket through httpfs with the credentials of the AWS_* variables, the meter run's reports go there
-too, and `mayorista sql` / `history` / `report` read them back.
+bucket through httpfs with the credentials of the AWS_* variables, and `mayorista sql` / `history` /
+`report` read them back (the report is written to <lake>/reports/ on the bucket).
 
 An NCC-11 quarter (the sample) and a small meter month (tests/metering/fixtures.py) run once with the
-lake on the bucket and once on a local folder: the published rows must be equal. The secret key is
+lake and the landing zone on the bucket and once on local folders: the published rows must be equal. The secret key is
 never printed, logged or shown by DuckDB."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,25 +55,27 @@ def _tables(catalog: Path) -> dict[str, pl.DataFrame]:
         con.close()
 
 
-def _run_all(smec: Path, catalog: Path, lake: str | Path) -> None:
-    ncc11.run("2026-05", SAMPLE / "ncc11" / "2026-05", warehouse=catalog, lake_root=lake)
-    ingest_month("2026-04", smec, warehouse=catalog, lake_root=lake)
+def _run_all(landing: str | Path, catalog: Path, lake: str | Path) -> None:
+    ncc11.run("2026-05", f"{landing}/ncc11/2026-05", warehouse=catalog, lake_root=lake)
+    ingest_month("2026-04", f"{landing}/smec", warehouse=catalog, lake_root=lake)
 
 
 @pytest.fixture(scope="module")
 def lakes(s3: s3server.S3Server, tmp_path_factory: pytest.TempPathFactory):
     """The same runs with the lake on the bucket and on a local folder (the catalogs are local files)."""
     base = tmp_path_factory.mktemp("s3lake")
-    smec = base / "smec"
-    fixtures.standard_month(smec)
+    landing = base / "landing"
+    fixtures.standard_month(landing / "smec")
+    shutil.copytree(SAMPLE / "ncc11" / "2026-05", landing / "ncc11" / "2026-05")
     with pytest.MonkeyPatch.context() as mp:
         for name, value in s3.env().items():
             mp.setenv(name, value)
         mp.chdir(base)  # a folder named "s3:" would appear here if anything took the URL for a path
         bucket = s3server.make_bucket(s3)
         lake = f"s3://{bucket}/lake"
-        _run_all(smec, base / "s3.sqlite", lake)
-        _run_all(smec, base / "local.sqlite", base / "lake")
+        s3server.upload(s3, landing, f"s3://{bucket}/landing")  # the inputs on the bucket too
+        _run_all(f"s3://{bucket}/landing", base / "s3.sqlite", lake)
+        _run_all(landing, base / "local.sqlite", base / "lake")
         yield base, bucket, lake, dict(os.environ)  # the AWS_* variables stay set for the module's tests
 
 

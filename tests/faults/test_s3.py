@@ -154,7 +154,7 @@ def _state(place: dict) -> tuple[list[tuple], int]:
     try:
         con = warehouse.connect(place["wh"], read_only=True)
         try:
-            rows = con.sql("SELECT * EXCLUDE (run_id) FROM ncc11_energy ORDER BY ALL").fetchall()
+            rows = con.sql("SELECT * FROM ncc11_energy ORDER BY ALL").pl().drop("run_id", strict=False).rows()
             tables = {r[0] for r in con.sql("SHOW TABLES").fetchall()}
             meters = con.sql("SELECT count(*) FROM meter_readings").fetchone()[0] if "meter_readings" in tables else 0
             return rows, meters

@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         if out:
             print(out)
     except MayoristaError as exc:
-        print(f"mayorista {args.command}: error: {_damaged_file(exc, args) or exc}", file=sys.stderr)
+        known = _endpoint_fault(exc) or _damaged_file(exc, args)
+        print(f"mayorista {args.command}: error: {known or exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a failure of the machine that no step translated: still one clear sentence
         fault = environment_fault(exc, getattr(exc, "filename", None) or "?", f"run {args.command}")
@@ -294,12 +295,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mayorista {args.command}: error: {fault}", file=sys.stderr)
         return 2
     except Exception as exc:  # the PostgreSQL catalog's server gone mid-command; a damaged data file
-        known = _catalog_lost(exc, args) or _damaged_file(exc, args)
+        known = _endpoint_fault(exc) or _catalog_lost(exc, args) or _damaged_file(exc, args)
         if known is None:
             raise
         print(f"mayorista {args.command}: error: {known}", file=sys.stderr)
         return 2
     return 0
+
+
+def _endpoint_fault(exc: BaseException) -> MayoristaError | None:
+    """The one-sentence fault when `exc` says the S3 endpoint of the lake or the landing zone is
+    unreachable, refuses the credentials or lacks the bucket (a read of `sql` or `report` included):
+    the machine's fault, never taken for a damaged data file."""
+    if "pipelines.objectstore" not in sys.modules:  # nothing reached an S3 endpoint
+        return None
+    from pipelines import objectstore
+
+    if isinstance(exc, objectstore.EndpointFault):
+        return exc
+    return objectstore.fault(exc, None, "read the warehouse's data files")
 
 
 def _catalog_lost(exc: Exception, args: argparse.Namespace) -> MayoristaError | None:

@@ -151,7 +151,11 @@ _MARKERS = (
 )
 
 
-def fault(exc: BaseException, where: object, doing: str) -> EnvironmentFault | None:
+class EndpointFault(EnvironmentFault):
+    """The S3 endpoint is unreachable, refuses the credentials, or has no such bucket."""
+
+
+def fault(exc: BaseException, where: object, doing: str) -> EndpointFault | None:
     """An EnvironmentFault in one sentence when `exc` says the S3 endpoint is unreachable, refuses the
     credentials or has no such bucket; None for anything else (a missing object is not the machine's)."""
     chain = [exc, exc.__cause__, exc.__context__]
@@ -161,8 +165,8 @@ def fault(exc: BaseException, where: object, doing: str) -> EnvironmentFault | N
     reason = next((why for words, why in _FAULTS if words in text), None)
     if reason is None:
         return None
-    return EnvironmentFault(
-        f"could not {doing} at {where} on the S3 endpoint {describe()}: {reason}. Nothing was published; "
+    return EndpointFault(
+        f"could not {doing}{f' at {where}' if where else ''} on the S3 endpoint {describe()}: {reason}. Nothing was published; "
         "check the endpoint and the AWS_* variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_REGION), then run again."
     )

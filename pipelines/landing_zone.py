@@ -146,10 +146,12 @@ class RemoteReadings:
                 continue
             label = key[len(root) + 1 :]
             parts = label.split("/")
-            if not label.endswith(SUFFIXES) or any(p.startswith((".", "_")) for p in parts[1:] if p):
+            if not label.endswith(SUFFIXES):
                 continue
-            if any(p in ("", ".", "..") for p in parts):
+            if any(p in ("", ".", "..") for p in parts):  # no file has such a path: named, never fetched
                 refused[label] = "an object key with an empty, '.' or '..' segment: not read"
+                continue
+            if any(p.startswith((".", "_")) for p in parts[1:]):  # hidden or temporary, as locally
                 continue
             modified = info.get("LastModified")
             # whole microseconds (the ledger's precision), exactly: no float on the way

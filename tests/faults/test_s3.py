@@ -201,6 +201,11 @@ def test_unreachable_endpoint_and_missing_bucket(lake_on_s3, faults):
         _assert_s3_fault(result, "meters", reason)
         assert _state(place) == before, f"{name}: the previous snapshot changed"
         fault.survived = True
+    # an analyst's query that reads data files: the endpoint's fault, never "a damaged data file"
+    argv = [support.MAYORISTA, "sql", "--warehouse", str(place["wh"]), "SELECT * FROM ncc11_energy"]
+    query = support.run_cli(argv, _env(place, AWS_ENDPOINT_URL=closed), cwd=place["base"])
+    text = _assert_s3_fault(query, "sql", "unreachable")
+    assert "damaged" not in text and "maintain" not in text, text
 
 
 def test_missing_bucket_for_a_new_warehouse_is_an_environment_fault(lake_on_s3, tmp_path, monkeypatch, faults):

@@ -126,3 +126,17 @@ def test_sql_history_and_report_read_the_s3_lake(lakes, s3):
     # DuckDB shows the secret only redacted, and an analyst cannot ask for it unredacted
     shown = _cli(env, "sql", "--warehouse", catalog, "--csv", "SELECT secret_string FROM duckdb_secrets()")
     assert secret not in shown.stdout + shown.stderr
+
+
+def test_an_s3_landing_stays_a_url_from_the_environment_and_the_command_line(monkeypatch):
+    """A Path would fold `s3://` into `s3:/`: the landing root and --input keep the URL as text."""
+    from pipelines import cli
+
+    monkeypatch.setenv("MAYORISTA_LANDING", "s3://bucket/landing/")
+    settings = config.Settings.resolve()
+    assert settings.inputs("ncc11", "2026-05") == "s3://bucket/landing/ncc11/2026-05"
+    assert settings.inputs("meters") == "s3://bucket/landing/smec"
+    args = cli.build_parser().parse_args(["meters", "ingest", "--month", "2026-04", "--input", "s3://b/landing/smec"])
+    assert args.input == "s3://b/landing/smec"
+    args = cli.build_parser().parse_args(["backfill", "meters", "--from", "2026-04", "--to", "2026-04", "--landing", "x"])
+    assert args.landing == Path("x")

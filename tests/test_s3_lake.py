@@ -138,5 +138,7 @@ def test_an_s3_landing_stays_a_url_from_the_environment_and_the_command_line(mon
     assert settings.inputs("meters") == "s3://bucket/landing/smec"
     args = cli.build_parser().parse_args(["meters", "ingest", "--month", "2026-04", "--input", "s3://b/landing/smec"])
     assert args.input == "s3://b/landing/smec"
-    args = cli.build_parser().parse_args(["backfill", "meters", "--from", "2026-04", "--to", "2026-04", "--landing", "x"])
+    args = cli.build_parser().parse_args(
+        ["backfill", "meters", "--from", "2026-04", "--to", "2026-04", "--landing", "x"]
+    )
     assert args.landing == Path("x")

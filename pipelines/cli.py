@@ -22,9 +22,16 @@ def _warehouse(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warehouse", default=None, help=_WAREHOUSE_HELP)
 
 
+def _location(text: str) -> Path | str:
+    """A folder, or an s3:// landing zone kept as text (a Path would fold its `//`)."""
+    return text if text.startswith(("s3://", "s3a://")) else Path(text)
+
+
 def _common(parser: argparse.ArgumentParser, period: str) -> None:
     parser.add_argument(f"--{period}", required=True, help="YYYY-MM")
-    parser.add_argument("--input", required=True, type=Path, help="directory with the input files")
+    parser.add_argument(
+        "--input", required=True, type=_location, help="directory with the input files, or s3://bucket/prefix"
+    )
     _warehouse(parser)
     parser.add_argument(
         "--lake",
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--to", dest="end", required=True, help="last period, inclusive, same form")
     backfill.add_argument(
-        "--landing", type=Path, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)"
+        "--landing", type=_location, default=None, help="inputs root (default $MAYORISTA_LANDING or data/sample)"
     )
     _warehouse(backfill)
     backfill.add_argument("--lake", default=None)
@@ -278,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         if out:
             print(out)
     except MayoristaError as exc:
-        print(f"mayorista {args.command}: error: {_damaged_file(exc, args) or exc}", file=sys.stderr)
+        known = _endpoint_fault(exc) or _damaged_file(exc, args)
+        print(f"mayorista {args.command}: error: {known or exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a failure of the machine that no step translated: still one clear sentence
         fault = environment_fault(exc, getattr(exc, "filename", None) or "?", f"run {args.command}")
@@ -287,12 +295,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mayorista {args.command}: error: {fault}", file=sys.stderr)
         return 2
     except Exception as exc:  # the PostgreSQL catalog's server gone mid-command; a damaged data file
-        known = _catalog_lost(exc, args) or _damaged_file(exc, args)
+        known = _endpoint_fault(exc) or _catalog_lost(exc, args) or _damaged_file(exc, args)
         if known is None:
             raise
         print(f"mayorista {args.command}: error: {known}", file=sys.stderr)
         return 2
     return 0
+
+
+def _endpoint_fault(exc: BaseException) -> MayoristaError | None:
+    """The one-sentence fault when `exc` says the S3 endpoint of the lake or the landing zone is
+    unreachable, refuses the credentials or lacks the bucket (a read of `sql` or `report` included):
+    the machine's fault, never taken for a damaged data file."""
+    if "pipelines.objectstore" not in sys.modules:  # nothing reached an S3 endpoint
+        return None
+    from pipelines import objectstore
+
+    if isinstance(exc, objectstore.EndpointFault):
+        return exc
+    return objectstore.fault(exc, None, "read the warehouse's data files")
 
 
 def _catalog_lost(exc: Exception, args: argparse.Namespace) -> MayoristaError | None:

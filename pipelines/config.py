@@ -64,9 +64,16 @@ def lake_root(override: str | os.PathLike[str] | None = None) -> UPath:
     return Settings.resolve(lake=override).lake_root
 
 
-def landing_root() -> Path:
-    """Where scheduled runs look for their inputs: <landing>/<domain>/<period>/."""
-    return _path("MAYORISTA_LANDING", data_dir() / "sample")
+def landing_root() -> Path | str:
+    """Where scheduled runs look for their inputs: <landing>/<domain>/<period>/. A folder, or an s3://
+    URL (kept as text: pipelines/landing_zone.py reads it)."""
+    value = os.environ.get("MAYORISTA_LANDING")
+    return _landing(value) if value else data_dir() / "sample"
+
+
+def _landing(value: str | os.PathLike[str]) -> Path | str:
+    text = os.fspath(value)
+    return text.rstrip("/") if text.startswith(("s3://", "s3a://")) else Path(text)
 
 
 def config_dir() -> Path:
@@ -90,7 +97,7 @@ class Settings:
 
     warehouse: str  # the catalog: a SQLite file path or a PostgreSQL URI
     lake: str | os.PathLike[str]  # the lake root as given (a path or URI), see `lake_root`
-    landing: Path
+    landing: Path | str  # a folder, or an s3:// URL
     config: Path
     lake_given: bool = False  # the lake came from --lake or MAYORISTA_LAKE (not the default)
 
@@ -100,14 +107,14 @@ class Settings:
         *,
         warehouse: str | os.PathLike[str] | None = None,
         lake: str | os.PathLike[str] | None = None,
-        landing: Path | None = None,
+        landing: Path | str | None = None,
     ) -> Settings:
         # the one place MAYORISTA_WAREHOUSE and MAYORISTA_LAKE are read
         lake_text = lake or os.environ.get("MAYORISTA_LAKE")
         return cls(
             warehouse=str(warehouse or os.environ.get("MAYORISTA_WAREHOUSE") or data_dir() / "warehouse.sqlite"),
             lake=lake_text or data_dir() / "lake",
-            landing=Path(landing or landing_root()),
+            landing=_landing(landing or landing_root()),
             config=config_dir(),
             lake_given=bool(lake_text),
         )
@@ -123,11 +130,14 @@ class Settings:
         """The same settings with another lake root (a command's --lake)."""
         return replace(self, lake=lake, lake_given=True)
 
-    def inputs(self, domain: str, period: str | None = None) -> Path:
+    def inputs(self, domain: str, period: str | None = None) -> Path | str:
         """The landing layout, in one place: <landing>/ncc11/<quarter>/ and <landing>/smec/ (meters and
         delivery read the same folder)."""
+        parts = ["smec"]
         if domain == "ncc11":
             if period is None:
                 raise ValueError("ncc11 inputs are per quarter")
-            return self.landing / "ncc11" / str(period)
-        return self.landing / "smec"
+            parts = ["ncc11", str(period)]
+        if isinstance(self.landing, str):  # s3://bucket/landing: joined as text
+            return "/".join([self.landing, *parts])
+        return self.landing.joinpath(*parts)

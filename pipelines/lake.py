@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlparse
 
+from pipelines import objectstore
 from pipelines.errors import MayoristaError, environment_fault
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ def location(value: str | os.PathLike[str]) -> UPath:
         fsspec.get_filesystem_class(parsed.scheme)
     except (ImportError, ValueError) as exc:
         raise MayoristaError(f"lake location {text!r}: no filesystem for {parsed.scheme}:// here ({exc})") from exc
+    if objectstore.is_s3(text):  # the endpoint and credentials of the environment (pipelines/objectstore.py)
+        return UPath(text, **objectstore.fs_options())
     return UPath(text)
 
 
@@ -72,8 +75,11 @@ def write_bytes(data: bytes, path: UPath) -> UPath:
     """Write one file atomically (a report); a failure of the disk is an EnvironmentFault."""
     try:
         if not is_local(path):
-            with path.open("wb") as fh:  # one PUT
-                fh.write(data)
+            try:
+                with path.open("wb") as fh:  # one PUT
+                    fh.write(data)
+            except Exception as exc:  # botocore's errors are no OSError: the endpoint, credentials, bucket
+                raise objectstore.fault(exc, path, "write") or exc
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -18,7 +18,11 @@ def test_lake_root_is_a_path_or_a_uri(monkeypatch):
     monkeypatch.setenv("MAYORISTA_LAKE", "memory://lake")
     root = config.lake_root()
     assert not lake.is_local(root) and str(root / "ncc11_energy") == "memory://lake/ncc11_energy"
-    # s3fs is not a dependency here: say what is missing instead of writing to a folder called "s3:"
+    # s3fs is a dependency (the lake on S3, pipelines/objectstore.py): an s3:// lake is a location
     monkeypatch.setenv("MAYORISTA_LAKE", "s3://bucket/lake")
-    with pytest.raises(MayoristaError, match=r"no filesystem for s3:// here \(Install s3fs"):
+    root = config.lake_root()
+    assert not lake.is_local(root) and str(root / "main") == "s3://bucket/lake/main"
+    # gcsfs is not: say what is missing instead of writing to a folder called "gs:"
+    monkeypatch.setenv("MAYORISTA_LAKE", "gs://bucket/lake")
+    with pytest.raises(MayoristaError, match=r"no filesystem for gs:// here \(Please install gcsfs"):
         config.lake_root()

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from pipelines import lake, quality, warehouse
+from pipelines import lake, landing_zone, quality, warehouse
 from pipelines import run as runs
 from pipelines.business_days import BusinessCalendar
 from pipelines.delivery import compliance, estimation, rules, sources
@@ -110,14 +110,15 @@ def check_month(
     config_dir: Path | None = None,
 ) -> DeliveryCheck:
     month = Month.of(month)  # parsed at the edge (CLI, DAG, backfill); a label from the Python API or a test
-    input_dir = Path(input_dir)
-    if not input_dir.is_dir():
+    input_dir = landing_zone.location(input_dir)  # a folder, or an s3:// landing zone (pipelines/landing_zone.py)
+    if not landing_zone.is_remote(input_dir) and not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     with (
         runs.start(PIPELINE, month.label, run_id=run_id, warehouse=warehouse, lake_root=lake_root) as r,
         ExitStack() as stack,
     ):
         manifest = r.manifest
+        input_dir = landing_zone.local_inputs(input_dir, r.scratch)  # s3://: its reference files copied to scratch
         with r.step("read"):
             registry = load_registry(input_dir)
             changes = sources.read_changes(input_dir)

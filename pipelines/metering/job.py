@@ -41,7 +41,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines import config, quality
+from pipelines import config, landing_zone, quality
 from pipelines import run as runs
 from pipelines import warehouse as store
 from pipelines.errors import InputError, MayoristaError, environment_fault
@@ -82,10 +82,11 @@ class RunInputs:
     and which interval_end values are accepted (from the floor to the time of the run)."""
 
     month: Month
-    input_dir: Path
+    input_dir: Path  # the reference files (metering_points...): the landing folder, or their copies in scratch
     registry: pl.DataFrame
     thresholds: vee.Thresholds
     accepted: Accepted
+    readings: Path | landing_zone.RemoteReadings | None = None  # where the plan lists readings (None: input_dir)
 
 
 def ingest_month(
@@ -102,16 +103,31 @@ def ingest_month(
     parsed here). `now` (local Guatemala time, default the clock) is when the run reads: readings of
     intervals that had not ended by then are quarantined."""
     month = Month.of(month)
-    input_dir = Path(input_dir)
-    if not input_dir.is_dir():
+    input_dir = landing_zone.location(input_dir)  # a folder, or an s3:// landing zone (pipelines/landing_zone.py)
+    if not landing_zone.is_remote(input_dir) and not input_dir.is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     now = now or datetime.now(GUATEMALA).replace(tzinfo=None)
     with runs.start(PIPELINE, month.label, run_id=run_id, warehouse=warehouse, lake_root=lake_root, warm=False) as r:
         pace = Overlap(r, SUITES)
+        local = landing_zone.local_inputs(input_dir, r.scratch)
+        remote = landing_zone.RemoteReadings(input_dir, r.scratch) if landing_zone.is_remote(input_dir) else None
         land = RunInputs(
-            month, input_dir, _registry(r, input_dir), vee.load_thresholds(), Accepted(now, earliest_interval_end())
+            month,
+            local,
+            _registry(r, local),
+            vee.load_thresholds(),
+            Accepted(now, earliest_interval_end()),
+            readings=remote,
         )
         result = _attempts(r, pace, land)
+        if remote is not None:
+            logger.info(
+                "%s: fetched %d landed object(s), %d bytes, from %s",
+                month,
+                remote.fetched,
+                remote.fetched_bytes,
+                remote,
+            )
     _raise_on_skipped_files(result)
     return result
 
@@ -205,9 +221,11 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, src: store.Reader) -> Inge
     month, manifest = land.month, r.manifest
     seen_at = datetime.now()
     with manifest.step("plan"):
-        plan = ledger.plan(land.input_dir, month, ledger.load(src), now=land.accepted.now, floor=land.accepted.floor)
+        listed = land.readings or land.input_dir
+        plan = ledger.plan(listed, month, ledger.load(src), now=land.accepted.now, floor=land.accepted.floor)
         if not plan.files and plan.skipped == 0 and not plan.deferred and not plan.refused:
-            raise InputError(f"no readings files (*.csv or *.parquet) under {land.input_dir / 'readings'}")
+            where = landing_zone.join(str(listed) if land.readings else land.input_dir, "readings")
+            raise InputError(f"no readings files (*.csv or *.parquet) under {where}")
     pace.after_plan()
     hashes = pace.background(ledger.hashes, plan)  # for the ledger and the manifest
 

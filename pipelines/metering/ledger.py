@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.landing_zone import LazyFiles, RemoteReadings
 from pipelines.manifest import file_sha256 as sha256  # the one sha256 helper
 from pipelines.metering.landing import CsvHead, earliest_interval_end, first_lines, landing
 from pipelines.metering.readings import first_months
@@ -116,23 +118,38 @@ def load(source: Reader | duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
 
 
 def plan(
-    input_dir: Path, month: Month, ledger: pl.DataFrame, now: datetime | None = None, floor: datetime | None = None
+    input_dir: Path | RemoteReadings,
+    month: Month,
+    ledger: pl.DataFrame,
+    now: datetime | None = None,
+    floor: datetime | None = None,
 ) -> Plan:
-    """Which landed files the run of `month` reads (see the module docstring). `now`: the time of the
-    run (local); `floor`: the earliest interval_end accepted (default from config/vee.toml)."""
-    input_dir = Path(input_dir)
+    """Which landed files the run of `month` reads (see the module docstring). `input_dir`: the landing
+    folder, or its readings on S3 (pipelines/landing_zone.py); `now`: the time of the run (local);
+    `floor`: the earliest interval_end accepted (default from config/vee.toml)."""
     now = now or datetime.max
     floor = floor or earliest_interval_end()
     result = Plan(month, runs=set(ledger["run_id"].drop_nulls().to_list()))
-    found, refused = landing(input_dir)
-    result.refused = {label(p, input_dir): why for p, why in refused.items()}
-    stats = [p.stat() for p in found]
+    if isinstance(input_dir, RemoteReadings):
+        # a landing zone on S3: the listing gives key, size and last-modified; an object is fetched only
+        # when this plan opens it (new or changed), through `found[i]`
+        objects, result.refused = input_dir.list()
+        labels = [o.label for o in objects]
+        found: Sequence[Path] = LazyFiles(input_dir, labels)
+        sizes, mtimes = [o.size for o in objects], [o.mtime_ns for o in objects]
+    else:
+        input_dir = Path(input_dir)
+        found, refused = landing(input_dir)
+        result.refused = {label(p, input_dir): why for p, why in refused.items()}
+        labels = [label(p, input_dir) for p in found]
+        stats = [p.stat() for p in found]
+        sizes, mtimes = [s.st_size for s in stats], [s.st_mtime_ns for s in stats]
     listing = pl.DataFrame(
         {
             "i": range(len(found)),
-            "path": [label(p, input_dir) for p in found],
-            "size_bytes": [s.st_size for s in stats],
-            "mtime_ns": [s.st_mtime_ns for s in stats],
+            "path": labels,
+            "size_bytes": sizes,
+            "mtime_ns": mtimes,
         },
         schema={"i": pl.Int64, "path": pl.String, "size_bytes": pl.Int64, "mtime_ns": pl.Int64},
     )

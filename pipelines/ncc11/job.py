@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from pipelines import bands, periods, quality, warehouse
+from pipelines import bands, landing_zone, periods, quality, warehouse
 from pipelines import run as runs
 from pipelines.errors import InputError
 from pipelines.manifest import file_sha256
@@ -58,6 +58,7 @@ def _checked_inputs(
     returned only if validation passes."""
     manifest = r.manifest
     gx_ready = quality.warm(*checks.SUITES)
+    input_dir = landing_zone.local_inputs(landing_zone.location(input_dir), r.scratch)  # s3://: copied to scratch
     if not Path(input_dir).is_dir():
         raise InputError(f"input directory {input_dir} does not exist")
     with manifest.step("read"):

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 
 import duckdb
 
-from pipelines import config, lake
+from pipelines import config, lake, objectstore
 from pipelines.errors import EnvironmentFault, MayoristaError, environment_fault
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ _EXTENSIONS = {
     "ducklake": ("duckdb_extension_ducklake", "ducklake", "ducklake"),
     "sqlite": ("duckdb_extension_sqlite", "sqlite", "sqlite_scanner"),
     "postgres": ("duckdb_extension_postgres", "postgres", "postgres_scanner"),
+    "httpfs": ("duckdb_extension_httpfs", "httpfs", "httpfs"),  # the lake or the landing zone on s3://
 }
 # when the current command stops waiting for a locked catalog (time.monotonic()): one budget for all
 # the attaches of a publish and its retries, so the wait is MAYORISTA_LOCK_WAIT_S in all, not per attach
@@ -306,13 +307,25 @@ def _attach_waiting(
 
 
 def _register_lake(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str]) -> None:
-    """DuckDB reads and writes the lake through its own fsspec filesystem when it is not a local disk
-    (memory:// in tests, s3://... with that filesystem installed): the same credentials as the rest."""
+    """How DuckDB reaches a lake that is not a local disk: an s3:// lake through the httpfs extension
+    with the endpoint's credentials as a secret (`s3_access`); any other URI (memory:// in tests)
+    through its fsspec filesystem, registered in the connection."""
     if lake.local_path(root) is not None:  # a local disk: DuckDB's own, no fsspec to import (issue #25)
+        return
+    if objectstore.is_s3(str(root)):
+        s3_access(con)
         return
     where = lake.location(root)
     if not con.filesystem_is_registered(where.protocol if isinstance(where.protocol, str) else where.protocol[0]):
         con.register_filesystem(where.fs)
+
+
+def s3_access(con: duckdb.DuckDBPyConnection) -> None:
+    """httpfs and the S3 secret from the environment (pipelines/objectstore.py), once per connection:
+    for a lake (DuckLake's DATA_PATH) or a landing zone on s3://."""
+    made = con.execute("SELECT count(*) FROM duckdb_secrets() WHERE name = ?", [objectstore.SECRET]).fetchone()
+    if not made[0]:
+        objectstore.duckdb_secret(con, _install)
 
 
 def _attach(
@@ -334,6 +347,10 @@ def _attach(
         con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(options)})")
     except duckdb.Error as exc:
         text = _redact(str(exc), target)
+        if "requires the extension httpfs" in text:  # a reader of a catalog whose lake is on s3://
+            s3_access(con)
+            con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(options)})")
+            return
         if "does not match existing data path" in text:
             if explicit_lake:
                 raise MayoristaError(

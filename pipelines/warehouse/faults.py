@@ -9,7 +9,7 @@ import errno
 import os
 from pathlib import Path
 
-from pipelines import config, lake
+from pipelines import config, lake, objectstore
 from pipelines.errors import EnvironmentFault, environment_fault
 from pipelines.warehouse.catalog import Where, describe, is_postgres, settings
 
@@ -98,6 +98,9 @@ def fault_of(exc: BaseException, where: Where, what: str) -> BaseException:
     """The error to report for a failed warehouse operation: a failure of the machine as an
     EnvironmentFault (from the error's own words, else from the state of the storage), else `exc`."""
     s = settings(where)
+    s3 = objectstore.fault(exc, describe(s), what) if objectstore.is_s3(s.lake) else None
+    if s3 is not None:  # the lake's S3 endpoint: unreachable, refusing the credentials, no bucket
+        return s3
     lost = catalog_lost(exc, s)
     if lost is not None:
         return lost

@@ -1,0 +1,133 @@
+"""A real S3 endpoint for the tests: moto's standalone server (`python -m moto.server`, from the dev
+dependency moto[server]) in its own process on a free 127.0.0.1 port, started once per test module that
+uses it and stopped by its process id. Its request log (one line per HTTP request) is kept, so a test
+can count the GETs of an object.
+
+The code under test sees only the standard AWS variables (`s3_env`), as it would on AWS or MinIO."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class S3Server:
+    port: int
+    log: Path  # moto's request log
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "mayorista-test",
+            "AWS_SECRET_ACCESS_KEY": "mayorista-test-secret",
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def requests(self, method: str, path_part: str) -> int:
+        """How many `method` requests whose path contains `path_part` the server has answered."""
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if f'"{method} ' in line and path_part in line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def start(log: Path, port: int | None = None) -> S3Server:
+    port = port or free_port()
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped by its id
+        )
+    server = S3Server(port, log, proc)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{server.url}/", timeout=1).close()
+            return server
+        except urllib.error.HTTPError:  # it answers (an endpoint checking credentials refuses this request)
+            return server
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"moto's S3 server did not start on port {port} (log: {log})")
+
+
+def s3_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        pytest.skip("moto[server] is not installed (a dev dependency: `uv sync`): no S3 endpoint to test against")
+    if importlib.util.find_spec("duckdb_extension_httpfs") is None or importlib.util.find_spec("s3fs") is None:
+        pytest.skip("duckdb-extension-httpfs or s3fs is not installed (`uv sync`)")
+    server = start(tmp_path_factory.mktemp("moto") / "requests.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_bucket(server: S3Server) -> str:
+    """A new bucket with a unique name on the server."""
+    import boto3
+
+    name = f"mayorista-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="mayorista-test",
+        aws_secret_access_key="mayorista-test-secret",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=name)
+    return name
+
+
+def upload(server: S3Server, local: Path, url: str) -> None:
+    """Copy a local folder (recursively) or file to s3://bucket/prefix, as a participant's upload would."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="mayorista-test",
+        aws_secret_access_key="mayorista-test-secret",
+        region_name="us-east-1",
+    )
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+    for p in files:
+        key = prefix if local.is_file() else f"{prefix}/{p.relative_to(local).as_posix()}"
+        client.upload_file(str(p), bucket, key)

@@ -109,12 +109,12 @@ ONE_PROFILE = "postgres" if POSTGRES_URL else "sqlite"
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `pytest -n 2 --dist loadgroup` (make test-all), one worker runs each deployment's tests.
+    """Under `pytest -n N --dist loadgroup` (make test-all), one worker runs each deployment's tests.
 
     A deployment is a module's fixture on one metadata database: its tests must share a worker (or each
-    worker would start its own Airflow), while two deployments run side by side, one per core: most of
-    a deployment's wall time is the scheduler's polling and the tasks' subprocesses, not one core's
-    work. Without xdist the mark does nothing."""
+    worker would start its own Airflow), while deployments run side by side: most of a deployment's
+    wall time is the scheduler's polling and waiting for its tasks, not a core's work. The cluster's
+    modules share one started cluster, so one group. Without xdist the mark does nothing."""
     here = Path(__file__).parent
     for item in items:
         if item.path.parent != here:  # this hook sees the whole session's items
@@ -122,7 +122,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         backend = next((v for v in params.values() if v in ("sqlite", "postgres")), ONE_PROFILE)
-        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{backend}"))
+        module = item.module.__name__
+        cluster = module.rsplit(".", 1)[-1].startswith("test_cluster")
+        item.add_marker(pytest.mark.xdist_group("cluster" if cluster else f"{module}:{backend}"))
 
 
 def deploy(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:

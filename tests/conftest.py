@@ -72,3 +72,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         if item.nodeid.startswith(SLOW) or (escape and item.callspec.id not in QUICK_ESCAPES):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 endpoint (moto's server in its own process, tests/s3server.py) for one test module."""
+    from tests import s3server
+
+    yield from s3server.s3_server_fixture(tmp_path_factory)

@@ -131,3 +131,31 @@ def upload(server: S3Server, local: Path, url: str) -> None:
     for p in files:
         key = prefix if local.is_file() else f"{prefix}/{p.relative_to(local).as_posix()}"
         client.upload_file(str(p), bucket, key)
+
+
+# the published rows two runs of the same inputs must agree on (run ids differ between runs by design)
+COMPARED = {
+    "ncc11_energy": "SELECT * EXCLUDE (run_id) FROM ncc11_energy ORDER BY ALL",
+    "ncc11_total_cost": "SELECT * EXCLUDE (run_id) FROM ncc11_total_cost ORDER BY ALL",
+    "meter_readings": "SELECT * EXCLUDE (run_id) FROM meter_readings ORDER BY ALL",
+    "meter_hourly": "SELECT * EXCLUDE (run_id) FROM meter_hourly ORDER BY ALL",
+    "meter_completeness": "SELECT * EXCLUDE (run_id) FROM meter_completeness ORDER BY ALL",
+    "vee_findings": "SELECT * EXCLUDE (run_id) FROM vee_findings ORDER BY ALL",
+    "landed_files": "SELECT path, sha256, size_bytes, month, rows, status FROM landed_files ORDER BY ALL",
+}
+
+
+def tables(catalog: Path, names: tuple[str, ...]) -> dict:
+    """{table: its COMPARED rows as a polars frame} of a warehouse's catalog, read-only."""
+    from pipelines import warehouse
+
+    con = warehouse.connect(catalog, read_only=True)
+    try:
+        out = {}
+        for table in names:
+            sql = COMPARED[table]
+            columns = {r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()}
+            out[table] = con.sql(sql if "run_id" in columns else sql.replace(" EXCLUDE (run_id)", "")).pl()
+        return out
+    finally:
+        con.close()

@@ -13,10 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -26,33 +24,9 @@ from pipelines.ncc11 import job as ncc11
 from tests import s3server
 from tests.metering import fixtures
 
+TABLES = ("ncc11_energy", "ncc11_total_cost", "meter_readings", "meter_hourly", "meter_completeness", "landed_files")
 SAMPLE = config.ROOT / "data" / "sample"
 MAYORISTA = str(Path(sys.executable).parent / "mayorista")
-TABLES = {  # run ids differ between runs by design: compared without them
-    "ncc11_energy": "SELECT * EXCLUDE (run_id) FROM ncc11_energy ORDER BY ALL",
-    "ncc11_total_cost": "SELECT * EXCLUDE (run_id) FROM ncc11_total_cost ORDER BY ALL",
-    "meter_readings": "SELECT * EXCLUDE (run_id) FROM meter_readings ORDER BY ALL",
-    "meter_hourly": "SELECT * EXCLUDE (run_id) FROM meter_hourly ORDER BY ALL",
-    "meter_completeness": "SELECT * EXCLUDE (run_id) FROM meter_completeness ORDER BY ALL",
-    "landed_files": "SELECT path, sha256, size_bytes, month, rows, status FROM landed_files ORDER BY ALL",
-}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.S3Server]:
-    yield from s3server.s3_server_fixture(tmp_path_factory)
-
-
-def _tables(catalog: Path) -> dict[str, pl.DataFrame]:
-    con = warehouse.connect(catalog, read_only=True)
-    try:
-        out = {}
-        for table, sql in TABLES.items():
-            columns = {r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()}
-            out[table] = con.sql(sql if "run_id" in columns else sql.replace(" EXCLUDE (run_id)", "")).pl()
-        return out
-    finally:
-        con.close()
 
 
 def _run_all(landing: str | Path, catalog: Path, lake: str | Path) -> None:
@@ -81,7 +55,7 @@ def lakes(s3: s3server.S3Server, tmp_path_factory: pytest.TempPathFactory):
 
 def test_s3_lake_publishes_the_same_rows_as_a_local_lake(lakes):
     base, _, _, _ = lakes
-    remote, local = _tables(base / "s3.sqlite"), _tables(base / "local.sqlite")
+    remote, local = s3server.tables(base / "s3.sqlite", TABLES), s3server.tables(base / "local.sqlite", TABLES)
     for table in TABLES:
         assert remote[table].height > 0, table
         # parallel sums may differ in the last bits between any two runs, whatever the lake
@@ -112,7 +86,7 @@ def test_sql_history_and_report_read_the_s3_lake(lakes, s3):
     env.pop("MAYORISTA_LAKE", None)  # the catalog knows where its data files are
     sql = _cli(env, "sql", "--warehouse", catalog, "--csv", "SELECT count(*) AS n FROM meter_readings")
     assert sql.returncode == 0, sql.stderr
-    local = _tables(base / "local.sqlite")["meter_readings"].height
+    local = s3server.tables(base / "local.sqlite", ("meter_readings",))["meter_readings"].height
     assert sql.stdout.split() == ["n", str(local)]
     history = _cli(env, "history", "meters", "--period", "2026-04", "--warehouse", catalog)
     assert history.returncode == 0 and "meters-2026-04" in history.stdout, history.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -24,19 +23,8 @@ from pipelines.metering.job import ingest_month
 from tests import s3server
 from tests.metering import fixtures
 
+TABLES = ("meter_readings", "meter_hourly", "meter_completeness", "vee_findings", "landed_files")
 NOW = fixtures.APRIL.replace(month=11)  # every April interval has ended
-TABLES = {
-    "meter_readings": "SELECT * EXCLUDE (run_id) FROM meter_readings ORDER BY ALL",
-    "meter_hourly": "SELECT * EXCLUDE (run_id) FROM meter_hourly ORDER BY ALL",
-    "meter_completeness": "SELECT * EXCLUDE (run_id) FROM meter_completeness ORDER BY ALL",
-    "vee_findings": "SELECT * EXCLUDE (run_id) FROM vee_findings ORDER BY ALL",
-    "landed_files": "SELECT path, sha256, size_bytes, month, rows, status FROM landed_files ORDER BY ALL",
-}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.S3Server]:
-    yield from s3server.s3_server_fixture(tmp_path_factory)
 
 
 @pytest.fixture
@@ -51,18 +39,6 @@ def zone(s3: s3server.S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     bucket = s3server.make_bucket(s3)
     s3server.upload(s3, local, f"s3://{bucket}/landing/smec")
     return bucket, local
-
-
-def _tables(catalog: Path) -> dict[str, pl.DataFrame]:
-    con = warehouse.connect(catalog, read_only=True)
-    try:
-        out = {}
-        for table, sql in TABLES.items():
-            columns = {r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()}
-            out[table] = con.sql(sql if "run_id" in columns else sql.replace(" EXCLUDE (run_id)", "")).pl()
-        return out
-    finally:
-        con.close()
 
 
 def _client(s3: s3server.S3Server):  # noqa: ANN202
@@ -83,7 +59,7 @@ def test_a_month_from_an_s3_landing_zone_equals_a_local_run(zone, s3, tmp_path):
         "2026-04", f"s3://{bucket}/landing/smec", warehouse=tmp_path / "s3.sqlite", lake_root=lake, now=NOW
     )
     ingest_month("2026-04", local, warehouse=tmp_path / "local.sqlite", lake_root=tmp_path / "lake", now=NOW)
-    got, want = _tables(tmp_path / "s3.sqlite"), _tables(tmp_path / "local.sqlite")
+    got, want = s3server.tables(tmp_path / "s3.sqlite", TABLES), s3server.tables(tmp_path / "local.sqlite", TABLES)
     for table in TABLES:
         assert got[table].height > 0 or table == "vee_findings", table  # a clean month has no findings
         assert_frame_equal(got[table], want[table], check_exact=False, rel_tol=1e-12, abs_tol=1e-9)

@@ -169,7 +169,9 @@ def letter_view(
         )
         for r in rules:
             r["title"] = t(f"rule.{r['rule']}") if t.has(f"rule.{r['rule']}") else r["rule"]
-            r["reason"] = t("verdict.reason_not_executed") if r["verdict"] == "not_evaluable" else ""
+            # a rule's own evidence that already says the change was not executed needs no second sentence
+            says_it = str(r.get("detail_key") or "").endswith("not_executed")
+            r["reason"] = t("verdict.reason_not_executed") if r["verdict"] == "not_evaluable" and not says_it else ""
             # the evidence in the reader's language (evidence.py); `detail` stays the analysts' English
             r["evidence"] = evidence.words(t, r.get("detail_key"), r.get("detail_args"), r.get("detail"))
         summary = [s for s in _rows(tables["compliance"], change_id=cid) if s["deadline"] is not None]

@@ -54,6 +54,8 @@ SLOW = (
     "tests/faults/test_landing.py::test_two_ingests_of_different_months_at_once_both_land",
     "tests/faults/test_held.py::test_an_exclusive_lock_on_the_catalog_is_waited_for_or_reported[wait-2s]",
     "tests/metering/test_determinism.py",  # two ingests of a large month, one thread and all
+    "tests/faults/test_s3.py::test_endpoint_lost_in_the_middle_of_a_publish",
+    "tests/faults/test_s3.py::test_missing_bucket_for_a_new_warehouse_is_an_environment_fault",
 )
 # of the analyst's escapes from read-only, `make test` tries these (one of each kind); CI tries all
 QUICK_ESCAPES = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,11 @@ SCHEMA = {
     "snapshot_id": pl.Int64,
     "manifest": pl.String,
 }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def file_sha256(path: Path) -> str:
@@ -74,9 +80,11 @@ class Manifest:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Time a step (summed when repeated) and log its start and end."""
+        """Time a step (summed when repeated) and log its start and end. The log line also gives the
+        process's CPU seconds over the step (all its threads, background ones included): on a shared
+        machine the wall time follows the load, the CPU time much less so (docs/performance.md)."""
         logger.info("%s %s: %s ...", self.pipeline, self.period, name)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         before = dict(self.counts)
         try:
             yield
@@ -86,11 +94,12 @@ class Manifest:
             # the row counts this step recorded (rows read, ingested, ...), so a long run's log shows them as it goes
             rows = {k: v for k, v in self.counts.items() if before.get(k) != v}
             logger.info(
-                "%s %s: %s done in %.2f s%s",
+                "%s %s: %s done in %.2f s (cpu %.2f s)%s",
                 self.pipeline,
                 self.period,
                 name,
                 seconds,
+                _cpu_seconds() - cpu,
                 "".join(f", {k}={v:,}" if isinstance(v, int) else f", {k}={v}" for k, v in rows.items()),
             )
 

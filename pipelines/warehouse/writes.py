@@ -96,9 +96,10 @@ def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRela
 def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> None:
     """Create missing tables (in their own commit: DDL of two runs at once must not mix with data)."""
     existing = tables(con)
+    columns = _columns(con)  # one catalog query for every table, not one per write
     for write in writes:
         if write.table in existing:
-            _add_new_columns(con, write)
+            _add_new_columns(con, write, columns.get(write.table, set()))
             continue
         shape = _relation(con, write.rows)
         con.register("_shape", shape)
@@ -116,21 +117,29 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
         existing.add(write.table)
 
 
-def _add_new_columns(con: duckdb.DuckDBPyConnection, write: Write) -> None:
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """Every warehouse table's column names. One query: a metering publish has about fifteen writes,
+    and each query of the DuckLake catalog costs tens of milliseconds (docs/performance.md)."""
+    found: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = ?", [ALIAS]
+    ).fetchall():
+        found.setdefault(table, set()).add(column)
+    return found
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, write: Write, have: set[str] | None = None) -> None:
     """A table published before a column was added to it (e.g. meter_readings' provenance) gets the
-    column, NULL in its older rows: the schema grows, nothing is rewritten."""
-    have = {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?",
-            [ALIAS, write.table],
-        ).fetchall()
-    }
+    column, NULL in its older rows: the schema grows, nothing is rewritten. `have`: the table's columns
+    when the caller already read them."""
+    if have is None:
+        have = _columns(con).get(write.table, set())
     shape = _relation(con, write.rows)
     for name, dtype in zip(shape.columns, shape.types):
         if name not in have:
             sql_type = "VARCHAR" if str(dtype).startswith("ENUM") else str(dtype)  # polars Enum: text in the lake
             con.execute(f"ALTER TABLE {identifier(write.table)} ADD COLUMN IF NOT EXISTS {identifier(name)} {sql_type}")
+            have.add(name)  # a later write of the same table does not add it again
 
 
 def _replace(con: duckdb.DuckDBPyConnection, write: Write, created: list[Path]) -> None:

@@ -263,10 +263,7 @@ class Cluster:
         # `backfill create` for the DAG is refused ("There can be only one running backfill per Dag")
         wait_for(
             "the backfill to be marked completed",
-            lambda: all(
-                b["completed_at"]
-                for b in self.api.call("GET", "/backfills", params={"dag_id": "meter_readings"})["backfills"]
-            ),
+            lambda: all(b["completed_at"] for b in self.api.backfills("meter_readings")),
             300,
             2,
         )

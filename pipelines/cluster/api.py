@@ -128,6 +128,11 @@ class Api:
             "task_instances"
         ]
 
+    def task_instances_of(self, dag_id: str, **filters: Any) -> list[dict]:
+        """Task instances of all the DAG's runs, filtered (e.g. task_id="ingest", state="running")."""
+        params = {"limit": 500, **filters}
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/~/taskInstances", params=params)["task_instances"]
+
     def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
         """Every try of a task instance, first to last (each with its hostname, state, dates)."""
         reply = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries")

@@ -22,7 +22,6 @@ from pipelines.cluster.deployment import (
     DELIVERY_DATE,
     MONTH,
     QUARTERS,
-    WORKERS,
     Cluster,
     report_tasks,
     running,
@@ -66,12 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(cluster: Cluster, args: argparse.Namespace) -> int:
     began = time.monotonic()
-    cluster.start_infrastructure()
-    cluster.start_airflow()
-    for name in WORKERS:  # side by side: each takes tens of seconds to start
-        cluster.start_worker(name, wait=False)
-    for name in WORKERS:
-        cluster.wait_worker(name)
+    cluster.start()
     api = cluster.api
     dags = ("ncc11_quarterly", "meter_readings", "vpn_delivery_monthly")
     for dag_id in dags:

@@ -147,7 +147,21 @@ class Cluster:
         self.start_broker()
         wait_for("Redis to answer again", lambda: self._answers("redis", self.redis_port), 30)
 
-    def start_infrastructure(self) -> None:
+    def start(self, workers: tuple[str, ...] = WORKERS) -> None:
+        """Every component, overlapping what can overlap (start-up is most of a short run's wall time):
+        Redis and S3 start while the metadata DB is migrated, the workers while the API server and the
+        scheduler come up."""
+        self.launch_infrastructure()
+        self.migrate()
+        self.wait_infrastructure()
+        self.launch_airflow()
+        for name in workers:
+            self.start_worker(name, wait=False)
+        self.wait_airflow()
+        for name in workers:
+            self.wait_worker(name)
+
+    def launch_infrastructure(self) -> None:
         self.start_broker()
         self._start(
             Service(
@@ -157,6 +171,8 @@ class Cluster:
                 self.root / "s3",
             )
         )
+
+    def wait_infrastructure(self) -> None:
         wait_for("Redis", lambda: self._answers("redis", self.redis_port), 30)
         wait_for("the S3 endpoint", lambda: self._answers("s3", self.s3_port), 60)
         s3 = boto3.client(
@@ -177,13 +193,15 @@ class Cluster:
             sock.settimeout(1)
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
-    def start_airflow(self) -> None:
+    def migrate(self) -> None:
         migrate = self._airflow("migrate", "db", "migrate")
         migrate.home.mkdir(parents=True, exist_ok=True)
         with open(migrate.log, "wb") as out:
             done = subprocess.run(migrate.argv, env=migrate.env, cwd=migrate.home, stdout=out, stderr=subprocess.STDOUT)
         if done.returncode:
             raise ClusterFault(f"airflow db migrate failed; its log {migrate.log}:\n{migrate.tail()}")
+
+    def launch_airflow(self) -> None:
         for name, args in (
             ("api-server", ("api-server",)),
             ("scheduler", ("scheduler",)),
@@ -191,6 +209,8 @@ class Cluster:
             ("triggerer", ("triggerer",)),
         ):
             self._start(self._airflow(name, *args))
+
+    def wait_airflow(self) -> None:
         api = self.services["api-server"]
         wait_for("the API server", lambda: api.check_alive() or self.api.up(), 240, 1, api.tail)
         wait_for("scheduler, DAG processor and triggerer heartbeats", self._healthy, 240, 1)

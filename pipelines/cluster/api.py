@@ -29,7 +29,12 @@ class Api:
             return False
 
     def healthy(self) -> bool:
-        health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+        """Every component reports healthy. Polled while they start: an API server too busy to answer
+        in time (a loaded machine) is "not yet", like one not yet listening."""
+        try:
+            health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=10).json()
+        except httpx.HTTPError:
+            return False
         return all(
             health.get(c, {}).get("status") == "healthy"
             for c in ("metadatabase", "scheduler", "dag_processor", "triggerer")

@@ -255,11 +255,15 @@ class Cluster:
         return worker
 
     def stop(self) -> list[str]:
-        """Stop every process started, workers first, by process id; return what is still running (nothing)."""
-        order = [*WORKERS, "scheduler", "triggerer", "dag-processor", "api-server", "s3", "redis"]
-        for name in order:
-            if name in self.services:
-                self.services[name].stop()
+        """Stop every process started, by process id: the workers first (their running tasks still report
+        to the API server), then the rest, each group side by side. Returns what is still running (nothing)."""
+        workers = [s for name, s in self.services.items() if name in WORKERS]
+        rest = [s for name, s in self.services.items() if name not in WORKERS]
+        for group in (workers, rest):
+            for service in group:
+                service.terminate()
+            for service in group:
+                service.stop()
         return [f"{s.name} {sorted(s.session_pids())}" for s in self.services.values() if s.alive() or s.session_pids()]
 
     # -- runs -------------------------------------------------------------------------------------

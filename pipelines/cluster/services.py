@@ -56,6 +56,7 @@ class Service:
     env: dict[str, str]
     home: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    _terminated: bool = field(default=False, repr=False)
 
     @property
     def log(self) -> Path:
@@ -121,16 +122,23 @@ class Service:
         wait_for(f"{self.name} to be killed", self._gone, 30, 0.2)
         log.info("killed %s (pid %d) and its session", self.name, self.proc.pid)
 
-    def stop(self, grace: float = 20) -> None:
-        """SIGTERM to this service's process group (a Celery worker lets its running tasks finish), then
-        SIGKILL whatever is left of its session after `grace` seconds. Only this session: its id is this
-        service's pid."""
-        if self.proc is None or self._gone():
-            return  # never started, or already stopped
+    def terminate(self) -> None:
+        """SIGTERM to this service's process group (a Celery worker lets its running tasks finish),
+        without waiting: several services then stop side by side (`stop` waits)."""
+        if self.proc is None or self._gone() or self._terminated:
+            return
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+        self._terminated = True
+
+    def stop(self, grace: float = 20) -> None:
+        """`terminate`, then SIGKILL whatever is left of its session after `grace` seconds. Only this
+        session: its id is this service's pid."""
+        if self.proc is None or self._gone():
+            return  # never started, or already stopped
+        self.terminate()
         try:
             wait_for(f"{self.name} to stop", self._gone, grace, 0.2)
         except ClusterFault:

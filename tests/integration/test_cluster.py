@@ -43,6 +43,8 @@ FAST = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
+    # the DAG files do not change during the test: parse them once, not every 30 s (CPU for the tasks)
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
 }
 
 pytestmark = [

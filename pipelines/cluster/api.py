@@ -43,19 +43,29 @@ class Api:
     def token(self) -> str:
         if self._token is None:
             user, password = next(iter(json.loads(self.passwords.read_text()).items()))
-            reply = httpx.post(f"{self.url}/auth/token", json={"username": user, "password": password}, timeout=10)
+            reply = httpx.post(f"{self.url}/auth/token", json={"username": user, "password": password}, timeout=30)
             reply.raise_for_status()
             self._token = reply.json()["access_token"]
         return self._token
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        reply = httpx.request(
-            method,
-            f"{self.url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self.token()}"},
-            timeout=30,
-            **kwargs,
-        )
+        """One request. A GET that gets no answer in time is asked again (twice at most): it changes
+        nothing, and an API server on a loaded machine can be slow for a while; anything else is not
+        repeated (a second POST could make a second run)."""
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                reply = httpx.request(
+                    method,
+                    f"{self.url}/api/v2{path}",
+                    headers={"Authorization": f"Bearer {self.token()}"},
+                    timeout=30,
+                    **kwargs,
+                )
+                break
+            except httpx.TimeoutException:
+                if attempt == attempts:
+                    raise ClusterFault(f"Airflow API {method} {path}: no answer in 30 s, {attempts} times") from None
         if reply.status_code >= 400:
             raise ClusterFault(f"Airflow API {method} {path}: {reply.status_code} {reply.text[:500]}")
         return reply.json() if reply.content else None

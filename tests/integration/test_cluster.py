@@ -26,8 +26,8 @@ from datetime import datetime
 
 import pytest
 
+from pipelines.cluster.__main__ import MONTH, WORKERS, Cluster, report_tasks, running, single_machine
 from pipelines.cluster.compare import compare_warehouses
-from pipelines.cluster.deployment import MONTH, WORKERS, Cluster, report_tasks, running, single_machine
 from pipelines.warehouse import connect
 from tests.integration.stack import ROOT, wait_for
 

@@ -3,7 +3,8 @@ task instance ran, compare the warehouse with a single-machine run, and stop eve
 
 Run by `make cluster` through `.ci/cluster`, which starts PostgreSQL and sets MAYORISTA_CLUSTER_POSTGRES_URL
 (a role that may create databases). Exit status: 0 all ran and the warehouses are equal, 1 a run failed
-or rows differ, 2 the machine could not run the cluster."""
+or rows differ, 2 the machine could not run the cluster. `Cluster` and `running` are also what
+tests/integration/test_cluster.py starts (CI-sized, with a worker killed and the broker restarted)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def _databases(server: str) -> Iterator[tuple[str, str]]:
 class Cluster:
     """Where everything lives (one folder per "host" under `root`) and the processes started."""
 
-    def __init__(self, root: Path, meta_url: str, catalog_url: str):
+    def __init__(self, root: Path, meta_url: str, catalog_url: str, overrides: dict[str, str] | None = None):
+        """`overrides`: Airflow settings for every component on top of the common ones (the CI-sized
+        test shortens the waits after a fault: tests/integration/test_cluster.py)."""
         self.root = root
         self.landing = root / "landing"
         self.lake = root / "lake"
@@ -109,6 +112,11 @@ class Cluster:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "pipelines.cluster.hostname.worker_name",
+            # a worker lost mid-task (its host died) or a task not handed to a broker that was down
+            # fails that try; every task replaces what it publishes, so a second try on another worker
+            # is safe. The DAGs set no retries: a single machine's bad input fails at once.
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "2",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "30",
             "GX_ANALYTICS_ENABLED": "False",
             "MAYORISTA_WAREHOUSE": catalog_url,
             "MAYORISTA_LAKE": str(self.lake),
@@ -119,6 +127,7 @@ class Cluster:
             "AWS_SECRET_ACCESS_KEY": "mayorista-secret",
             "AWS_DEFAULT_REGION": "us-east-1",
             "MAYORISTA_S3_BUCKET": BUCKET,
+            **(overrides or {}),
         }
 
     # -- components -------------------------------------------------------------------------------
@@ -132,16 +141,33 @@ class Cluster:
         self.services[service.name] = service.start()
         return service
 
-    def start_infrastructure(self) -> None:
-        redis = which("redis-server")
-        self._start(
-            Service(
-                "redis",
-                [redis, "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
-                dict(os.environ),
-                self.root / "redis",
-            )
-        )
+    def start_broker(self) -> None:
+        """Redis, its append-only file in its folder: a restarted broker still holds the queued tasks."""
+        argv = [which("redis-server"), "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", ""]
+        self._start(Service("redis", [*argv, "--appendonly", "yes"], dict(os.environ), self.root / "redis"))
+
+    def restart_broker(self) -> None:
+        """Stop Redis (SIGTERM: it flushes its append-only file) and start it again on the same port."""
+        self.services["redis"].stop()
+        self.start_broker()
+        wait_for("Redis to answer again", lambda: self._answers("redis", self.redis_port), 30)
+
+    def start(self, workers: tuple[str, ...] = WORKERS) -> None:
+        """Every component, overlapping what can overlap (start-up is most of a short run's wall time):
+        Redis and S3 start while the metadata DB is migrated, the workers while the API server and the
+        scheduler come up."""
+        self.launch_infrastructure()
+        self.migrate()
+        self.wait_infrastructure()
+        self.launch_airflow()
+        for name in workers:
+            self.start_worker(name, wait=False)
+        self.wait_airflow()
+        for name in workers:
+            self.wait_worker(name)
+
+    def launch_infrastructure(self) -> None:
+        self.start_broker()
         self._start(
             Service(
                 "s3",
@@ -150,6 +176,8 @@ class Cluster:
                 self.root / "s3",
             )
         )
+
+    def wait_infrastructure(self) -> None:
         wait_for("Redis", lambda: self._answers("redis", self.redis_port), 30)
         wait_for("the S3 endpoint", lambda: self._answers("s3", self.s3_port), 60)
         s3 = boto3.client(
@@ -170,13 +198,15 @@ class Cluster:
             sock.settimeout(1)
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
-    def start_airflow(self) -> None:
+    def migrate(self) -> None:
         migrate = self._airflow("migrate", "db", "migrate")
         migrate.home.mkdir(parents=True, exist_ok=True)
         with open(migrate.log, "wb") as out:
             done = subprocess.run(migrate.argv, env=migrate.env, cwd=migrate.home, stdout=out, stderr=subprocess.STDOUT)
         if done.returncode:
             raise ClusterFault(f"airflow db migrate failed; its log {migrate.log}:\n{migrate.tail()}")
+
+    def launch_airflow(self) -> None:
         for name, args in (
             ("api-server", ("api-server",)),
             ("scheduler", ("scheduler",)),
@@ -184,6 +214,8 @@ class Cluster:
             ("triggerer", ("triggerer",)),
         ):
             self._start(self._airflow(name, *args))
+
+    def wait_airflow(self) -> None:
         api = self.services["api-server"]
         wait_for("the API server", lambda: api.check_alive() or self.api.up(), 240, 1, api.tail)
         wait_for("scheduler, DAG processor and triggerer heartbeats", self._healthy, 240, 1)
@@ -193,7 +225,8 @@ class Cluster:
             self.services[name].check_alive()
         return self.api.healthy()
 
-    def start_worker(self, name: str) -> Service:
+    def start_worker(self, name: str, wait: bool = True) -> Service:
+        """Start a Celery worker; unless told not to, wait until it takes tasks (`wait_worker`)."""
         home = self.root / name
         worker = self._airflow(
             name,
@@ -210,7 +243,13 @@ class Cluster:
         )
         (home / "scratch").mkdir(parents=True, exist_ok=True)
         home.chmod(0o700)
+        if worker.log.exists():  # a restarted worker: its "ready" must be this start's; the old log kept
+            worker.log.rename(worker.log.with_suffix(f".{int(time.time())}.log"))
         self._start(worker)
+        return self.wait_worker(name) if wait else worker
+
+    def wait_worker(self, name: str) -> Service:
+        worker = self.services[name]
         wait_for(
             f"Celery worker {name}",
             lambda: worker.check_alive() or " ready." in worker.tail(20000),
@@ -221,56 +260,59 @@ class Cluster:
         return worker
 
     def stop(self) -> list[str]:
-        """Stop every process started, workers first, by process id; return what is still running (nothing)."""
-        order = [*WORKERS, "scheduler", "triggerer", "dag-processor", "api-server", "s3", "redis"]
-        for name in order:
-            if name in self.services:
-                self.services[name].stop()
-        return [f"{s.name} {sorted(s.group_pids())}" for s in self.services.values() if s.alive() or s.group_pids()]
+        """Stop every process started, by process id: the workers first (their running tasks still report
+        to the API server), then the rest, each group side by side. Returns what is still running (nothing)."""
+        workers = [s for name, s in self.services.items() if name in WORKERS]
+        rest = [s for name, s in self.services.items() if name not in WORKERS]
+        for group in (workers, rest):
+            for service in group:
+                service.terminate()
+            for service in group:
+                service.stop()
+        return [f"{s.name} {sorted(s.session_pids())}" for s in self.services.values() if s.alive() or s.session_pids()]
 
     # -- runs -------------------------------------------------------------------------------------
 
     def backfill(self, days: int, reprocess: bool) -> float:
         """The month of daily meter runs as an Airflow backfill; its wall time in seconds, from the
         command to the last run's end."""
-        began = datetime.now(UTC)
         start = time.monotonic()
-        argv = [
-            "backfill",
-            "create",
-            "--dag-id",
-            "meter_readings",
-            "--from-date",
-            f"{MONTH}-01",
-            "--to-date",
-            f"{MONTH}-{days:02d}T12:00:00",
-        ]
-        if reprocess:
-            argv += ["--reprocess-behavior", "completed"]
-        cli = self._airflow("scheduler", *argv)
-        done = subprocess.run(cli.argv, env=cli.env, cwd=cli.home, capture_output=True, text=True, timeout=300)
-        if done.returncode:
-            raise ClusterFault(f"airflow backfill create failed: {(done.stdout + done.stderr)[-2000:]}")
+        began = self.start_backfill(days, reprocess)
+        self.wait_backfill(days, began)
+        return time.monotonic() - start
+
+    def start_backfill(self, days: int, reprocess: bool = False) -> datetime:
+        """A backfill of March 1 to `days` (UTC dates, as `airflow backfill create --from-date 2026-03-01
+        --to-date 2026-03-DDT12:00:00` takes them), created through the REST API (`POST /backfills`): the
+        same backfill as the CLI's, without starting an `airflow` process for it. Returns when."""
+        began = datetime.now(UTC)
+        body = {
+            "dag_id": "meter_readings",
+            "from_date": f"{MONTH}-01T00:00:00Z",
+            "to_date": f"{MONTH}-{days:02d}T12:00:00Z",
+            "reprocess_behavior": "completed" if reprocess else "none",
+            "max_active_runs": 10,  # the CLI's default
+        }
+        self.api.call("POST", "/backfills", json=body)
+        return began
+
+    def wait_backfill(self, days: int, began: datetime, timeout: float = 3600) -> None:
+        """Until the backfill's `days` runs have ended and the scheduler has marked it completed."""
 
         def finished() -> bool:
             runs = [r for r in self.api.runs("meter_readings") if r["run_type"] == "backfill"]
             fresh = [r for r in runs if r["start_date"] and datetime.fromisoformat(r["start_date"]) >= began]
             return len(fresh) >= days and all(r["state"] in ("success", "failed") for r in fresh)
 
-        wait_for(f"the backfill of {days} days of meter_readings", finished, 3600, 3)
-        seconds = time.monotonic() - start
+        wait_for(f"the backfill of {days} days of meter_readings", finished, timeout, 3)
         # the scheduler marks the backfill completed a little after its last run; until then another
         # `backfill create` for the DAG is refused ("There can be only one running backfill per Dag")
         wait_for(
             "the backfill to be marked completed",
-            lambda: all(
-                b["completed_at"]
-                for b in self.api.call("GET", "/backfills", params={"dag_id": "meter_readings"})["backfills"]
-            ),
+            lambda: all(b["completed_at"] for b in self.api.backfills("meter_readings")),
             300,
             2,
         )
-        return seconds
 
 
 def which(program: str) -> str:
@@ -310,14 +352,16 @@ def report_tasks(api: Api, dag_ids: tuple[str, ...]) -> tuple[Counter, int, list
     return on, skipped, failures
 
 
-def single_machine(root: Path) -> str:
+def single_machine(
+    root: Path, quarters: tuple[tuple[str, str], ...] = QUARTERS, month: str = MONTH, delivery: bool = True
+) -> str:
     """The same periods on one machine, by the command line, into a SQLite catalog of its own."""
     warehouse, lake, landing = root / "warehouse.sqlite", root / "lake", root.parent / "landing"
     mayorista = str(VENV_BIN / "mayorista")
     steps = [
-        *([mayorista, "ncc11", "--quarter", q, "--input", str(landing / "ncc11" / q)] for q, _ in QUARTERS),
-        [mayorista, "meters", "ingest", "--month", MONTH, "--input", str(landing / "smec")],
-        [mayorista, "delivery", "check", "--month", MONTH, "--input", str(landing / "smec")],
+        *([mayorista, "ncc11", "--quarter", q, "--input", str(landing / "ncc11" / q)] for q, _ in quarters),
+        [mayorista, "meters", "ingest", "--month", month, "--input", str(landing / "smec")],
+        *([[mayorista, "delivery", "check", "--month", month, "--input", str(landing / "smec")]] if delivery else []),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAYORISTA_")}
     env.update(MAYORISTA_LANDING=str(landing), MAYORISTA_SCRATCH=str(root / "scratch"))
@@ -333,6 +377,22 @@ def single_machine(root: Path) -> str:
             if done.returncode:
                 raise ClusterFault(f"single-machine run failed: {' '.join(argv[1:])}; see {root / 'single.log'}")
     return str(warehouse)
+
+
+@contextmanager
+def running(server: str, root: Path, overrides: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """A cluster on two fresh PostgreSQL databases; at the end every process stopped, the databases dropped."""
+    databases = _databases(server)
+    meta, catalog = next(databases)
+    cluster = Cluster(root, meta, catalog, overrides)
+    try:
+        yield cluster
+    finally:
+        left = cluster.stop()
+        print(
+            f"stopped: {', '.join(f'{s.name} (pid {s.pid})' for s in cluster.services.values())}; still running: {left or 'nothing'}"
+        )
+        databases.close()  # drops the two databases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,34 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     args.root.mkdir(parents=True)
     shutil.copytree(config.ROOT / "data" / "sample", args.root / "landing")
     try:
-        with _cluster(server, args.root) as cluster:
+        with running(server, args.root) as cluster:
             return _run(cluster, args)
     except MayoristaError as exc:
         print(f"cluster: {exc}", file=sys.stderr)
         return 2
 
 
-@contextmanager
-def _cluster(server: str, root: Path) -> Iterator[Cluster]:
-    databases = _databases(server)
-    meta, catalog = next(databases)
-    cluster = Cluster(root, meta, catalog)
-    try:
-        yield cluster
-    finally:
-        left = cluster.stop()
-        print(
-            f"stopped: {', '.join(f'{s.name} (pid {s.pid})' for s in cluster.services.values())}; still running: {left or 'nothing'}"
-        )
-        databases.close()  # drops the two databases
-
-
 def _run(cluster: Cluster, args: argparse.Namespace) -> int:
     began = time.monotonic()
-    cluster.start_infrastructure()
-    cluster.start_airflow()
-    for name in WORKERS:
-        cluster.start_worker(name)
+    cluster.start()
     api = cluster.api
     dags = ("ncc11_quarterly", "meter_readings", "vpn_delivery_monthly")
     for dag_id in dags:

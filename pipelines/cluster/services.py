@@ -56,6 +56,7 @@ class Service:
     env: dict[str, str]
     home: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    _terminated: bool = field(default=False, repr=False)
 
     @property
     def log(self) -> Path:
@@ -90,36 +91,57 @@ class Service:
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
-    def group_pids(self) -> set[int]:
-        """Live processes of this service's process group (the service and what it started)."""
+    def session_pids(self) -> set[int]:
+        """Live processes of this service's session: the service and all it started, including what took
+        a process group of its own (Airflow's task processes do: `os.setpgid(0, 0)` in the supervisor)."""
         if self.proc is None:
             return set()
         found = set()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    if os.getpgid(int(entry.name)) == self.proc.pid:
+                    if os.getsid(int(entry.name)) == self.proc.pid:
                         found.add(int(entry.name))
                 except (ProcessLookupError, PermissionError):
                     pass
         return found
 
-    def stop(self, grace: float = 20) -> None:
-        """SIGTERM to this service's process group (a Celery worker lets its running tasks finish), then
-        SIGKILL whatever is left after `grace` seconds. Only this group: its id is this service's pid."""
-        if self.proc is None or (self.proc.poll() is not None and not self.group_pids()):
-            return  # never started, or already stopped
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+    def _gone(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None and not self.session_pids()
+
+    def kill(self) -> None:
+        """The host dies: SIGKILL to every process of this service's session at once (only those: the
+        session's id is this service's pid), then wait for them to be gone."""
+        if self.proc is None:
+            return
+        for pid in self.session_pids():
             try:
-                os.killpg(self.proc.pid, sig)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
-                break
-            try:
-                wait_for(
-                    f"{self.name} to stop", lambda: self.proc.poll() is not None and not self.group_pids(), wait, 0.2
-                )
-                break
-            except ClusterFault:
-                continue
+                pass
+        wait_for(f"{self.name} to be killed", self._gone, 30, 0.2)
+        log.info("killed %s (pid %d) and its session", self.name, self.proc.pid)
+
+    def terminate(self) -> None:
+        """SIGTERM to this service's process group (a Celery worker lets its running tasks finish),
+        without waiting: several services then stop side by side (`stop` waits)."""
+        if self.proc is None or self._gone() or self._terminated:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self._terminated = True
+
+    def stop(self, grace: float = 20) -> None:
+        """`terminate`, then SIGKILL whatever is left of its session after `grace` seconds. Only this
+        session: its id is this service's pid."""
+        if self.proc is None or self._gone():
+            return  # never started, or already stopped
+        self.terminate()
+        try:
+            wait_for(f"{self.name} to stop", self._gone, grace, 0.2)
+        except ClusterFault:
+            self.kill()
         self.proc.wait(timeout=10)
         log.info("stopped %s (pid %d)", self.name, self.proc.pid)

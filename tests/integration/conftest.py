@@ -52,7 +52,8 @@ class Deployment:
     def start(self) -> AirflowStack:
         self.stack.start()
         for dag_id in self.unpaused:
-            self.stack.wait_dag(dag_id)
+            self.stack.api.wait_dag(dag_id)
+            self.stack.api.unpause(dag_id)
         return self.stack
 
     def restart(self) -> AirflowStack:

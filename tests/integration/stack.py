@@ -1,12 +1,12 @@
 """A real Airflow deployment for tests: `airflow standalone` (scheduler, DAG processor, triggerer,
-API server, LocalExecutor) on a free localhost port, driven through the REST API.
+API server, LocalExecutor) on a free localhost port, driven through the REST API by the project's one client (`stack.api`: pipelines/cluster/api.py,
+the one `make cluster` uses).
 
 The services run in their own process group; `stop()` ends exactly that group and nothing else.
 Every wait polls with a deadline: nothing sleeps for a fixed time."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,14 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from pipelines.cluster.api import Api
 from pipelines.cluster.services import ClusterFault, free_port
 from pipelines.cluster.services import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-TERMINAL = {"success", "failed"}
 
 
 class StackError(AssertionError):
@@ -77,7 +75,8 @@ class AirflowStack:
         self.log = home / "standalone.log"
         self.proc: subprocess.Popen | None = None
         self.pgid: int | None = None
-        self._token: str | None = None
+        # the REST client; `airflow standalone` writes the admin's password to this file
+        self.api = Api(self.url, home / "simple_auth_manager_passwords.json.generated")
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -100,17 +99,10 @@ class AirflowStack:
     def _api_up(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise StackError(f"airflow standalone exited with {self.proc.returncode}\n{self.tail()}")
-        try:
-            return httpx.get(f"{self.url}/api/v2/version", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return self.api.up()
 
     def _healthy(self) -> bool:
-        health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
-        return all(
-            health.get(c, {}).get("status") == "healthy"
-            for c in ("metadatabase", "scheduler", "dag_processor", "triggerer")
-        )
+        return self.api.healthy()
 
     def pids(self) -> set[int]:
         """Live processes of this deployment: its process group, and any process that left the group
@@ -140,7 +132,6 @@ class AirflowStack:
             self.proc.wait(timeout=30)
             wait_for("the killed process group to disappear", lambda: not self.pids(), 30)
             self.proc = None
-            self._token = None
 
     def stop(self) -> None:
         """Orderly stop of this process group only: SIGTERM, then SIGKILL whatever remains."""
@@ -175,111 +166,3 @@ class AirflowStack:
             return None if "database is locked" in done.stdout + done.stderr else done
 
         return wait_for(f"backfill create {dag_id} without a locked SQLite", attempt, 120, every=2)
-
-    # -- REST API --------------------------------------------------------------------------------
-
-    def token(self) -> str:
-        if self._token is None:
-            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
-            user, password = next(iter(passwords.items()))
-            reply = httpx.post(f"{self.url}/auth/token", json={"username": user, "password": password}, timeout=10)
-            reply.raise_for_status()
-            self._token = reply.json()["access_token"]
-        return self._token
-
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        reply = httpx.request(
-            method,
-            f"{self.url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self.token()}"},
-            timeout=30,
-            **kwargs,
-        )
-        if reply.status_code >= 400:
-            raise StackError(f"{method} {path}: {reply.status_code} {reply.text}")
-        return reply.json() if reply.content else None
-
-    def wait_dag(self, dag_id: str, timeout: float = 120) -> None:
-        """Wait until the DAG processor has serialized the DAG, then unpause it."""
-
-        def parsed() -> bool:
-            try:
-                self.api("GET", f"/dags/{dag_id}/details")
-                return True
-            except StackError:
-                return False
-
-        wait_for(f"DAG {dag_id} to be parsed", parsed, timeout, on_timeout=self._import_errors)
-        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-
-    def _import_errors(self) -> str:
-        try:
-            return json.dumps(self.api("GET", "/importErrors"), indent=1)[:4000]
-        except Exception as exc:  # the report is best effort; the timeout is the failure
-            return repr(exc)
-
-    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: str, run_id: str) -> str:
-        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf}
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
-
-    def run_state(self, dag_id: str, run_id: str) -> str:
-        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
-        """Poll until the run ends; return its final state."""
-        return wait_for(
-            f"run {dag_id}/{run_id} to finish",
-            lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL and s,
-            timeout,
-            on_timeout=lambda: self.task_report(dag_id, run_id),
-        )
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        """State per task; a mapped task shows the most telling state of its instances."""
-        tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        rank = {"failed": 0, "up_for_retry": 1, "running": 2, "upstream_failed": 3}
-        states: dict[str, str | None] = {}
-        for ti in sorted(tis, key=lambda t: rank.get(t["state"], 9), reverse=True):
-            states[ti["task_id"]] = ti["state"]
-        return states
-
-    def task_report(self, dag_id: str, run_id: str) -> str:
-        """Task states and the log of any failed task, for assertion messages."""
-        lines = [f"{dag_id}/{run_id}: {self.task_states(dag_id, run_id)}"]
-        for task_id, state in self.task_states(dag_id, run_id).items():
-            if state in ("failed", "up_for_retry"):
-                lines.append(self.task_log(dag_id, run_id, task_id)[-3000:])
-        return "\n".join(lines)
-
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int | None = None) -> str:
-        """The task's log (its latest try unless told): structured events joined as text."""
-        tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        ti = next(t for t in tis if t["task_id"] == task_id)  # its map_index is not always -1 (3.3 uses 0)
-        reply = self.api(
-            "GET",
-            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number or ti['try_number']}",
-            params={"full_content": True, "map_index": ti["map_index"]},
-        )
-        content = reply.get("content", "")
-        if isinstance(content, list):
-            return "\n".join(json.dumps(e) if isinstance(e, dict) else str(e) for e in content)
-        return str(content)
-
-    def clear_failed(self, dag_id: str, run_id: str) -> None:
-        """What an operator does after fixing the input: clear the failed tasks so they run again."""
-        self.api(
-            "POST",
-            f"/dags/{dag_id}/clearTaskInstances",
-            json={"dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True},
-        )
-
-    def asset_id(self, uri: str) -> int:
-        assets = self.api("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]
-        return next(a["id"] for a in assets if a["uri"] == uri)
-
-    def asset_events(self, uri: str) -> list[dict]:
-        return self.api("GET", "/assets/events", params={"asset_id": self.asset_id(uri), "limit": 100})["asset_events"]
-
-    def post_asset_event(self, uri: str, extra: dict[str, Any]) -> dict:
-        """What an upstream system does when it has delivered new data."""
-        return self.api("POST", "/assets/events", json={"asset_id": self.asset_id(uri), "extra": extra})

@@ -48,15 +48,17 @@ def scheduling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 def test_new_programming_inputs_trigger_that_quarters_run(scheduling: Deployment):
     stack = scheduling.stack
-    event = stack.post_asset_event(PROGRAMMING_INPUTS, {"quarter": "2026-05"})
+    event = stack.api.post_asset_event(PROGRAMMING_INPUTS, {"quarter": "2026-05"})
 
     def triggered() -> list[dict]:
-        runs = stack.api("GET", "/dags/ncc11_quarterly/dagRuns", params={"run_type": "asset_triggered"})["dag_runs"]
+        runs = stack.api.call("GET", "/dags/ncc11_quarterly/dagRuns", params={"run_type": "asset_triggered"})[
+            "dag_runs"
+        ]
         return [r for r in runs if r["state"] in ("success", "failed")]
 
     runs = wait_for("an asset-triggered ncc11_quarterly run to finish", triggered, 300, every=1)
-    assert [r["state"] for r in runs] == ["success"], stack.task_report("ncc11_quarterly", runs[0]["dag_run_id"])
-    assert event["id"] in {e["id"] for e in stack.asset_events(PROGRAMMING_INPUTS)}
+    assert [r["state"] for r in runs] == ["success"], stack.api.task_report("ncc11_quarterly", runs[0]["dag_run_id"])
+    assert event["id"] in {e["id"] for e in stack.api.asset_events(PROGRAMMING_INPUTS)}
 
     con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:
@@ -71,17 +73,17 @@ def test_new_programming_inputs_trigger_that_quarters_run(scheduling: Deployment
 
 def test_a_closed_meter_month_triggers_its_delivery_check(scheduling: Deployment):
     stack = scheduling.stack
-    stack.post_asset_event(MONTH_CLOSED, {"month": "2026-04"})
+    stack.api.post_asset_event(MONTH_CLOSED, {"month": "2026-04"})
 
     def triggered() -> list[dict]:
-        runs = stack.api("GET", "/dags/vpn_delivery_monthly/dagRuns", params={"run_type": "asset_triggered"})[
+        runs = stack.api.call("GET", "/dags/vpn_delivery_monthly/dagRuns", params={"run_type": "asset_triggered"})[
             "dag_runs"
         ]
         return [r for r in runs if r["state"] in ("success", "failed")]
 
     runs = wait_for("an asset-triggered vpn_delivery_monthly run to finish", triggered, 420, every=1)
     run_id = runs[0]["dag_run_id"]
-    assert [r["state"] for r in runs] == ["success"], stack.task_report("vpn_delivery_monthly", run_id)
+    assert [r["state"] for r in runs] == ["success"], stack.api.task_report("vpn_delivery_monthly", run_id)
 
     con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:

@@ -91,7 +91,7 @@ def _backfill(deployment: Deployment, start: date, end: date, expected: int) -> 
     assert done.returncode == 0, done.stdout + done.stderr
 
     def runs() -> list[dict]:
-        return stack.api("GET", "/dags/meter_readings/dagRuns", params={"run_type": "backfill", "limit": 100})[
+        return stack.api.call("GET", "/dags/meter_readings/dagRuns", params={"run_type": "backfill", "limit": 100})[
             "dag_runs"
         ]
 
@@ -105,11 +105,14 @@ def _backfill(deployment: Deployment, start: date, end: date, expected: int) -> 
     wait_for(
         "the backfill to be marked completed",
         lambda: all(
-            b["completed_at"] for b in stack.api("GET", "/backfills", params={"dag_id": "meter_readings"})["backfills"]
+            b["completed_at"]
+            for b in stack.api.call("GET", "/backfills", params={"dag_id": "meter_readings"})["backfills"]
         ),
         60,
     )
-    failed = "\n".join(stack.task_report("meter_readings", r["dag_run_id"]) for r in found if r["state"] != "success")
+    failed = "\n".join(
+        stack.api.task_report("meter_readings", r["dag_run_id"]) for r in found if r["state"] != "success"
+    )
     assert not failed, failed
     return sorted(found, key=lambda r: r["logical_date"])
 
@@ -201,5 +204,7 @@ def test_daily_backfill_reads_each_landed_file_once_and_builds_the_month(
     )
     html = deployment.lake / "reports" / "meters" / f"month={MONTH}" / f"meters-{MONTH}.html"
     assert f"publicados en la instantánea {snapshot}" in html.read_text()
-    states = {r["dag_run_id"]: deployment.stack.task_states("meter_readings", r["dag_run_id"]) for r in [*runs, run3]}
+    states = {
+        r["dag_run_id"]: deployment.stack.api.task_states("meter_readings", r["dag_run_id"]) for r in [*runs, run3]
+    }
     assert all(s["report"] == "success" for s in states.values()), states

@@ -126,17 +126,17 @@ def assert_matches_reference(deployment: Deployment, reference: Path) -> None:
 def test_three_dags_run_in_parallel_and_publish_what_the_pipelines_compute(deployment: Deployment, reference: Path):
     stack = deployment.stack
     runs = {
-        dag_id: stack.trigger(dag_id, conf, logical_date, f"it-{dag_id}")
+        dag_id: stack.api.trigger(dag_id, logical_date, conf, f"it-{dag_id}")
         for dag_id, (conf, logical_date) in RUNS.items()
     }
-    states = {dag_id: stack.wait_run(dag_id, run_id) for dag_id, run_id in runs.items()}
-    assert states == dict.fromkeys(RUNS, "success"), "\n".join(stack.task_report(d, r) for d, r in runs.items())
+    states = {dag_id: stack.api.wait_run(dag_id, run_id) for dag_id, run_id in runs.items()}
+    assert states == dict.fromkeys(RUNS, "success"), "\n".join(stack.api.task_report(d, r) for d, r in runs.items())
 
     # LocalExecutor ran tasks of different DAGs at the same time, all writing one warehouse
     spans = sorted(
         (ti["start_date"], ti["end_date"], d)
         for d, r in runs.items()
-        for ti in stack.api("GET", f"/dags/{d}/dagRuns/{r}/taskInstances")["task_instances"]
+        for ti in stack.api.call("GET", f"/dags/{d}/dagRuns/{r}/taskInstances")["task_instances"]
     )
     assert any(later[0] < earlier[1] and later[2] != earlier[2] for earlier, later in zip(spans, spans[1:])), spans
 
@@ -145,7 +145,8 @@ def test_three_dags_run_in_parallel_and_publish_what_the_pipelines_compute(deplo
 
     # the whole-month meter run announced the month closed, for the delivery check to start on
     closed = [
-        (e["source_run_id"], e["extra"].get("month")) for e in stack.asset_events("mayorista://smec/meter_month_closed")
+        (e["source_run_id"], e["extra"].get("month"))
+        for e in stack.api.asset_events("mayorista://smec/meter_month_closed")
     ]
     assert closed == [(runs["meter_readings"], MONTH)], closed
 
@@ -163,24 +164,26 @@ def test_bad_input_fails_leaves_the_warehouse_as_it_was_and_the_retry_succeeds(d
     lines[5] = lines[5].rsplit(",", 1)[0] + ",12O.5\n"  # a letter O instead of a zero
     demand.write_text("".join(lines))
     try:
-        run_id = stack.trigger("ncc11_quarterly", {"quarter": QUARTER}, "2026-08-01T06:01:00Z", "it-ncc11-bad-input")
-        assert stack.wait_run("ncc11_quarterly", run_id) == "failed"
-        states = stack.task_states("ncc11_quarterly", run_id)
+        run_id = stack.api.trigger(
+            "ncc11_quarterly", "2026-08-01T06:01:00Z", {"quarter": QUARTER}, "it-ncc11-bad-input"
+        )
+        assert stack.api.wait_run("ncc11_quarterly", run_id) == "failed"
+        states = stack.api.task_states("ncc11_quarterly", run_id)
         assert states["run_quarter"] == "failed", states
-        log = stack.task_log("ncc11_quarterly", run_id, "run_quarter")
+        log = stack.api.task_log("ncc11_quarterly", run_id, "run_quarter")
         assert "total_demand" in log and "12O.5" in log, log[-2000:]  # the error names the file and value
         assert snapshot(deployment.warehouse, tables) == before
     finally:
         demand.write_text(good)
 
-    stack.clear_failed("ncc11_quarterly", run_id)  # the operator fixed the file; the same run goes again
-    assert stack.wait_run("ncc11_quarterly", run_id) == "success", stack.task_report("ncc11_quarterly", run_id)
+    stack.api.clear_failed("ncc11_quarterly", run_id)  # the operator fixed the file; the same run goes again
+    assert stack.api.wait_run("ncc11_quarterly", run_id) == "success", stack.api.task_report("ncc11_quarterly", run_id)
     assert_matches_reference(deployment, reference)
     assert duplicated_keys(deployment.warehouse) == dict.fromkeys(KEYS, 0)
 
 
 def _backfill_runs(stack, dag_id: str) -> list[dict]:
-    runs = stack.api("GET", f"/dags/{dag_id}/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
+    runs = stack.api.call("GET", f"/dags/{dag_id}/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
     return runs
 
 
@@ -205,7 +208,7 @@ def test_airflow_backfill_create_runs_days_and_a_quarter(deployment: Deployment,
     meters = _backfill_runs(stack, "meter_readings")
     quarters = _backfill_runs(stack, "ncc11_quarterly")
     reports = "\n".join(
-        stack.task_report(r["dag_id"], r["dag_run_id"]) for r in meters + quarters if r["state"] != "success"
+        stack.api.task_report(r["dag_id"], r["dag_run_id"]) for r in meters + quarters if r["state"] != "success"
     )
     assert sorted(r["logical_date"][:10] for r in meters) == ["2026-04-27", "2026-04-28", "2026-04-29"]
     assert {r["state"] for r in meters + quarters} == {"success"}, reports
@@ -213,7 +216,9 @@ def test_airflow_backfill_create_runs_days_and_a_quarter(deployment: Deployment,
     ingests = sorted(
         (ti["start_date"], ti["end_date"])
         for r in meters
-        for ti in stack.api("GET", f"/dags/meter_readings/dagRuns/{r['dag_run_id']}/taskInstances")["task_instances"]
+        for ti in stack.api.call("GET", f"/dags/meter_readings/dagRuns/{r['dag_run_id']}/taskInstances")[
+            "task_instances"
+        ]
         if ti["task_id"] == "ingest"
     )
     assert len(ingests) == 3 and all(a[1] <= b[0] for a, b in zip(ingests, ingests[1:])), ingests  # never two at once
@@ -226,25 +231,27 @@ def test_crash_of_every_airflow_process_mid_run_then_the_rerun_has_no_duplicates
     deployment: Deployment, reference: Path
 ):
     stack = deployment.stack
-    run_id = stack.trigger("meter_readings", {"month": MONTH}, "2026-04-30T07:01:00Z", "it-meters-crash")
+    run_id = stack.api.trigger("meter_readings", "2026-04-30T07:01:00Z", {"month": MONTH}, "it-meters-crash")
     wait_for(
         "the ingest task to be running",
-        lambda: stack.task_states("meter_readings", run_id).get("ingest") == "running",
+        lambda: stack.api.task_states("meter_readings", run_id).get("ingest") == "running",
         300,
         every=0.2,
-        on_timeout=lambda: stack.task_report("meter_readings", run_id),
+        on_timeout=lambda: stack.api.task_report("meter_readings", run_id),
     )
     stack.kill()  # scheduler, executor, task process and API server, all at once
 
     stack = deployment.restart()
     # The restarted scheduler finds the dead scheduler's running task and resets it, so the run goes on
     # and the task runs again; were it failed instead (heartbeat timeout), the operator clears it.
-    if stack.wait_run("meter_readings", run_id, timeout=300) == "failed":
-        stack.clear_failed("meter_readings", run_id)
-        assert stack.wait_run("meter_readings", run_id) == "success", stack.task_report("meter_readings", run_id)
+    if stack.api.wait_run("meter_readings", run_id, timeout=300) == "failed":
+        stack.api.clear_failed("meter_readings", run_id)
+        assert stack.api.wait_run("meter_readings", run_id) == "success", stack.api.task_report(
+            "meter_readings", run_id
+        )
     tries = {
         ti["task_id"]: ti["try_number"]
-        for ti in stack.api("GET", f"/dags/meter_readings/dagRuns/{run_id}/taskInstances")["task_instances"]
+        for ti in stack.api.call("GET", f"/dags/meter_readings/dagRuns/{run_id}/taskInstances")["task_instances"]
     }
     assert tries["ingest"] >= 2, tries  # the killed try did not count as done: ingest ran again
 

@@ -213,7 +213,7 @@ def month_html(src: Source, month: str, lang: str | None = None) -> str:
             .to_dicts()
         )
         for r in by_rule:
-            r["example"] = _example(t, r["example"])
+            r["example"] = _example(t, {**r["example"], "rule": r["rule"]})  # the group's key is not in its rows
         figures.append(
             (
                 charts.bars(

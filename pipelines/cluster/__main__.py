@@ -81,11 +81,8 @@ class Cluster:
         """`overrides`: Airflow settings for every component on top of the common ones (the CI-sized
         test shortens the waits after a fault: tests/integration/test_cluster.py)."""
         self.root = root
-        # no worker shares a disk with another: the lake and the landing zone are on the S3 endpoint.
-        # `landed` is the sample as it lands (the single-machine run reads it there), uploaded at start.
-        self.landed = root / "landing"
-        self.landing = f"s3://{BUCKET}/landing"
-        self.lake = f"s3://{BUCKET}/lake"
+        self.landing = root / "landing"
+        self.lake = root / "lake"
         self.catalog = catalog_url
         self.redis_port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
         self.api = Api(f"http://127.0.0.1:{self.api_port}", root / "api-server" / "passwords.json")
@@ -122,21 +119,15 @@ class Cluster:
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "30",
             "GX_ANALYTICS_ENABLED": "False",
             "MAYORISTA_WAREHOUSE": catalog_url,
-            "MAYORISTA_LAKE": self.lake,
-            "MAYORISTA_LANDING": self.landing,
-            **self.s3_env,
-            "MAYORISTA_S3_BUCKET": BUCKET,
-            **(overrides or {}),
-        }
-
-    @property
-    def s3_env(self) -> dict[str, str]:
-        """The S3 endpoint and its keys, by the standard AWS names (pipelines/objectstore.py reads them)."""
-        return {
+            "MAYORISTA_LAKE": str(self.lake),
+            "MAYORISTA_LANDING": str(self.landing),
+            # the S3 endpoint, ready for the lake on s3:// (docs/scale-out.md, "not yet")
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
             "AWS_ACCESS_KEY_ID": "mayorista",
             "AWS_SECRET_ACCESS_KEY": "mayorista-secret",
             "AWS_DEFAULT_REGION": "us-east-1",
+            "MAYORISTA_S3_BUCKET": BUCKET,
+            **(overrides or {}),
         }
 
     # -- components -------------------------------------------------------------------------------
@@ -198,12 +189,6 @@ class Cluster:
         )
         s3.create_bucket(Bucket=BUCKET)
         log.info("bucket s3://%s on %s", BUCKET, self.common["AWS_ENDPOINT_URL"])
-        landed = sorted(p for p in self.landed.rglob("*") if p.is_file()) if self.landed.is_dir() else []
-        for path in landed:  # what the participants and the programming land, where every worker reads it
-            s3.upload_file(str(path), BUCKET, "landing/" + path.relative_to(self.landed).as_posix())
-        log.info("landed %d file(s) at %s", len(landed), self.landing)
-        # this process is the operator's host: it reads the cluster's warehouse (compare, checks) too
-        os.environ.update(self.s3_env)
 
     def _answers(self, name: str, port: int) -> bool:
         self.services[name].check_alive()
@@ -400,15 +385,9 @@ def running(server: str, root: Path, overrides: dict[str, str] | None = None) ->
     databases = _databases(server)
     meta, catalog = next(databases)
     cluster = Cluster(root, meta, catalog, overrides)
-    before = {name: os.environ.get(name) for name in cluster.s3_env}
     try:
         yield cluster
     finally:
-        for name, value in before.items():  # the endpoint is gone: this process forgets it
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         left = cluster.stop()
         print(
             f"stopped: {', '.join(f'{s.name} (pid {s.pid})' for s in cluster.services.values())}; still running: {left or 'nothing'}"

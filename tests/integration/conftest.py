@@ -108,26 +108,6 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 ONE_PROFILE = "postgres" if POSTGRES_URL else "sqlite"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `pytest -n N --dist loadgroup` (make test-all), one worker runs each deployment's tests.
-
-    A deployment is a module's fixture on one metadata database: its tests must share a worker (or each
-    worker would start its own Airflow), while deployments run side by side: most of a deployment's
-    wall time is the scheduler's polling and waiting for its tasks, not a core's work. The cluster's
-    modules share one started cluster, so one group. Without xdist the mark does nothing."""
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.parent != here:  # this hook sees the whole session's items
-            continue
-        callspec = getattr(item, "callspec", None)
-        params = callspec.params if callspec is not None else {}
-        backend = next((v for v in params.values() if v in ("sqlite", "postgres")), ONE_PROFILE)
-        module = item.module.__name__
-        cluster = module.rsplit(".", 1)[-1].startswith("test_cluster")
-        item.add_marker(pytest.mark.xdist_group("cluster" if cluster else f"{module}:{backend}"))
-
-
 def deploy(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A started deployment on `backend` ("sqlite" or "postgres"), stopped (nothing left) afterwards."""
     root = tmp_path_factory.mktemp(f"airflow-{backend}")

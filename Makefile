@@ -61,8 +61,9 @@ test: env
 
 # `make test-all`: lint, then every test: the unit and fault tests (the slow cases too) and the backfill
 # CLI on both cores; then the scheduler tests one module at a time (each starts its own Airflow; on
-# PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set: two deployments side by side were measured no
-# faster on 2 cores, their task runs are CPU work); then the cluster test where MAYORISTA_TEST_CLUSTER=1.
+# PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set: side by side, test_scheduler's two deployments
+# took about 9 minutes on 2 cores, one after the other about 6); then the cluster test where
+# MAYORISTA_TEST_CLUSTER=1.
 test-all: lint env
 	$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS))
 	$(UV) run --locked pytest -q --durations=10 $(SCHEDULER_TESTS)

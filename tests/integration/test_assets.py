@@ -62,17 +62,22 @@ def test_new_programming_inputs_trigger_that_quarters_run(scheduling: Deployment
 
     con = warehouse.connect(scheduling.warehouse, read_only=True)
     try:
-        # what the event's run published (its rows carry its Airflow run id): the scheduler's own
-        # scheduled run of this deployment may have published the quarter of its interval (2026-08 in the
-        # sample) by now too, depending on how fast the machine is
-        quarters = con.execute(
-            "SELECT quarter, count(*), count(DISTINCT distributor) FROM ncc11_energy "
-            "WHERE starts_with(run_id, ?) GROUP BY 1",
+        # what the event's run published (its pipeline runs are named after its Airflow run id): the
+        # scheduler's own scheduled run of this deployment may have published the quarter of its interval
+        # (2026-08 in the sample) by now too, depending on how fast the machine is
+        published = con.execute(
+            "SELECT period FROM run_manifests WHERE pipeline = 'ncc11' AND status = 'published' "
+            "AND starts_with(run_id, ?)",
             [runs[0]["dag_run_id"] + "-"],
+        ).fetchall()
+        assert published == [("2026-05",)], published  # the quarter the event named, only
+        quarters = con.sql(
+            "SELECT quarter, count(*), count(DISTINCT distributor) FROM ncc11_energy WHERE quarter = '2026-05' "
+            "GROUP BY 1"
         ).fetchall()
     finally:
         con.close()
-    assert len(quarters) == 1 and quarters[0][0] == "2026-05", quarters  # the quarter the event named, only
+    assert len(quarters) == 1, quarters
     assert quarters[0][1] == 3 * quarters[0][2] > 0  # one row per distributor and band
 
 

@@ -40,3 +40,26 @@ def test_warm_up_of_a_missing_suite_fails_later_in_the_caller():
     quality.warm("no_such_suite").join()  # must not raise in the background thread
     with pytest.raises(FileNotFoundError, match="no_such_suite.json"):
         quality.run_suite("no_such_suite", "x", _parameters(["a"], [1.0]))
+
+
+def test_gx_starts_without_the_modules_only_unused_expectations_need():
+    """scipy.stats and altair are imported by GX for one expectation we do not use: a run does not pay
+    for them, and the stand-in still gives the real module to whoever uses it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pipelines import quality\n"
+        "import polars as pl\n"
+        "quality.run_suite('ncc11_parameters', 'p.csv', pl.DataFrame({'name': ['prefpot_usd_kw_month'], 'value': [8.9]}))\n"
+        "print(sorted(m for m in ('scipy.stats._stats_py', 'altair.vegalite') if m in sys.modules))\n"
+        "from scipy import stats\n"
+        "print(round(float(stats.entropy([0.5, 0.5], [0.25, 0.75])), 6))\n"
+        "import altair\n"
+        "print(altair.Chart.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # KL divergence of (1/2, 1/2) from (1/4, 3/4): 1/2 ln 2 + 1/2 ln(2/3) = 0.143841
+    assert done.stdout.split() == ["[]", "0.143841", "Chart"]

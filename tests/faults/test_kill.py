@@ -25,8 +25,8 @@ def _reading(pipeline: str, place: support.Place):
     if pipeline == "meters":  # its scratch folder appears when it starts staging the readings
         return lambda proc: any(place.scratch.iterdir())
     # NCC-11 imports GX in the background while it reads; delivery imports it once read (validate):
-    # scipy's shared objects in the process's memory map say the run is that far
-    return lambda proc: support.maps_contain(proc.pid, "scipy")
+    # pandas' compiled modules (GX imports pandas first) in the process's memory map say the run is that far
+    return lambda proc: support.maps_contain(proc.pid, "pandas/_libs")
 
 
 def _scratch_of(place: support.Place, pid: int) -> list[str]:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import boto3
@@ -77,14 +78,30 @@ def _databases(server: str) -> Iterator[tuple[str, str]]:
 class Cluster:
     """Where everything lives (one folder per "host" under `root`) and the processes started."""
 
-    def __init__(self, root: Path, meta_url: str, catalog_url: str, overrides: dict[str, str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        meta_url: str,
+        catalog_url: str,
+        overrides: dict[str, str] | None = None,
+        *,
+        s3_port: int | None = None,
+        s3_url: str | None = None,
+    ):
         """`overrides`: Airflow settings for every component on top of the common ones (the CI-sized
-        test shortens the waits after a fault: tests/integration/test_cluster.py)."""
+        test shortens the waits after a fault: tests/integration/test_cluster.py). `s3_port`: where the
+        S3 endpoint listens; `s3_url`: where the components reach it (the test puts a relay it can cut
+        between them)."""
         self.root = root
-        self.landing = root / "landing"
-        self.lake = root / "lake"
+        # no worker shares a disk with another: the lake and the landing zone are on the S3 endpoint.
+        # `landed` is the sample as it lands (the single-machine run reads it there), uploaded at start.
+        self.landed = root / "landing"
+        self.landing = f"s3://{BUCKET}/landing"
+        self.lake = f"s3://{BUCKET}/lake"
         self.catalog = catalog_url
-        self.redis_port, self.s3_port, self.api_port = free_port(), free_port(), free_port()
+        self.redis_port, self.api_port = free_port(), free_port()
+        self.s3_port = s3_port or free_port()
+        self.s3_url = s3_url or f"http://127.0.0.1:{self.s3_port}"
         self.api = Api(f"http://127.0.0.1:{self.api_port}", root / "api-server" / "passwords.json")
         self.services: dict[str, Service] = {}
         base = f"http://127.0.0.1:{self.api_port}"
@@ -119,15 +136,20 @@ class Cluster:
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "30",
             "GX_ANALYTICS_ENABLED": "False",
             "MAYORISTA_WAREHOUSE": catalog_url,
-            "MAYORISTA_LAKE": str(self.lake),
-            "MAYORISTA_LANDING": str(self.landing),
-            # the S3 endpoint, ready for the lake on s3:// (docs/scale-out.md, "not yet")
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
+            "MAYORISTA_LAKE": self.lake,
+            "MAYORISTA_LANDING": self.landing,
+            **self.s3_env,
+            **(overrides or {}),
+        }
+
+    @property
+    def s3_env(self) -> dict[str, str]:
+        """The S3 endpoint and its keys, by the standard AWS names (pipelines/objectstore.py reads them)."""
+        return {
+            "AWS_ENDPOINT_URL": self.s3_url,
             "AWS_ACCESS_KEY_ID": "mayorista",
             "AWS_SECRET_ACCESS_KEY": "mayorista-secret",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "MAYORISTA_S3_BUCKET": BUCKET,
-            **(overrides or {}),
         }
 
     # -- components -------------------------------------------------------------------------------
@@ -189,6 +211,10 @@ class Cluster:
         )
         s3.create_bucket(Bucket=BUCKET)
         log.info("bucket s3://%s on %s", BUCKET, self.common["AWS_ENDPOINT_URL"])
+        landed = sorted(p for p in self.landed.rglob("*") if p.is_file()) if self.landed.is_dir() else []
+        for path in landed:  # what the participants and the programming land, where every worker reads it
+            s3.upload_file(str(path), BUCKET, "landing/" + path.relative_to(self.landed).as_posix())
+        log.info("landed %d file(s) at %s", len(landed), self.landing)
 
     def _answers(self, name: str, port: int) -> bool:
         self.services[name].check_alive()
@@ -259,17 +285,20 @@ class Cluster:
         )
         return worker
 
-    def stop(self) -> list[str]:
-        """Stop every process started, by process id: the workers first (their running tasks still report
-        to the API server), then the rest, each group side by side. Returns what is still running (nothing)."""
-        workers = [s for name, s in self.services.items() if name in WORKERS]
-        rest = [s for name, s in self.services.items() if name not in WORKERS]
+    def stop(self, keep: tuple[str, ...] = ()) -> list[str]:
+        """Stop every process started but those named in `keep`, by process id: the workers first (their
+        running tasks still report to the API server), then the rest, each group side by side. Returns what
+        is still running besides `keep` (nothing). The comparison with one machine keeps the S3 endpoint:
+        the lake is there."""
+        stopping = {name: s for name, s in self.services.items() if name not in keep}
+        workers = [s for name, s in stopping.items() if name in WORKERS]
+        rest = [s for name, s in stopping.items() if name not in WORKERS]
         for group in (workers, rest):
             for service in group:
                 service.terminate()
             for service in group:
                 service.stop()
-        return [f"{s.name} {sorted(s.session_pids())}" for s in self.services.values() if s.alive() or s.session_pids()]
+        return [f"{s.name} {sorted(s.session_pids())}" for s in stopping.values() if s.alive() or s.session_pids()]
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -380,14 +409,23 @@ def single_machine(
 
 
 @contextmanager
-def running(server: str, root: Path, overrides: dict[str, str] | None = None) -> Iterator[Cluster]:
-    """A cluster on two fresh PostgreSQL databases; at the end every process stopped, the databases dropped."""
+def running(server: str, root: Path, overrides: dict[str, str] | None = None, **where: Any) -> Iterator[Cluster]:
+    """A cluster on two fresh PostgreSQL databases; at the end every process stopped, the databases dropped.
+    Meanwhile this process, the operator's host, reads the cluster's warehouse through the same endpoint
+    and keys (`where`: Cluster's s3_port and s3_url)."""
     databases = _databases(server)
     meta, catalog = next(databases)
-    cluster = Cluster(root, meta, catalog, overrides)
+    cluster = Cluster(root, meta, catalog, overrides, **where)
+    before = {name: os.environ.get(name) for name in cluster.s3_env}
+    os.environ.update(cluster.s3_env)
     try:
         yield cluster
     finally:
+        for name, value in before.items():  # the endpoint is gone: this process forgets it
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         left = cluster.stop()
         print(
             f"stopped: {', '.join(f'{s.name} (pid {s.pid})' for s in cluster.services.values())}; still running: {left or 'nothing'}"
@@ -468,7 +506,7 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> int:
         )
     for line in failures:
         print(f"FAILED {line}")
-    cluster.stop()
+    cluster.stop(keep=("s3",))  # the lake stays readable for the comparison
     result = compare_warehouses(cluster.catalog, single_machine(cluster.root / "single"), cluster.lake)
     for line in result.lines:
         print(line)

@@ -4,7 +4,7 @@ a key), exit 2, classed as a fault of the machine (EnvironmentFault: "check the 
 variables"), never as bad input; what was published before stays exactly as it was, and the same
 command succeeds once the endpoint is back.
 
-The endpoint is moto's S3 server (tests/s3server.py) reached through a small TCP relay of this test, so
+The endpoint is moto's S3 server (tests/s3server.py) reached through a small TCP relay (tests/s3server.py), so
 that the network can be cut while moto keeps its objects (stopping moto would lose them: it keeps
 everything in memory). The catalog is a local SQLite file; the previous snapshot is an NCC-11 quarter
 whose data files are on the bucket."""
@@ -12,8 +12,6 @@ whose data files are on the bucket."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 
 import pytest
@@ -25,82 +23,12 @@ from tests.faults import support
 from tests.metering import fixtures
 
 
-class Relay:
-    """A TCP relay 127.0.0.1:port -> the endpoint, which can be cut (every connection reset, new ones
-    refused) and restored on the same port."""
-
-    def __init__(self, target: int) -> None:
-        self.target, self.port = target, s3server.free_port()
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            socks, self._socks = self._socks, []
-            listener, self._listener = self._listener, None
-        for s in [listener, *socks]:
-            if s is None:
-                continue
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=10)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._socks += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 @pytest.fixture(scope="module")
 def lake_on_s3(s3: s3server.S3Server, tmp_path_factory: pytest.TempPathFactory):
     """A warehouse (local catalog) whose NCC-11 quarter has its data files on the bucket, behind a relay;
     a small meter month to publish next."""
     base = tmp_path_factory.mktemp("s3faults")
-    relay = Relay(s3.port)
+    relay = s3server.Relay(s3.port)
     bucket = s3server.make_bucket(s3)
     smec = base / "smec"
     fixtures.standard_month(smec)
@@ -253,7 +181,7 @@ def test_endpoint_lost_in_the_middle_of_a_publish(lake_on_s3, s3, faults):
     bucket: the publish fails in one sentence, the previous snapshot is intact, and the same command
     succeeds once the endpoint is back."""
     place = lake_on_s3
-    relay: Relay = place["relay"]
+    relay: s3server.Relay = place["relay"]
     before = _state(place)
     assert before[1] == 0, "the meter month is published by this test only"
     fault = faults.inject("endpoint lost mid-publish")

@@ -7,13 +7,16 @@ ONE started cluster shared by the cases below, which run in this order (each lea
    scheduler sees the try's heartbeat stop, fails that try, and Airflow's retry runs it on the other
    worker; the killed worker is started again;
 2. the broker (redis-server) restarted while runs are in flight: every run still ends in success;
-3. every task ran on one of the two workers, both used; no reading and no hourly value is there twice;
+3. the S3 endpoint (the lake and the landing zone) unreachable while a quarter runs: the try fails with
+   one sentence naming the endpoint, no snapshot is added, and the retry publishes once it is back;
+4. every task ran on one of the two workers, both used; no reading and no hourly value is there twice;
    the warehouse equals a single-machine run of the same periods (the command line, into a SQLite
    catalog, run meanwhile); nothing the cluster started is left running.
 
 Needs redis-server, a PostgreSQL server (MAYORISTA_TEST_POSTGRES_URL, as .ci/run sets it) and
 MAYORISTA_TEST_CLUSTER=1 (.ci/run sets it when it has both). `make cluster` is the demo-sized run.
-Not yet: the S3 endpoint unreachable for a while (the lake is not on s3:// yet; docs/scale-out.md)."""
+The components reach the S3 endpoint (moto's server) through a relay of this test (tests/s3server.py),
+which case 3 cuts: stopping moto would lose the lake (it keeps its objects in memory)."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import pytest
 from pipelines.cluster.__main__ import MONTH, WORKERS, Cluster, report_tasks, running, single_machine
 from pipelines.cluster.compare import compare_warehouses
 from pipelines.warehouse import connect
+from tests import s3server
 from tests.integration.stack import ROOT, wait_for
 
 POSTGRES_URL = os.environ.get("MAYORISTA_TEST_POSTGRES_URL", "")
@@ -60,6 +64,7 @@ pytestmark = [
 @dataclass
 class Scenario:
     cluster: Cluster
+    relay: s3server.Relay
     backfill_began: datetime
     quarter_run: str
     single: Future  # the single-machine run's warehouse
@@ -77,7 +82,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("cluster")
     shutil.copytree(ROOT / "data" / "sample", root / "landing")
     began = time.monotonic()
-    with ThreadPoolExecutor(1) as pool, running(POSTGRES_URL, root, FAST) as cluster:
+    s3_port = s3server.free_port()
+    relay = s3server.Relay(s3_port)  # connections fail until moto listens: the cluster waits for it
+    with ThreadPoolExecutor(1) as pool, running(POSTGRES_URL, root, FAST, s3_port=s3_port, s3_url=relay.url) as cluster:
         # the same periods on one machine, while the cluster starts
         single = pool.submit(single_machine, root / "single", ((QUARTER, QUARTER_DATE),), MONTH, delivery=False)
         cluster.start()
@@ -85,10 +92,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
             cluster.api.wait_dag(dag_id)
             cluster.api.unpause(dag_id)
         quarter = cluster.api.trigger("ncc11_quarterly", QUARTER_DATE, {"quarter": QUARTER}, f"ci__{QUARTER}")
-        scenario = Scenario(cluster, cluster.start_backfill(DAYS), quarter, single, began)
+        scenario = Scenario(cluster, relay, cluster.start_backfill(DAYS), quarter, single, began)
         scenario.phase("cluster up, the quarter and the backfill started")
         yield scenario
         scenario.phase("done")
+    relay.cut()
 
 
 def _ingest_midway(cluster: Cluster) -> tuple[str, str] | None:
@@ -156,6 +164,46 @@ def test_the_broker_restarted_mid_run_loses_nothing(scenario: Scenario):
         assert tis[task_id] in ("success", "skipped"), (run_id, task_id, tis)
 
 
+def _snapshots(catalog: str) -> int:
+    """The DuckLake catalog's latest snapshot id, read from PostgreSQL itself (the lake may be unreachable)."""
+    import psycopg2
+
+    con = psycopg2.connect(catalog, connect_timeout=10)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT max(snapshot_id) FROM ducklake_snapshot")
+            return cur.fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_the_s3_endpoint_unreachable_for_a_while_fails_a_try_clearly_and_the_retry_publishes(scenario: Scenario):
+    cluster, api = scenario.cluster, scenario.cluster.api
+    _wait_all_ended(scenario)
+    before = _snapshots(cluster.catalog)
+    scenario.relay.cut()  # the network to the endpoint is down: every connection refused
+    scenario.phase("cut the network to the S3 endpoint")
+    run_id = api.trigger("ncc11_quarterly", "2026-08-01T00:05:00-06:00", {"quarter": QUARTER}, f"ci__{QUARTER}__s3")
+    try:
+        wait_for(
+            "the quarter's try to fail",
+            lambda: api.task_states("ncc11_quarterly", run_id).get("run_quarter") in ("up_for_retry", "failed"),
+            300,
+            every=0.5,
+        )
+    finally:
+        scenario.relay.restore()  # back before the retry (5 s later)
+    scenario.phase("the try failed; the endpoint is back")
+    log = api.task_log("ncc11_quarterly", run_id, "run_quarter", try_number=1)
+    assert "S3 endpoint" in log and "unreachable" in log, log[-3000:]
+    assert _snapshots(cluster.catalog) == before, "a run that could not reach its lake added a snapshot"
+    assert api.wait_run("ncc11_quarterly", run_id, timeout=300) == "success", api.task_report("ncc11_quarterly", run_id)
+    ti = next(t for t in api.task_instances("ncc11_quarterly", run_id) if t["task_id"] == "run_quarter")
+    assert ti["try_number"] == 2, ti  # the retry published
+    assert _snapshots(cluster.catalog) > before
+    scenario.phase("the retry published the quarter")
+
+
 def test_the_cluster_equals_one_machine_with_no_reading_twice(scenario: Scenario):
     cluster = scenario.cluster
     _wait_all_ended(scenario)  # done already after the cases above; this one may also run alone (-k)
@@ -184,10 +232,12 @@ def test_the_cluster_equals_one_machine_with_no_reading_twice(scenario: Scenario
         con.close()
     assert all(rows == distinct and rows > 0 for rows, distinct in counts.values()), counts
 
-    left = cluster.stop()
+    left = cluster.stop(keep=("s3",))  # the lake is on the S3 endpoint: it stays for the comparison
     assert not left, f"still running: {left}"
     single = scenario.single.result(timeout=600)
     result = compare_warehouses(cluster.catalog, single, cluster.lake)
     assert result.equal, "\n".join(result.lines)
     assert any(line.startswith("compare meter_readings:") and "equal rows" in line for line in result.lines)
     scenario.phase("compared with one machine")
+    left = cluster.stop()
+    assert not left, f"still running: {left}"

@@ -59,15 +59,26 @@ test: env
 	echo "  - the tests listed as SKIPPED above, for what this machine lacks (e.g. Chromium for the report tests)"; \
 	exit $$status
 
-# `make test-all`: lint, then every test: the unit and fault tests (the slow cases too) and the backfill
-# CLI on both cores; then the scheduler tests one module at a time (each starts its own Airflow; on
-# PostgreSQL too when MAYORISTA_TEST_POSTGRES_URL is set: side by side, test_scheduler's two deployments
-# took about 9 minutes on 2 cores, one after the other about 6); then the cluster test where
-# MAYORISTA_TEST_CLUSTER=1.
+# `make test-all`: lint, then every test in three lanes side by side. The Airflow deployments mostly wait
+# on their schedulers (measured: the scheduler tests took 812 s of wall for 210 s of CPU), so they run
+# beside the unit and fault tests (all slow cases too, on both cores) instead of after them, in two lanes
+# of about equal length: test_scheduler.py (SQLite, and PostgreSQL when MAYORISTA_TEST_POSTGRES_URL is
+# set); then test_meter_days.py, test_assets.py and the cluster test (where MAYORISTA_TEST_CLUSTER=1).
+# Each lane's output is kept in .test-lane-*.log and printed when all are done.
+LANE_A := tests/integration/test_scheduler.py
+LANE_B := tests/integration/test_meter_days.py tests/integration/test_assets.py
 test-all: lint env
-	$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS))
-	$(UV) run --locked pytest -q --durations=10 $(SCHEDULER_TESTS)
-	$(UV) run --locked pytest -q --durations=5 $(CLUSTER_TESTS)
+	@( $(UV) run --locked pytest -q --durations=5 $(LANE_A) ) > .test-lane-a.log 2>&1 & a=$$!; \
+	( $(UV) run --locked pytest -q --durations=5 $(LANE_B); b=$$?; \
+	  $(UV) run --locked pytest -q --durations=5 $(CLUSTER_TESTS); c=$$?; \
+	  [ $$b = 0 ] && [ $$c = 0 ] ) > .test-lane-b.log 2>&1 & b=$$!; \
+	echo "make test-all: the Airflow deployments run beside these tests; their output follows at the end"; \
+	$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS)); unit=$$?; \
+	wait $$a; lane_a=$$?; wait $$b; lane_b=$$?; \
+	echo; echo "== lane a: $(LANE_A) =="; cat .test-lane-a.log; \
+	echo; echo "== lane b: $(LANE_B) $(CLUSTER_TESTS) =="; cat .test-lane-b.log; \
+	echo "make test-all: exit $$unit (unit and fault tests), $$lane_a (lane a), $$lane_b (lane b)"; \
+	[ $$unit = 0 ] && [ $$lane_a = 0 ] && [ $$lane_b = 0 ]
 
 # ruff: lint and formatting of the Python (configured in pyproject.toml); sqlfluff: the same for the
 # SQL in sql/ (configured in .sqlfluff; `uv run sqlfluff fix sql/` formats it). .ci/run runs it first.

@@ -143,6 +143,11 @@ class Cluster:
         }
 
     @property
+    def landing_prefixes(self) -> tuple[str, str]:
+        """Where landed_files' paths start: the cluster's landing zone, the single-machine run's folder."""
+        return f"{self.landing}/", f"{self.landed}/"
+
+    @property
     def s3_env(self) -> dict[str, str]:
         """The S3 endpoint and its keys, by the standard AWS names (pipelines/objectstore.py reads them)."""
         return {
@@ -507,7 +512,9 @@ def _run(cluster: Cluster, args: argparse.Namespace) -> int:
     for line in failures:
         print(f"FAILED {line}")
     cluster.stop(keep=("s3",))  # the lake stays readable for the comparison
-    result = compare_warehouses(cluster.catalog, single_machine(cluster.root / "single"), cluster.lake)
+    result = compare_warehouses(
+        cluster.catalog, single_machine(cluster.root / "single"), cluster.lake, cluster.landing_prefixes
+    )
     for line in result.lines:
         print(line)
     return 1 if failures or not result.equal else 0

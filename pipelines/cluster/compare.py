@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 PER_RUN = ("run_id", "superseded_by_run", "first_seen_at", "estimated_at", "superseded_at")
 # one row (or one set of rows) per run: a month of daily runs against one run of the month
 RUN_HISTORY = ("run_manifests", "validation_results")
+# where the landing zone keeps a file and when it last wrote it: a bucket on the cluster, a folder on the
+# single machine. The ledger's path is compared relative to each landing zone; its modified_at not at all.
+PER_STORE = {"landed_files": ("modified_at",)}
 
 
 @dataclass
@@ -37,7 +40,21 @@ def _tables(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, list[str]]:
     return dict(rows)
 
 
-def compare_warehouses(cluster: str, single: str, cluster_lake: Path | str) -> Comparison:
+def _select(columns: list[str], table: str, landing: str) -> str:
+    """The compared columns; landed_files' path without its landing zone's prefix."""
+    out = []
+    for c in columns:
+        col = warehouse.identifier(c)
+        if table in PER_STORE and c == "path" and landing:
+            col = f"CASE WHEN starts_with(path, {warehouse.literal(landing)}) THEN substr(path, {len(landing) + 1}) ELSE path END AS path"
+        out.append(col)
+    return ", ".join(out)
+
+
+def compare_warehouses(
+    cluster: str, single: str, cluster_lake: Path | str, landings: tuple[str, str] = ("", "")
+) -> Comparison:
+    """`landings`: the cluster's and the single machine's landing zone (the prefix of landed_files.path)."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     result = Comparison()
     try:
@@ -52,13 +69,13 @@ def compare_warehouses(cluster: str, single: str, cluster_lake: Path | str) -> C
                 )
                 continue
             columns = [c for c in theirs[table] if c in ours[table]]
-            kept = [c for c in columns if c not in PER_RUN]
-            cols = ", ".join(warehouse.identifier(c) for c in kept)
+            kept = [c for c in columns if c not in PER_RUN and c not in PER_STORE.get(table, ())]
+            ours_cols, their_cols = (_select(kept, table, prefix) for prefix in landings)
             name = warehouse.identifier(table)
             counts = con.execute(
                 f"SELECT (SELECT count(*) FROM cluster.main.{name}), (SELECT count(*) FROM single.main.{name}), "
-                f"(SELECT count(*) FROM (SELECT {cols} FROM cluster.main.{name} EXCEPT ALL SELECT {cols} FROM single.main.{name})), "
-                f"(SELECT count(*) FROM (SELECT {cols} FROM single.main.{name} EXCEPT ALL SELECT {cols} FROM cluster.main.{name}))"
+                f"(SELECT count(*) FROM (SELECT {ours_cols} FROM cluster.main.{name} EXCEPT ALL SELECT {their_cols} FROM single.main.{name})), "
+                f"(SELECT count(*) FROM (SELECT {their_cols} FROM single.main.{name} EXCEPT ALL SELECT {ours_cols} FROM cluster.main.{name}))"
             ).fetchone()
             n_cluster, n_single, only_cluster, only_single = counts
             same = only_cluster == 0 and only_single == 0

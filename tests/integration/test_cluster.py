@@ -239,7 +239,7 @@ def test_the_cluster_equals_one_machine_with_no_reading_twice(scenario: Scenario
     left = cluster.stop(keep=("s3",))  # the lake is on the S3 endpoint: it stays for the comparison
     assert not left, f"still running: {left}"
     single = scenario.single.result(timeout=600)
-    result = compare_warehouses(cluster.catalog, single, cluster.lake)
+    result = compare_warehouses(cluster.catalog, single, cluster.lake, cluster.landing_prefixes)
     assert result.equal, "\n".join(result.lines)
     assert any(line.startswith("compare meter_readings:") and "equal rows" in line for line in result.lines)
     scenario.phase("compared with one machine")

@@ -54,31 +54,26 @@ test: env
 	echo "  - the end-to-end scheduler tests, tests/integration/{test_scheduler,test_meter_days,test_assets}.py, and the"; \
 	echo "    cluster test (test_cluster.py: Redis, an S3 endpoint, two Celery workers; with MAYORISTA_TEST_CLUSTER=1):"; \
 	echo "    real Airflow deployments on SQLite, and on PostgreSQL + LocalExecutor when MAYORISTA_TEST_POSTGRES_URL"; \
-	echo "    is set (.ci/run starts PostgreSQL and sets it); about 11 minutes on 2 cores"; \
+	echo "    is set (.ci/run starts PostgreSQL and sets it); make test-all runs them beside the other tests"; \
 	echo "  - lint (make lint)"; \
 	echo "  - the tests listed as SKIPPED above, for what this machine lacks (e.g. Chromium for the report tests)"; \
 	exit $$status
 
-# `make test-all`: lint, then every test in three lanes side by side. The Airflow deployments mostly wait
-# on their schedulers (measured: the scheduler tests took 812 s of wall for 210 s of CPU), so they run
-# beside the unit and fault tests (all slow cases too, on both cores) instead of after them, in two lanes
-# of about equal length: test_scheduler.py (SQLite, and PostgreSQL when MAYORISTA_TEST_POSTGRES_URL is
-# set); then test_meter_days.py, test_assets.py and the cluster test (where MAYORISTA_TEST_CLUSTER=1).
-# Each lane's output is kept in .test-lane-*.log and printed when all are done.
-LANE_A := tests/integration/test_scheduler.py
-LANE_B := tests/integration/test_meter_days.py tests/integration/test_assets.py
+# `make test-all`: lint, then every test in two lanes side by side. The Airflow deployments mostly wait on
+# their schedulers (measured: the scheduler tests took 812 s of wall for 210 s of CPU), so they run, one
+# module after another (test_scheduler.py, test_meter_days.py, test_assets.py, then the cluster test where
+# MAYORISTA_TEST_CLUSTER=1), beside the unit and fault tests (all slow cases too, on both cores) instead
+# of after them. Their output is kept in .test-deployments.log and printed when both lanes are done.
 test-all: lint env
-	@( $(UV) run --locked pytest -q --durations=5 $(LANE_A) ) > .test-lane-a.log 2>&1 & a=$$!; \
-	( $(UV) run --locked pytest -q --durations=5 $(LANE_B); b=$$?; \
-	  $(UV) run --locked pytest -q --durations=5 $(CLUSTER_TESTS); c=$$?; \
-	  [ $$b = 0 ] && [ $$c = 0 ] ) > .test-lane-b.log 2>&1 & b=$$!; \
+	@( $(UV) run --locked pytest -q --durations=5 $(SCHEDULER_TESTS); scheduler=$$?; \
+	   $(UV) run --locked pytest -q --durations=5 $(CLUSTER_TESTS); cluster=$$?; \
+	   [ $$scheduler = 0 ] && [ $$cluster = 0 ] ) > .test-deployments.log 2>&1 & deployments=$$!; \
 	echo "make test-all: the Airflow deployments run beside these tests; their output follows at the end"; \
 	$(UV) run --locked pytest -q -n 2 --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS)); unit=$$?; \
-	wait $$a; lane_a=$$?; wait $$b; lane_b=$$?; \
-	echo; echo "== lane a: $(LANE_A) =="; cat .test-lane-a.log; \
-	echo; echo "== lane b: $(LANE_B) $(CLUSTER_TESTS) =="; cat .test-lane-b.log; \
-	echo "make test-all: exit $$unit (unit and fault tests), $$lane_a (lane a), $$lane_b (lane b)"; \
-	[ $$unit = 0 ] && [ $$lane_a = 0 ] && [ $$lane_b = 0 ]
+	wait $$deployments; deployed=$$?; \
+	echo; echo "== the Airflow deployments: $(DEPLOYMENT_TESTS) =="; cat .test-deployments.log; \
+	echo "make test-all: exit $$unit (unit and fault tests), $$deployed (Airflow deployments)"; \
+	[ $$unit = 0 ] && [ $$deployed = 0 ]
 
 # ruff: lint and formatting of the Python (configured in pyproject.toml); sqlfluff: the same for the
 # SQL in sql/ (configured in .sqlfluff; `uv run sqlfluff fix sql/` formats it). .ci/run runs it first.

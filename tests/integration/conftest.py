@@ -98,14 +98,17 @@ def _postgres_database(purpose: str = "it") -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+# The production profile where the server is there (CI), else the embedded one. What the scheduler tests
+# check (runs side by side, a failed run and its retry, backfills, a crash of every process) is the same
+# code on either metadata database; CI's 25 minutes hold one deployment per module, so CI runs them on
+# PostgreSQL + LocalExecutor, and a machine without PostgreSQL on SQLite. A real scheduler on SQLite
+# still runs in CI: test_assets.py's deployment (the embedded profile of `make airflow`).
+ONE_PROFILE = "postgres" if POSTGRES_URL else "sqlite"
+
+
+@pytest.fixture(scope="module", params=[ONE_PROFILE])
 def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     yield from deploy(request.param, tmp_path_factory)
-
-
-# The production profile where the server is there (CI), else the embedded one: for modules whose
-# behaviour does not depend on the metadata database, which test_scheduler.py already runs on both.
-ONE_PROFILE = "postgres" if POSTGRES_URL else "sqlite"
 
 
 def deploy(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:

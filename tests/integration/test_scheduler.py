@@ -1,4 +1,4 @@
-"""End to end under a real scheduler (SQLite, and PostgreSQL + LocalExecutor when available): the
+"""End to end under a real scheduler (PostgreSQL + LocalExecutor where available, as in CI; SQLite elsewhere): the
 three DAGs triggered through the REST API, running at the same time against one DuckDB file; a bad
 input file that fails a run and its retry; `airflow backfill create`; and a crash of every Airflow
 process in the middle of a run followed by a re-run.

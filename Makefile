@@ -48,9 +48,10 @@ test: env
 	@$(UV) run --locked pytest -q -n 2 --durations=10 -m "not slow" $(addprefix --ignore=,$(DEPLOYMENT_TESTS)); status=$$?; \
 	echo; \
 	echo "make test left out (to run everything, as CI does: make test-all):"; \
-	echo "  - 28 slow fault cases (tests/conftest.py SLOW; pytest --collect-only -q -m slow lists them): SIGKILL in"; \
+	echo "  - 37 slow fault cases (tests/conftest.py SLOW; pytest --collect-only -q -m slow lists them): SIGKILL in"; \
 	echo "    meters and delivery, the catalog's full and read-only disks, damaged files, racing maintenance, concurrent"; \
-	echo "    ingests, 14 of the 19 analyst escapes, determinism at scale, the S3 endpoint lost mid-publish; make test ran one case of each fault family"; \
+	echo "    ingests, 14 of the 19 analyst escapes, determinism at scale, the S3 endpoint lost mid-publish, more hostile"; \
+	echo "    files and names; make test ran one case of each fault family"; \
 	echo "  - the end-to-end scheduler tests, tests/integration/{test_scheduler,test_meter_days,test_assets}.py, and the"; \
 	echo "    cluster test (test_cluster.py: Redis, an S3 endpoint, two Celery workers; with MAYORISTA_TEST_CLUSTER=1):"; \
 	echo "    real Airflow deployments on SQLite, and on PostgreSQL + LocalExecutor when MAYORISTA_TEST_POSTGRES_URL"; \

@@ -56,6 +56,17 @@ SLOW = (
     "tests/metering/test_determinism.py",  # two ingests of a large month, one thread and all
     "tests/faults/test_s3.py::test_endpoint_lost_in_the_middle_of_a_publish",
     "tests/faults/test_s3.py::test_missing_bucket_for_a_new_warehouse_is_an_environment_fault",
+    # more cases of a family make test already tries once (NaN, a path-like name, one malformed file
+    # per pipeline, an absurd date)
+    "tests/faults/test_hostile.py::test_a_price_that_is_not_a_number_is_named_with_its_line[inf]",
+    "tests/faults/test_hostile.py::test_a_participant_named_like_a_path_writes_nothing_outside_the_lake[meters-A/B]",
+    "tests/faults/test_hostile.py::test_a_participant_named_like_a_path_writes_nothing_outside_the_lake[delivery-../../evil]",
+    "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[ncc11-ncc11/nodal_prices.csv-empty]",
+    "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[ncc11-ncc11/nodal_prices.csv-semicolons]",
+    "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[ncc11-ncc11/nodal_prices.csv-ragged]",
+    "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[meters-smec/metering_points.csv-binary]",
+    "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[delivery-smec/vpn_changes.csv-empty]",
+    "tests/faults/test_landing.py::test_a_row_of_year_one_is_quarantined_and_the_rest_ingested",
 )
 # of the analyst's escapes from read-only, `make test` tries these (one of each kind); CI tries all
 QUICK_ESCAPES = (

@@ -67,6 +67,12 @@ SLOW = (
     "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[meters-smec/metering_points.csv-binary]",
     "tests/faults/test_hostile.py::test_a_malformed_file_stops_the_run_with_a_message[delivery-smec/vpn_changes.csv-empty]",
     "tests/faults/test_landing.py::test_a_row_of_year_one_is_quarantined_and_the_rest_ingested",
+    # the lake on fsspec's memory:// (object storage without a server): make test tries the real S3
+    # endpoint instead (tests/test_s3_lake.py), which runs the same pipelines against a bucket
+    "tests/test_lake_uri.py::test_object_storage_lake",
+    "tests/test_lake_uri.py::test_rerun_on_object_storage",
+    # two quarters at once: make test tries the harder case, two runs of the same quarter at once
+    "tests/test_warehouse.py::test_runs_of_different_quarters_at_once_both_land",
 )
 # of the analyst's escapes from read-only, `make test` tries these (one of each kind); CI tries all
 QUICK_ESCAPES = (

@@ -58,10 +58,16 @@ def _names(root: UPath) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def both_lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, UPath, Path]:
+def local_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("lakes")
-    local_root, memory_root = base / "lake", UPath(f"memory://mayorista-{uuid.uuid4().hex}/lake")
-    _run_all(local_root, base / "local.sqlite")
+    _run_all(base / "lake", base / "local.sqlite")
+    return base, base / "lake"
+
+
+@pytest.fixture(scope="module")
+def both_lakes(local_lake: tuple[Path, Path]) -> tuple[Path, Path, UPath, Path]:
+    base, local_root = local_lake
+    memory_root = UPath(f"memory://mayorista-{uuid.uuid4().hex}/lake")
     _run_all(str(memory_root), base / "memory.sqlite")
     return base, local_root, memory_root, Path.cwd()
 
@@ -109,10 +115,10 @@ def test_rerun_on_object_storage_replaces_the_partition(both_lakes):
     assert all(UPath(f).exists() for f in files)
 
 
-def test_published_tables_are_those_the_registry_declares(both_lakes):
+def test_published_tables_are_those_the_registry_declares(local_lake):
     """Every table the three pipelines published is declared once in the registry, with the columns,
     types and partition it really has (the registry drives the writes, so a drift shows here)."""
-    base, _, _, _ = both_lakes
+    base, _ = local_lake
     with warehouse.open_reader(base / "local.sqlite") as src:
         published = src.tables()
         assert published <= set(registry.BY_NAME), published - set(registry.BY_NAME)

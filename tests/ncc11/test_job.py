@@ -3,6 +3,8 @@ band change (computed by hand), the output contract, re-runs, and every kind of 
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -197,10 +199,32 @@ BAD_INPUTS = {
 }
 
 
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse where the good quarter is published, made once for the bad-input cases (each copies it)."""
+    base = tmp_path_factory.mktemp("published")
+    job.run(QUARTER, write_quarter(base / "in"), warehouse=base / "warehouse.sqlite", lake_root=base / "lake")
+    return base
+
+
+def _copy_warehouse(source: Path, workspace: Path) -> None:
+    """The published warehouse under `workspace`: its catalog, with the data path pointed at its copied lake."""
+    shutil.copy2(source / "warehouse.sqlite", workspace / "warehouse.sqlite")
+    shutil.copytree(source / "lake", workspace / "lake")
+    con = sqlite3.connect(workspace / "warehouse.sqlite")
+    try:
+        new = str((workspace / "lake").resolve()) + "/"
+        con.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [new])
+        con.commit()
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_fails_clearly_and_keeps_previous_results(case, workspace, quarter_dir, capsys):
-    job.run(QUARTER, quarter_dir)
+def test_bad_input_fails_clearly_and_keeps_previous_results(case, published, workspace, quarter_dir, capsys):
+    _copy_warehouse(published, workspace)
     before = energy(workspace / "warehouse.sqlite")
+    assert len(before) == 6, before  # 2 distributors x 3 bands, as published
     damage, error, words = BAD_INPUTS[case]
     damage(quarter_dir)
     with pytest.raises(error) as raised:

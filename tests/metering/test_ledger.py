@@ -192,11 +192,11 @@ def test_a_month_of_daily_files_equals_one_monthly_file(tmp_path, monkeypatch):
     monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(daily / "warehouse.sqlite"))
     monkeypatch.setenv("MAYORISTA_LAKE", str(daily / "lake"))
     write_registry(daily / "in")
-    for d in range(1, 31, 3):  # three days per run: 10 runs
-        for dd in range(d, d + 3):
+    for d in range(1, 31, 5):  # five days per run, 6 runs: the short gap (day 5) ends the first run's
+        for dd in range(d, d + 5):  # files, the spike (day 6) starts the second's
             write_readings(daily / "in", f"2026-04/{dd:02d}.csv", full.filter(day == dd))
         result = job.ingest_month("2026-04", daily / "in")
-        assert result.counts["files_read"] == 3
+        assert result.counts["files_read"] == 5
     assert _month_tables(daily) == expected
     assert _q(daily, "SELECT count(*) FROM meter_readings") == [(full.height,)]
 

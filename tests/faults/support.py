@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.warehouse_copy import copy_warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
@@ -297,15 +298,7 @@ def copy_place(
     root.mkdir(parents=True, exist_ok=True)
     wh = (catalog_dir or root) / "wh.sqlite"
     lake = lake_dir or root / "lake"
-    wh.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(baseline.wh, wh)
-    shutil.copytree(baseline.lake / "main", lake / "main", dirs_exist_ok=True)
-    con = sqlite3.connect(wh)
-    try:
-        con.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [str(lake.resolve()) + "/"])
-        con.commit()
-    finally:
-        con.close()
+    copy_warehouse(baseline.wh, baseline.lake, wh, lake)
     inputs = baseline.inputs
     if copy_inputs:
         inputs = root / "inputs"

@@ -3,8 +3,6 @@ band change (computed by hand), the output contract, re-runs, and every kind of 
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +12,7 @@ from pipelines import cli, warehouse
 from pipelines.errors import InputError, ValidationFailed
 from pipelines.ncc11 import job
 from tests.ncc11.fixtures import QUARTER, write_quarter
+from tests.warehouse_copy import copy_warehouse
 
 
 @pytest.fixture
@@ -207,22 +206,11 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def _copy_warehouse(source: Path, workspace: Path) -> None:
-    """The published warehouse under `workspace`: its catalog, with the data path pointed at its copied lake."""
-    shutil.copy2(source / "warehouse.sqlite", workspace / "warehouse.sqlite")
-    shutil.copytree(source / "lake", workspace / "lake")
-    con = sqlite3.connect(workspace / "warehouse.sqlite")
-    try:
-        new = str((workspace / "lake").resolve()) + "/"
-        con.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [new])
-        con.commit()
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_fails_clearly_and_keeps_previous_results(case, published, workspace, quarter_dir, capsys):
-    _copy_warehouse(published, workspace)
+    copy_warehouse(
+        published / "warehouse.sqlite", published / "lake", workspace / "warehouse.sqlite", workspace / "lake"
+    )
     before = energy(workspace / "warehouse.sqlite")
     assert len(before) == 6, before  # 2 distributors x 3 bands, as published
     damage, error, words = BAD_INPUTS[case]

@@ -123,6 +123,24 @@ def test_extensions_are_installed_once_then_only_loaded(tmp_path):
     assert not list(tmp_path.rglob("*postgres*"))  # loaded only when needed: no PostgreSQL catalog here
 
 
+def test_the_warehouse_loads_its_extensions_from_the_environment(tmp_path):
+    """Not checked again on each LOAD (0.16 s a connection): the files are the wheels' own, copied into
+    the environment uv installed and checked; nothing in the home directory is read."""
+    settings = catalog.duckdb_config()
+    folder = Path(sys.prefix) / "share" / "mayorista" / "duckdb-extensions"
+    assert settings["extension_directory"] == str(folder) and settings["allow_unsigned_extensions"] is True
+    con = catalog.connect(tmp_path / "wh.sqlite", lake_root=tmp_path / "lake")
+    paths = dict(
+        con.sql(
+            "SELECT extension_name, install_path FROM duckdb_extensions() WHERE loaded AND install_path <> ''"
+        ).fetchall()
+    )
+    assert {"ducklake", "sqlite_scanner"} <= set(paths), paths
+    # DuckDB's own built-in modules (core_functions...) report no file of their own
+    assert all(Path(paths[name]).is_relative_to(folder) for name in ("ducklake", "sqlite_scanner")), paths
+    con.close()
+
+
 def test_a_damaged_installed_extension_is_replaced_from_the_wheel(tmp_path):
     platform = duckdb.sql("PRAGMA platform").fetchone()[0]
     damaged = tmp_path / f"v{duckdb.__version__}" / platform / "ducklake.duckdb_extension"

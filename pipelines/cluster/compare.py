@@ -55,7 +55,7 @@ def compare_warehouses(
     cluster: str, single: str, cluster_lake: Path | str, landings: tuple[str, str] = ("", "")
 ) -> Comparison:
     """`landings`: the cluster's and the single machine's landing zone (the prefix of landed_files.path)."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con = duckdb.connect(config=warehouse.duckdb_config())
     result = Comparison()
     try:
         warehouse.attach(con, cluster, "cluster", read_only=True, lake_root=str(cluster_lake))

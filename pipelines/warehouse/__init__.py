@@ -39,6 +39,7 @@ _WHERE = {
         "attach",
         "connect",
         "describe",
+        "duckdb_config",
         "exists",
         "identifier",
         "is_catalog_file",

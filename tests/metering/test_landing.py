@@ -53,6 +53,29 @@ def test_a_file_is_left_for_a_later_month_only_when_all_its_valid_rows_are_later
     assert set(plan.hints) == {Month.parse("2026-04")}
 
 
+def test_earliest_months_of_many_files_read_together_equal_each_files_own(tmp_path, monkeypatch):
+    """`first_months` scans contract-header files in batches; a batch holding a ragged line is read again
+    file by file. Each file's month is its earliest valid row's, wherever the row is."""
+    monkeypatch.setattr(readings, "_FIRST_MONTHS_BATCH", 4)
+    root = tmp_path / "in"
+    expected: dict[str, str | None] = {}
+    for i in range(11):
+        month = 5 + i % 6
+        rows = [f"DEV{i},2026-{month + 1:02d}-02 10:15,kwh_del,1.0"] * 25  # the first lines point later
+        rows += [f"DEV{i},2026-{month:02d}-{1 + i:02d} 10:15,kwh_del,1.0", f"DEV{i},2062-01-01 00:15,kwh_del,1.0"]
+        write_lines(root, f"f{i:02d}.csv", rows)
+        expected[f"f{i:02d}.csv"] = f"2026-{month:02d}"
+    write_lines(root, "ragged.csv", ["DEV1,2026-07-03 10:15,kwh_del,1.0,extra", "DEV1,2026-06-03 10:15,kwh_del,1.0"])
+    expected["ragged.csv"] = "2026-06"
+    write_lines(root, "padded.csv", ["DEV1, 2026-09-03 10:15 ,kwh_del,1.0"])
+    expected["padded.csv"] = "2026-09"
+    write_lines(root, "none.csv", ["DEV1,0001-01-01 00:15,kwh_del,1.0", "DEV1,2062-04-10 10:00,kwh_del,1.0"])
+    expected["none.csv"] = None
+    files = sorted((root / "readings").glob("*.csv"))
+    found = readings.first_months(files, list(range(len(files))), datetime(2020, 1, 1), NOW)
+    assert {files[i].name: str(m) if m else None for i, m in found.items()} == expected
+
+
 def test_rows_out_of_range_are_quarantined_without_a_month_of_their_own(tmp_path):
     root = tmp_path / "in"
     write_registry(root)

@@ -125,8 +125,9 @@ def first_months(
             continue
         found[index] = Month.of_interval_end(first) if first is not None else None
     # January of a backfill sees the whole year's landing folder: thousands of small files, each read
-    # through. One scan per batch keeps both cores busy (one file at a time took 70 s for 14,000 files);
-    # a batch holding a ragged line is read again one file at a time, the tolerant way
+    # through. One scan per batch of files, of their distinct timestamps, costs a fifth of a scan per file
+    # (600 daily files: 0.4-0.6 s against 2.9 s one at a time); a batch holding a ragged line is read again one file at a
+    # time, the tolerant way
     order = list(plain)
     for start in range(0, len(order), _FIRST_MONTHS_BATCH):
         batch = order[start : start + _FIRST_MONTHS_BATCH]
@@ -143,7 +144,7 @@ def first_months(
     return found
 
 
-_FIRST_MONTHS_BATCH = 512
+_FIRST_MONTHS_BATCH = 128
 
 
 def _first_months_together(files: list[Path], indexes: list[int], in_range: pl.Expr) -> dict[int, Month | None]:
@@ -151,14 +152,20 @@ def _first_months_together(files: list[Path], indexes: list[int], in_range: pl.E
     paths = [files[i] for i in indexes]
     enum = pl.Enum([str(p) for p in paths])
     raw = pl.scan_csv(paths, schema={c: pl.String for c in COLUMNS}, has_header=True, include_file_paths="_path")
+    # a file holds few distinct timestamps (a day's 96 in a daily file) on many rows: parsing the distinct
+    # ones only is the same minimum at a fifth of the cost (600 daily files: 0.4-0.6 s against 1.9-2.6 s)
+    distinct = (
+        raw.select(pl.col("_path").cast(enum).to_physical().alias("k"), "interval_end")
+        .unique()
+        .collect(engine="streaming")
+    )
     earliest = (
-        raw.select(
-            pl.col("_path").cast(enum).to_physical().alias("k"), _parse_ts(_text(pl.col("interval_end"))).alias("ts")
-        )
+        distinct.lazy()
+        .select("k", _parse_ts(_text(pl.col("interval_end"))).alias("ts"))
         .filter(in_range)
         .group_by("k")
         .agg(pl.col("ts").min())
-        .collect(engine="streaming")
+        .collect()
     )
     found: dict[int, Month | None] = dict.fromkeys(indexes)
     for k, first in earliest.iter_rows():

@@ -125,9 +125,9 @@ def first_months(
             continue
         found[index] = Month.of_interval_end(first) if first is not None else None
     # January of a backfill sees the whole year's landing folder: thousands of small files, each read
-    # through. One scan per batch of files, of their distinct timestamps, costs a fifth of a scan per file
-    # (600 daily files: 0.4-0.6 s against 2.9 s one at a time); a batch holding a ragged line is read again one file at a
-    # time, the tolerant way
+    # through. One scan per batch of files, of their distinct timestamps, costs a fifth of a scan per
+    # file (600 daily files: 0.4-0.6 s against 2.9 s one at a time); a batch holding a ragged line is
+    # read again one file at a time, the tolerant way
     order = list(plain)
     for start in range(0, len(order), _FIRST_MONTHS_BATCH):
         batch = order[start : start + _FIRST_MONTHS_BATCH]

@@ -124,41 +124,37 @@ def main() -> int:
             return 1
         print(f"daily run, a year of history   {daily_year:6.2f} s")
 
+        def daily_with(name: str, history: list[Path], backfill: tuple[str, str]) -> float | None:
+            """The daily run's seconds in a warehouse that a backfill of the months `backfill` filled
+            from `history` alone."""
+            home, env = fresh(name, history)
+            _, code, output, _ = timed(
+                [mayorista, "backfill", "meters", "--from", backfill[0], "--to", backfill[1]], env
+            )
+            if code == 0:
+                link_tree(sorted(last), data, home / "smec")
+                seconds, code, output, _ = timed(
+                    [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(home / "smec")], env
+                )
+            if code != 0:
+                print(output[-3000:])
+                return None
+            return seconds
+
         # 3. the same day with one month of history
         december = [f for f in files if f"/day={YEAR}-12-" in str(f) and f not in last]
-        month_home, env = fresh("month", december)
-        _, code, output, _ = timed(
-            [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(month_home / "smec")], env
-        )
-        if code != 0:
-            print(output[-3000:])
-            return 1
-        link_tree(sorted(last), data, month_home / "smec")
-        daily_month, code, output, _ = timed(
-            [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(month_home / "smec")], env
-        )
-        if code != 0:
-            print(output[-3000:])
+        daily_month = daily_with("month", december, (f"{YEAR}-12", f"{YEAR}-12"))
+        if daily_month is None:
             return 1
         print(f"daily run, a month of history  {daily_month:6.2f} s")
         print(f"ratio year / month             {daily_year / daily_month:6.2f}   (target <= 1.2)")
 
-        # 4. the same day with two months of history: December's history rules (config/vee.toml: the
-        # weeks before the month) then compare with November in this case too, as they do with a year;
-        # with a month of history they have nothing to compare with, and do less. This ratio is the
-        # run's growth with history alone
-        two = [f for f in files if ("/day=2025-11-" in str(f) or "/day=2025-12-" in str(f)) and f not in last]
-        two_home, env = fresh("two-months", two)
-        _, code, output, _ = timed([mayorista, "backfill", "meters", "--from", f"{YEAR}-11", "--to", f"{YEAR}-12"], env)
-        if code != 0:
-            print(output[-3000:])
-            return 1
-        link_tree(sorted(last), data, two_home / "smec")
-        daily_two, code, output, _ = timed(
-            [mayorista, "meters", "ingest", "--month", f"{YEAR}-12", "--input", str(two_home / "smec")], env
-        )
-        if code != 0:
-            print(output[-3000:])
+        # 4. and with two: December's history rules (config/vee.toml: the weeks before the month) then
+        # compare with November, as they do with a year; with a month of history they have nothing to
+        # compare with, and do less. The year / two months ratio is the run's growth with history alone
+        november = [f for f in files if f"/day={YEAR}-11-" in str(f)]
+        daily_two = daily_with("two-months", november + december, (f"{YEAR}-11", f"{YEAR}-12"))
+        if daily_two is None:
             return 1
         print(f"daily run, two months of history {daily_two:6.2f} s")
         print(f"ratio year / two months        {daily_year / daily_two:6.2f}   (history rules comparing in both)")

@@ -117,7 +117,10 @@ def _config() -> tuple[tuple[str, object], ...]:
 
 
 def _environment_extensions() -> Path | None:
-    """The environment's extension folder, made if missing; None where it cannot be."""
+    """The environment's extension folder, made if missing; None where it cannot be, or outside a
+    virtual environment (the system's Python is not this project's to write into)."""
+    if sys.prefix == sys.base_prefix:
+        return None
     folder = Path(sys.prefix) / "share" / "mayorista" / "duckdb-extensions"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -507,6 +508,9 @@ def _vs_history(
         return _history_findings(readings, parts, month_start, t, own, blank)
 
 
+_HALVES_FROM = 4_000_000  # array cells (series x intervals): 700 series, 180 points
+
+
 def _history_findings(
     readings: pl.DataFrame,
     parts: list[pl.DataFrame],
@@ -516,12 +520,51 @@ def _history_findings(
     blank: pl.DataFrame | None,
 ) -> pl.DataFrame:
     span = t.history_weeks * INTERVALS_PER_WEEK
-    series, i = keys.split(readings["k"].to_numpy())
-    n_i = int(i.max())
+    n_i = int(readings.select(keys.interval_index().max()).item())
     width = span + n_i + 1  # column span + j holds interval j of the month (j <= 0: the weeks before)
-    n_series = int(max([series.max()] + [p["series"].max() or 0 for p in parts if p.height])) + 1
+    last = int(readings["k"].max()) >> keys.KEY_BITS
+    n_series = int(max([last] + [p["series"].max() or 0 for p in parts if p.height])) + 1
+    k, v = readings["k"].to_numpy(), readings["v"].to_numpy()
+    blank_k = blank["k"].to_numpy() if blank is not None and blank.height else np.empty(0, dtype=np.int64)
+    # Each series is judged on its own rows of the arrays: the two halves of the series side by side use
+    # both cores (numpy's array loops release the GIL), in the same memory as one whole. The month's
+    # readings come sorted by key (series first), so each half is a slice of them, not a copy. A month of
+    # a few points stays whole: a thread would cost more than it saves.
+    halves = 2 if n_series * width >= _HALVES_FROM and readings["k"].is_sorted() else 1
+    edges = [n_series * h // halves for h in range(halves + 1)]
+
+    def block(lo: int, hi: int) -> pl.DataFrame:
+        a, b = np.searchsorted(k, [lo << keys.KEY_BITS, hi << keys.KEY_BITS]) if halves > 1 else (0, k.size)
+        flagged = blank_k[(blank_k >> keys.KEY_BITS >= lo) & (blank_k >> keys.KEY_BITS < hi)]
+        mine = [p.filter(pl.col("series").is_between(lo, hi - 1)).with_columns(pl.col("series") - lo) for p in parts]
+        return _history_block(k[a:b], v[a:b], mine, flagged, lo, hi - lo, n_i, t, own)
+
+    if halves == 1:
+        return block(0, n_series)
+    with ThreadPoolExecutor(max_workers=halves) as pool:
+        return pl.concat(list(pool.map(block, edges[:-1], edges[1:])))
+
+
+def _history_block(
+    k: np.ndarray,
+    v: np.ndarray,
+    parts: list[pl.DataFrame],
+    blank: np.ndarray,
+    first_series: int,
+    n_series: int,
+    n_i: int,
+    t: Thresholds,
+    own: bool,
+) -> pl.DataFrame:
+    """The history findings of the series first_series .. first_series + n_series - 1: the month's
+    readings of those series (keys `k`, values `v`), the weeks before (`parts`, series numbered from
+    first_series) and the keys of the flagged readings (`blank`)."""
+    span = t.history_weeks * INTERVALS_PER_WEEK
+    width = span + n_i + 1
+    series, i = keys.split(k)
+    series -= first_series
     month = np.full((n_series, n_i), np.nan)  # the readings judged (NaN: none)
-    month.ravel()[series * n_i + (i - 1)] = readings["v"].to_numpy()
+    month.ravel()[series * n_i + (i - 1)] = v
     del series, i
     value = np.zeros((n_series, width))
     usable = np.zeros((n_series, width), dtype=bool)  # where value holds a reading that counts as history
@@ -533,9 +576,9 @@ def _history_findings(
     if own:
         np.isfinite(month, out=usable[:, span + 1 :])
         np.copyto(value[:, span + 1 :], month, where=usable[:, span + 1 :])
-    if blank is not None and blank.height:  # a flagged reading is no history
-        fs, fi = keys.split(blank["k"].to_numpy())
-        at = fs * width + fi + span
+    if blank.size:  # a flagged reading is no history
+        fs, fi = keys.split(blank)
+        at = (fs - first_series) * width + fi + span
         value.ravel()[at] = 0.0
         usable.ravel()[at] = False
     mean = np.zeros((n_series, n_i))
@@ -550,9 +593,9 @@ def _history_findings(
     high = judged & (month > t.history_factor_high * mean)
     low = judged & (month < t.history_factor_low * mean)
     hit = np.flatnonzero(high | low)
-    k = keys.encode(hit // n_i, hit % n_i + 1)
+    hit_k = keys.encode(hit // n_i + first_series, hit % n_i + 1)
     mean, count, high, v = mean.ravel(), count.ravel(), high.ravel(), month.ravel()
-    found = pl.DataFrame({"k": k, "v": v[hit], "mean": mean[hit], "n": count[hit], "high": high[hit]})
+    found = pl.DataFrame({"k": hit_k, "v": v[hit], "mean": mean[hit], "n": count[hit], "high": high[hit]})
     is_high = pl.col("high")
     return found.select(
         "k",

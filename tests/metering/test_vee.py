@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -277,7 +278,16 @@ def history_rows(series: int, i: int, values: list[float | None], flagged: list[
     return pl.DataFrame(rows, schema=vee.HISTORY_SCHEMA, orient="row")
 
 
-def test_high_and_low_against_the_same_weekday_and_interval_of_the_previous_four_weeks():
+@pytest.fixture(params=["whole", "halves"])
+def halves(request, monkeypatch):
+    """The history rules judged as one block, and as two halves of the series side by side (what a
+    month of more than about 180 points does)."""
+    if request.param == "halves":
+        monkeypatch.setattr(vee, "_HALVES_FROM", 0)
+    return request.param
+
+
+def test_high_and_low_against_the_same_weekday_and_interval_of_the_previous_four_weeks(halves):
     i = 124  # ends 2 April 07:00; the same interval 1..4 weeks earlier ends 26, 19, 12 and 5 March 07:00
     cases = {  # series: (value, four previous weeks) -> expected rule
         0: (30.0, [10.0, 10.0, 10.0, None]),  # exactly 3 x 10: no finding
@@ -311,7 +321,7 @@ def test_high_and_low_against_the_same_weekday_and_interval_of_the_previous_four
     )
 
 
-def test_history_inside_the_month_comes_from_the_month_and_its_findings():
+def test_history_inside_the_month_comes_from_the_month_and_its_findings(halves):
     # 29 April 07:00 against 22, 15, 8 and 1 April: all in the month; the 8 April reading has a finding
     i_now = 28 * 96 + 28
     earlier = {i_now - 672 * w: 10.0 for w in (1, 2, 3, 4)}
@@ -322,6 +332,33 @@ def test_history_inside_the_month_comes_from_the_month_and_its_findings():
     assert history.filter("flagged")["interval_end"].to_list() == [datetime(2026, 4, 8, 7)]
     found = vee.vs_history(readings, history, MONTH_START, vee.Thresholds())
     assert found.select(keys.interval_index(), "rule").rows() == [(i_now, "high_vs_history")]
+
+
+def test_the_halves_of_a_large_month_find_what_one_block_finds(monkeypatch):
+    """vs_history_of as the metering job calls it (the month's own readings as history, flagged keys
+    left out, the weeks before), on 40 series with random values: the same findings, in the same order."""
+    rng = np.random.default_rng(7)
+    n_series, n_i = 40, 31 * 96
+    k = keys.encode(np.repeat(np.arange(n_series), n_i), np.tile(np.arange(1, n_i + 1), n_series))
+    readings = pl.DataFrame({"k": k, "v": rng.gamma(2.0, 5.0, k.size)}).filter(pl.Series(rng.random(k.size) > 0.05))
+    weeks = 4 * 672
+    before = pl.DataFrame(
+        {
+            "series": np.repeat(np.arange(n_series), weeks),
+            "interval_end": np.tile(
+                np.array([MONTH_START - timedelta(minutes=15 * j) for j in range(weeks)], dtype="datetime64[us]"),
+                n_series,
+            ),
+            "v": rng.gamma(2.0, 5.0, n_series * weeks),
+            "flagged": rng.random(n_series * weeks) < 0.05,
+        }
+    )
+    flagged = readings.sample(500, seed=1).select("k")
+    whole = vee.vs_history_of(readings, before, flagged, MONTH_START, vee.Thresholds())
+    monkeypatch.setattr(vee, "_HALVES_FROM", 0)
+    halves = vee.vs_history_of(readings, before, flagged, MONTH_START, vee.Thresholds())
+    assert whole.height > 1000 and {"high_vs_history", "low_vs_history"} <= set(whole["rule"])
+    assert halves.equals(whole)
 
 
 def test_future_interval_is_later_than_the_run_time_in_local_time():

@@ -3,7 +3,9 @@ and per-test warehouse/lake locations so tests never touch data/."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Airflow reads its configuration at import time, so these must be set before any test imports it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mayorista-airflow-"))
+# removed when the process that made it ends (each xdist worker makes its own); not by a forked child
+# that exits normally (an Airflow task runner), which would pull it from under its parent
+atexit.register(lambda pid=os.getpid(): os.getpid() == pid and shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -118,12 +118,7 @@ def first_months(
         if head is not None and head.exact and sniff(head.values)[0] == "contract":
             plain[index] = head
             continue
-        try:
-            lf = _reader(path, index, head)
-            first = None if isinstance(lf, str) else lf.select(ts.filter(in_range).min()).collect().item()
-        except Exception:  # noqa: BLE001 - read (and reported) by the current run
-            continue
-        found[index] = Month.of_interval_end(first) if first is not None else None
+        found[index] = _first_month_of(path, index, head, in_range)
     # January of a backfill sees the whole year's landing folder: thousands of small files, each read
     # through. One scan per batch of files, of their distinct timestamps, costs a fifth of a scan per
     # file (600 daily files: 0.4-0.6 s against 2.9 s one at a time); a batch holding a ragged line is
@@ -134,17 +129,22 @@ def first_months(
         try:
             found.update(_first_months_together(files, batch, in_range))
         except Exception:  # noqa: BLE001 - a ragged line, a file gone: each file on its own decides
-            for index in batch:
-                try:
-                    lf = _reader(files[index], index, plain[index])
-                    first = None if isinstance(lf, str) else lf.select(ts.filter(in_range).min()).collect().item()
-                except Exception:  # noqa: BLE001 - read (and reported) by the current run
-                    continue
-                found[index] = Month.of_interval_end(first) if first is not None else None
+            found.update({i: _first_month_of(files[i], i, plain[i], in_range) for i in batch})
     return found
 
 
 _FIRST_MONTHS_BATCH = 128
+
+
+def _first_month_of(path: Path, index: int, head: CsvHead | None, in_range: pl.Expr) -> Month | None:
+    """`first_months` of one file, read as `stage` reads it; None when it cannot be read (the run
+    reads it and reports it)."""
+    try:
+        lf = _reader(path, index, head)
+        first = None if isinstance(lf, str) else lf.select(pl.col("ts").filter(in_range).min()).collect().item()
+    except Exception:  # noqa: BLE001 - read (and reported) by the current run
+        return None
+    return Month.of_interval_end(first) if first is not None else None
 
 
 def _first_months_together(files: list[Path], indexes: list[int], in_range: pl.Expr) -> dict[int, Month | None]:

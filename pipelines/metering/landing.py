@@ -6,12 +6,15 @@ echoed text live here too: the plan (ledger.py) and the parse (readings.py) both
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import overload
 
 import polars as pl
 
@@ -58,39 +61,107 @@ def find_files(input_dir: Path) -> list[Path]:
     return landing(input_dir)[0]
 
 
+class Paths(Sequence[Path]):
+    """The paths of listed files, made when asked for: a run opens only its new files, and making a
+    `Path` costs more than listing the file (40 µs against 25, on a year of daily files)."""
+
+    def __init__(self, root: Path, names: list[str]) -> None:
+        self.root, self.names = root, names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, i: int) -> Path: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Path]: ...
+    def __getitem__(self, i: int | slice) -> Path | list[Path]:
+        if isinstance(i, slice):
+            return [self.root / name for name in self.names[i]]
+        return self.root / self.names[i]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The landing folder as listed once: the readings files a run may read (in path order, with their
+    names under `readings/`, sizes and modification times in ns) and the paths refused, with why."""
+
+    root: Path  # <input>/readings
+    names: list[str]
+    sizes: list[int]
+    mtimes: list[int]
+    refused: dict[Path, str]
+
+    @property
+    def files(self) -> Paths:
+        return Paths(self.root, self.names)
+
+
 def landing(input_dir: Path) -> tuple[list[Path], dict[Path, str]]:
-    """(the readings files a run may read, in path order; the ones it refuses, with why).
+    """(the readings files a run may read, in path order; the ones it refuses, with why): see `list_landing`."""
+    found = list_landing(input_dir)
+    return list(found.files), found.refused
+
+
+def list_landing(input_dir: Path) -> Listing:
+    """The readings files under `<input>/readings/` (names starting with `.` or `_`, in any part of the
+    path, are not readings).
 
     Only regular files whose real path lies inside the landing folder's real path are read: a link
     (or a linked folder) that resolves outside it, a link to nothing, a FIFO or a device is refused and
     named, never opened (`passwd.csv -> /etc/passwd` would otherwise put a line of it in a reason). A
-    link inside the landing folder to a file inside it is read under its own name."""
+    link inside the landing folder to a file inside it is read under its own name. Linked folders are
+    not walked into.
+
+    One `scandir` per folder and one `lstat` per entry: a year of daily files is tens of thousands of
+    paths, listed by every run, so only links are resolved (a plain entry below a folder that is not a
+    link lies inside it) and nothing is stat'ed twice."""
     root = Path(input_dir) / "readings"
     real_root = root.resolve()
-    files: list[Path] = []
-    refused: dict[Path, str] = {}
-    for p in root.rglob("*"):
-        if p.suffix not in (".csv", ".parquet") or any(
-            part.startswith((".", "_")) for part in p.relative_to(root).parts
-        ):
-            continue
-        real = p.resolve()
-        if not real.is_relative_to(real_root):
-            refused[p] = "a link that resolves outside the landing folder: not read"
-            continue
+    found: list[tuple[str, int, int]] = []
+    refused: dict[str, tuple[Path, str]] = {}
+    folders: list[tuple[str, str]] = [(str(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
         try:
-            mode = real.stat().st_mode
-        except OSError:
-            refused[p] = "a link to nothing: not read"
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
             continue
-        if stat.S_ISDIR(mode):
-            continue  # a folder named like a file: rglob lists what is inside it
-        if not stat.S_ISREG(mode):
-            refused[p] = "not a regular file (a FIFO, socket or device): not read"
-            continue
-        files.append(p)
-    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
-    return sorted(files, key=order), dict(sorted(refused.items(), key=lambda kv: order(kv[0])))
+        for entry in entries:
+            if entry.name.startswith((".", "_")):
+                continue  # hidden, or a writer's temporary: not a readings file, nor a folder of them
+            name = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                folders.append((entry.path, name + "/"))  # a folder named like a file too: its content is listed
+                continue
+            if os.path.splitext(entry.name)[1] not in (".csv", ".parquet"):
+                continue
+            try:
+                if entry.is_symlink():
+                    path = Path(entry.path)
+                    if not path.resolve().is_relative_to(real_root):
+                        refused[name] = (path, "a link that resolves outside the landing folder: not read")
+                        continue
+                    info = path.stat()
+                else:
+                    info = entry.stat(follow_symlinks=False)
+            except OSError:
+                refused[name] = (Path(entry.path), "a link to nothing: not read")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                continue  # a link to a folder inside: not walked into
+            if not stat.S_ISREG(info.st_mode):
+                refused[name] = (Path(entry.path), "not a regular file (a FIFO, socket or device): not read")
+                continue
+            found.append((name, info.st_size, info.st_mtime_ns))
+    found.sort(key=lambda f: f[0])
+    return Listing(
+        root,
+        [f[0] for f in found],
+        [f[1] for f in found],
+        [f[2] for f in found],
+        {path: why for _, (path, why) in sorted(refused.items())},
+    )
 
 
 def header(path: Path) -> tuple[list[str] | None, bool, str]:

@@ -46,7 +46,7 @@ import polars as pl
 
 from pipelines.landing_zone import LazyFiles, RemoteReadings
 from pipelines.manifest import file_sha256 as sha256  # the one sha256 helper
-from pipelines.metering.landing import CsvHead, earliest_interval_end, first_lines, landing
+from pipelines.metering.landing import CsvHead, earliest_interval_end, first_lines, list_landing
 from pipelines.metering.readings import first_months
 from pipelines.periods import Month
 from pipelines.warehouse import Reader, registry
@@ -139,11 +139,10 @@ def plan(
         sizes, mtimes = [o.size for o in objects], [o.mtime_ns for o in objects]
     else:
         input_dir = Path(input_dir)
-        found, refused = landing(input_dir)
-        result.refused = {label(p, input_dir): why for p, why in refused.items()}
-        labels = [label(p, input_dir) for p in found]
-        stats = [p.stat() for p in found]
-        sizes, mtimes = [s.st_size for s in stats], [s.st_mtime_ns for s in stats]
+        listed = list_landing(input_dir)
+        result.refused = {label(p, input_dir): why for p, why in listed.refused.items()}
+        found, sizes, mtimes = listed.files, listed.sizes, listed.mtimes
+        labels = [f"readings/{name}" for name in listed.names]  # `label` of each, without its path arithmetic
     listing = pl.DataFrame(
         {
             "i": range(len(found)),

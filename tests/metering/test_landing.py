@@ -38,6 +38,35 @@ def test_links_outside_the_landing_folder_and_fifos_are_refused_links_inside_are
     assert "readings/2026-04/passwd.csv" in plan.refused and len(plan.files) == 2
 
 
+def test_the_listing_walks_plain_folders_skips_hidden_ones_and_stats_each_file_once(tmp_path):
+    """`list_landing` names every readings file under `readings/` with the size and modification time the
+    file system gives, in path order; hidden or temporary names, at any depth, are not readings."""
+    root = tmp_path / "in"
+    kept = [
+        write_lines(root, "participant=B/day=2026-04-02/B.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0"]),
+        write_lines(root, "participant=A/day=2026-04-01/A.csv", ["DEV1,2026-04-01 10:15,kwh_del,2.0"]),
+        write_lines(root, "folder.csv/inside.csv", ["DEV1,2026-04-03 10:15,kwh_del,3.0"]),
+    ]
+    write_lines(root, ".hidden/x.csv", ["DEV1,2026-04-01 10:15,kwh_del,1.0"])
+    write_lines(root, "participant=A/_tmp/x.csv", ["DEV1,2026-04-01 10:15,kwh_del,1.0"])
+    write_lines(root, "participant=A/.partial.csv", ["DEV1,2026-04-01 10:15,kwh_del,1.0"])
+    (root / "readings" / "notes.txt").write_text("not a readings file\n")
+    os.utime(kept[0], ns=(7 * 10**9, 7 * 10**9))
+    found = landing.list_landing(root)
+    assert found.names == [
+        "folder.csv/inside.csv",
+        "participant=A/day=2026-04-01/A.csv",
+        "participant=B/day=2026-04-02/B.csv",
+    ]
+    assert list(found.files) == [root / "readings" / n for n in found.names] and found.refused == {}
+    by_name = dict(zip(found.names, zip(found.sizes, found.mtimes)))
+    for path in kept:
+        info = path.stat()
+        assert by_name[path.relative_to(root / "readings").as_posix()] == (info.st_size, info.st_mtime_ns)
+    assert found.mtimes[2] == 7 * 10**9
+    assert landing.list_landing(tmp_path / "nowhere").names == []
+
+
 def test_a_file_is_left_for_a_later_month_only_when_all_its_valid_rows_are_later(tmp_path):
     root = tmp_path / "in"
     write_lines(root, "far.csv", ["DEV1,2062-04-10 10:00,kwh_del,1.0", "DEV1,2026-04-02 10:15,kwh_del,1.0"])

@@ -283,6 +283,36 @@ def test_non_finite_readings_are_quarantined_as_not_a_number(tmp_path, word):
     assert bad.select("raw_value", "reason").rows() == [(word, "value is not a number")]
 
 
+@pytest.mark.parametrize("header", ["exact", "bom"])  # the multi-file scan, and the tolerant per-file path
+def test_fields_padded_with_blanks_are_read_as_written_without_them(tmp_path, header):
+    """Spaces, tabs and other Unicode blanks around a field are not part of it; an empty device_id is
+    missing (not unknown); a timestamp with anything else after it does not parse."""
+    root = tmp_path / "in"
+    write_registry(root)
+    path = write_lines(
+        root,
+        "2026-04/PA.csv",
+        [
+            "DEV1 ,\t2026-04-02 00:15\u00a0, kwh_del , 1.5 ",
+            "\u3000DEV1,  2026-04-02 00:30 ,kwh_del,\t2.25\u2003",
+            " ,2026-04-02 00:45,kwh_del,1.0",
+            "DEV1,2026-04-02 01:00 x,kwh_del,1.0",
+            "DEV1,2026-04-02 01:15,kwh_del, ",
+        ],
+    )
+    if header == "bom":
+        path.write_text("\ufeff" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    rows = stage(root, tmp_path / "scratch").scan().with_columns(reason=readings.reasons()).sort("row").collect()
+    good = rows.filter(pl.col("cat") == readings.CATEGORY["good"])
+    assert good["v"].to_list() == [1.5, 2.25]
+    bad = rows.filter(pl.col("cat") != readings.CATEGORY["good"])
+    assert bad["reason"].to_list() == [
+        "missing device_id",
+        "unparsable interval_end (expected YYYY-MM-DD HH:MM)",
+        "missing value",
+    ]
+
+
 def test_a_value_holding_the_line_scan_separator_is_quarantined_not_cut_short(tmp_path):
     """Found by the property test: on the tolerant per-file path '1.5<U+001F>9' used to read as 1.5."""
     root = tmp_path / "in"

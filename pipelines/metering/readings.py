@@ -29,7 +29,7 @@ stages integer keys, see bench/meters_bench.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -200,8 +200,10 @@ def _reader(path: Path, index: int, head: CsvHead | None = None) -> pl.LazyFrame
 
 
 def _parse_ts(text: pl.Expr, lenient: bool = False) -> pl.Expr:
-    """The contract's format; `lenient` also takes `:00` seconds and a `T` separator (same local time)."""
-    exact = text.str.strptime(pl.Datetime("us"), TS_FORMAT, strict=False)
+    """The contract's format; `lenient` also takes `:00` seconds and a `T` separator (same local time).
+    Blanks around the value are allowed: the format's trailing space matches any run of whitespace,
+    leading whitespace is skipped by the parser (stripping every value first cost twice the parse)."""
+    exact = text.str.strptime(pl.Datetime("us"), TS_FORMAT + " ", strict=False)
     if not lenient:
         return exact
     spaced = text.str.replace("T", " ", literal=True)
@@ -211,13 +213,17 @@ def _parse_ts(text: pl.Expr, lenient: bool = False) -> pl.Expr:
 
 
 def _typed_from_text(raw: dict[str, pl.Expr], lenient: bool = False) -> list[pl.Expr]:
-    """device_id, channel as trimmed text; interval_end and value parsed strictly (bad -> null)."""
-    value = _text(raw["value"]).cast(pl.Float64, strict=False)
+    """device_id, channel as trimmed text (empty = missing: `_classify` tells); interval_end and value
+    parsed strictly (bad -> null; a value that is not finite is made null by `_classify`).
+
+    Every row of every file goes through these: each column is computed once, with no per-row
+    `when` (an expression used twice in one `when` is computed twice: 0.9 against 0.5 CPU-s per 7 M
+    values)."""
     return [
-        _text(raw["device_id"]).alias("device_id"),
-        _parse_ts(_text(raw["interval_end"]), lenient).alias("ts"),
-        _text(raw["channel"]).alias("channel"),
-        pl.when(value.is_finite()).then(value).alias("v"),
+        raw["device_id"].str.strip_chars().alias("device_id"),
+        _parse_ts(_text(raw["interval_end"]) if lenient else raw["interval_end"], lenient).alias("ts"),
+        raw["channel"].str.strip_chars().alias("channel"),
+        raw["value"].str.strip_chars().cast(pl.Float64, strict=False).alias("v"),
     ]
 
 
@@ -302,7 +308,7 @@ def _parquet_scan(path: Path, index: int, schema: pl.Schema, lenient: bool = Fal
         _text(pl.col("device_id").cast(pl.String)).alias("device_id"),
         ts.alias("ts"),
         _text(pl.col("channel").cast(pl.String)).alias("channel"),
-        pl.when(value.is_finite()).then(value).alias("v"),
+        value.alias("v"),
     )
 
 
@@ -374,12 +380,12 @@ def _classify(
     # for the quarantined rows only
     flag_bits = [
         (pl.col("_shape").is_not_null(), 1),
-        (pl.col("device_id").is_null(), 2),
+        (pl.col("device_id").is_null() | (pl.col("device_id").str.len_bytes() == 0), 2),
         (pl.col("ts").is_null(), 8),
         (off % INTERVAL_US != 0, 16),
         (pl.col("_ch").is_null(), 64),
         (pl.col("v").is_null(), 256),
-        (pl.col("device_id").is_not_null() & pl.col("_dev").is_null(), 512),
+        ((pl.col("device_id").str.len_bytes() > 0) & pl.col("_dev").is_null(), 512),
         (in_month & (pl.col("_point") < 0), 1024),
         (pl.col("ts") > pl.lit(now), 2048),
         (pl.col("ts") < pl.lit(floor), 4096),
@@ -402,14 +408,10 @@ def _classify(
         .cast(pl.UInt8)
     )
     keep_raw = pl.col("cat").is_in([CATEGORY["quarantine"], CATEGORY["unplaced"]])
-    shifted = pl.col("ts") - pl.duration(minutes=keys.INTERVAL_MINUTES)  # an interval belongs to the month it starts in
-    month_offset = (
-        (shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (start.year * 12 + start.month))
-        .clip(-30000, 30000)
-        .cast(pl.Int16)
-    )
+    month_offset = _month_offset(start, accepted)
     return (
-        lf.with_columns(_dev=device, _ch=channel)
+        lf.with_columns(v=pl.when(pl.col("v").is_finite()).then(pl.col("v")))  # NaN, inf: not a number
+        .with_columns(_dev=device, _ch=channel)
         .with_columns(_point=point)
         .with_columns(flags=flags)
         .with_columns(cat=category)
@@ -428,6 +430,32 @@ def _classify(
             pl.when(keep_raw).then(pl.col("_shape")).alias("shape"),
         )
     )
+
+
+_OFFSET_TABLE_DAYS = 200 * 366  # accepted ranges longer than this (a floor centuries back) use the calendar
+
+
+def _month_offset(start: datetime, accepted: Accepted) -> pl.Expr:
+    """The month of a row's interval (the month it starts in: interval_end - 15 min) counted from
+    `start`'s, for the interval_ends of the accepted range (others get no month: `rel` is null).
+
+    A table of the range's days, gathered by each row's day: the calendar (`dt.year`, `dt.month`) on
+    every row was a third of the classification's CPU."""
+    shifted = pl.col("ts") - pl.duration(minutes=keys.INTERVAL_MINUTES)
+    base = start.year * 12 + start.month
+    first = datetime.combine((accepted.floor - timedelta(minutes=keys.INTERVAL_MINUTES)).date(), time())
+    last = (min(accepted.now, datetime(9999, 12, 31)) - timedelta(minutes=keys.INTERVAL_MINUTES)).date()
+    days = (last - first.date()).days + 1
+    if not 0 < days <= _OFFSET_TABLE_DAYS:
+        return (
+            (shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - base)
+            .clip(-30000, 30000)
+            .cast(pl.Int16)
+        )
+    calendar = pl.date_range(first.date(), last, "1d", eager=True)
+    table = ((calendar.dt.year().cast(pl.Int32) * 12 + calendar.dt.month().cast(pl.Int32)) - base).clip(-30000, 30000)
+    day = (shifted - pl.lit(first)).dt.total_microseconds() // DAY_US
+    return pl.lit(table.cast(pl.Int16)).gather(day.clip(0, days - 1))
 
 
 def point_lookup(device_days: pl.DataFrame, devices: list[str], days: int) -> pl.Series:

@@ -201,3 +201,33 @@ def test_a_changed_deferred_file_is_looked_at_again(tmp_path):
     touched = ledger.plan(root, Month.parse("2026-04"), recorded, now=NOW)
     assert touched.deferred == ["readings/may.csv"] and touched.not_opened == 1
     assert [(w.label, w.month) for w in touched.waiting] == [("readings/may.csv", Month.parse("2026-05"))]
+
+
+def test_the_month_of_a_row_is_the_month_its_interval_starts_in_counted_from_the_runs():
+    """`_month_offset` (a table of days) against hand-counted months, and against the calendar on every
+    interval_end of the accepted range's edges; the interval ending at 00:00 on the 1st is the month before's."""
+    start = datetime(2026, 4, 1)
+    accepted = readings.Accepted(now=datetime(2026, 12, 6, 12, 0), floor=datetime(2020, 1, 1))
+    cases = {
+        datetime(2026, 4, 1, 0, 0): -1,
+        datetime(2026, 4, 1, 0, 15): 0,
+        datetime(2026, 4, 30, 23, 45): 0,
+        datetime(2026, 5, 1, 0, 0): 0,
+        datetime(2026, 5, 1, 0, 15): 1,
+        datetime(2025, 4, 1, 0, 15): -12,
+        datetime(2020, 1, 1, 0, 0): -76,  # the floor: December 2019's last interval
+        datetime(2026, 12, 6, 12, 0): 8,  # the time of the run
+        datetime(2026, 4, 2, 10, 10): 0,  # off the grid: still a month (the row is quarantined for the grid)
+    }
+    frame = pl.DataFrame({"ts": list(cases)}, schema={"ts": pl.Datetime("us")})
+    assert frame.select(readings._month_offset(start, accepted).alias("rel"))["rel"].to_list() == list(cases.values())
+    edges = pl.concat(
+        [
+            pl.datetime_range(datetime(2020, 1, 1), datetime(2020, 3, 2), "15m", eager=True),
+            pl.datetime_range(datetime(2026, 2, 27), datetime(2026, 12, 6, 12, 0), "15m", eager=True),
+        ]
+    ).to_frame("ts")
+    shifted = pl.col("ts") - pl.duration(minutes=15)
+    calendar = shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (2026 * 12 + 4)
+    both = edges.select(table=readings._month_offset(start, accepted), calendar=calendar.cast(pl.Int16))
+    assert both["table"].equals(both["calendar"])

@@ -378,3 +378,21 @@ def test_future_interval_is_later_than_the_run_time_in_local_time():
     aware = ends.select(vee.future_interval(datetime(2026, 4, 10, 16, 14, tzinfo=UTC)))
     assert aware["interval_end"].to_list() == [False, True, True, False]
     assert vee.FUTURE_REASON == "interval_end is later than the time of the run"
+
+
+def test_series_stats_count_rows_and_distinct_intervals_and_find_the_edges_by_hand():
+    """The readings come sorted by key, so the series are grouped as runs of rows."""
+    readings = pl.concat(
+        [
+            frame(0, {3: 1.5, 4: -2.0, 9: 7.25}),
+            pl.DataFrame({"k": [keys.encode(0, 4)], "v": [8.0]}),  # interval 4 read twice
+            frame(5, {1: 0.0}),
+            frame(6, {2976: 3.0, 100: 4.0}),
+        ]
+    ).sort("k")
+    stats = vee.series_stats(readings)
+    assert stats.select("series", "rows", "distinct_intervals", "first", "last", "min_value", "max_value").rows() == [
+        (0, 4, 3, 3, 9, -2.0, 8.0),
+        (5, 1, 1, 1, 1, 0.0, 0.0),
+        (6, 2, 2, 100, 2976, 3.0, 4.0),
+    ]

@@ -61,7 +61,9 @@ def timed_cpu(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, flo
     """(wall seconds, exit code, output, peak RSS in GB, CPU seconds) of one child process. os.wait4
     returns that child's own resource usage (no psutil needed, no mixing with other children). The CPU
     seconds (user + system, all threads) follow the load of a shared machine much less than the wall
-    time does: docs/performance.md compares both with the floor."""
+    time does: docs/performance.md compares both with the floor. What ran before (a backfill that wrote
+    gigabytes of Parquet) is flushed to disk first, so that its write-back is not timed as this command."""
+    os.sync()
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
         child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)

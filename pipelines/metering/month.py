@@ -226,13 +226,6 @@ def validate(
     """Every validation rule on the month's current readings (config/vee.toml). The history rules
     compare with the point's own real readings of the previous weeks, read from the warehouse."""
     m, t, src = inp.month, inp.thresholds, inp.reader
-    # the weeks before, from the warehouse, while the month's own rules run: a join and a transfer of
-    # 21 M rows for 2,000 points (2.4-2.8 s, much of it on one core)
-    history = (
-        None
-        if inp.earlier is not None
-        else inp.background(stored.history_before_apart, stored.apart(src), m, points, _history_days(t))
-    )
     maximum = vee.series_max(points["point_id"].to_list(), t)
     conflicts = _conflicts(merged, stored.month_superseded(src, m, points), readings)
     own = pl.concat(
@@ -246,7 +239,11 @@ def validate(
         device_days = reg.device_days(inp.registry, m, points)
         checked, skipped = registers.month_sum_check(inp.reads, device_days, m, readings, t)
         own = pl.concat([own, checked.select(own.columns).cast(own.schema), _skipped_checks(skipped, m.start)])
-    before = _uncarry(inp.earlier, points) if history is None else history.result()
+    before = (
+        _uncarry(inp.earlier, points)
+        if inp.earlier is not None
+        else stored.history_before(src, m, points, _history_days(t))
+    )
     flagged = pl.concat([own.select("k"), conflicts.select("k")])
     compared = vee.vs_history_of(readings, before, flagged, m.start, t)
     # a reading far from its history is no model for an estimate either

@@ -15,7 +15,7 @@ reading with the same value is only a duplicate (counted, not kept); one with an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 import duckdb
@@ -176,22 +176,6 @@ def history_before(source: Stored, month: Month, points: pl.DataFrame, days: int
         r="meter_readings",
         **({"f": "vee_findings"} if findings else {}),
     ).cast(empty.schema)
-
-
-def apart(source: Stored) -> Reader:
-    """A reader of the same snapshot on a cursor of its own, for a query in another thread (a DuckDB
-    connection serves one thread at a time; a cursor shares its database and attached catalog). Made
-    in the caller's thread; closed by whoever uses it (`history_before_apart`)."""
-    src = _reader(source)
-    return replace(src, con=src.con.cursor()) if src.found else src
-
-
-def history_before_apart(own: Reader, month: Month, points: pl.DataFrame, days: int) -> pl.DataFrame:
-    """`history_before` on a reader from `apart`, which it closes."""
-    try:
-        return history_before(own, month, points, days)
-    finally:
-        own.close()
 
 
 def standing_estimates(source: Stored, month: Month, points: pl.DataFrame, table: str) -> pl.DataFrame:

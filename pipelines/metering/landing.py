@@ -124,8 +124,9 @@ def list_landing(input_dir: Path) -> Listing:
     while folders:
         folder, prefix = folders.pop()
         try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
+            with os.scandir(folder) as listed:
+                entries = list(listed)
+        except (FileNotFoundError, NotADirectoryError):  # no readings folder (yet): nothing landed
             continue
         for entry in entries:
             if entry.name.startswith((".", "_")):

@@ -207,17 +207,17 @@ def _stored_only(m: Month, merged: stored.Merged, points: pl.DataFrame) -> _Deri
 class Validated:
     findings: pl.DataFrame  # (k, rule, detail, value) of every rule but gap and duplicate_conflict
     conflicts: pl.DataFrame  # (k, detail)
-    before: pl.DataFrame  # vee's history shape: the real readings of the weeks before the month
+    before: pl.DataFrame  # the good readings of the weeks before the month (vee.BEFORE_SCHEMA)
     flagged: pl.DataFrame  # (k) the month's readings with a finding: no history for a rule or an estimate
 
     def history(self, readings: pl.DataFrame, start: datetime, series: pl.Series | None = None) -> pl.DataFrame:
-        """The history frame (weeks before + the month, flagged marked), of `series` only when given:
-        built for the few series with a gap to estimate, not for the whole market."""
+        """The history frame (the weeks before: their usable readings; the month: flagged marked), of
+        `series` only when given: built for the few series with a gap to estimate, not for the whole market."""
+        before = self.before
         if series is not None:
-            keep = pl.col("series").is_in(series.implode())
+            before = before.filter(pl.col("series").cast(pl.Int64).is_in(series.implode()))
             readings = readings.filter(keys.series().is_in(series.implode()))
-            return pl.concat([self.before.filter(keep), vee.history_from_month(readings, self.flagged, start)])
-        return pl.concat([self.before, vee.history_from_month(readings, self.flagged, start)])
+        return pl.concat([vee.before_as_history(before, start), vee.history_from_month(readings, self.flagged, start)])
 
 
 def validate(
@@ -240,7 +240,7 @@ def validate(
         checked, skipped = registers.month_sum_check(inp.reads, device_days, m, readings, t)
         own = pl.concat([own, checked.select(own.columns).cast(own.schema), _skipped_checks(skipped, m.start)])
     before = (
-        _uncarry(inp.earlier, points)
+        _uncarry(inp.earlier, points, m.start)
         if inp.earlier is not None
         else stored.history_before(src, m, points, _history_days(t))
     )
@@ -271,17 +271,14 @@ def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Mo
     )
 
 
-def _uncarry(carried: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
-    return (
-        carried.join(points.select("point_id", "point_idx"), on="point_id")
-        .select(
-            series=keys.series_of(pl.col("point_idx"), pl.col("ch")),
-            interval_end="interval_end",
-            v="v",
-            flagged="flagged",
-        )
-        .cast(vee.HISTORY_SCHEMA)
+def _uncarry(carried: pl.DataFrame, points: pl.DataFrame, start: datetime) -> pl.DataFrame:
+    history = carried.join(points.select("point_id", "point_idx"), on="point_id").select(
+        series=keys.series_of(pl.col("point_idx"), pl.col("ch")),
+        interval_end="interval_end",
+        v="v",
+        flagged="flagged",
     )
+    return vee.usable_history(history, start)
 
 
 def _skipped_checks(skipped: pl.DataFrame, start: datetime) -> pl.DataFrame:

@@ -21,7 +21,7 @@ from datetime import timedelta
 import duckdb
 import polars as pl
 
-from pipelines.metering import keys
+from pipelines.metering import keys, vee
 from pipelines.periods import Month
 from pipelines.warehouse import Reader
 
@@ -148,33 +148,38 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
 
 
 def history_before(source: Stored, month: Month, points: pl.DataFrame, days: int) -> pl.DataFrame:
-    """The real readings of the `days` days before the month (they lie in the month before: 28 days at
-    most), in vee's history shape (series, interval_end, v, flagged), numbered with this month's points;
-    flagged = the reading has a VEE finding there."""
-    empty = pl.DataFrame(
-        schema={"series": pl.Int64, "interval_end": pl.Datetime("us"), "v": pl.Float64, "flagged": pl.Boolean}
-    )
+    """The real readings without findings of the `days` days before the month (they lie in the month
+    before: 28 days at most), as the history rules use them (vee.BEFORE_SCHEMA: series numbered with
+    this month's points, j = the interval relative to the month's start, v); readings with a VEE finding
+    there, not finite or off the 15-minute grid are left out.
+
+    Computed in DuckDB, so that only what the rules use crosses over: four weeks of 8,000 series are
+    21 M rows, and with their timestamps and flags alongside, the transfer to polars and the filter
+    after it cost more than the query (a month with a year of history: 3.2-3.6 s -> 2.5-2.9 s)."""
+    empty = pl.DataFrame(schema=vee.BEFORE_SCHEMA)
     src = _reader(source)
     if days <= 0 or not src.has("meter_readings"):
         return empty
     start, previous = month.start, month.previous.label
-    findings = (
-        "LEFT JOIN (SELECT DISTINCT point_id, channel, interval_end FROM {f} WHERE month = ?) f "
+    unflagged = (
+        "ANTI JOIN (SELECT DISTINCT point_id, channel, interval_end FROM {f} WHERE month = ?) f "
         "ON f.point_id = r.point_id AND f.channel = r.channel AND f.interval_end = r.interval_end"
         if src.has("vee_findings")
         else ""
     )
-    flagged = "f.point_id IS NOT NULL" if findings else "false"
+    since = "(epoch_us(r.interval_end) - epoch_us(?::TIMESTAMP))"  # microseconds from the month's start
     return src.frame(
         f"""
-        SELECT p.point_idx * {keys.N_CHANNELS} + c.ch AS series, r.interval_end, r.value AS v, {flagged} AS flagged
+        SELECT (p.point_idx * {keys.N_CHANNELS} + c.ch)::INTEGER AS series,
+               ({since} // {keys.INTERVAL_US})::INTEGER AS j, r.value AS v
         FROM {{r}} r JOIN _points p ON r.point_id = p.point_id JOIN _channels c ON r.channel = c.channel
-        {findings}
-        WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP""",
-        ([previous] if findings else []) + [previous, start - timedelta(days=days)],
+        {unflagged}
+        WHERE r.month = ? AND r.interval_end > ?::TIMESTAMP AND isfinite(r.value)
+          AND {since} % {keys.INTERVAL_US} = 0""",
+        [start] + ([previous] if unflagged else []) + [previous, start - timedelta(days=days), start],
         frames={"_points": points.select("point_id", "point_idx"), "_channels": keys.channel_table()},
         r="meter_readings",
-        **({"f": "vee_findings"} if findings else {}),
+        **({"f": "vee_findings"} if unflagged else {}),
     ).cast(empty.schema)
 
 

@@ -433,6 +433,35 @@ def history_from_month(readings: pl.DataFrame, findings: pl.DataFrame, month_sta
     )
 
 
+# The weeks before a month as its rules use them: the real readings without findings, by series (this
+# month's numbering) and j (as in hk). 32-bit series and j: four weeks of 8,000 series are 21 M rows,
+# copied twice more on their way into the history arrays (a half's rows, the rows inside the window); at
+# 16 bytes a row instead of 24 a month with a year of history peaked at 2.55-2.60 GB instead of 2.70.
+BEFORE_SCHEMA = {"series": pl.Int32, "j": pl.Int32, "v": pl.Float64}
+
+
+def usable_history(history: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
+    """The readings of `history` (HISTORY_SCHEMA) that count as history, in BEFORE_SCHEMA: flagged
+    readings, readings that are not finite and any off the 15-minute grid left out."""
+    return (
+        history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
+        .select("series", j=history_j(month_start), v="v")
+        .drop_nulls("j")
+        .cast(BEFORE_SCHEMA)
+    )
+
+
+def before_as_history(before: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
+    """BEFORE_SCHEMA rows back in the history shape (HISTORY_SCHEMA; none flagged)."""
+    us = pl.col("j").cast(pl.Int64) * INTERVAL_US  # not in 32 bits: a day is 8.64e10 us
+    return before.select(
+        "series",
+        interval_end=pl.lit(month_start, pl.Datetime("us")) + pl.duration(microseconds=us),
+        v="v",
+        flagged=pl.lit(False),
+    ).cast(HISTORY_SCHEMA)
+
+
 def good_history(history: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
     """(hk, v) of the real readings without findings in `history` (one row per series and interval)."""
     return (
@@ -455,29 +484,17 @@ def vs_history(readings: pl.DataFrame, history: pl.DataFrame, month_start: datet
     weekday and interval-of-day 1..t.history_weeks weeks earlier exist and their mean > t.history_floor;
     high when value > factor_high * mean, low when value < factor_low * mean (strictly: at the limit
     is no finding)."""
-    good = (
-        history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
-        .select("series", j=history_j(month_start), v="v")
-        .drop_nulls("j")
-    )
-    return _vs_history(readings, [good], month_start, t)
+    return _vs_history(readings, [usable_history(history, month_start)], month_start, t)
 
 
 def vs_history_of(
     readings: pl.DataFrame, before: pl.DataFrame, flagged: pl.DataFrame, month_start: datetime, t: Thresholds
 ) -> pl.DataFrame:
-    """`vs_history` built straight from the month's readings (k, v), the real readings of the weeks
-    before it (`before`, history shape) and the keys (k) of the month's flagged readings, without
-    materialising the month's history frame (the metering job's path: 24 million readings)."""
-    # 32-bit series and j: four weeks of 8,000 series are 21 M rows, copied twice more on their way into
-    # the arrays (a half's rows, the rows inside the window); at 16 bytes a row instead of 24 a month
-    # with a year of history peaked at 2.55-2.60 GB instead of 2.70
-    good_before = (
-        before.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
-        .select(pl.col("series").cast(pl.Int32), j=history_j(month_start).cast(pl.Int32), v="v")
-        .drop_nulls("j")
-    )
-    return _vs_history(readings, [good_before], month_start, t, own=True, blank=flagged)
+    """`vs_history` built straight from the month's readings (k, v), the good readings of the weeks
+    before it (`before`, BEFORE_SCHEMA: `stored.history_before`, `usable_history`) and the keys (k) of the
+    month's flagged readings, without materialising the month's history frame (the metering job's path:
+    24 million readings)."""
+    return _vs_history(readings, [before], month_start, t, own=True, blank=flagged)
 
 
 @contextmanager

@@ -354,6 +354,7 @@ def test_the_halves_of_a_large_month_find_what_one_block_finds(monkeypatch):
         }
     )
     flagged = readings.sample(500, seed=1).select("k")
+    before = vee.usable_history(before, MONTH_START)
     whole = vee.vs_history_of(readings, before, flagged, MONTH_START, vee.Thresholds())
     monkeypatch.setattr(vee, "_HALVES_FROM", 0)
     halves = vee.vs_history_of(readings, before, flagged, MONTH_START, vee.Thresholds())

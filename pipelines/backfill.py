@@ -108,7 +108,7 @@ def _job(domain: str) -> Callable[..., object]:
     if domain == "meters":
         from pipelines.metering import job as metering
 
-        return metering.ingest_month
+        return metering.in_sequence()  # each month hands its last weeks to the next as history
     from pipelines.delivery import job as delivery
 
     return delivery.check_month

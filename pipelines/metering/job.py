@@ -32,11 +32,12 @@ import fcntl
 import hashlib
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -50,7 +51,7 @@ from pipelines.metering import checks, ledger, registers, stored, vee
 from pipelines.metering import registry as reg
 from pipelines.metering import warehouse_rows as rows
 from pipelines.metering.landing import earliest_interval_end
-from pipelines.metering.month import MonthInputs, MonthState, compute
+from pipelines.metering.month import Carry, MonthInputs, MonthState, compute, history_days
 from pipelines.metering.readings import Accepted, Staged, stage
 from pipelines.metering.result import IngestResult, summarize, totals
 from pipelines.periods import GUATEMALA, Month
@@ -87,6 +88,8 @@ class RunInputs:
     thresholds: vee.Thresholds
     accepted: Accepted
     readings: Path | landing_zone.RemoteReadings | None = None  # where the plan lists readings (None: input_dir)
+    history: Carry | None = None  # the month before's last weeks, from the run that published it
+    keep_history: bool = False  # hand this month's last weeks to the next run (`IngestResult.history`)
 
 
 def ingest_month(
@@ -97,11 +100,15 @@ def ingest_month(
     lake_root: str | Path | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
+    history: Carry | None = None,
+    keep_history: bool = False,
 ) -> IngestResult:
     """Ingest what is new under `input_dir` for `month` (and earlier months) and publish the month's
     state. `month` comes parsed from the edge (CLI, DAG, backfill; a label from the Python API is
     parsed here). `now` (local Guatemala time, default the clock) is when the run reads: readings of
-    intervals that had not ended by then are quarantined."""
+    intervals that had not ended by then are quarantined. `keep_history`: the result carries the
+    month's last weeks (`IngestResult.history`); handed to the next month's run as `history`, they are
+    its history rules' weeks before, unless anything was published in between (see `in_sequence`)."""
     month = Month.of(month)
     input_dir = landing_zone.location(input_dir)  # a folder, or an s3:// landing zone (pipelines/landing_zone.py)
     if not landing_zone.is_remote(input_dir) and not input_dir.is_dir():
@@ -122,6 +129,8 @@ def ingest_month(
             vee.load_thresholds(),
             Accepted(now, earliest_interval_end()),
             readings=remote,
+            history=history,
+            keep_history=keep_history,
         )
         result = _attempts(r, pace, land)
         if remote is not None:
@@ -255,8 +264,9 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, src: store.Reader) -> Inge
         run_id=r.run_id,
         out=r.scratch / "out",
         background=pace.background,
+        earlier=_handed(land, src),
     )
-    states = _months(r, pace, base, staged)
+    states = _months(r, pace, base, staged, land.keep_history)
     src.close()  # before the publish: an open reader would block the writer of a SQLite catalog
 
     unreadable = {i: (m, why) for m, one in staged.items() for i, why in one.unreadable.items() if i not in moved}
@@ -289,17 +299,53 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, src: store.Reader) -> Inge
         months={s.month.label: s.counts for s in states},
     )
     result.summary = summarize(result, month, states, plan, moved, manifest)
+    own = next((s for s in states if s.month == month), None)
+    if land.keep_history and own is not None and own.carry is not None and r.snapshot_id is not None:
+        result.history = dataclasses.replace(own.carry, snapshot_id=r.snapshot_id)
     return result
 
 
-def _months(r: runs.Run, pace: Overlap, base: MonthInputs, staged: dict[Month, Staged]) -> list[MonthState]:
+def _handed(land: RunInputs, src: store.Reader) -> Carry | None:
+    """The last weeks the run before handed over, when the warehouse this run plans against is the one
+    that run published (nothing else published since) and the history reaches as far back."""
+    h = land.history
+    if h is None or h.snapshot_id is None or h.snapshot_id != src.snapshot_id:
+        return None
+    if h.days != history_days(land.thresholds):
+        return None
+    logger.info("%s: the history rules' weeks before: %s's last weeks, handed over by its run", land.month, h.month)
+    return h
+
+
+def in_sequence() -> Callable[..., IngestResult]:
+    """`ingest_month` for consecutive months in one process (a backfill): each run hands its month's
+    last weeks to the next, which then does not read them back from the warehouse (about 2.5 s and
+    21 M rows a month of 2,000 points). A failed month hands nothing on."""
+    last: Carry | None = None
+
+    def one(month: Month | str, input_dir: Path, **kw: Any) -> IngestResult:
+        nonlocal last
+        handed, last = last, None
+        result = ingest_month(month, input_dir, history=handed, keep_history=True, **kw)
+        last, result.history = result.history, None  # the result itself does not keep 21 M rows alive
+        return result
+
+    return one
+
+
+def _months(
+    r: runs.Run, pace: Overlap, base: MonthInputs, staged: dict[Month, Staged], keep_history: bool = False
+) -> list[MonthState]:
     """Compute every month the run touches, in order: those it read rows of, and its own. A month after
     the run's only stores its readings; the end of a month is the history of the next one."""
     months = sorted(set(staged) | {base.month})
     states: list[MonthState] = []
     for m in months:
-        # the end of the month before, when this run computed it: the history the warehouse does not hold yet
-        earlier = states[-1].carry if states and states[-1].month == m.previous else None
+        # the end of the month before, when this run computed it (the history the warehouse does not hold
+        # yet), or when the run before handed it over (`base.earlier`: what the warehouse holds, kept)
+        computed = states[-1] if states and states[-1].month == m.previous else None
+        handed = base.earlier if base.earlier is not None and base.earlier.month == m.previous else None
+        earlier = computed.carry if computed is not None else handed
         with r.step(f"month {m}" if m != base.month else "month"):
             inputs = dataclasses.replace(
                 base,
@@ -308,7 +354,7 @@ def _months(r: runs.Run, pace: Overlap, base: MonthInputs, staged: dict[Month, S
                 out=base.out / m.label,
                 earlier=earlier,
                 derive=m <= base.month,
-                keep_carry=m != months[-1],
+                keep_carry=m != months[-1] or (keep_history and m == base.month),
             )
             states.append(compute(inputs))
         if m != months[-1]:

@@ -57,7 +57,7 @@ class MonthInputs:
     run_id: str
     out: Path  # where the month's big outputs are written as Parquet
     background: Callable[..., Future]  # runs a function next to the month's work
-    earlier: pl.DataFrame | None = None  # the month before's last weeks, when this run computed it
+    earlier: Carry | None = None  # the month before's last weeks, when this run (or the one before it) computed it
     derive: bool = True
     keep_carry: bool = False  # keep the month's last weeks as history for the next month
 
@@ -74,7 +74,22 @@ class MonthState:
     quarantine: pl.DataFrame
     ledger: pl.DataFrame  # per file: file, month, rows, good, first_interval, last_interval
     check_frame: pl.DataFrame | None  # the month per point and channel, for the metering_month suite
-    carry: pl.DataFrame | None = None  # the month's last weeks as history for the next month (point_id, channel, ...)
+    carry: Carry | None = None  # the month's last weeks as history for the next month
+
+
+@dataclass(frozen=True)
+class Carry:
+    """A month's last weeks as the history of the next month (its `history_before`, without reading it
+    back from the warehouse): the usable readings (vee.BEFORE_SCHEMA, j counted from the NEXT month's
+    start), series numbered with `points` (the month's point_id -> point_idx). `snapshot_id`: the
+    warehouse snapshot that published the month, set once it is published; another run's month is only
+    handed this when it plans against that same snapshot (nothing published in between)."""
+
+    month: Month
+    days: int  # how far back it reaches (`history_days`)
+    points: pl.DataFrame
+    rows: pl.DataFrame
+    snapshot_id: int | None = None
 
 
 @dataclass
@@ -84,7 +99,7 @@ class _Derived:
     findings: pl.DataFrame
     completeness: pl.DataFrame
     check_frame: pl.DataFrame | None = None
-    carry: pl.DataFrame | None = None
+    carry: Carry | None = None
 
 
 def compute(inp: MonthInputs) -> MonthState:
@@ -161,7 +176,7 @@ def _derive(inp: MonthInputs, merged: stored.Merged, points: pl.DataFrame) -> _D
     stats = vee.series_stats(readings)
     checked = validate(inp, readings, stats, points, merged)
     # the month's last weeks, kept only when this run computes the next month too
-    carry = _carry(readings, checked, points, m, _history_days(t)) if inp.keep_carry else None
+    carry = _carry(readings, checked, points, m, history_days(t)) if inp.keep_carry else None
     horizon = _horizon_ranges(ranges, m, inp.now)  # never estimate, nor call a gap, what has not happened yet
     gapped = vee.gap_runs(readings, horizon, stats)["series"].unique()
     gap_rules, estimated = estimation.estimate(
@@ -240,9 +255,9 @@ def validate(
         checked, skipped = registers.month_sum_check(inp.reads, device_days, m, readings, t)
         own = pl.concat([own, checked.select(own.columns).cast(own.schema), _skipped_checks(skipped, m.start)])
     before = (
-        _uncarry(inp.earlier, points, m.start)
+        _uncarry(inp.earlier, points)
         if inp.earlier is not None
-        else stored.history_before(src, m, points, _history_days(t))
+        else stored.history_before(src, m, points, history_days(t))
     )
     flagged = pl.concat([own.select("k"), conflicts.select("k")])
     compared = vee.vs_history_of(readings, before, flagged, m.start, t)
@@ -251,34 +266,42 @@ def validate(
     return Validated(pl.concat([own, compared.cast(own.schema)]), conflicts, before, flagged)
 
 
-def _history_days(t: vee.Thresholds) -> int:
+def history_days(t: vee.Thresholds) -> int:
     return max(7 * t.history_weeks, t.like_day_window_days)
 
 
-def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Month, days: int) -> pl.DataFrame:
-    """The month's own last `days` days of history, by point_id and channel (the next month numbers its
-    points differently)."""
+def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Month, days: int) -> Carry:
+    """The month's own last `days` days as the next month's history: what `stored.history_before` reads
+    once the month is published (its current readings without findings), kept in memory instead."""
     first = intervals_between(m.start, m.end - timedelta(days=days))
-    last_weeks = readings.filter(keys.interval_index() > first)
-    history = vee.history_from_month(last_weeks, rules.flagged, m.start)
-    point = keys.point_index(pl.col("series"))
-    return history.select(
-        point_id=rows.lookup(rows.point_label(points), point).cast(pl.String),
-        ch=keys.channel_index(pl.col("series")),
-        interval_end="interval_end",
-        v="v",
-        flagged="flagged",
+    usable = (
+        readings.filter(keys.interval_index() > first)
+        .join(rules.flagged.select("k").unique(), on="k", how="anti")
+        .filter(pl.col("v").is_finite())
+        .select(
+            series=keys.series(),
+            j=keys.interval_index() - m.intervals,  # the month's last interval is j = 0 of the next
+            v="v",
+        )
+        .cast(vee.BEFORE_SCHEMA)
     )
+    return Carry(m, days, points.select("point_id", "point_idx"), usable)
 
 
-def _uncarry(carried: pl.DataFrame, points: pl.DataFrame, start: datetime) -> pl.DataFrame:
-    history = carried.join(points.select("point_id", "point_idx"), on="point_id").select(
-        series=keys.series_of(pl.col("point_idx"), pl.col("ch")),
-        interval_end="interval_end",
-        v="v",
-        flagged="flagged",
+def _uncarry(carried: Carry, points: pl.DataFrame) -> pl.DataFrame:
+    """The carried rows numbered with this month's points (those no longer active drop out)."""
+    now = carried.points.join(points.select("point_id", new="point_idx"), on="point_id")
+    if now.height == carried.points.height == points.height and (now["point_idx"] == now["new"]).all():
+        return carried.rows  # the same points in the same order: the common case, nothing to renumber
+    point = pl.col("series") // keys.N_CHANNELS
+    return (
+        carried.rows.with_columns(
+            new=point.replace_strict(now["point_idx"], now["new"], default=None, return_dtype=pl.Int32)
+        )
+        .drop_nulls("new")
+        .select(series=keys.series_of(pl.col("new"), pl.col("series") % keys.N_CHANNELS), j="j", v="v")
+        .cast(vee.BEFORE_SCHEMA)
     )
-    return vee.usable_history(history, start)
 
 
 def _skipped_checks(skipped: pl.DataFrame, start: datetime) -> pl.DataFrame:

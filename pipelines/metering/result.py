@@ -10,7 +10,7 @@ import polars as pl
 
 from pipelines.manifest import Manifest
 from pipelines.metering import ledger
-from pipelines.metering.month import MonthState
+from pipelines.metering.month import Carry, MonthState
 from pipelines.periods import Month
 
 
@@ -28,6 +28,7 @@ class IngestResult:
     validation: list = field(default_factory=list)
     snapshot_id: int | None = None
     months: dict[str, dict[str, int]] = field(default_factory=dict)  # every month the run (re)computed
+    history: Carry | None = None  # the month's last weeks for the next run (`ingest_month(keep_history=True)`)
 
 
 def totals(states: list[MonthState], plan: ledger.Plan, moved: list[int], unreadable: int) -> dict[str, int]:

@@ -328,3 +328,46 @@ def test_no_readings_at_all_is_a_clear_error(tmp_path, workspace):
     with pytest.raises(InputError, match="no readings files"):
         job.ingest_month("2026-04", root)
     _published_nothing(workspace)
+
+
+def test_a_backfill_hands_each_month_its_history_and_finds_what_separate_runs_find(tmp_path, monkeypatch, caplog):
+    """`in_sequence` (the backfill) gives April March's last weeks from March's run instead of reading
+    them back: April's findings, estimates and hourly values are those of two separate runs. A run
+    published in between (here: March again) makes the next month read the warehouse instead."""
+    from tests.conftest import ROOT
+
+    sample = ROOT / "data" / "sample" / "smec"
+    handed = "last weeks, handed over by its run"
+    queries = {
+        "vee_findings": "SELECT * EXCLUDE (participant) FROM {t} WHERE month = '2026-04' ORDER BY ALL",
+        "meter_estimates": "SELECT point_id, channel, interval_end, value, method FROM {t} "
+        "WHERE month = '2026-04' AND superseded_by_run IS NULL ORDER BY ALL",
+        "meter_hourly": "SELECT * FROM {t} WHERE month = '2026-04' ORDER BY ALL",
+    }
+
+    def april(name: str, months: list[str], ingest) -> dict[str, pl.DataFrame]:
+        monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / name / "warehouse.sqlite"))
+        monkeypatch.setenv("MAYORISTA_LAKE", str(tmp_path / name / "lake"))
+        for m in months:
+            ingest(m, sample)
+        with warehouse.open_reader() as src:
+            return {t: src.frame(q, t=t) for t, q in queries.items()}
+
+    caplog.set_level("INFO", logger="pipelines.metering.job")
+    separate = april("separate", ["2026-03", "2026-04"], job.ingest_month)
+    assert handed not in caplog.text
+    backfill = april("backfill", ["2026-03", "2026-04"], job.in_sequence())
+    assert "2026-04: the history rules' weeks before: 2026-03's" in caplog.text
+    assert separate["vee_findings"].height > 30 and separate["meter_estimates"].height
+    assert {r for r in separate["vee_findings"]["rule"]} >= {"high_vs_history", "low_vs_history"}
+    for table, frame in separate.items():
+        assert backfill[table].equals(frame), table
+
+    caplog.clear()
+    sequence = job.in_sequence()
+    monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "between" / "warehouse.sqlite"))
+    monkeypatch.setenv("MAYORISTA_LAKE", str(tmp_path / "between" / "lake"))
+    sequence("2026-03", sample)
+    job.ingest_month("2026-03", sample)  # published in between: the handed weeks may be stale
+    sequence("2026-04", sample)
+    assert handed not in caplog.text

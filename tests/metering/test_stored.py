@@ -56,7 +56,7 @@ def test_history_before_keeps_the_usable_readings_of_the_weeks_before(warehouse)
 def test_without_findings_table_a_flagged_reading_counts(warehouse):
     warehouse.execute("DROP TABLE wh.vee_findings")
     got = stored.history_before(Reader.over(warehouse), MAY, POINTS, 28)
-    assert (0 * keys.N_CHANNELS + CH["kvarh_del"], -1014, 6.0)  # 10 days 13.5 h before in got.rows()
+    assert (0 * keys.N_CHANNELS + CH["kvarh_del"], -1014, 6.0) in got.rows()  # 10 days 13.5 h before
     assert got.height == 4
 
 

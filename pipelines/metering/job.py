@@ -31,7 +31,9 @@ import dataclasses
 import fcntl
 import hashlib
 import logging
+import os
 import shutil
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -311,6 +313,8 @@ def _handed(land: RunInputs, src: store.Reader) -> Carry | None:
     h = land.history
     if h is None or h.snapshot_id is None or h.snapshot_id != src.snapshot_id:
         return None
+    if isinstance(h.rows, Path) and not h.rows.is_file():
+        return None
     if h.days != history_days(land.thresholds):
         return None
     logger.info("%s: the history rules' weeks before: %s's last weeks, handed over by its run", land.month, h.month)
@@ -319,18 +323,43 @@ def _handed(land: RunInputs, src: store.Reader) -> Carry | None:
 
 def in_sequence() -> Callable[..., IngestResult]:
     """`ingest_month` for consecutive months in one process (a backfill): each run hands its month's
-    last weeks to the next, which then does not read them back from the warehouse (about 2.5 s and
-    21 M rows a month of 2,000 points). A failed month hands nothing on."""
+    last weeks to the next, which then does not read them back from the warehouse (2.5-2.9 s for a month
+    of 2,000 points, 21 M rows). Between runs they wait in a local Parquet file, not in memory: held
+    there, they raised the backfill's resident memory after each month from 0.43 to 1.15 GB and its
+    peak from 2.5 to 3.4 GB. A month that fails, or whose weeks cannot be written, hands nothing on (the
+    next month reads the warehouse)."""
+    # named like a run's scratch folder (`<name>.<pid>`): swept by a later run if this process is killed
+    folder = config.scratch_root() / f"backfill-history.{os.getpid()}"
     last: Carry | None = None
 
     def one(month: Month | str, input_dir: Path, **kw: Any) -> IngestResult:
         nonlocal last
         handed, last = last, None
-        result = ingest_month(month, input_dir, history=handed, keep_history=True, **kw)
-        last, result.history = result.history, None  # the result itself does not keep 21 M rows alive
+        try:
+            result = ingest_month(month, input_dir, history=handed, keep_history=True, **kw)
+        finally:
+            if handed is not None and isinstance(handed.rows, Path):
+                handed.rows.unlink(missing_ok=True)
+        if result.history is not None:
+            last, result.history = _spill(result.history, folder), None
         return result
 
+    weakref.finalize(one, shutil.rmtree, folder, True)
     return one
+
+
+def _spill(carry: Carry, folder: Path) -> Carry | None:
+    path = folder / f"{carry.month.label}.parquet"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        carry.rows.write_parquet(path, compression="lz4")
+    except OSError as exc:
+        logger.warning(
+            "%s: its last weeks were not kept for the next month's run (%s): it reads them back", carry.month, exc
+        )
+        path.unlink(missing_ok=True)
+        return None
+    return dataclasses.replace(carry, rows=path)
 
 
 def _months(

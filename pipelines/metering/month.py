@@ -88,7 +88,7 @@ class Carry:
     month: Month
     days: int  # how far back it reaches (`history_days`)
     points: pl.DataFrame
-    rows: pl.DataFrame
+    rows: pl.DataFrame | Path  # or the Parquet file holding them (kept there between two runs)
     snapshot_id: int | None = None
 
 
@@ -290,14 +290,13 @@ def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Mo
 
 def _uncarry(carried: Carry, points: pl.DataFrame) -> pl.DataFrame:
     """The carried rows numbered with this month's points (those no longer active drop out)."""
+    rows = pl.read_parquet(carried.rows) if isinstance(carried.rows, Path) else carried.rows
     now = carried.points.join(points.select("point_id", new="point_idx"), on="point_id")
     if now.height == carried.points.height == points.height and (now["point_idx"] == now["new"]).all():
-        return carried.rows  # the same points in the same order: the common case, nothing to renumber
+        return rows  # the same points in the same order: the common case, nothing to renumber
     point = pl.col("series") // keys.N_CHANNELS
     return (
-        carried.rows.with_columns(
-            new=point.replace_strict(now["point_idx"], now["new"], default=None, return_dtype=pl.Int32)
-        )
+        rows.with_columns(new=point.replace_strict(now["point_idx"], now["new"], default=None, return_dtype=pl.Int32))
         .drop_nulls("new")
         .select(series=keys.series_of(pl.col("new"), pl.col("series") % keys.N_CHANNELS), j="j", v="v")
         .cast(vee.BEFORE_SCHEMA)

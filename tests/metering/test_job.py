@@ -4,12 +4,13 @@ bad files, and idempotent re-ingest. Expected numbers are worked out in the comm
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from pipelines import warehouse
+from pipelines import config, warehouse
 from pipelines.errors import InputError
 from pipelines.metering import job
 from tests.metering.fixtures import (
@@ -356,12 +357,18 @@ def test_a_backfill_hands_each_month_its_history_and_finds_what_separate_runs_fi
     caplog.set_level("INFO", logger="pipelines.metering.job")
     separate = april("separate", ["2026-03", "2026-04"], job.ingest_month)
     assert handed not in caplog.text
-    backfill = april("backfill", ["2026-03", "2026-04"], job.in_sequence())
+    sequence = job.in_sequence()
+    backfill = april("backfill", ["2026-03", "2026-04"], sequence)
     assert "2026-04: the history rules' weeks before: 2026-03's" in caplog.text
     assert separate["vee_findings"].height > 30 and separate["meter_estimates"].height
     assert {r for r in separate["vee_findings"]["rule"]} >= {"high_vs_history", "low_vs_history"}
     for table, frame in separate.items():
         assert backfill[table].equals(frame), table
+    # between two runs the weeks wait in a local file; the one handed over is removed once used
+    kept = config.scratch_root() / f"backfill-history.{os.getpid()}"
+    assert [p.name for p in kept.iterdir()] == ["2026-04.parquet"]
+    del sequence  # and the folder goes with the sequence
+    assert not kept.exists()
 
     caplog.clear()
     sequence = job.in_sequence()

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import os
 import shutil
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -328,8 +329,9 @@ def in_sequence() -> Callable[..., IngestResult]:
     there, they raised the backfill's resident memory after each month from 0.43 to 1.15 GB and its
     peak from 2.5 to 3.4 GB. A month that fails, or whose weeks cannot be written, hands nothing on (the
     next month reads the warehouse)."""
-    # named like a run's scratch folder (`<name>.<pid>`): swept by a later run if this process is killed
-    folder = config.scratch_root() / f"backfill-history.{os.getpid()}"
+    # named like a run's scratch folder (`<name>.<pid>`): swept by a later run if this process is killed;
+    # one per sequence, so two sequences in one process never share a file
+    folder = config.scratch_root() / f"backfill-history-{uuid.uuid4().hex[:12]}.{os.getpid()}"
     last: Carry | None = None
 
     def one(month: Month | str, input_dir: Path, **kw: Any) -> IngestResult:

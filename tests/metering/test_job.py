@@ -365,7 +365,7 @@ def test_a_backfill_hands_each_month_its_history_and_finds_what_separate_runs_fi
     for table, frame in separate.items():
         assert backfill[table].equals(frame), table
     # between two runs the weeks wait in a local file; the one handed over is removed once used
-    kept = config.scratch_root() / f"backfill-history.{os.getpid()}"
+    (kept,) = config.scratch_root().glob(f"backfill-history-*.{os.getpid()}")
     assert [p.name for p in kept.iterdir()] == ["2026-04.parquet"]
     del sequence  # and the folder goes with the sequence
     assert not kept.exists()

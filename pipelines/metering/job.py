@@ -355,7 +355,7 @@ def _spill(carry: Carry, folder: Path) -> Carry | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         carry.rows.write_parquet(path, compression="lz4")
-    except OSError as exc:
+    except (OSError, pl.exceptions.PolarsError) as exc:  # a full disk is polars' ComputeError: the month stands
         logger.warning(
             "%s: its last weeks were not kept for the next month's run (%s): it reads them back", carry.month, exc
         )

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines import config, warehouse
 from pipelines.errors import InputError
-from pipelines.metering import job
+from pipelines.metering import job, vee
 from tests.metering.fixtures import (
     REGISTRY,
     landed,
@@ -378,3 +378,18 @@ def test_a_backfill_hands_each_month_its_history_and_finds_what_separate_runs_fi
     job.ingest_month("2026-03", sample)  # published in between: the handed weeks may be stale
     sequence("2026-04", sample)
     assert handed not in caplog.text
+
+
+def test_weeks_that_cannot_be_kept_hand_nothing_on(tmp_path, caplog):
+    """A full disk while a backfill keeps a month's last weeks: nothing is handed on (the next month
+    reads the warehouse) and the month, already published, does not fail."""
+    from pipelines.metering.month import Carry
+    from pipelines.periods import Month
+
+    rows = pl.DataFrame({"series": [1], "j": [-3], "v": [2.5]}, schema=vee.BEFORE_SCHEMA)
+    carry = Carry(Month.parse("2026-04"), 28, pl.DataFrame({"point_id": ["PT-A"], "point_idx": [0]}), rows)
+    tmp_path.joinpath("2026-04.parquet").symlink_to("/dev/full")  # every write: no space left on device
+    assert job._spill(carry, tmp_path) is None
+    assert "not kept for the next month's run" in caplog.text and not list(tmp_path.iterdir())
+    kept = job._spill(carry, tmp_path / "ok")
+    assert kept is not None and pl.read_parquet(kept.rows).equals(rows)

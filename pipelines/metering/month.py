@@ -274,7 +274,7 @@ def history_days(t: vee.Thresholds) -> int:
 
 def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Month, days: int) -> Carry:
     """The month's own last `days` days as the next month's history: what `stored.history_before` reads
-    once the month is published (its current readings without findings), kept in memory instead."""
+    once the month is published (its current readings without findings), kept instead of read back."""
     first = intervals_between(m.start, m.end - timedelta(days=days))
     usable = (
         readings.filter(keys.interval_index() > first)

@@ -464,14 +464,9 @@ def before_as_history(before: pl.DataFrame, month_start: datetime) -> pl.DataFra
 
 def good_history(history: pl.DataFrame, month_start: datetime) -> pl.DataFrame:
     """(hk, v) of the real readings without findings in `history` (one row per series and interval)."""
-    return (
-        history.filter(~pl.col("flagged").fill_null(True) & pl.col("v").is_finite())
-        .select(
-            hk=pl.col("series") * HISTORY_SPAN + history_j(month_start) + HISTORY_OFFSET,
-            v="v",
-        )
-        .drop_nulls("hk")
-    )
+    usable = usable_history(history, month_start)
+    # hk in 64 bits: 32-bit series times HISTORY_SPAN overflows from 131,072 series (32,768 points)
+    return usable.select(hk=pl.col("series").cast(pl.Int64) * HISTORY_SPAN + pl.col("j") + HISTORY_OFFSET, v="v")
 
 
 def vs_history(readings: pl.DataFrame, history: pl.DataFrame, month_start: datetime, t: Thresholds) -> pl.DataFrame:

@@ -397,3 +397,13 @@ def test_series_stats_count_rows_and_distinct_intervals_and_find_the_edges_by_ha
         (5, 1, 1, 1, 1, 0.0, 0.0),
         (6, 2, 2, 100, 2976, 3.0, 4.0),
     ]
+
+
+def test_history_keys_of_a_large_market_do_not_wrap():
+    """hk of series 200,000 (50,000 points): past what a 32-bit series times HISTORY_SPAN holds."""
+    history = pl.DataFrame(
+        {"series": [200_000], "interval_end": [MONTH_START - timedelta(minutes=15)], "v": [1.5], "flagged": [False]},
+        schema=vee.HISTORY_SCHEMA,
+    )
+    hk = vee.good_history(history, MONTH_START)["hk"].item()
+    assert hk == 200_000 * vee.HISTORY_SPAN - 1 + vee.HISTORY_OFFSET

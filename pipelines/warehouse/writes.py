@@ -94,12 +94,31 @@ def _relation(con: duckdb.DuckDBPyConnection, rows: Rows) -> duckdb.DuckDBPyRela
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> None:
-    """Create missing tables (in their own commit: DDL of two runs at once must not mix with data)."""
+    """Create missing tables and add missing columns, all in ONE commit of their own (DDL of two runs at
+    once must not mix with data). One commit, not one per statement: each DuckLake commit is a catalog
+    transaction and a snapshot of its own, and a fresh warehouse's first publish ran some twenty of them
+    (measured: about 65 ms each on SQLite). Two runs creating the same table at once: one commit
+    conflicts and the publish is retried, finding the table there."""
     existing = tables(con)
     columns = _columns(con)  # one catalog query for every table, not one per write
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _create_or_extend(con, writes, existing, columns)
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the transaction is gone with the connection; the first error is the one to report
+        raise
+
+
+def _create_or_extend(
+    con: duckdb.DuckDBPyConnection, writes: Sequence[Write], existing: set[str], columns: dict[str, set[str]]
+) -> None:
     for write in writes:
         if write.table in existing:
-            _add_new_columns(con, write, columns.get(write.table, set()))
+            _add_new_columns(con, write, columns.setdefault(write.table, set()))
             continue
         shape = _relation(con, write.rows)
         con.register("_shape", shape)
@@ -115,6 +134,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
         finally:
             con.unregister("_shape")
         existing.add(write.table)
+        columns[write.table] = set(shape.columns)  # a second write of it in this publish adds nothing
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:

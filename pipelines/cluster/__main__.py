@@ -128,6 +128,8 @@ class Cluster:
             # no cron runs: only the runs this script asks for (manual, backfill, asset-triggered)
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # the DAG files do not change while the cluster runs: parsed once, not every 30 s
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "pipelines.cluster.hostname.worker_name",
             # a worker lost mid-task (its host died) or a task not handed to a broker that was down
             # fails that try; every task replaces what it publishes, so a second try on another worker

@@ -113,6 +113,7 @@ class Api:
             f"run {dag_id}/{run_id} to finish",
             lambda: (s := self.run_state(dag_id, run_id)) in TERMINAL and s,
             timeout,
+            every=1.0,  # each poll costs the API server a request; runs last tens of seconds
             on_timeout=lambda: self.task_report(dag_id, run_id),
         )
 

@@ -106,11 +106,15 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> N
         _create_or_extend(con, writes, existing, columns)
         con.execute("COMMIT")
     except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # the transaction is gone with the connection; the first error is the one to report
+        _rollback(con)
         raise
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # the transaction is gone with the connection; the first error is the one to report
 
 
 def _create_or_extend(
@@ -259,10 +263,7 @@ def transaction(
             if after is not None:
                 after(con)
         except BaseException as exc:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # the transaction is gone with the connection; the first error is the one to report
+            _rollback(con)
             if isinstance(exc, duckdb.Error) and not _is_conflict(exc):
                 raise fault_of(exc, s, what) from exc
             raise

@@ -2,6 +2,7 @@
 # PostgreSQL (installed with apt where missing, as root), creates the login role `mayorista` that may
 # create databases, and exports MAYORISTA_TEST_POSTGRES_URL. It sets MAYORISTA_POSTGRES_STARTED=1 when
 # it was the one to start the server (so that .ci/cluster stops it again, and only then).
+# `start_postgres throwaway` (CI): a server it starts runs without fsync, for that start only.
 start_postgres() {
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         echo "ci: not root or no apt-get: PostgreSQL tests will be skipped" >&2
@@ -17,7 +18,14 @@ start_postgres() {
     if pg_ctlcluster "$version" main status >/dev/null 2>&1; then
         MAYORISTA_POSTGRES_STARTED=0
     else
-        pg_ctlcluster "$version" main start
+        if [ "${1:-}" = throwaway ]; then
+            # CI's server lives for one run and holds only test databases: no fsync at each commit
+            # (Airflow's scheduler and the DuckLake catalog commit often). For this start only: nothing
+            # is written to the cluster's configuration.
+            pg_ctlcluster "$version" main start -- -o "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        else
+            pg_ctlcluster "$version" main start
+        fi
         MAYORISTA_POSTGRES_STARTED=1
     fi
     export MAYORISTA_POSTGRES_VERSION="$version" MAYORISTA_POSTGRES_STARTED

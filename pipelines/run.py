@@ -320,6 +320,14 @@ def start(
     `r.warm()` when its native work starts."""
     if pipeline not in PIPELINES:
         raise ValueError(pipeline)
+    # pyarrow is imported here, in the caller's thread, before the run starts any thread of its own. Its
+    # import creates for a moment a class (Cython's pyarrow.lib.MapScalar) that is already listed among
+    # collections.abc.Mapping's subclasses but answers ABC checks as collections.abc.Sequence (CPython
+    # gh-116093). A thread asking isinstance(x, Mapping) in that moment made str a Mapping for the rest
+    # of the process: in CI an NCC-11 run whose GX import (GX imports pyarrow) ran beside its checks
+    # failed in polars with "'str' object has no attribute 'keys'" (reproduced: 3 processes in 200).
+    import pyarrow  # noqa: F401
+
     config.lock_wait_s()  # a bad MAYORISTA_LOCK_WAIT_S stops a scheduled run too, before any work
     run_id = run_id or new_run_id(pipeline, period)
     r = Run(pipeline, period, run_id, _settings(warehouse, lake_root), Manifest(pipeline, period, run_id))

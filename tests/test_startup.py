@@ -150,3 +150,27 @@ def test_a_damaged_installed_extension_is_replaced_from_the_wheel(tmp_path):
     catalog._install(con, "ducklake")
     assert damaged.stat().st_size == catalog._wheel_file("ducklake").stat().st_size
     assert con.sql("SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'ducklake'").fetchone()[0]
+
+
+RUN_PROBE = """
+import json, sys, threading
+from pipelines import run
+before = "pyarrow.lib" in sys.modules
+with run.start("ncc11", "2026-03", warehouse=sys.argv[1], lake_root=sys.argv[2], warm=False):
+    print(json.dumps({"before": before, "inside": "pyarrow.lib" in sys.modules, "threads": threading.active_count()}))
+"""
+
+
+def test_a_run_imports_pyarrow_before_any_thread_of_its_own(tmp_path):
+    """pyarrow's import, if a run's background thread (GX's import, a Parquet write) did it, could make
+    `str` a `collections.abc.Mapping` for the whole process (pipelines/run.py, `start`): a run imports
+    it first, in its own thread, while no other thread runs."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, str(tmp_path / "w.sqlite"), str(tmp_path / "lake")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"before": False, "inside": True, "threads": 1}

@@ -71,18 +71,14 @@ test: env
 # module after another (test_scheduler.py, test_meter_days.py, test_assets.py, then the cluster test where
 # MAYORISTA_TEST_CLUSTER=1), beside the unit and fault tests (all slow cases too, on both cores) instead
 # of after them. Their output is kept in .test-deployments.log and printed when both lanes are done.
-# The unit and fault tests run at a lower priority (nice 5): each of their processes runs polars and
-# DuckDB on a thread per core, so at equal priority they took most of the cores and the deployments,
-# whose runs wait on one process after another, went 4 to 6 times slower than alone and ended last
-# (CI, 2026-12-07: 1,394 s for what takes about 300 s alone). Now the deployments take what they need and
-# the unit tests every moment the deployments leave idle (docs/testing.md#why-lanes). Not lower: on a
-# machine too slow for the deployments to leave much idle, the unit tests' own deadlines still hold.
+# Both lanes at the same priority: the unit lane at nice 5 was tried and made the whole run slower where
+# anything else ran beside it, without speeding the deployments (docs/testing.md#why-lanes).
 test-all: lint env
 	@( $(UV) run --locked pytest -q --durations=5 $(SCHEDULER_TESTS); scheduler=$$?; \
 	   $(UV) run --locked pytest -q --durations=5 $(CLUSTER_TESTS); cluster=$$?; \
 	   [ $$scheduler = 0 ] && [ $$cluster = 0 ] ) > .test-deployments.log 2>&1 & deployments=$$!; \
 	echo "make test-all: the Airflow deployments run beside these tests; their output follows at the end"; \
-	nice -n 5 $(UV) run --locked pytest -q -n 2 --dist worksteal --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS)); unit=$$?; \
+	$(UV) run --locked pytest -q -n 2 --dist worksteal --durations=10 $(addprefix --ignore=,$(DEPLOYMENT_TESTS)); unit=$$?; \
 	wait $$deployments; deployed=$$?; \
 	echo; echo "== the Airflow deployments: $(DEPLOYMENT_TESTS) =="; cat .test-deployments.log; \
 	echo "make test-all: exit $$unit (unit and fault tests), $$deployed (Airflow deployments)"; \

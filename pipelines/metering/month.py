@@ -176,13 +176,17 @@ def _derive(inp: MonthInputs, merged: stored.Merged, points: pl.DataFrame) -> _D
     stats = vee.series_stats(readings)
     checked = validate(inp, readings, stats, points, merged)
     horizon = _horizon_ranges(ranges, m, inp.now)  # never estimate, nor call a gap, what has not happened yet
-    gapped = vee.gap_runs(readings, horizon, stats)["series"].unique()
+    gaps = vee.gap_runs(readings, horizon, stats)
+    # like_day looks back at most like_day_window_days from the first gapped day: a history frame of the
+    # gapped series from there on (a month whose last day is missing gaps every series: its history frame
+    # was the four weeks before and the whole month, 45 M rows, and the month's peak memory)
+    since = keys.day_index(gaps["from_i"].min()) - t.like_day_window_days if gaps.height else 0
     gap_rules, estimated = estimation.estimate(
         readings,
         horizon,
         t,
         month_start=m.start,
-        history=checked.history(readings, m.start, gapped),
+        history=checked.history(readings, m.start, gaps["series"].unique(), since),
         kinds=estimation.month_day_kinds(m.start, m.end, t),
         flagged=checked.flagged,
         stats=stats,
@@ -227,13 +231,20 @@ class Validated:
     before: pl.DataFrame  # the good readings of the weeks before the month (vee.BEFORE_SCHEMA)
     flagged: pl.DataFrame  # (k) the month's readings with a finding: no history for a rule or an estimate
 
-    def history(self, readings: pl.DataFrame, start: datetime, series: pl.Series | None = None) -> pl.DataFrame:
+    def history(
+        self, readings: pl.DataFrame, start: datetime, series: pl.Series | None = None, since: int | None = None
+    ) -> pl.DataFrame:
         """The history frame (the weeks before: their usable readings; the month: flagged marked), of
-        `series` only when given: built for the few series with a gap to estimate, not for the whole market."""
+        `series` only when given (built for the series with a gap to estimate, not for the whole market),
+        from day `since` of the month on when given (0 = its first day, negative: the days before it)."""
         before = self.before
         if series is not None:
             before = before.filter(pl.col("series").cast(pl.Int64).is_in(series.implode()))
             readings = readings.filter(keys.series().is_in(series.implode()))
+        if since is not None:  # day d holds j (and i) = 96 d + 1 .. 96 d + 96
+            first = since * keys.INTERVALS_PER_DAY + 1
+            before = before.filter(pl.col("j") >= first)
+            readings = readings.filter(keys.interval_index() >= first) if first > 1 else readings
         return pl.concat([vee.before_as_history(before, start), vee.history_from_month(readings, self.flagged, start)])
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
 from pipelines.metering import estimation, keys, vee
 from pipelines.metering.keys import INTERVAL_US
+from pipelines.metering.month import Validated
 
 START = datetime(2026, 4, 1)
 END = datetime(2026, 5, 1)
@@ -204,3 +206,44 @@ def test_without_history_longer_gaps_stay_missing():
     # the other three channels have no reading at all: longer than 7 days, never estimated
     other = gaps.filter(keys.series() == 1)["detail"].item()
     assert other == "2880 interval(s) missing (not estimated: longer than the like_day maximum of 672 intervals)"
+
+
+@pytest.mark.parametrize(
+    "gap_days",
+    [[29], [12, 29], [0, 17], [17]],
+    ids=["last day", "mid and last", "first and mid", "a Saturday whose third like day is 28 days back"],
+)
+def test_like_day_from_the_window_before_the_first_gapped_day_is_like_day_from_all_history(gap_days):
+    """The metering job builds like_day's history from `like_day_window_days` before the first gapped
+    day on (month._derive, Validated.history's `since`): the same gap findings and estimates as from the
+    whole history, whether that window reaches into the weeks before the month or not."""
+    rng = np.random.default_rng(11)
+    n_points, weeks = 2, 4 * 672
+    series = np.arange(n_points * keys.N_CHANNELS)
+    k = keys.encode(np.repeat(series, N), np.tile(np.arange(1, N + 1), series.size))
+    gone = np.zeros(k.size, dtype=bool)
+    for s, day in zip(series, gap_days * series.size):
+        start = s * N + day * 96 + int(rng.integers(0, 40))
+        gone[start : start + int(rng.integers(3, 200))] = True
+    readings = pl.DataFrame({"k": k[~gone], "v": rng.gamma(2.0, 5.0, int((~gone).sum()))})
+    before = pl.DataFrame(
+        {
+            "series": np.repeat(series, weeks),
+            "j": np.tile(np.arange(-weeks + 1, 1), series.size),
+            "v": rng.gamma(2.0, 5.0, series.size * weeks),
+        },
+        schema=vee.BEFORE_SCHEMA,
+    )
+    flagged = readings.sample(300, seed=2).select("k")
+    checked = Validated(findings=pl.DataFrame(), conflicts=pl.DataFrame(), before=before, flagged=flagged)
+    ranges = pl.DataFrame({"point_idx": list(range(n_points)), "first_i": [1] * n_points, "last_i": [N] * n_points})
+    gaps = vee.gap_runs(readings, ranges)
+    since = keys.day_index(gaps["from_i"].min()) - T.like_day_window_days
+    found = {}
+    for name, window in (("all", None), ("window", since)):
+        history = checked.history(readings, START, gaps["series"].unique(), window)
+        found[name] = estimation.estimate(
+            readings, ranges, T, month_start=START, history=history, kinds=KINDS, flagged=flagged
+        )
+    assert found["window"][0].equals(found["all"][0]) and found["window"][1].equals(found["all"][1])
+    assert found["all"][1].filter(pl.col("method") == "like_day").height > 100

@@ -362,6 +362,41 @@ def test_the_halves_of_a_large_month_find_what_one_block_finds(monkeypatch):
     assert halves.equals(whole)
 
 
+def test_a_complete_month_is_judged_as_its_values_reshaped(monkeypatch):
+    """A month holding every interval of every series, in key order, is the history arrays' month as
+    it is (vee._month_array): the same findings as through the general path, keys split and scattered,
+    whole and in halves. A month short of one key, or holding another instead, takes the general path."""
+    rng = np.random.default_rng(5)
+    n_series, n_i = 40, 31 * 96
+    k = keys.encode(np.repeat(np.arange(n_series), n_i), np.tile(np.arange(1, n_i + 1), n_series))
+    readings = pl.DataFrame({"k": k, "v": rng.gamma(2.0, 5.0, k.size)})
+    weeks = 4 * 672
+    before = pl.DataFrame(
+        {
+            "series": np.repeat(np.arange(n_series), weeks),
+            "j": np.tile(np.arange(-weeks + 1, 1), n_series),
+            "v": rng.gamma(2.0, 5.0, n_series * weeks),
+        },
+        schema=vee.BEFORE_SCHEMA,
+    )
+    flagged = readings.sample(500, seed=1).select("k")
+    assert vee._complete(k, 0, n_series, n_i)
+    assert not vee._complete(k[1:], 0, n_series, n_i)
+    shifted = k.copy()
+    shifted[7] = keys.encode(0, 0)  # an interval 0 in place of interval 8: same count, not the month
+    assert not vee._complete(np.sort(shifted), 0, n_series, n_i)
+    found = {}
+    for path in ("reshaped", "scattered"):
+        if path == "scattered":
+            monkeypatch.setattr(vee, "_complete", lambda *_: False)
+        for split in (4_000_000_000, 0):
+            monkeypatch.setattr(vee, "_HALVES_FROM", split)
+            found[path, split] = vee.vs_history_of(readings, before, flagged, MONTH_START, vee.Thresholds())
+    first = found["reshaped", 4_000_000_000]
+    assert first.height > 1000 and {"high_vs_history", "low_vs_history"} <= set(first["rule"])
+    assert all(f.equals(first) for f in found.values())
+
+
 def test_future_interval_is_later_than_the_run_time_in_local_time():
     ends = pl.DataFrame(
         {

@@ -65,6 +65,23 @@ STAGED_SCHEMA = {
     "flags": pl.UInt16,
     "shape": pl.String,
 }
+# A good row's raw text, flags and shape are null: its rows are staged without them, in files of their own
+# (`good-*.parquet`), and put back in STAGED_SCHEMA when read. Writing five all-null text columns for the
+# 24 M good rows of a month was a CPU-second of its read step.
+GOOD_COLUMNS = ("file", "row", "k", "v", "rel")
+_GOOD_PREFIX = "good-"
+_GOOD_AS_STAGED = [
+    pl.col(c) if c in GOOD_COLUMNS else pl.lit(CATEGORY["good"] if c == "cat" else None, t).alias(c)
+    for c, t in STAGED_SCHEMA.items()
+]
+
+
+def _staged_files(folders: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(the good rows' files, the other rows' files) staged in `folders`."""
+    found = sorted(p for d in folders for p in d.glob("*.parquet"))
+    return [p for p in found if p.name.startswith(_GOOD_PREFIX)], [
+        p for p in found if not p.name.startswith(_GOOD_PREFIX)
+    ]
 
 
 @dataclass
@@ -81,10 +98,14 @@ class Staged:
     more: list[Path] = field(default_factory=list)  # further folders of the month (a file found to hold it later)
 
     def scan(self) -> pl.LazyFrame:
-        folders = [d for d in [self.directory, *self.more] if any(d.glob("*.parquet"))]
-        if not folders:  # every file unreadable
+        """Every staged row (STAGED_SCHEMA): the good rows' narrow files and the others' wide ones."""
+        good, rest = _staged_files([self.directory, *self.more])
+        parts = ([pl.scan_parquet(good).select(_GOOD_AS_STAGED)] if good else []) + (
+            [pl.scan_parquet(rest)] if rest else []
+        )
+        if not parts:  # every file unreadable
             return pl.LazyFrame(schema=STAGED_SCHEMA)
-        lf = pl.scan_parquet([d / "*.parquet" for d in folders])
+        lf = pl.concat(parts) if len(parts) > 1 else parts[0]
         return lf.filter(~pl.col("file").is_in(sorted(self.excluded))) if self.excluded else lf
 
     def merge(self, other: Staged) -> None:
@@ -520,14 +541,26 @@ def stage(
         """Stream `lf` into the scratch dir. A failure of the machine (disk full, read-only, ...) is
         raised as an EnvironmentFault: it says nothing about the input, so the run must stop before
         publishing, never go on with the file marked unreadable."""
-        target = out_dir / f"{name}.parquet"
-        tmp = out_dir / f".{name}.tmp"
+        targets = [out_dir / f"{_GOOD_PREFIX}{name}.parquet", out_dir / f"{name}.parquet"]
+        tmps = [out_dir / f".{t.stem}.tmp" for t in targets]
+        classified = _classify(lf, month, point_of, devices, accepted)
+        good = pl.col("cat") == CATEGORY["good"]
+        # uncompressed, no statistics: a scratch file lives for seconds (compressing it cost a CPU-second a
+        # month). Both files come from one pass over the input (polars shares the plan of the two sinks)
+        options = {"compression": "uncompressed", "statistics": False, "lazy": True}
         try:
-            # uncompressed: a scratch file lives for seconds, and compressing it cost a CPU-second a month
-            _classify(lf, month, point_of, devices, accepted).sink_parquet(tmp, compression="uncompressed")
-            tmp.rename(target)
+            pl.collect_all(
+                [
+                    classified.filter(good).select(GOOD_COLUMNS).sink_parquet(tmps[0], **options),
+                    classified.filter(~good).sink_parquet(tmps[1], **options),
+                ],
+                engine="streaming",
+            )
+            for tmp, target in zip(tmps, targets):
+                tmp.rename(target)
         except BaseException as exc:
-            tmp.unlink(missing_ok=True)
+            for tmp in tmps:
+                tmp.unlink(missing_ok=True)
             raise _scratch_fault(exc, out_dir) or exc
 
     if fast:
@@ -549,10 +582,12 @@ def stage(
         except Exception as exc:  # only a read or parse failure of this input file gets here
             staged.unreadable[index] = _cannot_read(exc)
             continue
-        unplaced = _unplaced_file(out_dir / f"file_{index:06d}.parquet")
+        files_of = [out_dir / f"{_GOOD_PREFIX}file_{index:06d}.parquet", out_dir / f"file_{index:06d}.parquet"]
+        unplaced = _unplaced_file(files_of)
         if unplaced is not None:  # no timestamp of the file parses: one reason for the file, not per row
             staged.unreadable[index] = unplaced
-            (out_dir / f"file_{index:06d}.parquet").unlink()
+            for path in files_of:
+                path.unlink()
     return staged
 
 
@@ -566,8 +601,12 @@ def _zoned(example: str | None) -> str:
     return f"interval_end carries a time zone (found e.g. {excerpt(repr(example))}); the contract wants {EXPECTED_TS}"
 
 
-def _unplaced_file(staged_file: Path) -> str | None:
-    """The reason to report a whole file when none of its rows has a parsable interval_end, else None."""
+def _unplaced_file(staged: list[Path]) -> str | None:
+    """The reason to report a whole file (its staged files: good rows, others) when none of its rows has a
+    parsable interval_end, else None."""
+    if pl.scan_parquet(staged[0]).select(pl.len()).collect().item():
+        return None  # a good row's timestamp parses
+    staged_file = staged[1]
     counts = (
         pl.scan_parquet(staged_file)
         .select(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from pipelines.metering import keys, vee
@@ -98,18 +99,18 @@ class Merged:
 def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     """Join this run's rows (k, v, file, row) to the stored readings (k, v), later landing winning.
 
-    Most keys appear once: only the keys read twice are sorted by landing order (file, line), as in
-    `vee.deduplicate`, so the common case stays one sort of integers. That sort need not be stable (a
-    stable one cost 40% more): copies of a key are put in landing order below."""
-    ordered = new.sort("k")
-    k = pl.col("k")
-    twice = ((k == k.shift(1)) | (k == k.shift(-1))).fill_null(False)
-    flagged = ordered.with_columns(_twice=twice)
-    if not flagged["_twice"].any():  # the common case: no key read twice, no copies to order by landing
-        winners = ordered.select("k", "v", "file")
+    Most keys appear once: then the rows are put in key order without a sort (`_in_key_order`). When a
+    key was read twice, the rows are sorted and only the keys read twice are ordered by landing (file,
+    line), as in `vee.deduplicate`. That sort need not be stable (a stable one cost 40% more): copies of
+    a key are put in landing order below."""
+    placed = _in_key_order(new.select("k", "v", "file"))
+    if placed is not None:  # the common case: no key read twice, no copies to order by landing
+        winners = placed
         lost = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64, "file": pl.UInt32, "by_file": pl.UInt32})
         duplicates = 0
     else:
+        k = pl.col("k")
+        flagged = new.sort("k").with_columns(_twice=((k == k.shift(1)) | (k == k.shift(-1))).fill_null(False))
         groups = (
             flagged.filter("_twice")
             .sort("k", "file", "row")
@@ -145,6 +146,40 @@ def merge(new: pl.DataFrame, stored: pl.DataFrame) -> Merged:
     kept = stored.join(replaced.select("k"), on="k", how="anti", maintain_order="left") if replaced.height else stored
     current = kept.merge_sorted(appended.select("k", "v"), key="k")
     return Merged(current, appended, replaced, lost, duplicates + same.height)
+
+
+_CHUNK = 1 << 22  # keys placed at a time: the temporaries stay tens of MB
+
+
+def _in_key_order(new: pl.DataFrame) -> pl.DataFrame | None:
+    """`new` in key order when no key appears twice, else None (the caller sorts).
+
+    A month's keys are the cells of a (series x interval) grid: each row's row number is written into
+    its key's cell and the filled cells, read in order, are the sorted rows, with no comparison sort
+    (0.8 against 2 CPU-s for the 24 M rows of a month of 2,000 points). Two rows of one key fill one
+    cell: fewer rows come out than went in. A grid much larger than the rows (a few points of many)
+    is left to the sort."""
+    if new.is_empty() or new["k"].null_count():
+        return new if new.is_empty() else None
+    k = new["k"].to_numpy()
+    first, n_i, last = int(k.min()), int((k & (keys.KEY_SPAN - 1)).max()), int(k.max())
+    if first < 0:  # not a month's keys
+        return None
+    lo, n_series = first >> keys.KEY_BITS, (last >> keys.KEY_BITS) - (first >> keys.KEY_BITS) + 1
+    if n_series * n_i > 4 * k.size + (1 << 20):
+        return None
+    index = np.int32 if k.size < np.iinfo(np.int32).max else np.int64
+    slot = np.full(n_series * n_i, -1, dtype=index)
+    for at in range(0, k.size, _CHUNK):
+        part = k[at : at + _CHUNK]
+        series, i = keys.split(part)
+        if int(i.min()) < 1:
+            return None
+        slot[(series - lo) * n_i + (i - 1)] = np.arange(at, at + part.size, dtype=index)
+    order = slot[slot >= 0]
+    if order.size != k.size:
+        return None
+    return new[order]
 
 
 def history_before(source: Stored, month: Month, points: pl.DataFrame, days: int) -> pl.DataFrame:

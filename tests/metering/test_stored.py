@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -62,3 +63,33 @@ def test_without_findings_table_a_flagged_reading_counts(warehouse):
 
 def test_no_history_read_when_no_days_are_asked(warehouse):
     assert stored.history_before(Reader.over(warehouse), MAY, POINTS, 0).is_empty()
+
+
+def test_rows_are_put_in_key_order_by_their_cells_unless_a_key_repeats():
+    """stored._in_key_order: the rows of a month in key order without a sort (each row placed at its
+    key's cell of the series x interval grid), gaps and all; None when a key appears twice, when the
+    grid is far larger than the rows, or for keys that are not a month's (interval 0)."""
+    rng = np.random.default_rng(3)
+    series, n_i = 37, 2976
+    k = keys.encode(np.repeat(np.arange(5, 5 + series), n_i), np.tile(np.arange(1, n_i + 1), series))
+    k = rng.permutation(k[rng.random(k.size) > 0.1])  # gaps, landing order
+    new = pl.DataFrame({"k": k, "v": rng.random(k.size), "file": rng.integers(0, 50, k.size).astype(np.uint32)})
+    assert stored._in_key_order(new).equals(new.sort("k"))
+    assert stored._in_key_order(pl.concat([new, new.head(1)])) is None
+    sparse = pl.DataFrame({"k": [keys.encode(0, 1), keys.encode(100_000, 2976)], "v": [1.0, 2.0], "file": [0, 1]})
+    assert stored._in_key_order(sparse) is None
+    assert stored._in_key_order(pl.DataFrame({"k": [keys.encode(1, 0)], "v": [1.0], "file": [0]})) is None
+
+
+def test_merge_keeps_the_later_landing_of_a_key_read_twice_and_sorts_the_rest():
+    k1, k2, k3 = (keys.encode(0, i) for i in (1, 2, 3))
+    new = pl.DataFrame(
+        {"k": [k3, k1, k2, k1], "v": [3.0, 1.0, 2.0, 1.5], "file": [0, 0, 0, 1], "row": [1, 2, 3, 1]},
+        schema={"k": pl.Int64, "v": pl.Float64, "file": pl.UInt32, "row": pl.UInt32},
+    )
+    merged = stored.merge(new, pl.DataFrame(schema={"k": pl.Int64, "v": pl.Float64}))
+    assert merged.current.rows() == [(k1, 1.5), (k2, 2.0), (k3, 3.0)]
+    assert merged.lost.rows() == [(k1, 1.0, 0, 1)] and merged.duplicates == 0
+    alone = stored.merge(new.filter(pl.col("file") == 0), pl.DataFrame({"k": [k2], "v": [9.0]}))
+    assert alone.current.rows() == [(k1, 1.0), (k2, 2.0), (k3, 3.0)]
+    assert alone.replaced.rows() == [(k2, 9.0, 0)]

@@ -168,18 +168,20 @@ def _in_key_order(new: pl.DataFrame) -> pl.DataFrame | None:
     lo, n_series = first >> keys.KEY_BITS, (last >> keys.KEY_BITS) - (first >> keys.KEY_BITS) + 1
     if n_series * n_i > 4 * k.size + (1 << 20):
         return None
-    index = np.int32 if k.size < np.iinfo(np.int32).max else np.int64
-    slot = np.full(n_series * n_i, -1, dtype=index)
+    # row numbers as polars' own gather index (UInt32), so that it takes them without a conversion
+    index = np.uint32 if k.size < np.iinfo(np.uint32).max else np.uint64
+    empty = np.iinfo(index).max
+    slot = np.full(n_series * n_i, empty, dtype=index)
     for at in range(0, k.size, _CHUNK):
         part = k[at : at + _CHUNK]
         series, i = keys.split(part)
         if int(i.min()) < 1:
             return None
         slot[(series - lo) * n_i + (i - 1)] = np.arange(at, at + part.size, dtype=index)
-    order = slot[slot >= 0]
+    order = slot[slot != empty]
     if order.size != k.size:
         return None
-    return new[order]
+    return new.select(pl.all().gather(pl.Series(order)))
 
 
 def history_before(source: Stored, month: Month, points: pl.DataFrame, days: int) -> pl.DataFrame:

@@ -1,7 +1,7 @@
 """Reading the 15-minute readings files (`readings/**.csv|parquet`) in one streaming pass.
 
-Every row read ends in exactly one category, written to a staged Parquet file together with what the
-later steps need (`CATEGORY`):
+Every row read ends in exactly one category, written to staged Parquet files together with what the
+later steps need (`CATEGORY`; good rows in narrow files of their own, the others with their raw text):
   good        in the month, typed, mapped to its metering point: kept as the sort key `k` and value `v`
   quarantine  in the month but unusable (unknown or unregistered device, off-grid or unparsable
               timestamp, unknown channel, value not a number): raw values and the reason are kept

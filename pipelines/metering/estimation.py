@@ -132,14 +132,16 @@ def estimate(
     kinds: pl.DataFrame | None = None,
     flagged: pl.DataFrame | None = None,
     stats: pl.DataFrame | None = None,
+    runs: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(gap findings k, rule, detail, value, last_i; estimates k, v, method sorted by k).
 
     readings: the month's (k, v), sorted, one row per key. ranges: (point_idx, first_i, last_i) active
     intervals. flagged: (k) of readings with a finding (vee findings of the month): such a reading is no
     neighbour for `linear`. history / kinds: as for `like_day`; without them no gap is estimated by
-    like_day (the finding says so). stats: vee.series_stats(readings) when already computed."""
-    runs = vee.gap_runs(readings, ranges, stats).with_row_index("run")
+    like_day (the finding says so). stats: vee.series_stats(readings), runs: vee.gap_runs(readings, ranges),
+    when already computed."""
+    runs = (runs if runs is not None else vee.gap_runs(readings, ranges, stats)).with_row_index("run")
     bad = flagged.select("k").unique() if flagged is not None else pl.DataFrame(schema={"k": pl.Int64})
     bad = bad.with_columns(_bad=pl.lit(True))
     base = keys.encode(pl.col("series"), 0)

@@ -190,6 +190,7 @@ def _derive(inp: MonthInputs, merged: stored.Merged, points: pl.DataFrame) -> _D
         kinds=estimation.month_day_kinds(m.start, m.end, t),
         flagged=checked.flagged,
         stats=stats,
+        runs=gaps,  # computed above for the history's window: not again
     )
     findings = rows.findings(m, points, checked.findings, gap_rules, checked.conflicts)
     completeness = aggregates.completeness(stats, points, m)

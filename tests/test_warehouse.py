@@ -420,6 +420,33 @@ def test_a_reader_reads_one_snapshot(tmp_path):
         assert after.frame("SELECT x FROM {t}", t="t")["x"].to_list() == [2]
 
 
+def test_a_result_through_a_spill_file_is_the_same_frame(tmp_path):
+    """`Reader.frame(..., spill=folder)`: DuckDB writes the result, polars reads it back; the rows, their
+    order, the types and the empty result are those of the plain way, and no file is left behind."""
+    catalog, lake, spill = tmp_path / "warehouse.sqlite", tmp_path / "lake", tmp_path / "spill"
+    rows = pl.DataFrame(
+        {
+            "p": ["a"] * 4,
+            "k": [3, 1, 2, None],
+            "v": [1.5, float("nan"), -0.0, None],
+            "ts": pl.Series([1, 2, 3, None]).cast(pl.Datetime("us")),
+            "s": ["x", None, "ñ", "z"],
+            "b": [True, False, None, True],
+        }
+    )
+    warehouse.publish([Write("t", rows, {"p": "a"})], catalog, lake_root=lake)
+    with warehouse.open_reader(catalog) as src:
+        for sql, params in [
+            ("SELECT k, v, ts, s, b, k * ? AS k2 FROM {t} ORDER BY k DESC NULLS FIRST", [4]),
+            ("SELECT k::INTEGER AS i, v FROM {t} WHERE s = ?", ["nothing"]),
+        ]:
+            plain = src.frame(sql, params, t="t")
+            spilled = src.frame(sql, params, spill=spill, t="t")
+            assert_frame_equal(spilled, plain)
+        assert src.frame("SELECT count(*) AS n FROM {t}", spill=spill, t="t")["n"].to_list() == [4]
+    assert list(spill.iterdir()) == []
+
+
 def test_settings_are_resolved_once_and_carried(tmp_path, monkeypatch):
     monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "env.sqlite"))
     monkeypatch.delenv("MAYORISTA_LAKE", raising=False)

@@ -108,7 +108,7 @@ def compute(inp: MonthInputs) -> MonthState:
     points = reg.month_points(inp.registry, m)
     cats, new, quarantined = _staged_rows(inp)
     good_rows = new.height
-    merged = stored.merge(new, stored.month_readings(inp.reader, m, points))
+    merged = stored.merge(new, stored.month_readings(inp.reader, m, points, spill=inp.out))
     del new
     inp.out.mkdir(parents=True, exist_ok=True)
     readings_file = (  # written while VEE works on the same rows
@@ -271,7 +271,7 @@ def validate(
     before = (
         _uncarry(inp.earlier, points)
         if inp.earlier is not None
-        else stored.history_before(src, m, points, history_days(t))
+        else stored.history_before(src, m, points, history_days(t), spill=inp.out)
     )
     flagged = pl.concat([own.select("k"), conflicts.select("k")])
     compared = vee.vs_history_of(readings, before, flagged, m.start, t)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -108,21 +110,42 @@ class Reader:
         sql: str,
         params: list[Any] | None = None,
         frames: dict[str, pl.DataFrame] | None = None,
+        *,
+        spill: Path | None = None,
         **tables: str,
     ) -> pl.DataFrame:
         """Run `sql` whose `{name}` placeholders are tables, each read as of the snapshot. `frames` are
         registered as relations under their names for the query (keys to join with: data is bound,
-        never written into the SQL text)."""
+        never written into the SQL text). `spill`: a local folder (a run's scratch) through which a
+        result of millions of rows comes over faster (`_through_parquet`)."""
         if self.con is None:
             raise NoWarehouse("no warehouse to read: nothing has been published there yet")
         pinned = {key: self._at(name) for key, name in tables.items()}
         for name, frame in (frames or {}).items():
             self.con.register(name, frame.to_arrow())
         try:
-            return self.con.execute(sql.format(**pinned), params or []).pl()
+            query = sql.format(**pinned)
+            if spill is not None:
+                return self._through_parquet(query, params or [], spill)
+            return self.con.execute(query, params or []).pl()
         finally:
             for name in frames or {}:
                 self.con.unregister(name)
+
+    def _through_parquet(self, query: str, params: list[Any], folder: Path) -> pl.DataFrame:
+        """The result written by DuckDB to an uncompressed Parquet file in `folder` and read back by polars.
+        `.pl()` fills its result on one thread: for a month of stored readings (24 M keys and values)
+        1.8 s, against 1.2 s for the COPY and 0.15 s for the read (docs/performance.md). The same rows in
+        the same order, with the same types."""
+        import polars as pl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"result-{uuid.uuid4().hex}.parquet"
+        try:
+            self.con.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION uncompressed)", params)
+            return pl.read_parquet(path)
+        finally:
+            path.unlink(missing_ok=True)
 
     def run_row(self, pipeline: str, period: str) -> dict[str, Any] | None:
         """The run whose publish put the period's rows in this snapshot: the latest published run of the

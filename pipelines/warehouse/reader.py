@@ -142,7 +142,9 @@ class Reader:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"result-{uuid.uuid4().hex}.parquet"
         try:
-            self.con.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION uncompressed)", params)
+            self.con.execute(
+                f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION uncompressed)", params
+            )
             return pl.read_parquet(path)
         finally:
             path.unlink(missing_ok=True)

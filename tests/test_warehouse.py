@@ -447,6 +447,24 @@ def test_a_result_through_a_spill_file_is_the_same_frame(tmp_path):
     assert list(spill.iterdir()) == []
 
 
+def test_a_run_given_another_lake_than_the_catalogs_stops_before_its_work(tmp_path):
+    """A lake given explicitly that is not the one the catalog keeps its files under: a metering run
+    fails before it plans or reads anything (the publish would refuse it only after all the work), with
+    the same message as the publish; a reader for an analyst still reads."""
+    catalog, lake = tmp_path / "warehouse.sqlite", tmp_path / "lake"
+    warehouse.publish([Write("t", pl.DataFrame({"p": ["a"], "x": [1]}), {"p": "a"})], catalog, lake_root=lake)
+    landing = tmp_path / "smec"
+    (landing / "readings").mkdir(parents=True)  # nothing to read: a run that got as far as its plan says so
+    shutil.copy(ROOT / "data" / "sample" / "smec" / "metering_points.csv", landing)
+    with pytest.raises(MayoristaError, match="keeps its data files under another lake") as raised:
+        ingest_month("2026-03", landing, warehouse=catalog, lake_root=tmp_path / "elsewhere")
+    assert "no readings files" not in str(raised.value) and str(lake) in str(raised.value)
+    with warehouse.open_reader(config.Settings.resolve(warehouse=catalog, lake=tmp_path / "elsewhere")) as src:
+        assert src.frame("SELECT x FROM {t}", t="t")["x"].to_list() == [1]
+    with pytest.raises(InputError, match="no readings files"):
+        ingest_month("2026-03", landing, warehouse=catalog, lake_root=lake)
+
+
 def test_settings_are_resolved_once_and_carried(tmp_path, monkeypatch):
     monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / "env.sqlite"))
     monkeypatch.delenv("MAYORISTA_LAKE", raising=False)

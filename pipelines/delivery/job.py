@@ -224,7 +224,7 @@ def check_month(
 
 
 def _open_reader(settings: warehouse.Where) -> warehouse.Reader:
-    return warehouse.open_reader(settings, missing_ok=True)
+    return warehouse.open_reader(settings, missing_ok=True, publishing=True)
 
 
 def read_completeness(

@@ -163,7 +163,7 @@ def _attempts(r: runs.Run, pace: Overlap, land: RunInputs) -> IngestResult:
     raced: list[str] = []
     inputs = len(r.manifest.inputs)
     for attempt in range(REPLANS + 1):
-        src = store.open_reader(r.settings, missing_ok=True)  # the warehouse as this attempt plans against it
+        src = store.open_reader(r.settings, missing_ok=True, publishing=True)  # as this attempt plans against it
         try:
             result = _run(r, pace, land, src)
             break

@@ -394,10 +394,7 @@ def _attach(
             return
         if "does not match existing data path" in text:
             if explicit_lake:
-                raise MayoristaError(
-                    f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
-                    f"({text.splitlines()[0]}); give the lake it was created with, or a new --warehouse"
-                ) from None
+                raise _other_lake(target, data_path, text.splitlines()[0]) from None
             kept = [o for o in options if not o.startswith("DATA_PATH")]
             con.execute(f"ATTACH {literal(uri)} AS {identifier(alias)} ({', '.join(kept)})")  # its own lake
             return
@@ -427,6 +424,28 @@ def _attach(
             raise fault from None
         # e.g. PostgreSQL refusing the connection: the catalog's own words, without its password
         raise MayoristaError(f"could not open the warehouse {describe(target)}: {text.splitlines()[0]}") from None
+
+
+def _other_lake(target: str, data_path: str, detail: str) -> MayoristaError:
+    return MayoristaError(
+        f"the warehouse {describe(target)} keeps its data files under another lake than {data_path} "
+        f"({detail}); give the lake it was created with, or a new --warehouse"
+    )
+
+
+def check_lake(con: duckdb.DuckDBPyConnection, where: Where) -> None:
+    """For a run that will publish, before its work: a lake given (--lake, MAYORISTA_LAKE) must be the one
+    the attached catalog keeps its data files under. A reader attaches without a data path, so only the
+    publish would find out, after the run's work (a month of a metering backfill: a minute, every month)."""
+    s = settings(where)
+    if not s.lake_given:  # the catalog's own lake is used
+        return
+    row = con.execute(
+        f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'"
+    ).fetchone()
+    wanted = _data_path(s)
+    if row and row[0].rstrip("/") != wanted.rstrip("/"):
+        raise _other_lake(s.warehouse, wanted, f"the catalog keeps them under {row[0]}")
 
 
 def _prepare_catalog(con: duckdb.DuckDBPyConnection, target: str, *, read_only: bool, data_path: str) -> None:

@@ -30,6 +30,7 @@ from pipelines.warehouse.catalog import (
     ALIAS,
     NoWarehouse,
     Where,
+    check_lake,
     connect,
     describe,
     exists,
@@ -187,14 +188,19 @@ def open_reader(
     as_of: str | None = None,
     snapshot_id: int | None = None,
     missing_ok: bool = False,
+    publishing: bool = False,
 ) -> Reader:
     """A read-only reader pinned to the snapshot `as_of` (a run id) published, else `snapshot_id`, else
-    the current one. `missing_ok`: an empty reader where no warehouse exists yet (else NoWarehouse)."""
+    the current one. `missing_ok`: an empty reader where no warehouse exists yet (else NoWarehouse).
+    `publishing`: the reader of a run that will publish, which fails at once when the lake it was given
+    is not the catalog's (`catalog.check_lake`)."""
     s = settings(where)
     if missing_ok and not exists(s):
         return Reader(None, None, None, describe(s))
     con = connect(s, read_only=True)
     try:
+        if publishing:
+            check_lake(con, s)
         if as_of is not None:
             snapshot_id = _snapshot_of_run(con, as_of)
         elif snapshot_id is None:

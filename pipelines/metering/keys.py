@@ -131,3 +131,19 @@ def sql_key(point_idx: str, channel_index_: str, i: str) -> str:
 def sql_interval(start_param: str, ts: str) -> str:
     """The interval index in DuckDB SQL of the interval ending at `ts` in the month starting at `start_param`."""
     return f"date_diff('minute', {start_param}, {ts}) // {INTERVAL_MINUTES}"
+
+
+def complete(k: np.ndarray, first_series: int, n_series: int, n_i: int) -> bool:
+    """Whether `k` is exactly the keys of intervals 1..n_i of series first_series .. + n_series - 1, in
+    order (a complete month: the common case). Compared a block of series at a time, against keys built
+    without a division."""
+    if k.size != n_series * n_i or k.size == 0:
+        return False
+    intervals = np.arange(1, n_i + 1, dtype=np.int64)
+    block = 256
+    for lo in range(0, n_series, block):
+        hi = min(lo + block, n_series)
+        expected = encode(np.arange(first_series + lo, first_series + hi, dtype=np.int64)[:, None], intervals)
+        if not np.array_equal(k[lo * n_i : hi * n_i], expected.ravel()):
+            return False
+    return True

@@ -646,28 +646,13 @@ def _month_array(k: np.ndarray, v: np.ndarray, first_series: int, n_series: int,
     """The values `v` of keys `k` as a (series x interval) array, NaN where there is no reading. A
     complete month in key order (every interval 1..n_i of every series: the common case) is `v` itself,
     reshaped: no key is split nor scattered (0.4 CPU-s and 0.4 GB of temporaries a month of 2,000 points)."""
-    if _complete(k, first_series, n_series, n_i):
+    if keys.complete(k, first_series, n_series, n_i):
         return v.reshape(n_series, n_i)
     series, i = keys.split(k)
     series -= first_series
     month = np.full((n_series, n_i), np.nan)
     month.ravel()[series * n_i + (i - 1)] = v
     return month
-
-
-def _complete(k: np.ndarray, first_series: int, n_series: int, n_i: int) -> bool:
-    """Whether `k` is exactly the keys of intervals 1..n_i of series first_series .. + n_series - 1, in
-    order: compared a block of series at a time, against keys built without a division."""
-    if k.size != n_series * n_i or k.size == 0:
-        return False
-    intervals = np.arange(1, n_i + 1, dtype=np.int64)
-    block = 256
-    for lo in range(0, n_series, block):
-        hi = min(lo + block, n_series)
-        expected = keys.encode(np.arange(first_series + lo, first_series + hi, dtype=np.int64)[:, None], intervals)
-        if not np.array_equal(k[lo * n_i : hi * n_i], expected.ravel()):
-            return False
-    return True
 
 
 FUTURE_REASON = "interval_end is later than the time of the run"

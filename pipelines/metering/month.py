@@ -288,9 +288,10 @@ def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Mo
     """The month's own last `days` days as the next month's history: what `stored.history_before` reads
     once the month is published (its current readings without findings), kept instead of read back."""
     first = intervals_between(m.start, m.end - timedelta(days=days))
-    usable = (
-        readings.filter(keys.interval_index() > first)
-        .join(rules.flagged.select("k").unique(), on="k", how="anti")
+    usable = (  # one lazy plan: the 21 M rows are not materialised after each step (0.5-0.6 -> 0.4 s)
+        readings.lazy()
+        .filter(keys.interval_index() > first)
+        .join(rules.flagged.lazy().select("k").unique(), on="k", how="anti")
         .filter(pl.col("v").is_finite())
         .select(
             series=keys.series(),
@@ -298,6 +299,7 @@ def _carry(readings: pl.DataFrame, rules: Validated, points: pl.DataFrame, m: Mo
             v="v",
         )
         .cast(vee.BEFORE_SCHEMA)
+        .collect()
     )
     return Carry(m, days, points.select("point_id", "point_idx"), usable)
 

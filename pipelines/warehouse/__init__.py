@@ -38,6 +38,7 @@ _WHERE = {
         "Where",
         "attach",
         "connect",
+        "data_path",
         "describe",
         "duckdb_config",
         "exists",
@@ -50,7 +51,7 @@ _WHERE = {
         "warm",
     ),
     "faults": ("catalog_lost", "fault_of"),
-    "reader": ("Reader", "current_snapshot", "data_path", "open_reader", "query", "reading", "table_names", "tables"),
+    "reader": ("Reader", "current_snapshot", "open_reader", "query", "reading", "table_names", "tables"),
     "writes": ("Rows", "Write", "publish", "transaction"),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}

@@ -310,11 +310,17 @@ def attach(
     _register_lake(con, s.lake)
     with lock_budget():  # this attach's own wait, unless a publish's budget already runs
         _attach_waiting(con, uri, s, alias, read_only=read_only)
-    stored = con.execute(
+    stored = data_path(con, alias)
+    if stored:
+        _register_lake(con, stored)
+
+
+def data_path(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> str | None:
+    """Where the attached catalog keeps its data files (its DATA_PATH), as the catalog recorded it."""
+    row = con.execute(
         f"SELECT value FROM ducklake_options({literal(alias)}) WHERE option_name = 'data_path'"
     ).fetchone()
-    if stored:
-        _register_lake(con, stored[0])
+    return row[0] if row else None
 
 
 def _attach_waiting(
@@ -440,12 +446,9 @@ def check_lake(con: duckdb.DuckDBPyConnection, where: Where) -> None:
     s = settings(where)
     if not s.lake_given:  # the catalog's own lake is used
         return
-    row = con.execute(
-        f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'"
-    ).fetchone()
-    wanted = _data_path(s)
-    if row and row[0].rstrip("/") != wanted.rstrip("/"):
-        raise _other_lake(s.warehouse, wanted, f"the catalog keeps them under {row[0]}")
+    stored, wanted = data_path(con), _data_path(s)
+    if stored and stored.rstrip("/") != wanted.rstrip("/"):
+        raise _other_lake(s.warehouse, wanted, f"the catalog keeps them under {stored}")
 
 
 def _prepare_catalog(con: duckdb.DuckDBPyConnection, target: str, *, read_only: bool, data_path: str) -> None:

@@ -221,14 +221,6 @@ def snapshots(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.execute(f"SELECT snapshot_id, snapshot_time FROM ducklake_snapshots({literal(ALIAS)}) ORDER BY 1").pl()
 
 
-def data_path(con: duckdb.DuckDBPyConnection) -> str | None:
-    """Where the attached catalog keeps its data files (its DATA_PATH), as the catalog recorded it."""
-    row = con.execute(
-        f"SELECT value FROM ducklake_options({literal(ALIAS)}) WHERE option_name = 'data_path'"
-    ).fetchone()
-    return row[0] if row else None
-
-
 def _snapshot_of_run(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     row = (
         con.execute(

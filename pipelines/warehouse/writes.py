@@ -29,6 +29,7 @@ from pipelines.warehouse.catalog import (
     Where,
     _locked_fault,
     connect,
+    data_path,
     describe,
     identifier,
     literal,
@@ -36,7 +37,7 @@ from pipelines.warehouse.catalog import (
     settings,
 )
 from pipelines.warehouse.faults import _is_conflict, fault_of
-from pipelines.warehouse.reader import data_path, tables
+from pipelines.warehouse.reader import tables
 
 logger = logging.getLogger(__name__)
 

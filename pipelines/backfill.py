@@ -95,7 +95,7 @@ def _rss_gb() -> float:
     return pages * resource.getpagesize() / 1e9
 
 
-def _job(domain: str) -> Callable[..., object]:
+def _job(domain: str, last: Month | Quarter) -> Callable[..., object]:
     if domain == "expost":
         from pipelines.ncc11 import expost
 
@@ -108,7 +108,8 @@ def _job(domain: str) -> Callable[..., object]:
     if domain == "meters":
         from pipelines.metering import job as metering
 
-        return metering.in_sequence()  # each month hands its last weeks to the next as history
+        # each month hands its last weeks to the next as history, and which files it left for the later months
+        return metering.in_sequence(until=last if isinstance(last, Month) else None)
     from pipelines.delivery import job as delivery
 
     return delivery.check_month
@@ -129,7 +130,7 @@ def backfill(
 
     values = period_range(domain, start, end)
     result = BackfillResult(domain, [value.label for value in values])
-    run = _job(domain)
+    run = _job(domain, values[-1])
     unit = "quarter" if domain in QUARTERLY else "month"
     bar = tqdm(values, desc=f"backfill {domain}", unit=unit, file=sys.stderr, disable=not progress, dynamic_ncols=True)
     for value in bar:

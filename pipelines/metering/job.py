@@ -36,6 +36,7 @@ import shutil
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,12 +51,12 @@ from pipelines import run as runs
 from pipelines import warehouse as store
 from pipelines.errors import InputError, MayoristaError, environment_fault
 from pipelines.manifest import Manifest
-from pipelines.metering import checks, ledger, registers, stored, vee
+from pipelines.metering import checks, ledger, prestage, registers, stored, vee
 from pipelines.metering import registry as reg
 from pipelines.metering import warehouse_rows as rows
 from pipelines.metering.landing import earliest_interval_end
 from pipelines.metering.month import Carry, MonthInputs, MonthState, compute, history_days
-from pipelines.metering.readings import Accepted, Staged, stage
+from pipelines.metering.readings import Accepted, Staged
 from pipelines.metering.result import IngestResult, summarize, totals
 from pipelines.periods import GUATEMALA, Month
 from pipelines.scheduling import Overlap
@@ -93,6 +94,8 @@ class RunInputs:
     readings: Path | landing_zone.RemoteReadings | None = None  # where the plan lists readings (None: input_dir)
     history: Carry | None = None  # the month before's last weeks, from the run that published it
     keep_history: bool = False  # hand this month's last weeks to the next run (`IngestResult.history`)
+    ahead: ledger.Ahead | None = None  # the run is one month of a backfill going on to `ahead.until`
+    prestaged: Future[prestage.Prestaged | None] | None = None  # its files staged ahead by the backfill
 
 
 def ingest_month(
@@ -105,13 +108,18 @@ def ingest_month(
     now: datetime | None = None,
     history: Carry | None = None,
     keep_history: bool = False,
+    ahead: ledger.Ahead | None = None,
+    prestaged: Future[prestage.Prestaged | None] | None = None,
 ) -> IngestResult:
     """Ingest what is new under `input_dir` for `month` (and earlier months) and publish the month's
     state. `month` comes parsed from the edge (CLI, DAG, backfill; a label from the Python API is
     parsed here). `now` (local Guatemala time, default the clock) is when the run reads: readings of
     intervals that had not ended by then are quarantined. `keep_history`: the result carries the
     month's last weeks (`IngestResult.history`); handed to the next month's run as `history`, they are
-    its history rules' weeks before, unless anything was published in between (see `in_sequence`)."""
+    its history rules' weeks before, unless anything was published in between (see `in_sequence`).
+    `ahead`: the run is one month of a backfill that goes on to `ahead.until` (ledger.Ahead); the
+    result's `ahead` is what the next month's run is given. `prestaged`: the month's files staged
+    ahead by the backfill (prestage.py), taken only when they are what this run would stage."""
     month = Month.of(month)
     input_dir = landing_zone.location(input_dir)  # a folder, or an s3:// landing zone (pipelines/landing_zone.py)
     if not landing_zone.is_remote(input_dir) and not input_dir.is_dir():
@@ -134,6 +142,8 @@ def ingest_month(
             readings=remote,
             history=history,
             keep_history=keep_history,
+            ahead=ahead,
+            prestaged=prestaged,
         )
         result = _attempts(r, pace, land)
         if remote is not None:
@@ -238,7 +248,9 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, src: store.Reader) -> Inge
     seen_at = datetime.now()
     with manifest.step("plan"):
         listed = land.readings or land.input_dir
-        plan = ledger.plan(listed, month, ledger.load(src), now=land.accepted.now, floor=land.accepted.floor)
+        plan = ledger.plan(
+            listed, month, ledger.load(src), now=land.accepted.now, floor=land.accepted.floor, ahead=land.ahead
+        )
         if not plan.files and plan.skipped == 0 and not plan.deferred and not plan.refused:
             where = landing_zone.join(str(listed) if land.readings else land.input_dir, "readings")
             raise InputError(f"no readings files (*.csv or *.parquet) under {where}")
@@ -303,6 +315,8 @@ def _run(r: runs.Run, pace: Overlap, land: RunInputs, src: store.Reader) -> Inge
     )
     result.summary = summarize(result, month, states, plan, moved, manifest)
     own = next((s for s in states if s.month == month), None)
+    if land.ahead is not None:
+        result.ahead = ledger.Ahead(land.ahead.until, plan.ahead)
     if land.keep_history and own is not None and own.carry is not None and r.snapshot_id is not None:
         result.history = dataclasses.replace(own.carry, snapshot_id=r.snapshot_id)
     return result
@@ -322,32 +336,64 @@ def _handed(land: RunInputs, src: store.Reader) -> Carry | None:
     return h
 
 
-def in_sequence() -> Callable[..., IngestResult]:
+def in_sequence(until: Month | None = None) -> Callable[..., IngestResult]:
     """`ingest_month` for consecutive months in one process (a backfill): each run hands its month's
     last weeks to the next, which then does not read them back from the warehouse (2.5-2.9 s for a month
     of 2,000 points, 21 M rows). Between runs they wait in a local Parquet file, not in memory: held
     there, they raised the backfill's resident memory after each month from 0.43 to 1.15 GB and its
     peak from 2.5 to 3.4 GB. A month that fails, or whose weeks cannot be written, hands nothing on (the
-    next month reads the warehouse)."""
+    next month reads the warehouse).
+
+    `until`: the backfill's last month. A file whose first lines place it in a later month of the
+    backfill is then left for that month's run without being read through (ledger.Ahead): January of a
+    year's backfill no longer reads the 10.7 GB of the later months' files to find where each begins
+    (13-25 s of its plan, and their sha256 beside its month step). The runs hand on which files they
+    left; a month that fails hands on what it was handed. While a month runs, the next month's files
+    (those it was handed as left for that month) are staged ahead in a thread (prestage.py)."""
     # named like a run's scratch folder (`<name>.<pid>`): swept by a later run if this process is killed;
     # one per sequence, so two sequences in one process never share a file
     folder = config.scratch_root() / f"backfill-history-{uuid.uuid4().hex[:12]}.{os.getpid()}"
     last: Carry | None = None
+    ahead = ledger.Ahead(until) if until is not None else None
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prestage")
+    staging: tuple[Month, Future[prestage.Prestaged | None]] | None = None  # the next month's files, staged ahead
 
     def one(month: Month | str, input_dir: Path, **kw: Any) -> IngestResult:
-        nonlocal last
+        nonlocal last, ahead, staging
+        month = Month.of(month)
         handed, last = last, None
+        mine = staging[1] if staging is not None and staging[0] == month else None
+        staging = None
+        local = not landing_zone.is_remote(landing_zone.location(input_dir))
+        if ahead is not None and ahead.files and local and month < ahead.until:
+            out = folder / f"staged-{month.next.label}"
+            staging = (
+                month.next,
+                worker.submit(prestage.prestage, month.next, ahead, Path(input_dir), earliest_interval_end(), out),
+            )
         try:
-            result = ingest_month(month, input_dir, history=handed, keep_history=True, **kw)
+            result = ingest_month(
+                month, input_dir, history=handed, keep_history=True, ahead=ahead, prestaged=mine, **kw
+            )
         finally:
             if handed is not None and isinstance(handed.rows, Path):
                 handed.rows.unlink(missing_ok=True)
+            if mine is not None:  # taken or not, its staged rows go once it is done
+                wait([mine])
+                shutil.rmtree(folder / f"staged-{month.label}", ignore_errors=True)
         if result.history is not None:
             last, result.history = _spill(result.history, folder), None
+        if result.ahead is not None:
+            ahead, result.ahead = result.ahead, None
         return result
 
-    weakref.finalize(one, shutil.rmtree, folder, True)
+    weakref.finalize(one, _close, worker, folder)
     return one
+
+
+def _close(worker: ThreadPoolExecutor, folder: Path) -> None:
+    worker.shutdown(wait=True, cancel_futures=True)  # a month staged ahead that no run will take
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _spill(carry: Carry, folder: Path) -> Carry | None:
@@ -370,6 +416,15 @@ def _months(
     """Compute every month the run touches, in order: those it read rows of, and its own. A month after
     the run's only stores its readings; the end of a month is the history of the next one."""
     months = sorted(set(staged) | {base.month})
+    # rows of an earlier month in a file an earlier run of the backfill left unread (ledger.Ahead): the
+    # months since were computed without them (their history rules, estimates): computed again, so the
+    # backfill ends as if the file had been read through at the start
+    early = [m for m, one in staged.items() if m < base.month and base.plan.left_before.intersection(one.indexes)]
+    between = min(early, default=base.month)
+    while between < base.month:
+        months.append(between)
+        between = between.next
+    months = sorted(set(months))
     states: list[MonthState] = []
     for m in months:
         # the end of the month before, when this run computed it (the history the warehouse does not hold
@@ -513,21 +568,16 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, land: RunInputs) -> dict[Month, S
         todo.setdefault(hint or plan.month, set()).add(i)
     staged: dict[Month, Staged] = {}
     done: set[tuple[Month, int]] = set()
-    devices = land.registry["device_id"].unique().to_list()
+    ready = prestage.usable(land.prestaged, plan, land.registry, land.accepted)
     while todo:
         m = min(todo)
         indexes = sorted(todo.pop(m))
-        points = reg.month_points(land.registry, m)
-        one = stage(
-            m,
-            plan.files,
-            indexes,
-            reg.device_days(land.registry, m, points),
-            devices,
-            r.scratch / "staged" / m.label / str(len(done)),
-            land.accepted,
-            plan.heads,
-        )
+        if ready is not None and m == plan.month and indexes == list(range(len(plan.files))):
+            one, ready = ready, None
+            logger.info("%s: its %d file(s) were staged ahead, beside the month before's run", m, len(indexes))
+        else:
+            out = r.scratch / "staged" / m.label / str(len(done))
+            one = prestage.stage_month(m, plan.files, indexes, land.registry, land.accepted, out, plan.heads)
         if m in staged:  # a month found again through a later file: its rows are in two folders
             staged[m].merge(one)
         else:

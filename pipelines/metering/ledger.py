@@ -25,6 +25,12 @@ Which files a run reads (`plan`):
     recorded as `deferred` with that first month, so later runs do not open it again until their month
     reaches it (the same path, size and modification time, or the same sha256); a changed file is
     looked at again;
+  - in a backfill (`Ahead`: the months up to its last one), a file whose first lines place it in a later
+    month of the backfill is left for that month's run without being read through, and not recorded: the
+    backfill reads each file once. Should that month's run find rows of earlier months in it, it
+    recomputes every month from the earliest of them to its own (job.py), so the backfill ends where
+    reading the file through first would have; a backfill cut short leaves such files unrecorded, and
+    the next run plans them as new;
   - links resolving outside the landing folder, and anything that is not a regular file: refused,
     named in the run's summary and recorded as `refused`, never opened;
   - unreadable last time: read again (the participant may have fixed it);
@@ -83,6 +89,17 @@ class Waiting:
     sha256: str | None  # known when hashed while planning
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A backfill's later months, up to `until`: a file whose first lines place it in one of them is left
+    for that month's run of the backfill without being read through. `files`: those the backfill's
+    earlier runs left, label -> (size, modification time in ns, month), not opened again before their
+    month."""
+
+    until: Month
+    files: dict[str, tuple[int, int, Month]] = field(default_factory=dict)
+
+
 @dataclass
 class Plan:
     """What a run of `month` reads. `files` are in landing order (modification time, then path): the
@@ -106,6 +123,10 @@ class Plan:
     refused: dict[str, str] = field(default_factory=dict)  # label -> why it is not read (a link outside, ...)
     runs: set[str] = field(default_factory=set)  # the runs in the ledger when planned (the publish guard)
     gone_waiting: list[str] = field(default_factory=list)  # deferred in the ledger, gone from the landing folder
+    ahead: dict[str, tuple[int, int, Month]] = field(
+        default_factory=dict
+    )  # left unread for a later month of the backfill
+    left_before: set[int] = field(default_factory=set)  # files read now that an earlier run of the backfill left
 
 
 def load(source: Reader | duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
@@ -123,10 +144,12 @@ def plan(
     ledger: pl.DataFrame,
     now: datetime | None = None,
     floor: datetime | None = None,
+    ahead: Ahead | None = None,
 ) -> Plan:
     """Which landed files the run of `month` reads (see the module docstring). `input_dir`: the landing
     folder, or its readings on S3 (pipelines/landing_zone.py); `now`: the time of the run (local);
-    `floor`: the earliest interval_end accepted (default from config/vee.toml)."""
+    `floor`: the earliest interval_end accepted (default from config/vee.toml); `ahead`: the run is one
+    month of a backfill that goes on to `ahead.until`."""
     now = now or datetime.max
     floor = floor or earliest_interval_end()
     result = Plan(month, runs=set(ledger["run_id"].drop_nulls().to_list()))
@@ -209,14 +232,24 @@ def plan(
                 result.new_versions.append(listing["path"][i])
     candidates = []
     looked: dict[int, tuple[Month | None, CsvHead | None]] = {}
+    left = _left_before(listing, ahead)
     for i in others["i"].to_list():
         if i in first_month and first_month[i] > month:
             looked[i] = (first_month[i], None)  # still waiting for its month: not opened
             result.not_opened += 1
+        elif (left_for := left.get(i)) is not None and left_for > month:
+            looked[i] = (left_for, None)  # left by the backfill's run before, for a later month: not opened
         else:
             looked[i] = first_lines(found[i], floor, now)
-    # a file whose first lines point past the run's month, or nowhere: its earliest valid interval decides
-    unsure = [i for i, (hint, _) in looked.items() if (hint is None or hint > month) and i not in first_month]
+    # a file whose first lines point past the run's month, or nowhere: its earliest valid interval decides,
+    # unless a later month of the backfill reads it whole anyway
+    unsure = [
+        i
+        for i, (hint, _) in looked.items()
+        if (hint is None or hint > month)
+        and i not in first_month
+        and not (ahead is not None and hint is not None and hint <= ahead.until)
+    ]
     if unsure:
         earliest = first_months(found, unsure, floor, now, {i: looked[i][1] for i in unsure if looked[i][1]})
         looked.update({i: (earliest[i], looked[i][1]) for i in unsure})
@@ -225,6 +258,9 @@ def plan(
         hint, head = looked[i]
         if hint is not None and hint > month:
             result.deferred.append(path_label)
+            if ahead is not None and i not in first_month and hint <= ahead.until:
+                result.ahead[path_label] = (int(listing["size_bytes"][i]), int(listing["mtime_ns"][i]), hint)
+                continue
             if i not in first_month or i in hashes:  # new, or touched: (re)recorded with its time
                 size, mtime = int(listing["size_bytes"][i]), int(listing["mtime_ns"][i])
                 result.waiting.append(Waiting(found[i], path_label, hint, size, mtime, hashes.get(i)))
@@ -237,6 +273,8 @@ def plan(
             result.heads[len(result.files)] = head
         if i in hashes or i in recorded_sha:
             result.known_hashes[len(result.files)] = hashes.get(i) or recorded_sha[i]
+        if i in left:
+            result.left_before.add(len(result.files))
         result.files.append(found[i])
         result.labels.append(path_label)
         result.sizes.append(int(listing["size_bytes"][i]))
@@ -247,17 +285,32 @@ def plan(
     result.gone_waiting = sorted(set(waiting["path"].to_list()) - listed)
     logger.info(
         "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months (%d of them not "
-        "opened: deferred in the ledger), %d missing, %d refused",
+        "opened: deferred in the ledger; %d for later months of the backfill, not read through), %d missing, "
+        "%d refused",
         month,
         len(found),
         len(result.files),
         result.skipped,
         len(result.deferred),
         result.not_opened,
+        len(result.ahead),
         len(result.missing),
         len(result.refused),
     )
     return result
+
+
+def _left_before(listing: pl.DataFrame, ahead: Ahead | None) -> dict[int, Month | None]:
+    """The listed files (by index) that the backfill's earlier runs left unread: their month, None for
+    one changed since (its first lines are read again)."""
+    if ahead is None or not ahead.files:
+        return {}
+    found: dict[int, Month | None] = {}
+    for i, path, size, mtime in listing.select("i", "path", "size_bytes", "mtime_ns").iter_rows():
+        known = ahead.files.get(path)
+        if known is not None:
+            found[i] = known[2] if known[:2] == (size, mtime) else None
+    return found
 
 
 def undeferred(p: Plan, read: list[str]) -> pl.DataFrame:

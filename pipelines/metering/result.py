@@ -29,6 +29,7 @@ class IngestResult:
     snapshot_id: int | None = None
     months: dict[str, dict[str, int]] = field(default_factory=dict)  # every month the run (re)computed
     history: Carry | None = None  # the month's last weeks for the next run (`ingest_month(keep_history=True)`)
+    ahead: ledger.Ahead | None = None  # for the backfill's next run: the files left for its later months
 
 
 def totals(states: list[MonthState], plan: ledger.Plan, moved: list[int], unreadable: int) -> dict[str, int]:

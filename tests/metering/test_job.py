@@ -13,6 +13,7 @@ import pytest
 from pipelines import config, warehouse
 from pipelines.errors import InputError
 from pipelines.metering import job, vee
+from pipelines.periods import Month
 from tests.metering.fixtures import (
     REGISTRY,
     landed,
@@ -378,6 +379,90 @@ def test_a_backfill_hands_each_month_its_history_and_finds_what_separate_runs_fi
     job.ingest_month("2026-03", sample)  # published in between: the handed weeks may be stale
     sequence("2026-04", sample)
     assert handed not in caplog.text
+
+
+def test_a_backfill_reads_a_file_of_its_later_months_once_and_ends_as_separate_runs(tmp_path, monkeypatch, caplog):
+    """A late file whose first lines are of May also holds March rows: DEV-30001's active energy from 7
+    March on, missing from the sample's March file, at a tenth of its values. Separate runs read it
+    through in March's run. A backfill
+    going on to May leaves it to May's run (ledger.Ahead) and never reads it through; May's run finds the
+    March rows and computes March, April (whose history rules look back at those weeks: its readings are
+    now far above their mean) and May again. Both end with the same readings, estimates, findings,
+    completeness and hourly values."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    landing = tmp_path / "landing"
+    shutil.copytree(ROOT / "data" / "sample" / "smec", landing)
+    sent = landing / "readings" / "2026-03" / "DIST01_2026-03.parquet"
+    march = pl.read_parquet(sent)
+    is_late = (
+        (pl.col("device_id") == "DEV-30001") & (pl.col("interval_end").dt.day() >= 7) & (pl.col("channel") == "kwh_del")
+    )
+    late = march.filter(is_late)
+    assert late.height == 25 * 96
+    march.filter(~is_late).write_parquet(sent)  # sent first without them
+    may = pl.DataFrame(
+        {"device_id": ["DEV-30001"], "interval_end": ["2026-05-02 10:15"], "channel": ["kwh_del"], "value": ["5.0"]}
+    )
+    resend = pl.concat(
+        [
+            may,
+            late.select(
+                "device_id",
+                pl.col("interval_end").dt.strftime("%Y-%m-%d %H:%M"),
+                "channel",
+                (pl.col("value") / 10).cast(pl.String),
+            ),
+        ]
+    )
+    path = landing / "readings" / "resend" / "DIST01_2026-05-02.csv"
+    path.parent.mkdir()
+    resend.write_csv(path)
+    landed(path, 2_000_000_000)  # landed after the sample's files
+    months = ["2026-03", "2026-04", "2026-05"]
+    queries = {
+        "meter_readings": "SELECT * EXCLUDE (run_id) FROM {t}",
+        "meter_estimates": "SELECT month, point_id, channel, interval_end, value, method FROM {t} "
+        "WHERE superseded_by_run IS NULL",
+        "vee_findings": "SELECT * FROM {t}",
+        "meter_completeness": "SELECT * FROM {t}",
+        "meter_hourly": "SELECT * FROM {t}",
+        "quarantine": "SELECT * FROM {t}",
+    }
+
+    def published(name: str, ingest) -> dict[str, pl.DataFrame]:
+        monkeypatch.setenv("MAYORISTA_WAREHOUSE", str(tmp_path / name / "warehouse.sqlite"))
+        monkeypatch.setenv("MAYORISTA_LAKE", str(tmp_path / name / "lake"))
+        for m in months:
+            ingest(m, landing)
+        with warehouse.open_reader() as src:
+            return {t: src.frame(q + " ORDER BY ALL", t=t) for t, q in queries.items()}
+
+    caplog.set_level("INFO", logger="pipelines.metering")
+    separate = published("separate", job.ingest_month)
+    assert "2026-03: 18 landed file(s): 9 to read" in caplog.text  # the late file read through, for its March rows
+    caplog.clear()
+    backfill = published("backfill", job.in_sequence(until=Month.parse("2026-05")))
+    # March's and April's runs left the late file unread (with April's files in March), May's read it
+    assert "2026-03: 18 landed file(s): 8 to read" in caplog.text
+    assert "10 for later months of the backfill, not read through" in caplog.text
+    assert "2026-04: 18 landed file(s): 9 to read, 8 already ingested, 1 left" in caplog.text
+    assert "2026-05: 18 landed file(s): 1 to read" in caplog.text
+    # staged beside April's run (prestage.py), and taken by May's: the plan reads just that file
+    assert "2026-05: staged 1 file(s) ahead" in caplog.text
+    assert "2026-05: its 1 file(s) were staged ahead" in caplog.text
+    point = separate["meter_readings"].filter(pl.col("source_file").str.contains("DIST01_2026-05-02"))["point_id"][0]
+    late_rows = separate["meter_readings"].filter(pl.col("source_file") == "readings/resend/DIST01_2026-05-02.csv")
+    assert late_rows.height == 1 + 25 * 96
+    assert (
+        separate["vee_findings"]
+        .filter((pl.col("month") == "2026-04") & (pl.col("rule") == "high_vs_history") & (pl.col("point_id") == point))
+        .height
+    )
+    for table, frame in separate.items():
+        assert backfill[table].equals(frame), table
 
 
 def test_weeks_that_cannot_be_kept_hand_nothing_on(tmp_path, caplog):

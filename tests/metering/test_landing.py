@@ -231,3 +231,40 @@ def test_the_month_of_a_row_is_the_month_its_interval_starts_in_counted_from_the
     calendar = shifted.dt.year().cast(pl.Int32) * 12 + shifted.dt.month().cast(pl.Int32) - (2026 * 12 + 4)
     both = edges.select(table=readings._month_offset(start, accepted), calendar=calendar.cast(pl.Int16))
     assert both["table"].equals(both["calendar"])
+
+
+def test_a_backfill_leaves_a_file_of_its_later_months_unread_and_hands_it_on(tmp_path):
+    """In a backfill that goes on to June (`ledger.Ahead`), a file whose first lines are of May is left for
+    May's run without being read through (so its April row waits for May's run) and is not recorded; one
+    of August, after the backfill, is read through and recorded as deferred, as outside a backfill. Handed
+    on, the left file is not opened again before its month; the run of its month reads it and marks it as
+    left by an earlier run (job.py then computes again the months since the earliest it holds)."""
+    root = tmp_path / "in"
+    empty = pl.DataFrame(schema=ledger.SCHEMA)
+    write_lines(root, "apr.csv", ["DEV1,2026-04-02 10:15,kwh_del,1.0"])
+    may = write_lines(root, "may.csv", ["DEV1,2026-05-02 10:15,kwh_del,1.0", "DEV1,2026-04-30 10:15,kwh_del,1.0"])
+    write_lines(root, "aug.csv", ["DEV1,2026-08-02 10:15,kwh_del,1.0"])
+    april, may_month = Month.parse("2026-04"), Month.parse("2026-05")
+    ahead = ledger.Ahead(Month.parse("2026-06"))
+    first = ledger.plan(root, april, empty, now=NOW, ahead=ahead)
+    assert first.labels == ["readings/apr.csv"]
+    assert sorted(first.deferred) == ["readings/aug.csv", "readings/may.csv"]
+    assert first.ahead == {"readings/may.csv": (may.stat().st_size, may.stat().st_mtime_ns, may_month)}
+    assert [(w.label, w.month) for w in first.waiting] == [("readings/aug.csv", Month.parse("2026-08"))]
+    assert first.left_before == set()
+    # outside a backfill the same plan reads may.csv through and finds its April row
+    assert ledger.plan(root, april, empty, now=NOW).labels == ["readings/apr.csv", "readings/may.csv"]
+
+    # April's rows first now, same size and time: a run that opened the file would read it for April
+    _swap_keeping_size_and_time(may, may.read_text().replace("2026-05-02", "2026-04-02"))
+    handed = ledger.Ahead(ahead.until, first.ahead)
+    again = ledger.plan(root, april, empty, now=NOW, ahead=handed)
+    assert again.labels == ["readings/apr.csv"] and again.ahead == first.ahead
+    in_may = ledger.plan(root, may_month, empty, now=NOW, ahead=handed)
+    assert in_may.left_before == {in_may.labels.index("readings/may.csv")} and in_may.ahead == {}
+    # changed since it was left (another size): its first lines are read again, and it is still one the
+    # backfill left unread
+    may.write_text(may.read_text() + "DEV1,2026-05-03 10:15,kwh_del,1.0\n")
+    changed = ledger.plan(root, april, empty, now=NOW, ahead=handed)
+    assert changed.labels == ["readings/apr.csv", "readings/may.csv"]
+    assert changed.left_before == {changed.labels.index("readings/may.csv")}

@@ -36,7 +36,6 @@ import shutil
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,12 +50,12 @@ from pipelines import run as runs
 from pipelines import warehouse as store
 from pipelines.errors import InputError, MayoristaError, environment_fault
 from pipelines.manifest import Manifest
-from pipelines.metering import checks, ledger, prestage, registers, stored, vee
+from pipelines.metering import checks, ledger, registers, stored, vee
 from pipelines.metering import registry as reg
 from pipelines.metering import warehouse_rows as rows
 from pipelines.metering.landing import earliest_interval_end
 from pipelines.metering.month import Carry, MonthInputs, MonthState, compute, history_days
-from pipelines.metering.readings import Accepted, Staged
+from pipelines.metering.readings import Accepted, Staged, stage
 from pipelines.metering.result import IngestResult, summarize, totals
 from pipelines.periods import GUATEMALA, Month
 from pipelines.scheduling import Overlap
@@ -95,7 +94,6 @@ class RunInputs:
     history: Carry | None = None  # the month before's last weeks, from the run that published it
     keep_history: bool = False  # hand this month's last weeks to the next run (`IngestResult.history`)
     ahead: ledger.Ahead | None = None  # the run is one month of a backfill going on to `ahead.until`
-    prestaged: Future[prestage.Prestaged | None] | None = None  # its files staged ahead by the backfill
 
 
 def ingest_month(
@@ -109,7 +107,6 @@ def ingest_month(
     history: Carry | None = None,
     keep_history: bool = False,
     ahead: ledger.Ahead | None = None,
-    prestaged: Future[prestage.Prestaged | None] | None = None,
 ) -> IngestResult:
     """Ingest what is new under `input_dir` for `month` (and earlier months) and publish the month's
     state. `month` comes parsed from the edge (CLI, DAG, backfill; a label from the Python API is
@@ -118,8 +115,7 @@ def ingest_month(
     month's last weeks (`IngestResult.history`); handed to the next month's run as `history`, they are
     its history rules' weeks before, unless anything was published in between (see `in_sequence`).
     `ahead`: the run is one month of a backfill that goes on to `ahead.until` (ledger.Ahead); the
-    result's `ahead` is what the next month's run is given. `prestaged`: the month's files staged
-    ahead by the backfill (prestage.py), taken only when they are what this run would stage."""
+    result's `ahead` is what the next month's run is given."""
     month = Month.of(month)
     input_dir = landing_zone.location(input_dir)  # a folder, or an s3:// landing zone (pipelines/landing_zone.py)
     if not landing_zone.is_remote(input_dir) and not input_dir.is_dir():
@@ -143,7 +139,6 @@ def ingest_month(
             history=history,
             keep_history=keep_history,
             ahead=ahead,
-            prestaged=prestaged,
         )
         result = _attempts(r, pace, land)
         if remote is not None:
@@ -348,52 +343,29 @@ def in_sequence(until: Month | None = None) -> Callable[..., IngestResult]:
     backfill is then left for that month's run without being read through (ledger.Ahead): January of a
     year's backfill no longer reads the 10.7 GB of the later months' files to find where each begins
     (13-25 s of its plan, and their sha256 beside its month step). The runs hand on which files they
-    left; a month that fails hands on what it was handed. While a month runs, the next month's files
-    (those it was handed as left for that month) are staged ahead in a thread (prestage.py)."""
+    left; a month that fails hands on what it was handed."""
     # named like a run's scratch folder (`<name>.<pid>`): swept by a later run if this process is killed;
     # one per sequence, so two sequences in one process never share a file
     folder = config.scratch_root() / f"backfill-history-{uuid.uuid4().hex[:12]}.{os.getpid()}"
     last: Carry | None = None
     ahead = ledger.Ahead(until) if until is not None else None
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prestage")
-    staging: tuple[Month, Future[prestage.Prestaged | None]] | None = None  # the next month's files, staged ahead
 
     def one(month: Month | str, input_dir: Path, **kw: Any) -> IngestResult:
-        nonlocal last, ahead, staging
-        month = Month.of(month)
+        nonlocal last, ahead
         handed, last = last, None
-        mine = staging[1] if staging is not None and staging[0] == month else None
-        staging = None
-        local = not landing_zone.is_remote(landing_zone.location(input_dir))
-        if ahead is not None and ahead.files and local and month < ahead.until:
-            out = folder / f"staged-{month.next.label}"
-            staging = (
-                month.next,
-                worker.submit(prestage.prestage, month.next, ahead, Path(input_dir), earliest_interval_end(), out),
-            )
         try:
-            result = ingest_month(
-                month, input_dir, history=handed, keep_history=True, ahead=ahead, prestaged=mine, **kw
-            )
+            result = ingest_month(month, input_dir, history=handed, keep_history=True, ahead=ahead, **kw)
         finally:
             if handed is not None and isinstance(handed.rows, Path):
                 handed.rows.unlink(missing_ok=True)
-            if mine is not None:  # taken or not, its staged rows go once it is done
-                wait([mine])
-                shutil.rmtree(folder / f"staged-{month.label}", ignore_errors=True)
         if result.history is not None:
             last, result.history = _spill(result.history, folder), None
         if result.ahead is not None:
             ahead, result.ahead = result.ahead, None
         return result
 
-    weakref.finalize(one, _close, worker, folder)
+    weakref.finalize(one, shutil.rmtree, folder, True)
     return one
-
-
-def _close(worker: ThreadPoolExecutor, folder: Path) -> None:
-    worker.shutdown(wait=True, cancel_futures=True)  # a month staged ahead that no run will take
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _spill(carry: Carry, folder: Path) -> Carry | None:
@@ -568,16 +540,21 @@ def _stage_all(r: runs.Run, plan: ledger.Plan, land: RunInputs) -> dict[Month, S
         todo.setdefault(hint or plan.month, set()).add(i)
     staged: dict[Month, Staged] = {}
     done: set[tuple[Month, int]] = set()
-    ready = prestage.usable(land.prestaged, plan, land.registry, land.accepted)
+    devices = land.registry["device_id"].unique().to_list()
     while todo:
         m = min(todo)
         indexes = sorted(todo.pop(m))
-        if ready is not None and m == plan.month and indexes == list(range(len(plan.files))):
-            one, ready = ready, None
-            logger.info("%s: its %d file(s) were staged ahead, beside the month before's run", m, len(indexes))
-        else:
-            out = r.scratch / "staged" / m.label / str(len(done))
-            one = prestage.stage_month(m, plan.files, indexes, land.registry, land.accepted, out, plan.heads)
+        points = reg.month_points(land.registry, m)
+        one = stage(
+            m,
+            plan.files,
+            indexes,
+            reg.device_days(land.registry, m, points),
+            devices,
+            r.scratch / "staged" / m.label / str(len(done)),
+            land.accepted,
+            plan.heads,
+        )
         if m in staged:  # a month found again through a later file: its rows are in two folders
             staged[m].merge(one)
         else:

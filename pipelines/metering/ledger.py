@@ -92,9 +92,9 @@ class Waiting:
 @dataclass(frozen=True)
 class Ahead:
     """A backfill's later months, up to `until`: a file whose first lines place it in one of them is left
-    for that month's run of the backfill without being read through. `files`: those the backfill's
-    earlier runs left, label -> (size, modification time in ns, month), not opened again before their
-    month."""
+    for that month's run of the backfill without being read through. `files`: the files the backfill's
+    earlier runs left for its later months (unread, or deferred in the ledger), label -> (size,
+    modification time in ns, month): not opened again before their month."""
 
     until: Month
     files: dict[str, tuple[int, int, Month]] = field(default_factory=dict)
@@ -258,9 +258,10 @@ def plan(
         hint, head = looked[i]
         if hint is not None and hint > month:
             result.deferred.append(path_label)
-            if ahead is not None and i not in first_month and hint <= ahead.until:
+            if ahead is not None and hint <= ahead.until:  # its month's run of the backfill reads it
                 result.ahead[path_label] = (int(listing["size_bytes"][i]), int(listing["mtime_ns"][i]), hint)
-                continue
+                if i not in first_month:  # left unread, not recorded
+                    continue
             if i not in first_month or i in hashes:  # new, or touched: (re)recorded with its time
                 size, mtime = int(listing["size_bytes"][i]), int(listing["mtime_ns"][i])
                 result.waiting.append(Waiting(found[i], path_label, hint, size, mtime, hashes.get(i)))
@@ -285,7 +286,7 @@ def plan(
     result.gone_waiting = sorted(set(waiting["path"].to_list()) - listed)
     logger.info(
         "%s: %d landed file(s): %d to read, %d already ingested, %d left for later months (%d of them not "
-        "opened: deferred in the ledger; %d for later months of the backfill, not read through), %d missing, "
+        "opened: deferred in the ledger; %d for later months of the backfill, none read through), %d missing, "
         "%d refused",
         month,
         len(found),

@@ -108,11 +108,6 @@ class Staged:
         lf = pl.concat(parts) if len(parts) > 1 else parts[0]
         return lf.filter(~pl.col("file").is_in(sorted(self.excluded))) if self.excluded else lf
 
-    def scan_not_good(self) -> pl.LazyFrame:
-        """The staged rows that are not good (the wide files alone: the good rows' are not read)."""
-        rest = _staged_files([self.directory, *self.more])[1]
-        return pl.scan_parquet(rest) if rest else pl.LazyFrame(schema=STAGED_SCHEMA)
-
     def merge(self, other: Staged) -> None:
         self.more += [other.directory, *other.more]
         self.indexes += other.indexes

@@ -123,9 +123,7 @@ class Plan:
     refused: dict[str, str] = field(default_factory=dict)  # label -> why it is not read (a link outside, ...)
     runs: set[str] = field(default_factory=set)  # the runs in the ledger when planned (the publish guard)
     gone_waiting: list[str] = field(default_factory=list)  # deferred in the ledger, gone from the landing folder
-    ahead: dict[str, tuple[int, int, Month]] = field(
-        default_factory=dict
-    )  # left unread for a later month of the backfill
+    ahead: dict[str, tuple[int, int, Month]] = field(default_factory=dict)  # for later months of the backfill
     left_before: set[int] = field(default_factory=set)  # files read now that an earlier run of the backfill left
 
 

@@ -56,6 +56,10 @@ def hourly(readings: pl.DataFrame, estimated: pl.DataFrame) -> pl.DataFrame:
     both = readings.select("k", "v", est=pl.lit(0, pl.Int8))
     if estimated.height:
         both = both.merge_sorted(estimated.select("k", "v", est=pl.lit(1, pl.Int8)).sort("k"), key="k")
+        # a month whose gaps were all estimated (a backfill's last month, its last day still to land)
+        whole = _complete_hours(both)
+        if whole is not None:
+            return whole
     hour_key = both.select(h=keys.hour_key())["h"]
     starts = (hour_key != hour_key.shift(1)).fill_null(True).arg_true().to_numpy()
     if starts.size == 0:
@@ -87,10 +91,11 @@ def hourly(readings: pl.DataFrame, estimated: pl.DataFrame) -> pl.DataFrame:
 
 
 def _complete_hours(readings: pl.DataFrame) -> pl.DataFrame | None:
-    """`hourly` of a complete month with nothing estimated (every interval of every series, in key
-    order: a month backfilled whole), None for any other. Each hour is then 4 rows in a row: the columns
-    of a (hours x 4) array added as the segment sums add them (the same bits), without the hour keys
-    of 24 M rows and their run starts."""
+    """`hourly` of a complete month (every interval of every series, in key order: a month backfilled
+    whole), None for any other. `readings` may hold estimates too (an `est` column, 1 for an estimate):
+    a month whose every gap was estimated is complete as well. Each hour is then 4 rows in a row: the
+    columns of a (hours x 4) array added as the segment sums add them (the same bits), without the hour
+    keys of 24 M rows and their run starts (December of the year bench: 1.34 s on one core)."""
     k = readings["k"].to_numpy()
     if k.size == 0:
         return None
@@ -104,12 +109,18 @@ def _complete_hours(readings: pl.DataFrame) -> pl.DataFrame | None:
     # reduceat adds a segment's first value to the sum of the rest (numpy 2: the same bits measured on
     # 100,000 hours; left to right, or sum(axis=1), differed in the last bit of a quarter of them)
     value = q[:, 0] + ((q[:, 1] + q[:, 2]) + q[:, 3])
+    est = (
+        readings["est"].to_numpy().reshape(n, INTERVALS_PER_HOUR).sum(axis=1, dtype=np.int64)
+        if "est" in readings.columns
+        else np.zeros(n, dtype=np.int64)
+    )
+    code = np.where(est > 0, 2, 0).astype(np.uint32)  # every hour has its 4 intervals: complete or estimated
     return pl.DataFrame(
         {
             "h": h.ravel(),
             "value": value,
-            "real": np.full(n, INTERVALS_PER_HOUR, dtype=np.int64),
-            "est": np.zeros(n, dtype=np.int64),
-            "quality": pl.Series(["complete"], dtype=pl.Enum(QUALITY)).gather(np.zeros(n, dtype=np.uint32)),
+            "real": INTERVALS_PER_HOUR - est,
+            "est": est,
+            "quality": pl.Series(QUALITY, dtype=pl.Enum(QUALITY)).gather(code),
         }
     )

@@ -158,7 +158,8 @@ def test_hourly_quality_and_sums():
 def test_a_complete_months_hours_are_its_values_four_by_four(monkeypatch):
     """A complete month with nothing estimated (aggregates._complete_hours): the same hourly frame, bit
     for bit, as the segment sums of the general path, on values whose sums depend on the order they are
-    added in. A month short of one key, or with an estimate, takes the general path."""
+    added in; so is a month whose gaps were all estimated. A month short of one key takes the general
+    path."""
     rng = np.random.default_rng(11)
     n_series, n_i = 12, 30 * 96
     k = keys.encode(np.repeat(np.arange(3, 3 + n_series), n_i), np.tile(np.arange(1, n_i + 1), n_series))
@@ -175,6 +176,19 @@ def test_a_complete_months_hours_are_its_values_four_by_four(monkeypatch):
     assert aggregates.hourly(short, none)["quality"][0] == "partial"
     estimated = pl.DataFrame({"k": [k[0]], "v": [1.0]})
     assert aggregates.hourly(readings.slice(1), estimated)["quality"][0] == "estimated"
+    # every gap estimated (a backfill's last month, its last day still to land): complete with the
+    # estimates, the same frame as the general path's, their hours `estimated`
+    gaps = np.sort(rng.choice(k.size, 700, replace=False))
+    is_gap = np.zeros(k.size, dtype=bool)
+    is_gap[gaps] = True
+    real, filled = readings.filter(~pl.Series(is_gap)), pl.DataFrame({"k": k[gaps], "v": rng.normal(50, 9, gaps.size)})
+    fast = aggregates.hourly(real, filled)
+    with monkeypatch.context() as m:
+        m.setattr(keys, "complete", lambda *_: False)
+        general = aggregates.hourly(real, filled)
+    assert fast.equals(general) and fast.schema == general.schema
+    assert 600 < (fast["quality"] == "estimated").sum() <= 700 and set(fast["quality"]) == {"complete", "estimated"}
+    assert fast.filter(pl.col("quality") == "estimated")["est"].sum() == 700
 
 
 # --- rules of issue 13 ------------------------------------------------------------------------------------

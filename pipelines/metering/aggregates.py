@@ -114,7 +114,8 @@ def _complete_hours(readings: pl.DataFrame) -> pl.DataFrame | None:
         if "est" in readings.columns
         else np.zeros(n, dtype=np.int64)
     )
-    code = np.where(est > 0, 2, 0).astype(np.uint32)  # every hour has its 4 intervals: complete or estimated
+    # every hour has its 4 intervals: complete, or estimated when any of them is
+    code = np.where(est > 0, QUALITY.index("estimated"), QUALITY.index("complete")).astype(np.uint32)
     return pl.DataFrame(
         {
             "h": h.ravel(),
